@@ -1,0 +1,42 @@
+# Two commands for a fresh machine with python3 and make:
+#   make run    run the daemon on the embedded default (SQLite under ./.state)
+#   make test   lint, type-check and run the whole test suite (PostgreSQL 18 included)
+# Each creates its own virtual environment in .venv from the committed lock file.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck pytest lock bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	SYNCPLAY_STATE_DIR=$${SYNCPLAY_STATE_DIR:-$(CURDIR)/.state} $(BIN)/syncplayd $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+# Re-pin every dependency (needs network access to the package index).
+lock:
+	$(PYTHON) -m uv pip compile pyproject.toml --group dev --python-version 3.11 --universal -o requirements.lock
+
+bench: $(STAMP)
+	$(BIN)/python bench/http_api.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

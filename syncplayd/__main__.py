@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from syncplayd.cli.daemon import main
+
+main()

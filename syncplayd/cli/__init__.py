@@ -1,0 +1,3 @@
+"""Command-line entry points: syncplayd and syncplayctl."""
+
+from __future__ import annotations

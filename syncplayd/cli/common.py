@@ -1,0 +1,34 @@
+"""What both commands share: finding and loading the configuration."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import NoReturn
+
+import click
+
+from syncplayd.config import ConfigError, Settings, load_settings_from_path, unknown_env_names
+
+# sysexits.h EX_CONFIG: systemd units can refuse to restart on it
+# (RestartPreventExitStatus=78) instead of looping on a broken config file.
+EXIT_CONFIG = 78
+
+
+def load(config_path: str | None, overrides: Mapping[str, str], *, prog: str) -> Settings:
+    """Load settings from the file (``--config`` or ``SYNCPLAY_CONFIG``), env and flags.
+
+    Exits with a one-line message and status 78 when the configuration is bad.
+    """
+    for name in unknown_env_names(os.environ):
+        click.echo(f"{prog}: warning: ignoring unknown environment variable {name}", err=True)
+    try:
+        return load_settings_from_path(config_path, os.environ, overrides)
+    except ConfigError as exc:
+        fail_config(prog, str(exc))
+
+
+def fail_config(prog: str, message: str) -> NoReturn:
+    click.echo(f"{prog}: {message}", err=True)
+    sys.exit(EXIT_CONFIG)

@@ -1,0 +1,118 @@
+"""``syncplayd``: run the daemon, check its configuration, migrate its database."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import trio
+
+from syncplayd import __version__
+from syncplayd.cli.common import load
+from syncplayd.config import Settings
+from syncplayd.storage import errors as storage_errors
+from syncplayd.storage import run_migrations
+
+
+def _overrides(**flags: str | None) -> dict[str, str]:
+    paths = {
+        "listen": "server.listen",
+        "database_url": "database.url",
+        "state_dir": "server.state_dir",
+        "log_level": "logging.level",
+    }
+    return {paths[name]: value for name, value in flags.items() if value is not None}
+
+
+def setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.logging.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="YAML configuration file [env: SYNCPLAY_CONFIG].",
+)
+@click.option(
+    "--listen", metavar="HOST:PORT", help="Address to serve HTTP on [env: SYNCPLAY_LISTEN]."
+)
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="sqlite:///PATH or postgresql://... [env: SYNCPLAY_DATABASE_URL].",
+)
+@click.option(
+    "--state-dir", metavar="DIR", help="Folder for the default database and generated secret."
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."
+)
+@click.option("--check-config", is_flag=True, help="Validate the configuration and exit.")
+@click.version_option(__version__, prog_name="syncplayd")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    listen: str | None,
+    database_url: str | None,
+    state_dir: str | None,
+    log_level: str | None,
+    check_config: bool,
+) -> None:
+    """Self-hosted watch-together server.
+
+    With no subcommand, serve until SIGTERM or SIGINT. Configuration comes from
+    defaults, then the YAML file, then SYNCPLAY_* environment variables, then flags.
+    """
+    overrides = _overrides(
+        listen=listen, database_url=database_url, state_dir=state_dir, log_level=log_level
+    )
+    settings = load(config_path, overrides, prog="syncplayd")
+    ctx.obj = settings
+    if ctx.invoked_subcommand is not None:
+        return
+    if check_config:
+        click.echo("configuration OK")
+        return
+    setup_logging(settings)
+    from syncplayd.server.daemon import run  # the server stack is only needed to serve
+
+    try:
+        trio.run(run, settings)
+    except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled inside run
+        pass
+    except storage_errors.StorageError as exc:
+        logging.getLogger("syncplayd").error("cannot start: %s", exc)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["up", "down", "status"]), default="status")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Migrations to revert (down).",
+)
+@click.pass_obj
+def migrate(settings: Settings, action: str, steps: int) -> None:
+    """Apply (up), revert (down) or list (status) database migrations."""
+    try:
+        lines = trio.run(_migrate, settings.database.url, action, steps)
+    except storage_errors.StorageError as exc:
+        click.echo(f"syncplayd: {exc}", err=True)
+        sys.exit(1)
+    for line in lines:
+        click.echo(line)
+
+
+async def _migrate(url: str, action: str, steps: int) -> list[str]:
+    return await run_migrations(url, action, steps=steps)  # type: ignore[arg-type]

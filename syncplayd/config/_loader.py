@@ -1,0 +1,342 @@
+"""The pure loader: YAML text + environment + overrides -> ``Settings``."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias, TypeVar
+
+import yaml
+
+from ._schema import Section, Settings
+from ._spec import (
+    BY_ENV,
+    FILE_PAIRS,
+    LEAVES,
+    PAIR_OF,
+    SECTIONS,
+    Leaf,
+    check_value,
+    fmt_num,
+    from_text,
+    from_yaml,
+)
+from ._values import SQLITE_PREFIX, ConfigError, Invalid, Secret, SettingValue, describe
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and reports bad scalars with a position."""
+
+    def compose_mapping_node(self, anchor: dict[typing.Any, yaml.Node]) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        # Checked at compose time, where the node holds exactly what was written (merge keys
+        # `<<` are expanded later and may legitimately repeat a key).
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                ident = (key_node.tag, key_node.value)
+                if ident in seen:
+                    raise yaml.composer.ComposerError(
+                        problem=f"duplicate key {key_node.value!r}",
+                        problem_mark=key_node.start_mark,
+                    )
+                seen.add(ident)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> typing.Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+            # PyYAML's scalar constructors let whatever their parsing trips on escape for
+            # well-formed YAML with bad content: `2021-02-30` (ValueError), `!!float ''`
+            # (IndexError), `!!bool x` (KeyError), `!!timestamp x` (AttributeError), an integer
+            # with too many digits... Report them like any other YAML error, with a position.
+            raise yaml.constructor.ConstructorError(
+                problem=f"invalid value: {exc}", problem_mark=node.start_mark
+            ) from None
+
+
+def _parse_yaml(text: str) -> object:
+    """Parse one YAML document; every PyYAML failure becomes a one-line ConfigError."""
+    try:
+        # The reader rejects control characters up front, in the constructor.
+        loader = _StrictLoader(text)
+    except yaml.reader.ReaderError as exc:
+        position = int(exc.position)
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        raise ConfigError(
+            f"invalid YAML at line {line}, column {column}: "
+            f"character U+{int(exc.character):04X} is not allowed"
+        ) from None
+    try:
+        data: object = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:  # pragma: no cover - past the reader, PyYAML errors are marked
+        raise ConfigError(f"invalid YAML: {exc}") from None
+    except RecursionError:
+        # The composer recurses once per nesting level; "[[[[...]]]]" exhausts the stack.
+        raise ConfigError("invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    value: SettingValue
+    env: str | None  # the environment variable it came from, for error messages
+
+
+_Layer: TypeAlias = dict[tuple[str, ...], _Entry]
+
+
+def _read_text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _yaml_layer(data: object) -> _Layer:
+    layer: _Layer = {}
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"the top level must be a mapping, got {describe(data)}")
+    _walk_yaml(data, (), layer)
+    return layer
+
+
+def _walk_yaml(node: object, prefix: tuple[str, ...], layer: _Layer) -> None:
+    if node is None:
+        return  # an empty section (everything below it commented out) is fine
+    if not isinstance(node, dict):
+        raise ConfigError(f"expected a mapping, got {describe(node)}", prefix)
+    for key, raw in node.items():
+        path = (*prefix, str(key))
+        if not isinstance(key, str):
+            raise ConfigError("unknown key", path)  # e.g. `1:` or `true:`, never a setting
+        if path in SECTIONS:
+            _walk_yaml(raw, path, layer)
+        elif (leaf := LEAVES.get(path)) is not None:
+            try:
+                layer[path] = _Entry(check_value(leaf, from_yaml(leaf.type, raw)), None)
+            except Invalid as exc:
+                raise ConfigError(str(exc), path) from None
+        else:
+            raise ConfigError("unknown key", path)
+    _check_pairs(layer, prefix, env_layer=False)
+
+
+def _text_entry(leaf: Leaf, text: str, env: str | None) -> _Entry:
+    try:
+        return _Entry(check_value(leaf, from_text(leaf.type, text)), env)
+    except Invalid as exc:
+        raise ConfigError(str(exc), leaf.path, env=env) from None
+
+
+def _env_layer(environ: Mapping[str, str]) -> _Layer:
+    layer = {
+        leaf.path: _text_entry(leaf, environ[leaf.meta.env], leaf.meta.env)
+        for leaf in LEAVES.values()
+        if leaf.meta.env in environ
+    }
+    _check_pairs(layer, None, env_layer=True)
+    return layer
+
+
+def _override_layer(overrides: Mapping[str, str]) -> _Layer:
+    layer: _Layer = {}
+    for dotted, text in overrides.items():
+        leaf = LEAVES.get(tuple(dotted.split(".")))
+        if leaf is None:
+            raise ConfigError("unknown key", tuple(dotted.split(".")))
+        layer[leaf.path] = _text_entry(leaf, text, None)
+    _check_pairs(layer, None, env_layer=False)
+    return layer
+
+
+def _check_pairs(layer: _Layer, prefix: tuple[str, ...] | None, *, env_layer: bool) -> None:
+    for value_path, file_path in FILE_PAIRS:
+        if prefix is not None and value_path[:-1] != prefix:
+            continue
+        value, file = layer.get(value_path), layer.get(file_path)
+        if value and file and value.value is not None and file.value is not None:
+            if env_layer:
+                names = f"{LEAVES[value_path].meta.env} and {LEAVES[file_path].meta.env}"
+            else:
+                names = f"'{'.'.join(value_path)}' and '{'.'.join(file_path)}'"
+            raise ConfigError(f"{names} are both set; set only one", file_path, env=file.env)
+
+
+def _apply(merged: _Layer, layer: _Layer) -> None:
+    for path in layer:
+        # A secret and its *_file spelling are one setting: whichever a layer sets replaces
+        # both from the layers below it (the one it does not set falls back to its default).
+        for member in PAIR_OF.get(path, ()):
+            merged[member] = _Entry(LEAVES[member].default, None)
+    merged.update(layer)
+
+
+def _default_state_dir(environ: Mapping[str, str]) -> Path | None:
+    # systemd's StateDirectory= sets STATE_DIRECTORY (colon-separated if several are listed;
+    # ours is the first). Relative XDG_STATE_HOME values must be ignored per the XDG spec.
+    state_directory = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state_directory.startswith("/"):
+        return Path(state_directory)
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if xdg.startswith("/"):
+        return Path(xdg) / "syncplayd"
+    home = environ.get("HOME", "")
+    if home.startswith("/"):
+        return Path(home) / ".local" / "state" / "syncplayd"
+    return None
+
+
+def _resolve_secret_files(merged: _Layer, read_file: Callable[[str], str]) -> None:
+    for value_path, file_path in FILE_PAIRS:
+        entry = merged.get(file_path)
+        if entry is None or entry.value is None:
+            continue
+        try:
+            content = read_file(str(entry.value))
+        except (OSError, ValueError) as exc:  # ValueError covers UnicodeDecodeError
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(
+                f"cannot read {str(entry.value)!r}: {reason}", file_path, env=entry.env
+            ) from None
+        try:
+            secret = check_value(LEAVES[value_path], Secret(content.strip()))
+        except Invalid as exc:
+            raise ConfigError(f"in {str(entry.value)!r}: {exc}", file_path, env=entry.env) from None
+        merged[value_path] = _Entry(secret, entry.env)
+
+
+_S = TypeVar("_S", bound=Section)
+
+
+def _build(cls: type[_S], prefix: tuple[str, ...], values: Mapping[tuple[str, ...], _Entry]) -> _S:
+    kwargs: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        path = (*prefix, f.name)
+        section = SECTIONS.get(path)
+        if section is not None:
+            kwargs[f.name] = _build(section, path, values)
+        else:
+            kwargs[f.name] = values[path].value
+    return cls(**kwargs)
+
+
+def load_settings(
+    yaml_text: str | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str] | None = None,
+    *,
+    read_file: Callable[[str], str] = _read_text,
+) -> Settings:
+    """Build the settings from defaults, YAML, the environment and overrides, in that order.
+
+    Args:
+        yaml_text: The configuration file's content; None (or an empty document) for none.
+        environ: The environment, e.g. ``os.environ``; also supplies the derived defaults
+            (``STATE_DIRECTORY``, ``XDG_STATE_HOME``, ``HOME``).
+        overrides: Dotted path -> string value (CLI flags), parsed like environment values,
+            e.g. ``{"server.listen": "127.0.0.1:0"}``.
+        read_file: Reads a ``*_file`` secret; must raise OSError (or ValueError) on failure.
+
+    Returns:
+        The complete, validated, frozen settings tree.
+
+    Raises:
+        ConfigError: Anything is wrong; the message names the key and, if it came from the
+            environment, the variable.
+    """
+    merged: _Layer = {
+        leaf.path: _Entry(leaf.default, None) for leaf in LEAVES.values() if not leaf.derived
+    }
+    if yaml_text is not None:
+        _apply(merged, _yaml_layer(_parse_yaml(yaml_text)))
+    _apply(merged, _env_layer(environ))
+    if overrides:
+        _apply(merged, _override_layer(overrides))
+
+    state_path = ("server", "state_dir")
+    if state_path not in merged:
+        state_dir = _default_state_dir(environ)
+        if state_dir is None:
+            raise ConfigError(
+                "no default can be derived: set it, or STATE_DIRECTORY, XDG_STATE_HOME or HOME",
+                state_path,
+            )
+        merged[state_path] = _Entry(state_dir, None)
+    url_path = ("database", "url")
+    if url_path not in merged:
+        database = Path(str(merged[state_path].value)) / "syncplayd.sqlite3"
+        merged[url_path] = _Entry(f"{SQLITE_PREFIX}{database}", None)
+
+    _resolve_secret_files(merged, read_file)
+
+    for leaf in LEAVES.values():
+        if leaf.meta.greater_than is None:
+            continue
+        other = (*leaf.path[:-1], leaf.meta.greater_than)
+        entry, bound = merged[leaf.path], merged[other].value
+        if isinstance(entry.value, float) and isinstance(bound, float) and entry.value <= bound:
+            raise ConfigError(
+                f"must be greater than {'.'.join(other)} ({fmt_num(bound)}), "
+                f"got {fmt_num(entry.value)}",
+                leaf.path,
+                env=entry.env,
+            )
+
+    return _build(Settings, (), merged)
+
+
+def load_settings_from_path(
+    path: str | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str] | None = None,
+    *,
+    read_file: Callable[[str], str] = _read_text,
+) -> Settings:
+    """Read the configuration file (if any) and call ``load_settings``.
+
+    Args:
+        path: The YAML file; None means ``$SYNCPLAY_CONFIG`` if set and non-empty, else no file.
+        environ: As for ``load_settings``.
+        overrides: As for ``load_settings``.
+        read_file: Reads the file and any ``*_file`` secrets.
+
+    Raises:
+        ConfigError: The file cannot be read, or the configuration is invalid.
+    """
+    env = None
+    if path is None and environ.get("SYNCPLAY_CONFIG"):
+        path, env = environ["SYNCPLAY_CONFIG"], "SYNCPLAY_CONFIG"
+    text = None
+    if path is not None:
+        try:
+            text = read_file(path)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"cannot read {path!r}: {reason}", env=env) from None
+    return load_settings(text, environ, overrides, read_file=read_file)
+
+
+def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
+    """``SYNCPLAY_*`` variables in ``environ`` that set nothing (likely typos), sorted.
+
+    The loader ignores them; the daemon may log them as a warning. ``SYNCPLAY_CONFIG`` and
+    ``SYNCPLAY_TEST_*`` are not settings and are not reported.
+    """
+    return sorted(
+        name
+        for name in environ
+        if name.startswith("SYNCPLAY_")
+        and name not in BY_ENV
+        and name != "SYNCPLAY_CONFIG"
+        and not name.startswith("SYNCPLAY_TEST_")
+    )

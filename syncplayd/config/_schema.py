@@ -1,0 +1,393 @@
+"""The settings tree: the one place where every setting is declared.
+
+Each leaf field carries its default, environment variable name, description and constraints
+(``Meta``); everything else (YAML keys, env parsing, overrides, docs, dump) is derived from these
+classes by ``_spec``. To add a setting, add a field here and regenerate ``config.example.yaml``
+(``render_default_config``); the tests fail until both agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal, TypeVar
+
+from ._values import (
+    SQLITE_PREFIX,
+    LogLevel,
+    Secret,
+    check_database_url,
+    check_listen,
+    check_origin,
+    mask_url,
+    parse_listen,
+)
+
+META_KEY: Final = "syncplayd.config"
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a leaf declares besides its type and default (see the field comments)."""
+
+    env: str
+    doc: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    check: Callable[[str], str] | None = None  # applied to str values and to each list item
+    min_bytes: int | None = None  # for secrets
+    greater_than: str | None = None  # sibling key this value must exceed
+    file_for: str | None = None  # this key is the *_file spelling of that sibling secret
+    mask: Callable[[str], str] | None = None  # how to show a str value that may hold a password
+    default_doc: str | None = None  # for derived defaults: how the default is computed
+    example: str | None = None  # YAML for a commented-out example line
+
+
+class _Options(typing.TypedDict, total=False):
+    ge: float
+    gt: float
+    le: float
+    check: Callable[[str], str]
+    min_bytes: int
+    greater_than: str
+    file_for: str
+    mask: Callable[[str], str]
+    default_doc: str
+    example: str
+
+
+def _setting(default: _V, env: str, doc: str, **kwargs: typing.Unpack[_Options]) -> _V:
+    # `field(default=...)` is typed as returning the default's type, so mypy's dataclass plugin
+    # sees an ordinary default while the runtime sees a Field carrying our metadata.
+    return field(default=default, metadata={META_KEY: Meta(env=env, doc=doc, **kwargs)})
+
+
+def _derived(env: str, doc: str, **kwargs: typing.Unpack[_Options]) -> dict[str, Meta]:
+    # Metadata for a field whose default depends on the environment: the dataclass field is
+    # required (the loader always supplies it), the docs show `default_doc` instead.
+    return {META_KEY: Meta(env=env, doc=doc, **kwargs)}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Section:
+    """Base of every settings section: frozen, and a repr that hides passwords."""
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value: object = getattr(self, f.name)
+            meta = f.metadata.get(META_KEY)
+            if isinstance(meta, Meta) and meta.mask is not None and isinstance(value, str):
+                value = meta.mask(value)
+            parts.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class ServerSettings(Section):
+    """The HTTP/WebSocket listener and where the daemon keeps its state."""
+
+    listen: str = _setting(
+        "127.0.0.1:8750",
+        "SYNCPLAY_LISTEN",
+        "Address for HTTP and WebSocket, HOST:PORT; IPv6 as [::1]:8750; port 0 picks a free port.",
+        check=check_listen,
+    )
+    state_dir: Path = field(
+        metadata=_derived(
+            "SYNCPLAY_STATE_DIR",
+            "Directory for the SQLite database and other state (an absolute path).",
+            default_doc="$STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/syncplayd, "
+            "else ~/.local/state/syncplayd",
+            example="/var/lib/syncplayd",
+        )
+    )
+    max_request_bytes: int = _setting(
+        65536,
+        "SYNCPLAY_MAX_REQUEST_BYTES",
+        "Largest HTTP request body or WebSocket message accepted, in bytes.",
+        ge=1024,
+        le=16777216,
+    )
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of ``listen``, without IPv6 brackets."""
+        return parse_listen(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of ``listen`` (0: the OS picks a free port)."""
+        return parse_listen(self.listen)[1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class DatabaseSettings(Section):
+    """Where rooms, chat and invitations are stored: SQLite (default) or PostgreSQL."""
+
+    url: str = field(
+        metadata=_derived(
+            "SYNCPLAY_DATABASE_URL",
+            "sqlite:///PATH (an absolute PATH gives four slashes), or postgresql://USER:PASSWORD"
+            "@HOST/DB (postgres:// works too).",
+            check=check_database_url,
+            mask=mask_url,
+            default_doc="sqlite:///<state_dir>/syncplayd.sqlite3",
+            example='"postgresql://syncplayd@localhost/syncplayd"',
+        )
+    )
+    auto_migrate: bool = _setting(
+        True,
+        "SYNCPLAY_DATABASE_AUTO_MIGRATE",
+        "Apply pending schema migrations when the daemon starts.",
+    )
+    pool_size: int = _setting(
+        10, "SYNCPLAY_DATABASE_POOL_SIZE", "PostgreSQL connections kept open.", ge=1, le=100
+    )
+
+    @property
+    def engine(self) -> Literal["sqlite", "postgresql"]:
+        """Which database the URL names."""
+        return "sqlite" if self.url.startswith(SQLITE_PREFIX) else "postgresql"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:///`` URL (everything after the prefix), else None."""
+        if not self.url.startswith(SQLITE_PREFIX):
+            return None
+        return Path(self.url[len(SQLITE_PREFIX) :])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class AuthSettings(Section):
+    """How bearer JWTs issued by the media server are verified (HS256 shared secret)."""
+
+    jwt_secret: Secret | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_AUTH_JWT_SECRET",
+        "Shared HS256 secret, at least 32 bytes; prefer jwt_secret_file.",
+        min_bytes=32,
+        example='"<at least 32 random bytes>"',
+    )
+    jwt_secret_file: Path | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_AUTH_JWT_SECRET_FILE",
+        "File whose content (stripped) is jwt_secret, e.g. a systemd credential.",
+        file_for="jwt_secret",
+        example="/run/credentials/syncplayd.service/jwt_secret",
+    )
+    jwt_leeway_seconds: int = _setting(
+        30,
+        "SYNCPLAY_AUTH_JWT_LEEWAY_SECONDS",
+        "Clock skew tolerated when checking exp/nbf, in seconds.",
+        ge=0,
+        le=300,
+    )
+    jwt_audience: str | None = _setting(
+        None, "SYNCPLAY_AUTH_JWT_AUDIENCE", "Required 'aud' claim; null: not checked."
+    )
+    jwt_issuer: str | None = _setting(
+        None, "SYNCPLAY_AUTH_JWT_ISSUER", "Required 'iss' claim; null: not checked."
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class LoggingSettings(Section):
+    """Log output."""
+
+    level: LogLevel = _setting(  # noqa: RUF009 (a Field, see _setting)
+        "info", "SYNCPLAY_LOG_LEVEL", "Minimum level logged: debug, info, warning or error."
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class RoomSettings(Section):
+    """Watch-together rooms."""
+
+    default_max_participants: int = _setting(
+        50,
+        "SYNCPLAY_DEFAULT_MAX_PARTICIPANTS",
+        "Participant limit of a room that does not set its own.",
+        ge=2,
+        le=1000,
+    )
+    max_room_age_hours: float = _setting(
+        24.0, "SYNCPLAY_MAX_ROOM_AGE_HOURS", "Inactive rooms are ended after this many hours.", gt=0
+    )
+    allow_public: bool = _setting(
+        True, "SYNCPLAY_ALLOW_PUBLIC_ROOMS", "Allow rooms that anyone can list and join."
+    )
+    allow_password_protected: bool = _setting(
+        True, "SYNCPLAY_ALLOW_PASSWORD_ROOMS", "Allow rooms protected by a password."
+    )
+    max_rooms_per_user: int = _setting(
+        10,
+        "SYNCPLAY_ROOMS_MAX_ROOMS_PER_USER",
+        "Active rooms one user may own at once.",
+        ge=1,
+        le=1000,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SyncSettings(Section):
+    """Playback synchronisation."""
+
+    threshold_seconds: float = _setting(
+        2.0,
+        "SYNCPLAY_SYNC_THRESHOLD_SECONDS",
+        "A member whose position is off by more than this many seconds is seeked.",
+        gt=0,
+    )
+    heartbeat_interval_seconds: float = _setting(
+        5.0, "SYNCPLAY_HEARTBEAT_INTERVAL_SECONDS", "Seconds between client heartbeats.", gt=0
+    )
+    disconnect_timeout_seconds: float = _setting(
+        30.0,
+        "SYNCPLAY_DISCONNECT_TIMEOUT_SECONDS",
+        "A member silent this long is marked disconnected; must exceed the heartbeat interval.",
+        gt=0,
+        greater_than="heartbeat_interval_seconds",
+    )
+    max_latency_ms: float = _setting(
+        500.0,
+        "SYNCPLAY_SYNC_MAX_LATENCY_MS",
+        "Round-trip latency above which a member is reported as lagging, in milliseconds.",
+        gt=0,
+    )
+    ready_timeout_seconds: float = _setting(
+        30.0,
+        "SYNCPLAY_SYNC_READY_TIMEOUT_SECONDS",
+        "How long the room waits for a buffering member before going on without it.",
+        gt=0,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class ChatSettings(Section):
+    """Room chat."""
+
+    enabled: bool = _setting(True, "SYNCPLAY_CHAT_ENABLED", "Enable chat in rooms.")
+    max_message_length: int = _setting(
+        1000,
+        "SYNCPLAY_CHAT_MAX_MESSAGE_LENGTH",
+        "Longest chat message, in characters.",
+        ge=1,
+        le=10000,
+    )
+    history_limit: int = _setting(
+        100,
+        "SYNCPLAY_CHAT_HISTORY_LIMIT",
+        "Messages of history sent to a member who joins.",
+        ge=1,
+        le=1000,
+    )
+    rate_limit_messages_per_minute: int = _setting(
+        60,
+        "SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE",
+        "Chat messages one member may send per minute.",
+        ge=1,
+        le=10000,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class InvitationSettings(Section):
+    """Invitation codes."""
+
+    default_expiry_hours: float = _setting(
+        24.0,
+        "SYNCPLAY_INVITE_EXPIRY_HOURS",
+        "Lifetime of an invitation that does not set its own, in hours (at most 30 days).",
+        gt=0,
+        le=720,
+    )
+    code_length: int = _setting(
+        8, "SYNCPLAY_INVITATIONS_CODE_LENGTH", "Characters in an invitation code.", ge=6, le=32
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class WebSocketSettings(Section):
+    """WebSocket connections."""
+
+    read_buffer_size: int = _setting(
+        4096, "SYNCPLAY_WS_READ_BUFFER_SIZE", "Read buffer, in bytes.", ge=512, le=1048576
+    )
+    write_buffer_size: int = _setting(
+        4096, "SYNCPLAY_WS_WRITE_BUFFER_SIZE", "Write buffer, in bytes.", ge=512, le=1048576
+    )
+    ping_interval_seconds: float = _setting(
+        30.0, "SYNCPLAY_WS_PING_INTERVAL_SECONDS", "Seconds between WebSocket pings.", gt=0
+    )
+    pong_timeout_seconds: float = _setting(
+        60.0,
+        "SYNCPLAY_WS_PONG_TIMEOUT_SECONDS",
+        "A connection that answers no ping for this many seconds is closed.",
+        gt=0,
+    )
+    max_connections_per_user: int = _setting(
+        5,
+        "SYNCPLAY_WS_MAX_CONNECTIONS_PER_USER",
+        "Simultaneous WebSocket connections of one user.",
+        ge=1,
+        le=100,
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        (),
+        "SYNCPLAY_WS_ALLOWED_ORIGINS",
+        "Browser origins allowed to connect (env: comma-separated); empty: same origin only.",
+        check=check_origin,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class CleanupSettings(Section):
+    """Periodic maintenance."""
+
+    inactive_rooms_hours: float = _setting(
+        24.0,
+        "SYNCPLAY_CLEANUP_INACTIVE_ROOMS_HOURS",
+        "Ended rooms idle this many hours are deleted.",
+        gt=0,
+    )
+    expired_invitations_hours: float = _setting(
+        48.0,
+        "SYNCPLAY_CLEANUP_EXPIRED_INVITATIONS_HOURS",
+        "Invitations expired this many hours ago are deleted.",
+        gt=0,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SyncplaySettings(Section):
+    """The watch-together feature (the seed's `syncplay:` block)."""
+
+    enabled: bool = _setting(True, "SYNCPLAY_ENABLED", "Feature switch for watch-together.")
+    rooms: RoomSettings = field(default_factory=RoomSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    invitations: InvitationSettings = field(default_factory=InvitationSettings)
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
+    cleanup: CleanupSettings = field(default_factory=CleanupSettings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Settings(Section):
+    """The whole configuration: build it with ``load_settings``.
+
+    ``server`` and ``database`` have no defaults here because their defaults depend on the
+    environment (systemd's ``STATE_DIRECTORY``, ``XDG_STATE_HOME``, ``HOME``); tests get a
+    complete tree with ``load_settings(None, {"STATE_DIRECTORY": str(tmp_path)})``.
+    """
+
+    server: ServerSettings
+    database: DatabaseSettings
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)

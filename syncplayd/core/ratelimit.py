@@ -1,0 +1,59 @@
+"""Token buckets for rate limits, with time passed in (no clock reads here)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """``capacity`` tokens, refilled continuously at ``rate`` tokens per second."""
+
+    capacity: float
+    rate: float
+    tokens: float
+    stamp: float
+
+    def take(self, now: float) -> float:
+        """Take one token. Return 0 on success, else the seconds until one is available."""
+        elapsed = max(0.0, now - self.stamp)
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class RateLimiter(Generic[K]):
+    """One token bucket per key, at most ``max_keys`` of them.
+
+    The bound matters: keys come from callers, and an unbounded table would let a
+    stream of fresh keys exhaust memory. Evicting the least recently used bucket
+    only ever makes a limit more lenient for a key idle long enough to be evicted.
+    """
+
+    def __init__(self, per_minute: float, burst: float | None = None, max_keys: int = 10_000):
+        self._rate = per_minute / 60.0
+        self._capacity = burst if burst is not None else max(1.0, per_minute)
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[K, TokenBucket] = OrderedDict()
+
+    def hit(self, key: K, now: float) -> float:
+        """Count one event for ``key``; return 0 if allowed, else seconds to wait."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self._capacity, self._rate, self._capacity, now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now)
+
+    def __len__(self) -> int:
+        return len(self._buckets)

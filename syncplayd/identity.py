@@ -1,0 +1,139 @@
+"""Who is calling: bearer JWTs minted by the media server (or by ``syncplayctl``).
+
+Tokens are HS256 with the shared secret; ``sub`` is the user's UUID, ``name`` the
+display name, ``exp`` is required and ``"role": "admin"`` marks administrators.
+Only HS256 is accepted: pinning the algorithm is what stops ``alg: none`` and
+algorithm-confusion tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import jwt
+
+ALGORITHM = "HS256"
+MAX_NAME_LENGTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    user_id: UUID
+    name: str
+    is_admin: bool = False
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired or wrongly signed.
+
+    The message is safe to show to the caller: it never contains the token.
+    """
+
+
+def decode_token(
+    token: str,
+    secret: str,
+    *,
+    leeway_seconds: float = 0,
+    audience: str | None = None,
+    issuer: str | None = None,
+) -> Principal:
+    """Verify a bearer token and return its principal.
+
+    Raises:
+        InvalidToken: for any token that is not a valid, unexpired HS256 token
+            with a UUID ``sub``.
+    """
+    options: jwt.types.Options = {"require": ["exp", "sub"]}
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            leeway=leeway_seconds,
+            audience=audience,
+            issuer=issuer,
+            options=options,
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        # PyJWT's messages name the failed check, never the token's content.
+        raise InvalidToken(f"invalid token: {exc}") from None
+    try:
+        user_id = UUID(str(claims["sub"]))
+    except ValueError:
+        raise InvalidToken("invalid token: 'sub' is not a UUID") from None
+    name = claims.get("name")
+    if name is None:
+        name = str(user_id)[:8]
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidToken("invalid token: 'name' must be a non-empty string")
+    return Principal(
+        user_id=user_id,
+        name=name.strip()[:MAX_NAME_LENGTH],
+        is_admin=claims.get("role") == "admin",
+    )
+
+
+def encode_token(
+    principal: Principal,
+    secret: str,
+    *,
+    ttl: timedelta,
+    now: datetime | None = None,
+    audience: str | None = None,
+    issuer: str | None = None,
+) -> str:
+    """Mint a token for ``principal`` valid for ``ttl`` (used by ``syncplayctl`` and tests)."""
+    issued = now or datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": str(principal.user_id),
+        "name": principal.name,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
+    if principal.is_admin:
+        claims["role"] = "admin"
+    if audience is not None:
+        claims["aud"] = audience
+    if issuer is not None:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+SECRET_FILE_NAME = "jwt_secret"  # noqa: S105 - a file name
+
+
+def load_or_create_secret(state_dir: Path) -> tuple[str, bool]:
+    """Return the generated secret kept in the state folder, creating it on first use.
+
+    Returns the secret and whether it was created now. The file is created with
+    mode 0600 so that only the daemon's user can read it.
+    """
+    path = state_dir / SECRET_FILE_NAME
+    try:
+        return path.read_text(encoding="ascii").strip(), False
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: if two processes race on first start, one wins and the other reads it.
+    try:
+        fd = _create_exclusive(path)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip(), False
+    with open(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+    return secret, True
+
+
+def _create_exclusive(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -1,0 +1,3 @@
+"""The trio shell: daemon, HTTP API, websocket."""
+
+from __future__ import annotations

@@ -1,0 +1,263 @@
+"""The REST API under ``/api/v1/syncplay``: parse, call the service, encode.
+
+Handlers stay thin on purpose: every rule lives in the service, so the same
+behaviour is reachable from the websocket and the admin API later.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+from uuid import UUID
+
+import msgspec
+from quart import Blueprint, Response, current_app, g, request
+
+from syncplayd.identity import InvalidToken, Principal, decode_token
+from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
+from syncplayd.server import wire
+from syncplayd.server.problems import json_response, problem
+from syncplayd.server.state import AppState
+from syncplayd.service import RoomChanges, RoomQuery, ServiceError
+from syncplayd.service.errors import invalid, not_found
+
+T = TypeVar("T")
+
+api = Blueprint("api", __name__, url_prefix="/api/v1/syncplay")
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _state() -> AppState:
+    state: AppState = current_app.extensions["syncplayd"]
+    return state
+
+
+def _principal() -> Principal:
+    principal: Principal = g.principal
+    return principal
+
+
+@api.before_request
+async def _authenticate() -> Response | None:
+    state = _state()
+    if request.endpoint in ("api.openapi_yaml", "api.openapi_json"):
+        return None
+    if not state.settings.syncplay.enabled:
+        return problem(503, "disabled", "SyncPlay is disabled on this server")
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="syncplayd"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        return problem(401, "unauthorized", "a bearer token is required", headers=challenge)
+    auth = state.settings.auth
+    try:
+        g.principal = decode_token(
+            token.strip(),
+            state.jwt_secret,
+            leeway_seconds=auth.jwt_leeway_seconds,
+            audience=auth.jwt_audience,
+            issuer=auth.jwt_issuer,
+        )
+    except InvalidToken as exc:
+        challenge["WWW-Authenticate"] += ', error="invalid_token"'
+        return problem(401, "unauthorized", str(exc), headers=challenge)
+    return None
+
+
+# -- request parsing -------------------------------------------------------------
+def _uuid(value: str, what: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ServiceError(400, "bad-request", f"the {what} id must be a UUID") from None
+
+
+def _query_bool(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise invalid(name, "must be true or false")
+
+
+def _query_int(name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, "must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise invalid(name, f"must be {bound}")
+    return value
+
+
+def _query_text(name: str, max_length: int = 200) -> str | None:
+    raw = request.args.get(name)
+    if raw is not None and len(raw) > max_length:
+        raise invalid(name, f"must be at most {max_length} characters")
+    return raw or None
+
+
+async def _body(kind: type[T]) -> T:
+    received = await request.get_data(as_text=False)
+    data = received.encode() if isinstance(received, str) else received
+    if data.strip() and request.mimetype != "application/json":
+        raise ServiceError(415, "unsupported-media-type", "send the body as application/json")
+    return wire.decode_body(data, kind)
+
+
+# -- rooms -----------------------------------------------------------------------
+@api.get("/rooms")
+async def list_rooms() -> Response:
+    query = RoomQuery(
+        public=_query_bool("public"),
+        mine=_query_bool("mine") is True,
+        content_type=_query_text("content_type", 64),
+        content_id=_query_text("content_id"),
+        active=_query_bool("active") if request.args.get("active") else True,
+        limit=_query_int("limit", 20, 1, 100),
+        offset=_query_int("offset", 0, 0, None),
+    )
+    rooms, total = await _state().service.list_rooms(_principal(), query)
+    items = [wire.room_json(room) for room in rooms]
+    return json_response(wire.page_json(items, total, query.limit, query.offset))
+
+
+@api.post("/rooms")
+async def create_room() -> Response:
+    body = await _body(wire.CreateRoomBody)
+    room = await _state().service.create_room(
+        _principal(),
+        name=body.name,
+        content_type=body.content_type,
+        content_id=body.content_id,
+        is_public=body.is_public,
+        password=body.password,
+        max_participants=body.max_participants,
+    )
+    location = f"{api.url_prefix}/rooms/{room.id}"
+    return json_response(wire.room_json(room), 201, {"Location": location})
+
+
+@api.get("/rooms/<room_id>")
+async def get_room(room_id: str) -> Response:
+    room = await _state().service.get_room(_principal(), _uuid(room_id, "room"))
+    return json_response(wire.room_json(room))
+
+
+@api.put("/rooms/<room_id>")
+async def update_room(room_id: str) -> Response:
+    body = await _body(wire.UpdateRoomBody)
+    given = {f: getattr(body, f) for f in body.__struct_fields__}
+    given = {f: v for f, v in given.items() if v is not msgspec.UNSET}
+    if not given:
+        raise invalid("body", "give at least one field to change")
+    changes = RoomChanges(
+        name=given.get("name"),
+        content_type=given.get("content_type"),
+        content_id=given.get("content_id"),
+        is_public=given.get("is_public"),
+        password=given.get("password"),
+        clear_password="password" in given and given["password"] is None,
+        max_participants=given.get("max_participants"),
+    )
+    room = await _state().service.update_room(_principal(), _uuid(room_id, "room"), changes)
+    return json_response(wire.room_json(room))
+
+
+@api.delete("/rooms/<room_id>")
+async def end_room(room_id: str) -> Response:
+    purge = _query_bool("purge") is True
+    await _state().service.end_room(_principal(), _uuid(room_id, "room"), purge=purge)
+    return Response(b"", status=204)
+
+
+@api.post("/rooms/<room_id>/join")
+async def join_room(room_id: str) -> Response:
+    body = await _body(wire.JoinBody)
+    room, participant = await _state().service.join(
+        _principal(),
+        _uuid(room_id, "room"),
+        password=body.password,
+        invitation_code=body.invitation_code,
+    )
+    return json_response(
+        {"room": wire.room_json(room), "participant": wire.participant_json(participant)}
+    )
+
+
+@api.post("/rooms/<room_id>/leave")
+async def leave_room(room_id: str) -> Response:
+    await _state().service.leave(_principal(), _uuid(room_id, "room"))
+    return Response(b"", status=204)
+
+
+@api.get("/rooms/<room_id>/participants")
+async def list_participants(room_id: str) -> Response:
+    connected = _query_bool("connected") is True
+    people = await _state().service.participants(
+        _principal(), _uuid(room_id, "room"), connected_only=connected
+    )
+    items = [wire.participant_json(p) for p in people]
+    return json_response(wire.page_json(items, len(items), len(items), 0))
+
+
+# -- chat ------------------------------------------------------------------------
+@api.post("/rooms/<room_id>/chat")
+async def post_chat(room_id: str) -> Response:
+    body = await _body(wire.ChatBody)
+    message = await _state().service.post_chat(_principal(), _uuid(room_id, "room"), body.message)
+    return json_response(wire.chat_json(message), 201)
+
+
+@api.get("/rooms/<room_id>/chat")
+async def chat_history(room_id: str) -> Response:
+    limit = _query_int("limit", 0, 1, None) if request.args.get("limit") else None
+    offset = _query_int("offset", 0, 0, None)
+    items, total, effective = await _state().service.chat_history(
+        _principal(), _uuid(room_id, "room"), limit=limit, offset=offset
+    )
+    return json_response(
+        wire.page_json([wire.chat_json(m) for m in items], total, effective, offset)
+    )
+
+
+# -- invitations -----------------------------------------------------------------
+@api.post("/rooms/<room_id>/invitations")
+async def create_invitation(room_id: str) -> Response:
+    body = await _body(wire.InvitationBody)
+    invitation = await _state().service.create_invitation(
+        _principal(),
+        _uuid(room_id, "room"),
+        invited_user_id=body.invited_user_id,
+        expires_in_hours=body.expires_in_hours,
+        max_uses=body.max_uses,
+    )
+    return json_response(wire.invitation_json(invitation), 201)
+
+
+@api.get("/invitations/<code>")
+async def get_invitation(code: str) -> Response:
+    if len(code) > 64:
+        raise not_found("invitation")
+    invitation, room = await _state().service.get_invitation(_principal(), code)
+    body = wire.invitation_json(invitation) | {"room": wire.room_summary_json(room)}
+    return json_response(body)
+
+
+# -- the contract itself -----------------------------------------------------------
+@api.get("/openapi.yaml")
+async def openapi_yaml() -> Response:
+    return Response(spec_yaml_bytes(), content_type="application/yaml")
+
+
+@api.get("/openapi.json")
+async def openapi_json() -> Response:
+    return Response(spec_json_bytes(), content_type="application/json")

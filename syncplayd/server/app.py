@@ -1,0 +1,72 @@
+"""The Quart (trio) application factory: routes, error mapping, health."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from syncplayd.server.api import api
+from syncplayd.server.problems import from_service_error, json_response, problem
+from syncplayd.server.state import AppState
+from syncplayd.service import ServiceError
+from syncplayd.storage.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def create_app(state: AppState) -> QuartTrio:
+    """Build the HTTP application around the daemon's shared objects."""
+    app = QuartTrio("syncplayd")
+    app.config["MAX_CONTENT_LENGTH"] = state.settings.server.max_request_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["syncplayd"] = state
+    app.register_blueprint(api)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        try:
+            await state.repo.ping()
+        except StorageUnavailable as exc:
+            return json_response({"status": "unavailable", "detail": str(exc)}, 503)
+        return json_response({"status": "ready"})
+
+    @app.errorhandler(ServiceError)
+    async def _service_error(error: ServiceError) -> Response:
+        return from_service_error(error)
+
+    @app.errorhandler(StorageUnavailable)
+    async def _storage_down(error: StorageUnavailable) -> Response:
+        log.warning("database unavailable: %s", error)
+        return problem(503, "unavailable", "the database is unavailable; try again shortly")
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "http-error")
+        headers = {}
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return problem(status, code, error.description or "", headers=headers)
+
+    @app.errorhandler(Exception)
+    async def _bug(error: Exception) -> Response:
+        # Our fault: log the traceback for the operator, never send it to the client.
+        log.exception("unhandled error in %s", type(error).__name__)
+        return problem(500, "internal-error", "an internal error occurred; it has been logged")
+
+    return app

@@ -1,0 +1,100 @@
+"""The daemon's root: one nursery holding the HTTP server and its helpers.
+
+``run`` owns every long-lived resource: the repository is opened before the
+server starts and closed after it has stopped, so no request ever sees a
+closed database.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from syncplayd.config import Settings
+from syncplayd.identity import load_or_create_secret
+from syncplayd.server.app import create_app
+from syncplayd.server.state import AppState
+from syncplayd.service import RoomService
+from syncplayd.storage import open_repository
+
+log = logging.getLogger("syncplayd")
+
+# How long in-flight HTTP requests get to finish after SIGTERM.
+GRACEFUL_TIMEOUT_SECONDS = 5.0
+
+
+def resolve_jwt_secret(settings: Settings) -> str:
+    """The configured secret, or one generated into the state folder on first start."""
+    configured = settings.auth.jwt_secret
+    if configured is not None:
+        return configured.reveal()
+    state_dir = Path(settings.server.state_dir)
+    secret, created = load_or_create_secret(state_dir)
+    if created:
+        log.warning(
+            "no auth.jwt_secret configured: generated one into %s "
+            "(share it with your media server, or set SYNCPLAY_AUTH_JWT_SECRET)",
+            state_dir / "jwt_secret",
+        )
+    return secret
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [settings.server.listen]
+    config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    # The reverse proxy terminates TLS and keeps connections alive; a large
+    # backlog absorbs bursts of reconnecting clients after a restart.
+    config.backlog = 2048
+    config.websocket_ping_interval = settings.syncplay.websocket.ping_interval_seconds
+    return config
+
+
+async def run(
+    settings: Settings,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or cancellation); report the bound URLs when listening."""
+    secret = resolve_jwt_secret(settings)
+    repo = await open_repository(
+        settings.database.url,
+        pool_size=settings.database.pool_size,
+        auto_migrate=settings.database.auto_migrate,
+    )
+    try:
+        service = RoomService(repo, settings.syncplay)
+        app = create_app(AppState(settings=settings, repo=repo, service=service, jwt_secret=secret))
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signals, stop)
+            binds: list[str] = await nursery.start(
+                partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop.wait)
+            )
+            for url in binds:
+                log.info("syncplayd listening on %s", url)
+            task_status.started(binds)
+            await stop.wait()
+            log.info("shutting down")
+            # serve() returns once in-flight requests are done; then stop the signal task.
+            nursery.cancel_scope.deadline = trio.current_time() + GRACEFUL_TIMEOUT_SECONDS + 1
+    finally:
+        with trio.CancelScope(shield=True):
+            await repo.aclose()
+        log.info("stopped")
+
+
+async def _stop_on_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s", signal.Signals(signum).name)
+            stop.set()
+            return

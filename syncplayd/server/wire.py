@@ -1,0 +1,192 @@
+"""The JSON shapes of the HTTP API: request structs and response encoders.
+
+Request bodies are decoded with msgspec into strict structs (unknown fields are
+refused, types are exact); the bounds here are the hard limits of the contract
+in ``api/openapi/syncplay.yaml``. Limits that depend on configuration (chat
+message length) are checked by the service.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from syncplayd.service.errors import FieldError, ServiceError
+from syncplayd.storage.records import ChatMessage, Invitation, Participant, Playback, Room
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ContentType = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+MaxParticipants = Annotated[int, msgspec.Meta(ge=2, le=1000)]
+InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ExpiresInHours = Annotated[float, msgspec.Meta(gt=0, le=720)]
+MaxUses = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: Name
+    content_type: ContentType
+    content_id: ContentId
+    is_public: bool = False
+    password: Password | None = None
+    max_participants: MaxParticipants | None = None
+
+
+class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # UNSET tells "not given" apart from an explicit null (which clears a password).
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    content_type: ContentType | msgspec.UnsetType = msgspec.UNSET
+    content_id: ContentId | msgspec.UnsetType = msgspec.UNSET
+    is_public: bool | msgspec.UnsetType = msgspec.UNSET
+    password: Password | msgspec.UnsetType | None = msgspec.UNSET
+    max_participants: MaxParticipants | msgspec.UnsetType = msgspec.UNSET
+
+
+class JoinBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    password: Password | None = None
+    invitation_code: InvitationCode | None = None
+
+
+class ChatBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    message: ChatText
+
+
+class InvitationBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    invited_user_id: UUID | None = None
+    expires_in_hours: ExpiresInHours | None = None
+    max_uses: MaxUses | None = None
+
+
+T = TypeVar("T")
+
+_PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def decode_body(data: bytes, kind: type[T]) -> T:
+    """Decode a JSON request body into ``kind`` or raise a 400/422 ServiceError."""
+    if not data.strip():
+        data = b"{}"
+    try:
+        return msgspec.json.decode(data, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+    except msgspec.DecodeError:
+        raise ServiceError(400, "bad-request", "the request body is not valid JSON") from None
+
+
+def _validation_error(message: str) -> ServiceError:
+    """Turn msgspec's "Expected ... - at `$.name`" into a field-named problem."""
+    match = _PATH_RE.search(message)
+    text = message[: match.start()] if match else message
+    prefix = match.group("path").lstrip(".") + "." if match and match.group("path") else ""
+    if text.startswith("Object contains unknown field"):
+        field_name, text = prefix + text.split("`")[1], "unknown field"
+    elif text.startswith("Object missing required field"):
+        field_name, text = prefix + text.split("`")[1], "this field is required"
+    elif match is not None and match.group("path"):
+        field_name = match.group("path").lstrip(".")
+    else:
+        # The whole body was the wrong type (an array, a string, ...).
+        return ServiceError(400, "bad-request", "the request body must be a JSON object")
+    return ServiceError(
+        422, "validation-failed", f"{field_name}: {text}", [FieldError(field_name, text)]
+    )
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """RFC 3339, UTC, with a ``Z``: the one timestamp form on the wire."""
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def playback_json(playback: Playback) -> dict[str, Any]:
+    return {
+        "state": playback.state.value,
+        "position": playback.position,
+        "rate": playback.rate,
+        "version": playback.version,
+        "updated_at": timestamp(playback.updated_at),
+    }
+
+
+def room_json(room: Room) -> dict[str, Any]:
+    # Built field by field so that nothing new (a password hash) leaks by accident.
+    return {
+        "id": str(room.id),
+        "name": room.name,
+        "owner_id": str(room.owner_id),
+        "content_type": room.content_type,
+        "content_id": room.content_id,
+        "is_public": room.is_public,
+        "has_password": room.has_password,
+        "max_participants": room.max_participants,
+        "participant_count": room.participant_count,
+        "playback": playback_json(room.playback),
+        "created_at": timestamp(room.created_at),
+        "updated_at": timestamp(room.updated_at),
+        "ended_at": timestamp(room.ended_at),
+    }
+
+
+def room_summary_json(room: Room) -> dict[str, Any]:
+    return {
+        "id": str(room.id),
+        "name": room.name,
+        "content_type": room.content_type,
+        "content_id": room.content_id,
+        "is_public": room.is_public,
+        "has_password": room.has_password,
+        "max_participants": room.max_participants,
+        "participant_count": room.participant_count,
+        "ended_at": timestamp(room.ended_at),
+    }
+
+
+def participant_json(participant: Participant) -> dict[str, Any]:
+    return {
+        "user_id": str(participant.user_id),
+        "user_name": participant.user_name,
+        "role": participant.role.value,
+        "is_connected": participant.is_connected,
+        "joined_at": timestamp(participant.joined_at),
+        "last_seen_at": timestamp(participant.last_seen_at),
+    }
+
+
+def chat_json(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "id": str(message.id),
+        "room_id": str(message.room_id),
+        "user_id": str(message.user_id),
+        "user_name": message.user_name,
+        "message": message.message,
+        "created_at": timestamp(message.created_at),
+    }
+
+
+def invitation_json(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "code": invitation.code,
+        "room_id": str(invitation.room_id),
+        "expires_at": timestamp(invitation.expires_at),
+        "invited_user_id": (
+            str(invitation.invited_user_id) if invitation.invited_user_id else None
+        ),
+        "max_uses": invitation.max_uses,
+        "use_count": invitation.use_count,
+        "created_at": timestamp(invitation.created_at),
+        "created_by": str(invitation.created_by),
+    }
+
+
+def page_json(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}

@@ -1,0 +1,9 @@
+"""The service layer: business rules between the HTTP API and storage."""
+
+from __future__ import annotations
+
+from syncplayd.service.errors import FieldError as FieldError
+from syncplayd.service.errors import ServiceError as ServiceError
+from syncplayd.service.rooms import RoomChanges as RoomChanges
+from syncplayd.service.rooms import RoomQuery as RoomQuery
+from syncplayd.service.rooms import RoomService as RoomService

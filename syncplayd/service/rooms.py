@@ -1,0 +1,445 @@
+"""The room service: the API's business rules over a repository.
+
+Every public method takes the authenticated :class:`Principal` first and either
+returns records or raises :class:`ServiceError`. The permission rules themselves
+live in :mod:`syncplayd.core.access`; this module looks up the facts they need,
+applies them, and keeps the multi-step operations (join with an invitation)
+consistent when they race.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import trio
+
+from syncplayd.config import SyncplaySettings
+from syncplayd.core import access
+from syncplayd.core.codes import new_code, normalize_code
+from syncplayd.core.ratelimit import RateLimiter
+from syncplayd.identity import Principal
+from syncplayd.passwords import hash_password, verify_password
+from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
+from syncplayd.storage import errors as storage_errors
+from syncplayd.storage.base import Repository
+from syncplayd.storage.records import (
+    ChatMessage,
+    Invitation,
+    NewRoom,
+    Participant,
+    Room,
+    RoomFilters,
+    RoomUpdate,
+)
+
+# How many fresh codes to draw when one collides with an existing code. With
+# ~40 bits per code a second collision in a row means something else is wrong.
+_CODE_ATTEMPTS = 5
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomQuery:
+    """The listing filters a caller asked for."""
+
+    public: bool | None = None
+    mine: bool = False
+    content_type: str | None = None
+    content_id: str | None = None
+    active: bool | None = True
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChanges:
+    """A settings update; ``None`` leaves a field as it is."""
+
+    name: str | None = None
+    content_type: str | None = None
+    content_id: str | None = None
+    is_public: bool | None = None
+    password: str | None = None
+    clear_password: bool = False
+    max_participants: int | None = None
+
+
+class RoomService:
+    """Rooms, membership, chat and invitations, with their permission rules."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        settings: SyncplaySettings,
+        *,
+        wall_clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = trio.current_time,
+        randbelow: Callable[[int], int] = secrets.randbelow,
+    ) -> None:
+        self._repo = repo
+        self._settings = settings
+        self._now = wall_clock
+        self._monotonic = monotonic
+        self._randbelow = randbelow
+        self._chat_limiter: RateLimiter[UUID] = RateLimiter(
+            settings.chat.rate_limit_messages_per_minute
+        )
+
+    @property
+    def settings(self) -> SyncplaySettings:
+        return self._settings
+
+    # -- helpers ---------------------------------------------------------------
+    async def _room(self, room_id: UUID) -> Room:
+        room = await self._repo.get_room(room_id)
+        if room is None:
+            raise not_found("room")
+        return room
+
+    async def _caller(
+        self, principal: Principal, room: Room
+    ) -> tuple[access.Caller, Participant | None]:
+        participant = await self._repo.get_participant(room.id, principal.user_id)
+        caller = access.Caller(
+            is_admin=principal.is_admin,
+            role=participant.role if participant else None,
+            is_owner=room.owner_id == principal.user_id,
+        )
+        return caller, participant
+
+    async def _visible_room(
+        self, principal: Principal, room_id: UUID
+    ) -> tuple[Room, access.Caller]:
+        room = await self._room(room_id)
+        caller, _ = await self._caller(principal, room)
+        if not access.can_view(caller, is_public=room.is_public):
+            raise forbidden("this room is private; only its members can see it", "not-a-member")
+        return room, caller
+
+    # -- rooms -----------------------------------------------------------------
+    async def create_room(
+        self,
+        principal: Principal,
+        *,
+        name: str,
+        content_type: str,
+        content_id: str,
+        is_public: bool,
+        password: str | None,
+        max_participants: int | None,
+    ) -> Room:
+        """Create a room owned by the caller, who joins it as ``owner``."""
+        rules = self._settings.rooms
+        if is_public and not rules.allow_public:
+            raise forbidden("public rooms are disabled on this server", "public-rooms-disabled")
+        if password is not None and not rules.allow_password_protected:
+            raise forbidden(
+                "password-protected rooms are disabled on this server", "password-rooms-disabled"
+            )
+        name = _clean_name(name)
+        owned, _ = await self._repo.list_rooms(
+            RoomFilters(member=principal.user_id, active=True), limit=1000, offset=0
+        )
+        if sum(room.owner_id == principal.user_id for room in owned) >= rules.max_rooms_per_user:
+            raise ServiceError(
+                409,
+                "too-many-rooms",
+                f"you already own {rules.max_rooms_per_user} active rooms; end one first",
+            )
+        return await self._repo.create_room(
+            NewRoom(
+                id=uuid4(),
+                name=name,
+                owner_id=principal.user_id,
+                owner_name=principal.name,
+                content_type=content_type,
+                content_id=content_id,
+                is_public=is_public,
+                password_hash=await _hash(password),
+                max_participants=max_participants or rules.default_max_participants,
+                created_at=self._now(),
+            )
+        )
+
+    async def list_rooms(self, principal: Principal, query: RoomQuery) -> tuple[list[Room], int]:
+        """Rooms the caller may see: public ones and their own (admins see all)."""
+        filters = RoomFilters(
+            visible_to=None if principal.is_admin else principal.user_id,
+            member=principal.user_id if query.mine else None,
+            public_only=query.public is True,
+            content_type=query.content_type,
+            content_id=query.content_id,
+            active=query.active,
+        )
+        return await self._repo.list_rooms(filters, query.limit, query.offset)
+
+    async def get_room(self, principal: Principal, room_id: UUID) -> Room:
+        """One room, if the caller may see it."""
+        room, _ = await self._visible_room(principal, room_id)
+        return room
+
+    async def update_room(self, principal: Principal, room_id: UUID, changes: RoomChanges) -> Room:
+        """Change a room's settings (owner or admin only)."""
+        room, caller = await self._visible_room(principal, room_id)
+        if not access.can_manage(caller):
+            raise forbidden("only the room's owner can change its settings")
+        if not room.is_active:
+            raise room_ended()
+        rules = self._settings.rooms
+        if changes.is_public and not room.is_public and not rules.allow_public:
+            raise forbidden("public rooms are disabled on this server", "public-rooms-disabled")
+        if changes.password is not None and not rules.allow_password_protected:
+            raise forbidden(
+                "password-protected rooms are disabled on this server", "password-rooms-disabled"
+            )
+        updated = await self._repo.update_room(
+            room_id,
+            RoomUpdate(
+                updated_at=self._now(),
+                name=_clean_name(changes.name) if changes.name is not None else None,
+                content_type=changes.content_type,
+                content_id=changes.content_id,
+                is_public=changes.is_public,
+                password_hash=await _hash(changes.password),
+                clear_password=changes.clear_password,
+                max_participants=changes.max_participants,
+            ),
+        )
+        if updated is None:
+            raise not_found("room")
+        return updated
+
+    async def end_room(self, principal: Principal, room_id: UUID, *, purge: bool = False) -> None:
+        """End a room (owner or admin); ``purge`` also deletes it with its history."""
+        room, caller = await self._visible_room(principal, room_id)
+        if not access.can_manage(caller):
+            raise forbidden("only the room's owner can end it")
+        if room.is_active:
+            await self._repo.end_room(room_id, self._now())
+        if purge:
+            await self._repo.delete_room(room_id)
+
+    # -- membership --------------------------------------------------------------
+    async def join(
+        self,
+        principal: Principal,
+        room_id: UUID,
+        *,
+        password: str | None = None,
+        invitation_code: str | None = None,
+    ) -> tuple[Room, Participant]:
+        """Join a room, with its password or an invitation when it needs one.
+
+        Joining again is harmless and returns the existing membership.
+        """
+        room = await self._room(room_id)
+        if not room.is_active:
+            raise room_ended()
+        caller, participant = await self._caller(principal, room)
+        if participant is not None:
+            return room, participant
+        invitation = None
+        if invitation_code is not None:
+            invitation = await self._valid_invitation(principal, invitation_code, room_id)
+        else:
+            need = access.join_requirement(
+                caller, is_public=room.is_public, has_password=room.has_password
+            )
+            if need is access.JoinCheck.INVITATION:
+                raise forbidden("this room is private; you need an invitation", "not-a-member")
+            if need is access.JoinCheck.PASSWORD and not await _password_matches(
+                room.password_hash, password
+            ):
+                raise forbidden("wrong or missing room password", "wrong-password")
+        if invitation is not None:
+            consumed = await self._repo.consume_invitation(invitation.code, self._now())
+            if consumed is None:
+                # Lost a race for the last use (or it expired meanwhile).
+                await self._valid_invitation(principal, invitation.code, room_id)
+                raise ServiceError(410, "invitation-used-up", "the invitation has been used up")
+        try:
+            participant, _ = await self._repo.add_participant(
+                room_id, principal.user_id, principal.name, access.role_on_join(caller), self._now()
+            )
+        except (
+            storage_errors.RoomFull,
+            storage_errors.RoomEnded,
+            storage_errors.RoomNotFound,
+        ) as exc:
+            if invitation is not None:
+                await self._repo.release_invitation(invitation.code)
+            if isinstance(exc, storage_errors.RoomFull):
+                raise ServiceError(409, "room-full", "the room is full") from None
+            if isinstance(exc, storage_errors.RoomEnded):
+                raise room_ended() from None
+            raise not_found("room") from None
+        return await self._room(room_id), participant
+
+    async def leave(self, principal: Principal, room_id: UUID) -> None:
+        """Leave a room the caller is a member of."""
+        await self._room(room_id)
+        if not await self._repo.remove_participant(room_id, principal.user_id):
+            raise ServiceError(404, "not-a-member", "you are not a member of this room")
+
+    async def participants(
+        self, principal: Principal, room_id: UUID, *, connected_only: bool = False
+    ) -> list[Participant]:
+        """The room's participants, in joining order."""
+        await self._visible_room(principal, room_id)
+        return await self._repo.list_participants(room_id, connected_only)
+
+    # -- chat --------------------------------------------------------------------
+    async def post_chat(self, principal: Principal, room_id: UUID, text: str) -> ChatMessage:
+        """Store a chat message from a member; durable before this returns."""
+        chat = self._settings.chat
+        if not chat.enabled:
+            raise forbidden("chat is disabled on this server", "chat-disabled")
+        room = await self._room(room_id)
+        caller, participant = await self._caller(principal, room)
+        if participant is None:
+            if not access.can_view(caller, is_public=room.is_public):
+                raise forbidden("this room is private; only its members can see it", "not-a-member")
+            raise forbidden("only members can chat in this room; join it first", "not-a-member")
+        if not room.is_active:
+            raise room_ended()
+        text = text.strip()
+        if not text:
+            raise invalid("message", "must not be blank")
+        if len(text) > chat.max_message_length:
+            raise invalid("message", f"must be at most {chat.max_message_length} characters")
+        wait = self._chat_limiter.hit(principal.user_id, self._monotonic())
+        if wait > 0:
+            raise ServiceError(
+                429, "rate-limited", "too many chat messages; slow down", retry_after=_ceil(wait)
+            )
+        return await self._repo.create_chat_message(
+            ChatMessage(
+                id=uuid4(),
+                room_id=room_id,
+                user_id=principal.user_id,
+                user_name=participant.user_name,
+                message=text,
+                created_at=self._now(),
+            )
+        )
+
+    async def chat_history(
+        self, principal: Principal, room_id: UUID, *, limit: int | None, offset: int
+    ) -> tuple[list[ChatMessage], int, int]:
+        """A page of chat, newest first; returns items, total and the limit applied.
+
+        The page size is capped at ``chat.history_limit``.
+        """
+        if not self._settings.chat.enabled:
+            raise forbidden("chat is disabled on this server", "chat-disabled")
+        await self._visible_room(principal, room_id)
+        cap = self._settings.chat.history_limit
+        effective = cap if limit is None else min(limit, cap)
+        items, total = await self._repo.list_chat_messages(room_id, effective, offset)
+        return items, total, effective
+
+    # -- invitations -------------------------------------------------------------
+    async def create_invitation(
+        self,
+        principal: Principal,
+        room_id: UUID,
+        *,
+        invited_user_id: UUID | None = None,
+        expires_in_hours: float | None = None,
+        max_uses: int | None = None,
+    ) -> Invitation:
+        """Create an invitation (owner, moderators and admins)."""
+        room, caller = await self._visible_room(principal, room_id)
+        if not access.can_invite(caller):
+            raise forbidden("only the owner and moderators can invite")
+        if not room.is_active:
+            raise room_ended()
+        settings = self._settings.invitations
+        now = self._now()
+        hours = expires_in_hours if expires_in_hours is not None else settings.default_expiry_hours
+        if max_uses is None and invited_user_id is not None:
+            max_uses = 1  # an invitation for one person is for one join
+        for _ in range(_CODE_ATTEMPTS):
+            try:
+                return await self._repo.create_invitation(
+                    Invitation(
+                        id=uuid4(),
+                        code=new_code(settings.code_length, self._randbelow),
+                        room_id=room_id,
+                        created_by=principal.user_id,
+                        invited_user_id=invited_user_id,
+                        expires_at=now + timedelta(hours=hours),
+                        max_uses=max_uses,
+                        use_count=0,
+                        created_at=now,
+                    )
+                )
+            except storage_errors.DuplicateCode:
+                continue
+        raise storage_errors.StorageError("could not draw a free invitation code")
+
+    async def get_invitation(self, principal: Principal, code: str) -> tuple[Invitation, Room]:
+        """Look up an invitation and the room it opens."""
+        invitation = await self._repo.get_invitation(normalize_code(code))
+        if invitation is None or (
+            invitation.invited_user_id is not None
+            and invitation.invited_user_id != principal.user_id
+            and not principal.is_admin
+        ):
+            # Someone else's personal invitation looks like no invitation at all.
+            raise not_found("invitation")
+        self._check_usable(invitation)
+        # An ended room's invitation is still shown (with ``ended_at``), so that
+        # the invitee learns why joining will fail.
+        return invitation, await self._room(invitation.room_id)
+
+    async def _valid_invitation(self, principal: Principal, code: str, room_id: UUID) -> Invitation:
+        invitation = await self._repo.get_invitation(normalize_code(code))
+        if (
+            invitation is None
+            or invitation.room_id != room_id
+            or (
+                invitation.invited_user_id is not None
+                and invitation.invited_user_id != principal.user_id
+            )
+        ):
+            raise forbidden("the invitation code is not valid for this room", "invitation-invalid")
+        self._check_usable(invitation)
+        return invitation
+
+    def _check_usable(self, invitation: Invitation) -> None:
+        if invitation.is_expired(self._now()):
+            raise ServiceError(410, "invitation-expired", "the invitation has expired")
+        if invitation.is_used_up:
+            raise ServiceError(410, "invitation-used-up", "the invitation has been used up")
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise invalid("name", "must not be blank")
+    return cleaned
+
+
+async def _hash(password: str | None) -> str | None:
+    # argon2 costs tens of milliseconds of CPU on purpose: keep it off the event loop.
+    if password is None:
+        return None
+    return await trio.to_thread.run_sync(hash_password, password)
+
+
+async def _password_matches(password_hash: str | None, password: str | None) -> bool:
+    if password_hash is None or password is None:
+        return False
+    return await trio.to_thread.run_sync(verify_password, password_hash, password)
+
+
+def _ceil(seconds: float) -> int:
+    return max(1, int(-(-seconds // 1)))

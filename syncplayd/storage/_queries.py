@@ -1,0 +1,329 @@
+"""The repository's transactions, written once for every SQL engine.
+
+Each function is the body of one transaction: it gets a :class:`~._sql.Tx` (an open
+transaction on one engine) and runs to completion on a worker thread. The SQL uses
+``?`` placeholders and only syntax that SQLite and PostgreSQL share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from syncplayd.storage._sql import (
+    ROOM_COLUMNS,
+    Tx,
+    chat_from_row,
+    event_from_row,
+    invitation_from_row,
+    opt_id,
+    opt_ts,
+    participant_from_row,
+    room_from_row,
+)
+from syncplayd.storage.errors import RoomEnded, RoomFull, RoomNotFound, StorageError
+from syncplayd.storage.records import (
+    ChatMessage,
+    Event,
+    Invitation,
+    NewEvent,
+    NewRoom,
+    Participant,
+    Playback,
+    Role,
+    Room,
+    RoomFilters,
+    RoomUpdate,
+)
+
+
+def _vanished(what: str) -> StorageError:
+    # Only reachable if the database broke its own transaction guarantees.
+    return StorageError(f"{what} vanished inside its own transaction")
+
+
+# -- lifecycle and rooms ---------------------------------------------------------------
+def ping(tx: Tx) -> None:
+    tx.execute("SELECT 1").fetchone()
+
+
+def get_room(tx: Tx, room_id: UUID) -> Room | None:
+    row = tx.execute(f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = ?", [tx.id(room_id)])  # noqa: S608 (constant)
+    found = row.fetchone()
+    return None if found is None else room_from_row(tx, found)
+
+
+def create_room(tx: Tx, new: NewRoom) -> Room:
+    at = tx.ts(new.created_at)
+    tx.execute(
+        "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+        " password_hash, max_participants, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [tx.id(new.id), new.name, tx.id(new.owner_id), new.content_type, new.content_id,
+         new.is_public, new.password_hash, new.max_participants, at, at],
+    )  # fmt: skip
+    tx.execute(
+        "INSERT INTO participants (room_id, user_id, user_name, role, is_connected, joined_at,"
+        " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [tx.id(new.id), tx.id(new.owner_id), new.owner_name, Role.OWNER.value, False, at, at],
+    )
+    room = get_room(tx, new.id)
+    if room is None:  # pragma: no cover
+        raise _vanished("room")
+    return room
+
+
+def _room_where(tx: Tx, filters: RoomFilters) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    member = (
+        "(r.owner_id = ? OR EXISTS (SELECT 1 FROM participants p"
+        " WHERE p.room_id = r.id AND p.user_id = ?))"
+    )
+    if filters.visible_to is not None:
+        clauses.append(f"(r.is_public = ? OR {member})")
+        params += [True, tx.id(filters.visible_to), tx.id(filters.visible_to)]
+    if filters.member is not None:
+        clauses.append(member)
+        params += [tx.id(filters.member), tx.id(filters.member)]
+    if filters.public_only:
+        clauses.append("r.is_public = ?")
+        params.append(True)
+    if filters.content_type is not None:
+        clauses.append("r.content_type = ?")
+        params.append(filters.content_type)
+    if filters.content_id is not None:
+        clauses.append("r.content_id = ?")
+        params.append(filters.content_id)
+    if filters.active is not None:
+        clauses.append("r.ended_at IS NULL" if filters.active else "r.ended_at IS NOT NULL")
+    return " AND ".join(clauses) or "1 = 1", params
+
+
+def list_rooms(tx: Tx, filters: RoomFilters, limit: int, offset: int) -> tuple[list[Room], int]:
+    where, params = _room_where(tx, filters)
+    # Clauses are fixed fragments; values always travel as parameters.
+    count = tx.execute(f"SELECT count(*) AS n FROM rooms r WHERE {where}", params)  # noqa: S608
+    rows = tx.execute(
+        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE {where}"  # noqa: S608
+        " ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return [room_from_row(tx, row) for row in rows], count.fetchone()["n"]
+
+
+def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
+    sets, params = ["updated_at = ?"], [tx.ts(update.updated_at)]
+    for column in ("name", "content_type", "content_id", "is_public", "max_participants"):
+        value = getattr(update, column)
+        if value is not None:
+            sets.append(f"{column} = ?")
+            params.append(value)
+    if update.password_hash is not None:  # a new password wins over clear_password
+        sets.append("password_hash = ?")
+        params.append(update.password_hash)
+    elif update.clear_password:
+        sets.append("password_hash = NULL")
+    sql = f"UPDATE rooms SET {', '.join(sets)} WHERE id = ?"  # noqa: S608 (fixed column names)
+    if not tx.execute(sql, [*params, tx.id(room_id)]).rowcount:
+        return None
+    return get_room(tx, room_id)
+
+
+def update_playback(tx: Tx, room_id: UUID, playback: Playback) -> None:
+    # Equal versions are stored: a writer re-persisting the same state is harmless.
+    tx.execute(
+        "UPDATE rooms SET playback_state = ?, playback_position = ?, playback_rate = ?,"
+        " playback_version = ?, playback_updated_at = ?, playback_updated_by = ?"
+        " WHERE id = ? AND playback_version <= ?",
+        [playback.state.value, playback.position, playback.rate, playback.version,
+         opt_ts(tx, playback.updated_at), opt_id(tx, playback.updated_by), tx.id(room_id),
+         playback.version],
+    )  # fmt: skip
+
+
+def end_room(tx: Tx, room_id: UUID, ended_at: datetime) -> bool:
+    at = tx.ts(ended_at)
+    sql = "UPDATE rooms SET ended_at = ?, updated_at = ? WHERE id = ? AND ended_at IS NULL"
+    if not tx.execute(sql, [at, at, tx.id(room_id)]).rowcount:
+        return False
+    sql = "UPDATE participants SET is_connected = ? WHERE room_id = ?"
+    tx.execute(sql, [False, tx.id(room_id)])
+    return True
+
+
+def delete_room(tx: Tx, room_id: UUID) -> bool:
+    return bool(tx.execute("DELETE FROM rooms WHERE id = ?", [tx.id(room_id)]).rowcount)
+
+
+# -- participants ----------------------------------------------------------------------
+def get_participant(tx: Tx, room_id: UUID, user_id: UUID) -> Participant | None:
+    sql = "SELECT * FROM participants WHERE room_id = ? AND user_id = ?"
+    row = tx.execute(sql, [tx.id(room_id), tx.id(user_id)]).fetchone()
+    return None if row is None else participant_from_row(tx, row)
+
+
+def add_participant(
+    tx: Tx, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
+) -> tuple[Participant, bool]:
+    # Lock the room row first: concurrent joins to one room queue here, and each
+    # then counts (in a statement after the lock, so it sees the others' rows).
+    sql = f"SELECT ended_at, max_participants FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608
+    room = tx.execute(sql, [tx.id(room_id)]).fetchone()
+    if room is None:
+        raise RoomNotFound(str(room_id))
+    if room["ended_at"] is not None:
+        raise RoomEnded(str(room_id))
+    key = [tx.id(room_id), tx.id(user_id)]
+    if get_participant(tx, room_id, user_id) is not None:
+        sql = "UPDATE participants SET user_name = ? WHERE room_id = ? AND user_id = ?"
+        tx.execute(sql, [user_name, *key])
+        added = False
+    else:
+        sql = "SELECT count(*) AS n FROM participants WHERE room_id = ?"
+        if tx.execute(sql, key[:1]).fetchone()["n"] >= room["max_participants"]:
+            raise RoomFull(str(room_id))
+        tx.execute(
+            "INSERT INTO participants (room_id, user_id, user_name, role, is_connected,"
+            " joined_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [*key, user_name, role.value, False, tx.ts(now), tx.ts(now)],
+        )
+        added = True
+    participant = get_participant(tx, room_id, user_id)
+    if participant is None:  # pragma: no cover
+        raise _vanished("participant")
+    return participant, added
+
+
+def list_participants(tx: Tx, room_id: UUID, connected_only: bool) -> list[Participant]:
+    where, params = "room_id = ?", [tx.id(room_id)]
+    if connected_only:
+        where += " AND is_connected = ?"
+        params.append(True)
+    sql = f"SELECT * FROM participants WHERE {where} ORDER BY joined_at, user_id"  # noqa: S608 (constant)
+    rows = tx.execute(sql, params).fetchall()
+    return [participant_from_row(tx, row) for row in rows]
+
+
+def update_participant(
+    tx: Tx,
+    room_id: UUID,
+    user_id: UUID,
+    role: Role | None,
+    is_connected: bool | None,
+    last_seen_at: datetime | None,
+) -> bool:
+    sets: list[str] = []
+    params: list[object] = []
+    if role is not None:
+        sets.append("role = ?")
+        params.append(role.value)
+    if is_connected is not None:
+        sets.append("is_connected = ?")
+        params.append(is_connected)
+    if last_seen_at is not None:
+        sets.append("last_seen_at = ?")
+        params.append(tx.ts(last_seen_at))
+    if not sets:
+        return get_participant(tx, room_id, user_id) is not None
+    sql = f"UPDATE participants SET {', '.join(sets)} WHERE room_id = ? AND user_id = ?"  # noqa: S608 (fixed column names)
+    return bool(tx.execute(sql, [*params, tx.id(room_id), tx.id(user_id)]).rowcount)
+
+
+def remove_participant(tx: Tx, room_id: UUID, user_id: UUID) -> bool:
+    sql = "DELETE FROM participants WHERE room_id = ? AND user_id = ?"
+    return bool(tx.execute(sql, [tx.id(room_id), tx.id(user_id)]).rowcount)
+
+
+# -- chat and events -------------------------------------------------------------------
+def create_chat_message(tx: Tx, m: ChatMessage) -> ChatMessage:
+    row = tx.execute(
+        "INSERT INTO chat_messages (id, room_id, user_id, user_name, message, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+        [tx.id(m.id), tx.id(m.room_id), tx.id(m.user_id), m.user_name, m.message,
+         tx.ts(m.created_at)],
+    ).fetchone()  # fmt: skip
+    return chat_from_row(tx, row)
+
+
+def _page(
+    tx: Tx, table: str, order: str, room_id: UUID, limit: int, offset: int
+) -> tuple[list[Any], int]:
+    # table and order are constants of this module, never caller input.
+    key = [tx.id(room_id)]
+    count = tx.execute(f"SELECT count(*) AS n FROM {table} WHERE room_id = ?", key)  # noqa: S608
+    rows = tx.execute(
+        f"SELECT * FROM {table} WHERE room_id = ? ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+        [*key, limit, offset],
+    ).fetchall()
+    return rows, count.fetchone()["n"]
+
+
+def list_chat_messages(
+    tx: Tx, room_id: UUID, limit: int, offset: int
+) -> tuple[list[ChatMessage], int]:
+    rows, total = _page(tx, "chat_messages", "created_at DESC, id DESC", room_id, limit, offset)
+    return [chat_from_row(tx, row) for row in rows], total
+
+
+def delete_chat_message(tx: Tx, message_id: UUID) -> bool:
+    sql = "DELETE FROM chat_messages WHERE id = ?"
+    return bool(tx.execute(sql, [tx.id(message_id)]).rowcount)
+
+
+def log_events(tx: Tx, events: Sequence[NewEvent]) -> None:
+    tx.executemany(
+        "INSERT INTO events (room_id, user_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+        [[tx.id(e.room_id), opt_id(tx, e.user_id), e.type, tx.json(e.payload),
+          tx.ts(e.created_at)] for e in events],
+    )  # fmt: skip
+
+
+def list_events(tx: Tx, room_id: UUID, limit: int, offset: int) -> tuple[list[Event], int]:
+    rows, total = _page(tx, "events", "id DESC", room_id, limit, offset)
+    return [event_from_row(tx, row) for row in rows], total
+
+
+# -- invitations -----------------------------------------------------------------------
+def create_invitation(tx: Tx, i: Invitation) -> Invitation:
+    row = tx.execute(
+        "INSERT INTO invitations (id, code, room_id, created_by, invited_user_id, expires_at,"
+        " max_uses, use_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        [tx.id(i.id), i.code, tx.id(i.room_id), tx.id(i.created_by),
+         opt_id(tx, i.invited_user_id), tx.ts(i.expires_at), i.max_uses, i.use_count,
+         tx.ts(i.created_at)],
+    ).fetchone()  # fmt: skip
+    return invitation_from_row(tx, row)
+
+
+def get_invitation(tx: Tx, code: str) -> Invitation | None:
+    row = tx.execute("SELECT * FROM invitations WHERE code = ?", [code]).fetchone()
+    return None if row is None else invitation_from_row(tx, row)
+
+
+def consume_invitation(tx: Tx, code: str, now: datetime) -> Invitation | None:
+    # One conditional UPDATE: concurrent consumers serialise on the row lock and
+    # PostgreSQL re-checks the condition against the row the winner left.
+    row = tx.execute(
+        "UPDATE invitations SET use_count = use_count + 1 WHERE code = ? AND expires_at > ?"
+        " AND (max_uses IS NULL OR use_count < max_uses) RETURNING *",
+        [code, tx.ts(now)],
+    ).fetchone()
+    return None if row is None else invitation_from_row(tx, row)
+
+
+def release_invitation(tx: Tx, code: str) -> None:
+    sql = "UPDATE invitations SET use_count = use_count - 1 WHERE code = ? AND use_count > 0"
+    tx.execute(sql, [code])
+
+
+def delete_invitation(tx: Tx, invitation_id: UUID) -> bool:
+    sql = "DELETE FROM invitations WHERE id = ?"
+    return bool(tx.execute(sql, [tx.id(invitation_id)]).rowcount)
+
+
+def purge_expired_invitations(tx: Tx, expired_before: datetime) -> int:
+    sql = "DELETE FROM invitations WHERE expires_at < ?"
+    return tx.execute(sql, [tx.ts(expired_before)]).rowcount

@@ -1,0 +1,141 @@
+"""What the SQL engines must provide to the shared queries, and rows to records.
+
+The repository's transactions (:mod:`syncplayd.storage._queries`) are written once
+for SQLite and PostgreSQL. Everything that differs between the two (placeholder
+style, row locking, how UUIDs, timestamps and JSON are stored) sits behind
+:class:`Tx`, implemented once per engine module, as Synapse's ``BaseDatabaseEngine``
+does: queries never ask which engine they run on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from syncplayd.storage.records import (
+    ChatMessage,
+    Event,
+    Invitation,
+    Participant,
+    Playback,
+    PlaybackState,
+    Role,
+    Room,
+)
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx(Protocol):
+    """One open transaction: the engine's syntax and value codec.
+
+    Rows come back indexable by column name.
+    """
+
+    for_update: str  # suffix that locks the selected rows until commit
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+    def id(self, value: UUID) -> object: ...
+    def ts(self, value: datetime) -> object: ...
+    def json(self, value: dict[str, Any]) -> object: ...
+    def read_id(self, value: Any) -> UUID: ...
+    def read_ts(self, value: Any) -> datetime: ...
+    def read_json(self, value: Any) -> dict[str, Any]: ...
+
+
+def opt_id(tx: Tx, value: UUID | None) -> object:
+    return None if value is None else tx.id(value)
+
+
+def opt_ts(tx: Tx, value: datetime | None) -> object:
+    return None if value is None else tx.ts(value)
+
+
+# -- rows to records (columns are read by name) ----------------------------------------
+ROOM_COLUMNS = (
+    "r.*, (SELECT count(*) FROM participants p WHERE p.room_id = r.id) AS participant_count"
+)
+
+
+def room_from_row(tx: Tx, row: Any) -> Room:
+    updated_by, updated_at = row["playback_updated_by"], row["playback_updated_at"]
+    playback = Playback(
+        state=PlaybackState(row["playback_state"]),
+        position=float(row["playback_position"]),
+        rate=float(row["playback_rate"]),
+        version=row["playback_version"],
+        updated_at=None if updated_at is None else tx.read_ts(updated_at),
+        updated_by=None if updated_by is None else tx.read_id(updated_by),
+    )
+    return Room(
+        id=tx.read_id(row["id"]),
+        name=row["name"],
+        owner_id=tx.read_id(row["owner_id"]),
+        content_type=row["content_type"],
+        content_id=row["content_id"],
+        is_public=bool(row["is_public"]),
+        password_hash=row["password_hash"],
+        max_participants=row["max_participants"],
+        playback=playback,
+        created_at=tx.read_ts(row["created_at"]),
+        updated_at=tx.read_ts(row["updated_at"]),
+        ended_at=None if row["ended_at"] is None else tx.read_ts(row["ended_at"]),
+        participant_count=row["participant_count"],
+    )
+
+
+def participant_from_row(tx: Tx, row: Any) -> Participant:
+    return Participant(
+        room_id=tx.read_id(row["room_id"]),
+        user_id=tx.read_id(row["user_id"]),
+        user_name=row["user_name"],
+        role=Role(row["role"]),
+        is_connected=bool(row["is_connected"]),
+        joined_at=tx.read_ts(row["joined_at"]),
+        last_seen_at=tx.read_ts(row["last_seen_at"]),
+    )
+
+
+def chat_from_row(tx: Tx, row: Any) -> ChatMessage:
+    return ChatMessage(
+        id=tx.read_id(row["id"]),
+        room_id=tx.read_id(row["room_id"]),
+        user_id=tx.read_id(row["user_id"]),
+        user_name=row["user_name"],
+        message=row["message"],
+        created_at=tx.read_ts(row["created_at"]),
+    )
+
+
+def event_from_row(tx: Tx, row: Any) -> Event:
+    return Event(
+        id=row["id"],
+        room_id=tx.read_id(row["room_id"]),
+        type=row["type"],
+        created_at=tx.read_ts(row["created_at"]),
+        user_id=None if row["user_id"] is None else tx.read_id(row["user_id"]),
+        payload=tx.read_json(row["payload"]),
+    )
+
+
+def invitation_from_row(tx: Tx, row: Any) -> Invitation:
+    invited = row["invited_user_id"]
+    return Invitation(
+        id=tx.read_id(row["id"]),
+        code=row["code"],
+        room_id=tx.read_id(row["room_id"]),
+        created_by=tx.read_id(row["created_by"]),
+        invited_user_id=None if invited is None else tx.read_id(invited),
+        expires_at=tx.read_ts(row["expires_at"]),
+        max_uses=row["max_uses"],
+        use_count=row["use_count"],
+        created_at=tx.read_ts(row["created_at"]),
+    )

@@ -1,0 +1,154 @@
+"""The async :class:`Repository` methods shared by the SQLite and PostgreSQL engines.
+
+Every method is one call to a transaction function of :mod:`._queries`; an engine
+decides only how a transaction runs (which connection, which thread, which lock)
+by implementing :meth:`SqlRepository._write` and :meth:`SqlRepository._read`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar, TypeVarTuple
+from uuid import UUID
+
+from syncplayd.storage import _queries as q
+from syncplayd.storage._sql import Tx
+from syncplayd.storage.base import Repository
+from syncplayd.storage.records import (
+    ChatMessage,
+    Event,
+    Invitation,
+    NewEvent,
+    NewRoom,
+    Participant,
+    Playback,
+    Role,
+    Room,
+    RoomFilters,
+    RoomUpdate,
+)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+def check_page(limit: int, offset: int) -> None:
+    """Refuse negative paging (SQLite reads ``LIMIT -1`` as "no limit").
+
+    Raises:
+        ValueError: ``limit`` or ``offset`` is negative.
+    """
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0, not {limit} and {offset}")
+
+
+class SqlRepository(Repository, abc.ABC):
+    """A :class:`Repository` over the shared SQL transactions."""
+
+    @abc.abstractmethod
+    async def _write(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+        """Run ``fn(tx, *args)`` as one read-write transaction."""
+
+    @abc.abstractmethod
+    async def _read(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+        """Run ``fn(tx, *args)`` as one read-only transaction."""
+
+    async def ping(self) -> None:
+        await self._read(q.ping)
+
+    # -- rooms -----------------------------------------------------------------------------
+    async def create_room(self, new: NewRoom) -> Room:
+        return await self._write(q.create_room, new)
+
+    async def get_room(self, room_id: UUID) -> Room | None:
+        return await self._read(q.get_room, room_id)
+
+    async def list_rooms(
+        self, filters: RoomFilters, limit: int, offset: int
+    ) -> tuple[list[Room], int]:
+        check_page(limit, offset)
+        return await self._read(q.list_rooms, filters, limit, offset)
+
+    async def update_room(self, room_id: UUID, update: RoomUpdate) -> Room | None:
+        return await self._write(q.update_room, room_id, update)
+
+    async def update_playback(self, room_id: UUID, playback: Playback) -> None:
+        await self._write(q.update_playback, room_id, playback)
+
+    async def end_room(self, room_id: UUID, ended_at: datetime) -> bool:
+        return await self._write(q.end_room, room_id, ended_at)
+
+    async def delete_room(self, room_id: UUID) -> bool:
+        return await self._write(q.delete_room, room_id)
+
+    # -- participants ------------------------------------------------------------------------
+    async def add_participant(
+        self, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
+    ) -> tuple[Participant, bool]:
+        return await self._write(q.add_participant, room_id, user_id, user_name, role, now)
+
+    async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
+        return await self._read(q.get_participant, room_id, user_id)
+
+    async def list_participants(
+        self, room_id: UUID, connected_only: bool = False
+    ) -> list[Participant]:
+        return await self._read(q.list_participants, room_id, connected_only)
+
+    async def update_participant(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        *,
+        role: Role | None = None,
+        is_connected: bool | None = None,
+        last_seen_at: datetime | None = None,
+    ) -> bool:
+        return await self._write(
+            q.update_participant, room_id, user_id, role, is_connected, last_seen_at
+        )
+
+    async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
+        return await self._write(q.remove_participant, room_id, user_id)
+
+    # -- chat and events ---------------------------------------------------------------------
+    async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
+        return await self._write(q.create_chat_message, message)
+
+    async def list_chat_messages(
+        self, room_id: UUID, limit: int, offset: int
+    ) -> tuple[list[ChatMessage], int]:
+        check_page(limit, offset)
+        return await self._read(q.list_chat_messages, room_id, limit, offset)
+
+    async def delete_chat_message(self, message_id: UUID) -> bool:
+        return await self._write(q.delete_chat_message, message_id)
+
+    async def log_events(self, events: Sequence[NewEvent]) -> None:
+        if events:
+            await self._write(q.log_events, events)
+
+    async def list_events(self, room_id: UUID, limit: int, offset: int) -> tuple[list[Event], int]:
+        check_page(limit, offset)
+        return await self._read(q.list_events, room_id, limit, offset)
+
+    # -- invitations -------------------------------------------------------------------------
+    async def create_invitation(self, invitation: Invitation) -> Invitation:
+        return await self._write(q.create_invitation, invitation)
+
+    async def get_invitation(self, code: str) -> Invitation | None:
+        return await self._read(q.get_invitation, code)
+
+    async def consume_invitation(self, code: str, now: datetime) -> Invitation | None:
+        return await self._write(q.consume_invitation, code, now)
+
+    async def release_invitation(self, code: str) -> None:
+        await self._write(q.release_invitation, code)
+
+    async def delete_invitation(self, invitation_id: UUID) -> bool:
+        return await self._write(q.delete_invitation, invitation_id)
+
+    async def purge_expired_invitations(self, expired_before: datetime) -> int:
+        return await self._write(q.purge_expired_invitations, expired_before)

@@ -1,0 +1,147 @@
+"""The repository contract every storage backend implements.
+
+Methods are async for the trio shell; implementations run their blocking driver
+calls in worker threads. Each method is one transaction: a method either fully
+happens or raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from syncplayd.storage.records import (
+    ChatMessage,
+    Event,
+    Invitation,
+    NewEvent,
+    NewRoom,
+    Participant,
+    Playback,
+    Role,
+    Room,
+    RoomFilters,
+    RoomUpdate,
+)
+
+
+class Repository(Protocol):
+    """Durable storage for rooms, participants, chat, events and invitations."""
+
+    # -- lifecycle -----------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the database answers."""
+
+    async def aclose(self) -> None:
+        """Release connections and threads."""
+
+    # -- rooms -----------------------------------------------------------------
+    async def create_room(self, new: NewRoom) -> Room:
+        """Create a room and make its owner a participant with role ``owner``."""
+
+    async def get_room(self, room_id: UUID) -> Room | None:
+        """Return the room, or ``None`` if it does not exist."""
+
+    async def list_rooms(
+        self, filters: RoomFilters, limit: int, offset: int
+    ) -> tuple[list[Room], int]:
+        """Return one page of matching rooms (newest first) and the total count."""
+
+    async def update_room(self, room_id: UUID, update: RoomUpdate) -> Room | None:
+        """Apply a partial update; ``None`` if the room does not exist."""
+
+    async def update_playback(self, room_id: UUID, playback: Playback) -> None:
+        """Store the room's playback state (ignored if ``playback.version`` is older)."""
+
+    async def end_room(self, room_id: UUID, ended_at: datetime) -> bool:
+        """Mark the room ended and disconnect its participants; ``False`` if unknown
+        or already ended."""
+
+    async def delete_room(self, room_id: UUID) -> bool:
+        """Delete the room and everything in it; ``False`` if it did not exist."""
+
+    # -- participants ------------------------------------------------------------
+    async def add_participant(
+        self, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
+    ) -> tuple[Participant, bool]:
+        """Add a participant atomically against the room's capacity.
+
+        Returns the participant and whether it was newly added (an existing member
+        is returned unchanged, apart from ``user_name``).
+
+        Raises:
+            RoomNotFound: the room does not exist.
+            RoomEnded: the room has ended.
+            RoomFull: the room has ``max_participants`` participants already.
+        """
+
+    async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
+        """Return the membership, or ``None``."""
+
+    async def list_participants(
+        self, room_id: UUID, connected_only: bool = False
+    ) -> list[Participant]:
+        """Return the room's participants in the order they joined."""
+
+    async def update_participant(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        *,
+        role: Role | None = None,
+        is_connected: bool | None = None,
+        last_seen_at: datetime | None = None,
+    ) -> bool:
+        """Change a participant's role or connection state; ``False`` if not a member."""
+
+    async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
+        """Remove a participant; ``False`` if not a member."""
+
+    # -- chat --------------------------------------------------------------------
+    async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
+        """Store a chat message (durable once this returns)."""
+
+    async def list_chat_messages(
+        self, room_id: UUID, limit: int, offset: int
+    ) -> tuple[list[ChatMessage], int]:
+        """Return a page of the room's chat, newest first, and the total count."""
+
+    async def delete_chat_message(self, message_id: UUID) -> bool:
+        """Delete one message; ``False`` if it did not exist."""
+
+    # -- events ------------------------------------------------------------------
+    async def log_events(self, events: Sequence[NewEvent]) -> None:
+        """Append a batch of events in one transaction."""
+
+    async def list_events(self, room_id: UUID, limit: int, offset: int) -> tuple[list[Event], int]:
+        """Return a page of the room's events, newest first, and the total count."""
+
+    # -- invitations -------------------------------------------------------------
+    async def create_invitation(self, invitation: Invitation) -> Invitation:
+        """Store an invitation.
+
+        Raises:
+            DuplicateCode: the code is taken; draw another.
+            RoomNotFound: the room does not exist.
+        """
+
+    async def get_invitation(self, code: str) -> Invitation | None:
+        """Return the invitation with this code, or ``None``."""
+
+    async def consume_invitation(self, code: str, now: datetime) -> Invitation | None:
+        """Atomically count one use of a valid invitation.
+
+        Returns the updated invitation, or ``None`` if it does not exist, has expired
+        or is used up.
+        """
+
+    async def release_invitation(self, code: str) -> None:
+        """Give back one use taken by :meth:`consume_invitation` (a join that failed)."""
+
+    async def delete_invitation(self, invitation_id: UUID) -> bool:
+        """Delete an invitation; ``False`` if it did not exist."""
+
+    async def purge_expired_invitations(self, expired_before: datetime) -> int:
+        """Delete invitations that expired before the given time; return how many."""

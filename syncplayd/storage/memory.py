@@ -1,0 +1,360 @@
+"""A dict-backed :class:`Repository`: the verified fake for tests and ``memory://``.
+
+It passes the same contract suite as the SQL engines, so it reproduces what the
+schema enforces (CHECK constraints, unique codes, foreign keys, cascades) and what
+the databases do to values (UTC timestamps, floats, JSON round trips). Each method
+checkpoints once and then runs without awaiting, which makes it atomic under
+trio's cooperative scheduling, as a transaction is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import trio
+
+from syncplayd.storage._sqlrepo import check_page
+from syncplayd.storage.base import Repository
+from syncplayd.storage.errors import (
+    DuplicateCode,
+    RoomEnded,
+    RoomFull,
+    RoomNotFound,
+    StorageError,
+    StorageUnavailable,
+)
+from syncplayd.storage.records import (
+    ChatMessage,
+    Event,
+    Invitation,
+    NewEvent,
+    NewRoom,
+    Participant,
+    Playback,
+    Role,
+    Room,
+    RoomFilters,
+    RoomUpdate,
+)
+
+
+def _utc(value: datetime) -> datetime:
+    # As stored by the databases: naive means UTC, and values come back in UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_room(name: str | None, max_participants: int | None) -> None:
+    # The schema's CHECK constraints.
+    if name is not None and not 1 <= len(name) <= 200:
+        raise StorageError("CHECK constraint failed: room name must be 1 to 200 characters")
+    if max_participants is not None and max_participants < 1:
+        raise StorageError("CHECK constraint failed: max_participants must be >= 1")
+
+
+class MemoryRepository(Repository):
+    """Keeps everything in dicts; nothing survives :meth:`aclose`."""
+
+    def __init__(self) -> None:
+        # Rooms are kept with participant_count 0; the count is computed on read.
+        self._rooms: dict[UUID, Room] = {}
+        self._members: dict[UUID, dict[UUID, Participant]] = {}
+        self._chat: dict[UUID, ChatMessage] = {}
+        self._events: list[tuple[Event, str]] = []  # payload kept as JSON text
+        self._last_event_id = 0
+        self._invitations: dict[str, Invitation] = {}
+        self._closed = False
+
+    async def _enter(self) -> None:
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            raise StorageUnavailable("the repository is closed")
+
+    def _room(self, room_id: UUID) -> Room | None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return None
+        return dataclasses.replace(room, participant_count=len(self._members[room_id]))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def ping(self) -> None:
+        await self._enter()
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    # -- rooms -------------------------------------------------------------------------------
+    async def create_room(self, new: NewRoom) -> Room:
+        await self._enter()
+        _check_room(new.name, new.max_participants)
+        if new.id in self._rooms:
+            raise StorageError(f"UNIQUE constraint failed: room {new.id} exists")
+        at = _utc(new.created_at)
+        self._rooms[new.id] = Room(
+            id=new.id,
+            name=new.name,
+            owner_id=new.owner_id,
+            content_type=new.content_type,
+            content_id=new.content_id,
+            is_public=new.is_public,
+            password_hash=new.password_hash,
+            max_participants=new.max_participants,
+            playback=Playback(),
+            created_at=at,
+            updated_at=at,
+            ended_at=None,
+            participant_count=0,
+        )
+        owner = Participant(new.id, new.owner_id, new.owner_name, Role.OWNER, False, at, at)
+        self._members[new.id] = {new.owner_id: owner}
+        return self._must_room(new.id)
+
+    def _must_room(self, room_id: UUID) -> Room:
+        room = self._room(room_id)
+        if room is None:
+            raise RoomNotFound(str(room_id))
+        return room
+
+    async def get_room(self, room_id: UUID) -> Room | None:
+        await self._enter()
+        return self._room(room_id)
+
+    def _matches(self, room: Room, f: RoomFilters) -> bool:
+        def is_member(user: UUID) -> bool:
+            return room.owner_id == user or user in self._members[room.id]
+
+        return (
+            (f.visible_to is None or room.is_public or is_member(f.visible_to))
+            and (f.member is None or is_member(f.member))
+            and (not f.public_only or room.is_public)
+            and (f.content_type is None or room.content_type == f.content_type)
+            and (f.content_id is None or room.content_id == f.content_id)
+            and (f.active is None or f.active == (room.ended_at is None))
+        )
+
+    async def list_rooms(
+        self, filters: RoomFilters, limit: int, offset: int
+    ) -> tuple[list[Room], int]:
+        check_page(limit, offset)
+        await self._enter()
+        found = [r for r in self._rooms.values() if self._matches(r, filters)]
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [self._must_room(r.id) for r in found[offset : offset + limit]], len(found)
+
+    async def update_room(self, room_id: UUID, update: RoomUpdate) -> Room | None:
+        await self._enter()
+        room = self._rooms.get(room_id)
+        if room is None:
+            return None
+        _check_room(update.name, update.max_participants)
+        changes: dict[str, Any] = {
+            name: getattr(update, name)
+            for name in ("name", "content_type", "content_id", "is_public", "max_participants")
+            if getattr(update, name) is not None
+        }
+        if update.password_hash is not None:  # a new password wins over clear_password
+            changes["password_hash"] = update.password_hash
+        elif update.clear_password:
+            changes["password_hash"] = None
+        self._rooms[room_id] = dataclasses.replace(
+            room, updated_at=_utc(update.updated_at), **changes
+        )
+        return self._room(room_id)
+
+    async def update_playback(self, room_id: UUID, playback: Playback) -> None:
+        await self._enter()
+        room = self._rooms.get(room_id)
+        if room is None or playback.version < room.playback.version:
+            return
+        stored = dataclasses.replace(
+            playback,
+            position=float(playback.position),
+            rate=float(playback.rate),
+            updated_at=None if playback.updated_at is None else _utc(playback.updated_at),
+        )
+        self._rooms[room_id] = dataclasses.replace(room, playback=stored)
+
+    async def end_room(self, room_id: UUID, ended_at: datetime) -> bool:
+        await self._enter()
+        room = self._rooms.get(room_id)
+        if room is None or room.ended_at is not None:
+            return False
+        at = _utc(ended_at)
+        self._rooms[room_id] = dataclasses.replace(room, ended_at=at, updated_at=at)
+        members = self._members[room_id]
+        for user_id, member in members.items():
+            members[user_id] = dataclasses.replace(member, is_connected=False)
+        return True
+
+    async def delete_room(self, room_id: UUID) -> bool:
+        await self._enter()
+        if self._rooms.pop(room_id, None) is None:
+            return False
+        # ON DELETE CASCADE
+        del self._members[room_id]
+        self._chat = {k: m for k, m in self._chat.items() if m.room_id != room_id}
+        self._events = [e for e in self._events if e[0].room_id != room_id]
+        self._invitations = {k: i for k, i in self._invitations.items() if i.room_id != room_id}
+        return True
+
+    # -- participants ------------------------------------------------------------------------
+    async def add_participant(
+        self, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
+    ) -> tuple[Participant, bool]:
+        await self._enter()
+        room = self._must_room(room_id)
+        if room.ended_at is not None:
+            raise RoomEnded(str(room_id))
+        members = self._members[room_id]
+        existing = members.get(user_id)
+        if existing is not None:
+            members[user_id] = dataclasses.replace(existing, user_name=user_name)
+            return members[user_id], False
+        if len(members) >= room.max_participants:
+            raise RoomFull(str(room_id))
+        at = _utc(now)
+        members[user_id] = Participant(room_id, user_id, user_name, role, False, at, at)
+        return members[user_id], True
+
+    async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
+        await self._enter()
+        return self._members.get(room_id, {}).get(user_id)
+
+    async def list_participants(
+        self, room_id: UUID, connected_only: bool = False
+    ) -> list[Participant]:
+        await self._enter()
+        members = self._members.get(room_id, {}).values()
+        found = [m for m in members if m.is_connected or not connected_only]
+        return sorted(found, key=lambda m: (m.joined_at, m.user_id))
+
+    async def update_participant(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        *,
+        role: Role | None = None,
+        is_connected: bool | None = None,
+        last_seen_at: datetime | None = None,
+    ) -> bool:
+        await self._enter()
+        members = self._members.get(room_id, {})
+        member = members.get(user_id)
+        if member is None:
+            return False
+        members[user_id] = dataclasses.replace(
+            member,
+            role=member.role if role is None else role,
+            is_connected=member.is_connected if is_connected is None else is_connected,
+            last_seen_at=member.last_seen_at if last_seen_at is None else _utc(last_seen_at),
+        )
+        return True
+
+    async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
+        await self._enter()
+        return self._members.get(room_id, {}).pop(user_id, None) is not None
+
+    # -- chat and events ---------------------------------------------------------------------
+    async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
+        await self._enter()
+        if message.id in self._chat:
+            raise StorageError(f"UNIQUE constraint failed: chat message {message.id} exists")
+        self._must_room(message.room_id)
+        stored = dataclasses.replace(message, created_at=_utc(message.created_at))
+        self._chat[message.id] = stored
+        return stored
+
+    async def list_chat_messages(
+        self, room_id: UUID, limit: int, offset: int
+    ) -> tuple[list[ChatMessage], int]:
+        check_page(limit, offset)
+        await self._enter()
+        found = [m for m in self._chat.values() if m.room_id == room_id]
+        found.sort(key=lambda m: (m.created_at, m.id), reverse=True)
+        return found[offset : offset + limit], len(found)
+
+    async def delete_chat_message(self, message_id: UUID) -> bool:
+        await self._enter()
+        return self._chat.pop(message_id, None) is not None
+
+    async def log_events(self, events: Sequence[NewEvent]) -> None:
+        await self._enter()
+        for event in events:  # all or nothing, as one transaction
+            self._must_room(event.room_id)
+        encoded = [json.dumps(event.payload) for event in events]
+        for event, payload in zip(events, encoded, strict=True):
+            self._last_event_id += 1
+            stored = Event(
+                self._last_event_id, event.room_id, event.type, _utc(event.created_at),
+                event.user_id, {},
+            )  # fmt: skip
+            self._events.append((stored, payload))
+
+    async def list_events(self, room_id: UUID, limit: int, offset: int) -> tuple[list[Event], int]:
+        check_page(limit, offset)
+        await self._enter()
+        # Appended in id order, so newest first is the reverse.
+        found = [e for e in reversed(self._events) if e[0].room_id == room_id]
+        page = [
+            dataclasses.replace(event, payload=json.loads(payload))
+            for event, payload in found[offset : offset + limit]
+        ]
+        return page, len(found)
+
+    # -- invitations -------------------------------------------------------------------------
+    async def create_invitation(self, invitation: Invitation) -> Invitation:
+        await self._enter()
+        if invitation.code in self._invitations:
+            raise DuplicateCode(invitation.code)
+        if any(i.id == invitation.id for i in self._invitations.values()):
+            raise StorageError(f"UNIQUE constraint failed: invitation {invitation.id} exists")
+        if invitation.max_uses is not None and invitation.max_uses < 1:
+            raise StorageError("CHECK constraint failed: max_uses must be >= 1")
+        self._must_room(invitation.room_id)
+        stored = dataclasses.replace(
+            invitation,
+            expires_at=_utc(invitation.expires_at),
+            created_at=_utc(invitation.created_at),
+        )
+        self._invitations[invitation.code] = stored
+        return stored
+
+    async def get_invitation(self, code: str) -> Invitation | None:
+        await self._enter()
+        return self._invitations.get(code)
+
+    async def consume_invitation(self, code: str, now: datetime) -> Invitation | None:
+        await self._enter()
+        invitation = self._invitations.get(code)
+        if invitation is None or invitation.is_expired(_utc(now)) or invitation.is_used_up:
+            return None
+        used = dataclasses.replace(invitation, use_count=invitation.use_count + 1)
+        self._invitations[code] = used
+        return used
+
+    async def release_invitation(self, code: str) -> None:
+        await self._enter()
+        invitation = self._invitations.get(code)
+        if invitation is not None and invitation.use_count > 0:
+            released = dataclasses.replace(invitation, use_count=invitation.use_count - 1)
+            self._invitations[code] = released
+
+    async def delete_invitation(self, invitation_id: UUID) -> bool:
+        await self._enter()
+        for code, invitation in self._invitations.items():
+            if invitation.id == invitation_id:
+                del self._invitations[code]
+                return True
+        return False
+
+    async def purge_expired_invitations(self, expired_before: datetime) -> int:
+        await self._enter()
+        cutoff = _utc(expired_before)
+        expired = [c for c, i in self._invitations.items() if i.expires_at < cutoff]
+        for code in expired:
+            del self._invitations[code]
+        return len(expired)

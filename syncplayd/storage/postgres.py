@@ -1,0 +1,189 @@
+"""The PostgreSQL engine: psycopg 3's *sync* API with a connection pool.
+
+psycopg's async API needs asyncio and does not run under trio, so each repository
+method is one sync transaction run in a worker thread by ``trio.to_thread.run_sync``
+under a ``CapacityLimiter`` as large as the pool: a thread never waits for a
+connection that the limiter did not promise it. This is Synapse's
+``runInteraction`` shape.
+
+Concurrency rests on PostgreSQL's row locks in READ COMMITTED: a join locks its
+room row (``FOR UPDATE``) before counting participants, and conditional UPDATEs
+(consuming an invitation) re-check their condition against the row that a
+concurrent winner left behind.
+
+Worker threads are not cancellable: a cancelled caller waits for its statement to
+finish (milliseconds in normal operation; the pool's timeout bounds the wait for a
+connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, TypeVar, TypeVarTuple
+from uuid import UUID
+
+import psycopg
+import psycopg.errors
+import trio
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from syncplayd.storage import migrations
+from syncplayd.storage._sql import Cursor, Tx
+from syncplayd.storage._sqlrepo import SqlRepository
+from syncplayd.storage.errors import (
+    DuplicateCode,
+    RoomNotFound,
+    StorageError,
+    StorageUnavailable,
+)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@lru_cache(maxsize=512)
+def _placeholders(sql: str) -> str:
+    # The shared queries use "?" and contain no other "?" or "%".
+    return sql.replace("?", "%s")
+
+
+class PostgresTx:
+    """The PostgreSQL side of :class:`~._sql.Tx`."""
+
+    for_update = " FOR UPDATE"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        # A fresh (client-side, cheap) cursor per statement: a query may keep one
+        # result while it runs the next statement.
+        cursor = self._conn.cursor(row_factory=dict_row)
+        return cursor.execute(_placeholders(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(_placeholders(sql), rows)
+
+    def id(self, value: UUID) -> object:
+        return value
+
+    def ts(self, value: datetime) -> object:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+    def json(self, value: dict[str, Any]) -> object:
+        return Jsonb(value)
+
+    def read_id(self, value: Any) -> UUID:
+        return UUID(str(value)) if not isinstance(value, UUID) else value
+
+    def read_ts(self, value: Any) -> datetime:
+        return value  # type: ignore[no-any-return]  # timestamptz: aware, in UTC
+
+    def read_json(self, value: Any) -> dict[str, Any]:
+        return value  # type: ignore[no-any-return]  # jsonb arrives decoded
+
+
+def translate_error(exc: psycopg.Error) -> StorageError:
+    """Map a driver error onto the repository's errors."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        if exc.diag.constraint_name == "invitations_code_key":
+            return DuplicateCode(str(exc))
+        return StorageError(str(exc))
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+        return RoomNotFound(str(exc))
+    # OperationalError covers lost connections, server shutdown and pool timeouts;
+    # InterfaceError a connection that is already closed.
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StorageUnavailable(str(exc))
+    return StorageError(str(exc))
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # timestamptz values come back in the session's zone: make that UTC everywhere.
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgresRepository(SqlRepository):
+    """A :class:`~syncplayd.storage.base.Repository` on a PostgreSQL database.
+
+    Use :meth:`open`; the constructor takes an opened pool.
+    """
+
+    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], pool_size: int) -> None:
+        self._pool = pool
+        self._limiter = trio.CapacityLimiter(pool_size)
+
+    @classmethod
+    async def open(
+        cls,
+        conninfo: str,
+        *,
+        pool_size: int = 10,
+        auto_migrate: bool = True,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> PostgresRepository:
+        """Check (or migrate) the schema, then open a pool of up to ``pool_size``.
+
+        Raises:
+            SchemaTooNew: a newer syncplayd migrated this database.
+            StorageError: the schema is behind and ``auto_migrate`` is false.
+            StorageUnavailable: the server cannot be reached.
+        """
+        if pool_size < 1:
+            raise ValueError("pool_size must be >= 1")
+
+        def setup() -> PostgresRepository:
+            # One direct connection first: it reports the server's own reason
+            # (unknown database, authentication) where a pool would only time out.
+            with psycopg.connect(
+                conninfo, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+            ) as conn:
+                migrations.prepare(conn, "postgres", auto_migrate=auto_migrate)
+            pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"autocommit": True},
+                configure=_configure,
+                timeout=connect_timeout,
+                name="syncplayd",
+                open=False,
+            )
+            try:
+                pool.open(wait=True, timeout=connect_timeout)
+            except BaseException:
+                pool.close()
+                raise
+            return cls(pool, pool_size)
+
+        try:
+            return await trio.to_thread.run_sync(setup)
+        except psycopg.Error as exc:
+            raise translate_error(exc) from exc
+
+    def _run(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return fn(PostgresTx(conn), *args)
+        except psycopg.Error as exc:
+            raise translate_error(exc) from exc
+
+    async def _write(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+        return await trio.to_thread.run_sync(lambda: self._run(fn, *args), limiter=self._limiter)
+
+    async def _read(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+        # Same path: PostgreSQL's MVCC gives reads their snapshot without help.
+        return await trio.to_thread.run_sync(lambda: self._run(fn, *args), limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        if self._pool.closed:
+            return
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._pool.close)

@@ -1,0 +1,197 @@
+"""Plain, frozen records exchanged with the repositories.
+
+Repositories speak in these values only: never engine objects, never wire dicts.
+All timestamps are timezone-aware UTC datetimes; ids are UUIDs (content ids are
+opaque strings because media servers use many id schemes).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+class Role(enum.StrEnum):
+    """A participant's role in a room, from most to least powerful."""
+
+    OWNER = "owner"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+
+
+class PlaybackState(enum.StrEnum):
+    """The room's authoritative playback state."""
+
+    PAUSED = "paused"
+    PLAYING = "playing"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True, slots=True)
+class Playback:
+    """Where the room's playback stood at ``updated_at`` (the anchor time).
+
+    While playing, the live position is ``position + (now - updated_at) * rate``.
+    ``version`` increases with every authoritative change.
+    """
+
+    state: PlaybackState = PlaybackState.PAUSED
+    position: float = 0.0
+    rate: float = 1.0
+    version: int = 0
+    updated_at: datetime | None = None
+    updated_by: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """A watch-together room as stored, with its live participant count."""
+
+    id: UUID
+    name: str
+    owner_id: UUID
+    content_type: str
+    content_id: str
+    is_public: bool
+    password_hash: str | None
+    max_participants: int
+    playback: Playback
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    participant_count: int
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRoom:
+    """Everything needed to create a room; its owner joins in the same transaction."""
+
+    id: UUID
+    name: str
+    owner_id: UUID
+    owner_name: str
+    content_type: str
+    content_id: str
+    is_public: bool
+    password_hash: str | None
+    max_participants: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdate:
+    """A partial update: ``None`` leaves a field unchanged.
+
+    ``clear_password`` removes the password (``password_hash`` sets a new one).
+    """
+
+    updated_at: datetime
+    name: str | None = None
+    content_type: str | None = None
+    content_id: str | None = None
+    is_public: bool | None = None
+    password_hash: str | None = None
+    clear_password: bool = False
+    max_participants: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFilters:
+    """Which rooms a listing returns.
+
+    ``visible_to``: only rooms that are public or that this user owns or has joined;
+    ``None`` means every room (admins). ``member``: only rooms this user owns or has
+    joined ("mine"). ``active``: ``True`` for rooms not ended, ``False`` for ended ones,
+    ``None`` for both.
+    """
+
+    visible_to: UUID | None = None
+    member: UUID | None = None
+    public_only: bool = False
+    content_type: str | None = None
+    content_id: str | None = None
+    active: bool | None = True
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A user's membership of a room."""
+
+    room_id: UUID
+    user_id: UUID
+    user_name: str
+    role: Role
+    is_connected: bool
+    joined_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One chat message; the service assigns ``id`` and ``created_at``."""
+
+    id: UUID
+    room_id: UUID
+    user_id: UUID
+    user_name: str
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An entry for a room's event log (written behind, in batches)."""
+
+    room_id: UUID
+    type: str
+    created_at: datetime
+    user_id: UUID | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A stored event; ``id`` orders a room's events."""
+
+    id: int
+    room_id: UUID
+    type: str
+    created_at: datetime
+    user_id: UUID | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation code to a room.
+
+    ``max_uses`` of ``None`` means any number of uses until ``expires_at``.
+    """
+
+    id: UUID
+    code: str
+    room_id: UUID
+    created_by: UUID
+    invited_user_id: UUID | None
+    expires_at: datetime
+    max_uses: int | None
+    use_count: int
+    created_at: datetime
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    @property
+    def is_used_up(self) -> bool:
+        return self.max_uses is not None and self.use_count >= self.max_uses

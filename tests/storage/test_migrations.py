@@ -1,0 +1,239 @@
+"""The migration runner on real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import trio
+
+from syncplayd.storage import (
+    SCHEMA_VERSION,
+    SchemaTooNew,
+    StorageError,
+    migrations,
+    open_repository,
+    parse_url,
+    run_migrations,
+)
+from syncplayd.storage import sqlite as sqlite_engine
+from syncplayd.storage.migrations import Connection, Dialect
+from tests.conftest import fresh_database
+
+Schema = dict[str, set[tuple[str, bool]]]  # table -> {(column, nullable)}
+
+
+@contextmanager
+def connect(url: str) -> Iterator[tuple[Connection, Dialect]]:
+    """A raw DB-API connection to the database of a URL, as the CLI would open."""
+    engine, where = parse_url(url)
+    if engine == "sqlite":
+        with closing(sqlite_engine.connect(where)) as conn:
+            yield conn, "sqlite"
+    else:
+        with psycopg.connect(where, autocommit=True) as pg:
+            yield pg, "postgres"
+
+
+def schema_of(conn: Connection) -> Schema:
+    """Tables and their columns (primary-key columns count as not nullable)."""
+    if isinstance(conn, sqlite3.Connection):
+        tables = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return {
+            t[0]: {(c[1], not (c[3] or c[5])) for c in conn.execute(f"PRAGMA table_info({t[0]})")}
+            for t in tables
+        }
+    rows = conn.execute(
+        "SELECT table_name, column_name, is_nullable = 'YES' FROM information_schema.columns"
+        " WHERE table_schema = current_schema()"
+    ).fetchall()
+    schema: Schema = {}
+    for table, column, nullable in rows:
+        schema.setdefault(table, set()).add((column, nullable))
+    return schema
+
+
+def indexes_of(conn: Connection) -> set[str]:
+    """Names of the explicitly created indexes."""
+    if isinstance(conn, sqlite3.Connection):
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
+    else:
+        sql = (
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            " AND indexname NOT LIKE '%\\_pkey' AND indexname NOT LIKE '%\\_key'"
+        )
+    return {row[0] for row in conn.execute(sql).fetchall()}
+
+
+def test_both_dialects_know_the_same_migrations() -> None:
+    sqlite_side, pg_side = migrations.available("sqlite"), migrations.available("postgres")
+    assert [(m.version, m.name) for m in sqlite_side] == [(m.version, m.name) for m in pg_side]
+    assert sqlite_side[-1].version == SCHEMA_VERSION
+    assert all(m.down_sql for m in sqlite_side + pg_side)
+
+
+def test_up_status_down_up(database_url: str) -> None:
+    with connect(database_url) as (conn, dialect):
+        assert migrations.current_version(conn, dialect) == 0
+        assert [(s.version, s.applied) for s in migrations.status(conn, dialect)] == [(1, False)]
+
+        applied = migrations.migrate_up(conn, dialect)
+        assert [m.version for m in applied] == [1]
+        assert migrations.current_version(conn, dialect) == 1
+        [state] = migrations.status(conn, dialect)
+        assert (state.version, state.name, state.applied, state.known) == (1, "initial", True, True)
+        assert migrations.migrate_up(conn, dialect) == []
+        assert set(schema_of(conn)) == {
+            "rooms", "participants", "chat_messages", "events", "invitations",
+            "schema_migrations",
+        }  # fmt: skip
+
+        assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [1]
+        assert migrations.current_version(conn, dialect) == 0
+        assert set(schema_of(conn)) == {"schema_migrations"}
+        assert migrations.migrate_down(conn, dialect) == []
+
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=1)] == [1]
+        assert migrations.current_version(conn, dialect) == 1
+        with pytest.raises(ValueError, match="unknown schema version"):
+            migrations.migrate_up(conn, dialect, target=99)
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgres_schemas_match(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    schemas: list[Schema] = []
+    indexes: list[set[str]] = []
+    for backend in ("sqlite", "postgres"):
+        with fresh_database(backend, request, tmp_path) as url, connect(url) as (conn, dialect):
+            migrations.migrate_up(conn, dialect)
+            schemas.append(schema_of(conn))
+            indexes.append(indexes_of(conn))
+    assert schemas[0] == schemas[1]
+    assert indexes[0] == indexes[1]
+    assert "rooms_created_at_idx" in indexes[0]
+
+
+def test_a_newer_schema_is_refused(database_url: str) -> None:
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect)
+        insert = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"
+        future = SCHEMA_VERSION + 1
+        if isinstance(conn, sqlite3.Connection):
+            conn.execute(insert, (future, "future", "2030-01-01T00:00:00.000000+00:00"))
+        else:
+            conn.execute(insert.replace("?", "%s"), (future, "future", "2030-01-01T00:00:00Z"))
+
+        with pytest.raises(SchemaTooNew, match="upgrade syncplayd"):
+            migrations.check_not_newer(conn, dialect)
+        with pytest.raises(SchemaTooNew):
+            migrations.migrate_up(conn, dialect)
+        with pytest.raises(SchemaTooNew):
+            migrations.migrate_down(conn, dialect)
+        states = migrations.status(conn, dialect)
+        assert [(s.version, s.known) for s in states] == [(1, True), (future, False)]
+
+    for auto_migrate in (True, False):
+        with pytest.raises(SchemaTooNew):
+            trio.run(lambda: open_repository(database_url, auto_migrate=auto_migrate))  # noqa: B023
+    lines = trio.run(lambda: run_migrations(database_url, "status"))
+    assert lines[-1].endswith("applied by a newer syncplayd")
+
+
+def test_auto_migrate_false_refuses_a_behind_schema(database_url: str) -> None:
+    with pytest.raises(StorageError, match="syncplayd migrate up"):
+        trio.run(lambda: open_repository(database_url, auto_migrate=False))
+    with connect(database_url) as (conn, dialect):
+        assert migrations.current_version(conn, dialect) == 0
+
+
+def test_run_migrations_for_the_cli(database_url: str) -> None:
+    def run(action: str, **kwargs: int) -> list[str]:
+        return trio.run(lambda: run_migrations(database_url, action, **kwargs))  # type: ignore[arg-type]
+
+    assert run("status") == ["0001_initial  pending"]
+    assert run("up") == ["applied 0001_initial", "schema version 1 (this syncplayd: 1)"]
+    assert run("up") == ["schema version 1 (this syncplayd: 1)"]
+    [line] = run("status")
+    assert line.startswith("0001_initial  applied 20")
+    assert run("down", steps=5) == ["reverted 0001_initial", "schema version 0 (this syncplayd: 1)"]
+    assert run("status") == ["0001_initial  pending"]
+    with pytest.raises(ValueError, match="action"):
+        run("sideways")
+
+
+def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing.sqlite3'}"
+    assert trio.run(lambda: run_migrations(url, "status")) == ["0001_initial  pending"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 1)"]
+    assert not (tmp_path / "missing.sqlite3").exists()
+    assert trio.run(lambda: run_migrations("memory://", "up")) == [
+        "memory:// keeps no schema: nothing to migrate"
+    ]
+
+
+def test_a_failing_migration_rolls_back_alone(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, _ = parse_url(database_url)
+    dialect: Dialect = "sqlite" if engine == "sqlite" else "postgres"
+    folder = tmp_path / "migrations" / dialect
+    folder.mkdir(parents=True)
+    real = migrations._folder(dialect)
+    shutil.copy(Path(str(real / "0001_initial.up.sql")), folder)
+    (folder / "0002_broken.up.sql").write_text(
+        "CREATE TABLE extra (id integer);\nSELECT * FROM no_such_table;\n"
+    )
+    monkeypatch.setattr(migrations, "_folder", lambda _dialect: folder)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+
+    with pytest.raises(StorageError, match="no_such_table"):
+        trio.run(lambda: run_migrations(database_url, "up"))
+    with connect(database_url) as (conn, dialect):
+        assert migrations.current_version(conn, dialect) == 1  # 0001 stays applied
+        assert "extra" not in schema_of(conn)
+        assert "rooms" in schema_of(conn)
+        with pytest.raises(StorageError, match="cannot be reverted"):
+            migrations.migrate_down(conn, dialect)
+
+
+def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None:
+    applied: list[int] = []
+
+    def run_one() -> None:
+        with connect(database_url) as (conn, dialect):
+            applied.extend(m.version for m in migrations.migrate_up(conn, dialect))
+
+    async def main() -> None:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for _ in range(4):
+                    nursery.start_soon(trio.to_thread.run_sync, run_one)
+
+    trio.run(main)
+    assert applied == [1]
+
+
+def test_sqlite_statement_splitting() -> None:
+    script = """
+    -- a comment; with a semicolon
+    CREATE TABLE t (v TEXT DEFAULT 'a;b');
+    CREATE TRIGGER tr AFTER INSERT ON t BEGIN
+        UPDATE t SET v = 'x;y';
+    END;
+    /* block; comment */ INSERT INTO t (v) VALUES ('c'); INSERT INTO t DEFAULT VALUES
+    """
+    statements = migrations._split_sqlite(script)
+    assert len(statements) == 4
+    with closing(sqlite3.connect(":memory:")) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        assert conn.execute("SELECT v FROM t").fetchall() == [("x;y",), ("x;y",)]

@@ -1,0 +1,88 @@
+"""Bearer tokens: what is accepted and every way a token is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import jwt
+import pytest
+
+from syncplayd.identity import (
+    InvalidToken,
+    Principal,
+    decode_token,
+    encode_token,
+    load_or_create_secret,
+)
+
+SECRET = "s" * 64
+
+
+def test_round_trip_keeps_identity_and_admin_role() -> None:
+    principal = Principal(uuid4(), "Ada", is_admin=True)
+    token = encode_token(principal, SECRET, ttl=timedelta(minutes=5))
+    assert decode_token(token, SECRET) == principal
+
+
+def _unsigned(claims: dict[str, object]) -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def _claims(**extra: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "sub": str(uuid4()),
+        "name": "Ada",
+        "exp": int((datetime.now(UTC) + timedelta(hours=1)).timestamp()),
+    }
+    claims.update(extra)
+    return claims
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("not-a-jwt", id="malformed"),
+        pytest.param(jwt.encode(_claims(), "x" * 64, algorithm="HS256"), id="wrong-signature"),
+        pytest.param(_unsigned(_claims()), id="alg-none"),
+        pytest.param(jwt.encode(_claims(), SECRET, algorithm="HS512"), id="other-alg"),
+        pytest.param(jwt.encode(_claims(exp=1), SECRET, algorithm="HS256"), id="expired"),
+        pytest.param(
+            jwt.encode(
+                {k: v for k, v in _claims().items() if k != "exp"}, SECRET, algorithm="HS256"
+            ),
+            id="no-exp",
+        ),
+        pytest.param(jwt.encode(_claims(sub="bob"), SECRET, algorithm="HS256"), id="sub-not-uuid"),
+        pytest.param(jwt.encode(_claims(name=""), SECRET, algorithm="HS256"), id="blank-name"),
+    ],
+)
+def test_bad_tokens_are_refused(token: str) -> None:
+    with pytest.raises(InvalidToken) as info:
+        decode_token(token, SECRET)
+    assert token not in str(info.value) or not token
+
+
+def test_leeway_accepts_slightly_expired() -> None:
+    now = datetime.now(UTC)
+    token = encode_token(
+        Principal(uuid4(), "A"), SECRET, ttl=timedelta(seconds=1), now=now - timedelta(seconds=10)
+    )
+    with pytest.raises(InvalidToken):
+        decode_token(token, SECRET)
+    assert decode_token(token, SECRET, leeway_seconds=30).name == "A"
+
+
+def test_generated_secret_is_private_and_stable(tmp_path: Path) -> None:
+    secret, created = load_or_create_secret(tmp_path / "state")
+    assert created
+    assert len(secret) >= 32
+    assert (tmp_path / "state" / "jwt_secret").stat().st_mode & 0o077 == 0
+    assert load_or_create_secret(tmp_path / "state") == (secret, False)

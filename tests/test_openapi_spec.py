@@ -1,0 +1,604 @@
+"""The OpenAPI contract itself: valid OpenAPI 3.1, complete, and enforced by the checker."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from syncplayd import openapi
+from syncplayd.openapi import load_spec, spec_json_bytes, spec_yaml_bytes
+from tests.openapi_check import (
+    assert_request_conforms,
+    assert_response_conforms,
+    exercised_responses,
+    iter_operations,
+    resolve_path_template,
+    schema_validator,
+)
+
+REPO_SPEC = Path(__file__).resolve().parent.parent / "api" / "openapi" / "syncplay.yaml"
+UNAUTHENTICATED = {
+    ("GET", "/openapi.yaml"),
+    ("GET", "/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+}
+EXPECTED_OPERATIONS = {
+    ("GET", "/rooms"),
+    ("POST", "/rooms"),
+    ("GET", "/rooms/{room_id}"),
+    ("PUT", "/rooms/{room_id}"),
+    ("DELETE", "/rooms/{room_id}"),
+    ("POST", "/rooms/{room_id}/join"),
+    ("POST", "/rooms/{room_id}/leave"),
+    ("GET", "/rooms/{room_id}/participants"),
+    ("POST", "/rooms/{room_id}/chat"),
+    ("GET", "/rooms/{room_id}/chat"),
+    ("POST", "/rooms/{room_id}/invitations"),
+    ("GET", "/invitations/{code}"),
+} | UNAUTHENTICATED
+REQUIRED_SCHEMAS = {
+    "Room",
+    "Playback",
+    "CreateRoom",
+    "UpdateRoom",
+    "JoinRoom",
+    "JoinResult",
+    "Participant",
+    "ChatPost",
+    "ChatMessage",
+    "CreateInvitation",
+    "Invitation",
+    "InvitationDetails",
+    "RoomSummary",
+    "RoomList",
+    "ParticipantList",
+    "ChatList",
+    "Problem",
+    "ValidationError",
+    "Health",
+    "Ready",
+}
+
+ROOM_ID = "0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24"
+USER_ID = "5d1c7a8e-2b34-4f60-8a9d-c3e1f2a4b5d6"
+NOW = "2026-11-25T18:40:00.123456Z"
+
+
+def doc() -> Any:
+    """The parsed document, typed loosely for indexing in assertions."""
+    return load_spec()
+
+
+def valid_room(**changes: Any) -> dict[str, Any]:
+    room: dict[str, Any] = {
+        "id": ROOM_ID,
+        "name": "Friday movie night",
+        "owner_id": USER_ID,
+        "content_type": "movie",
+        "content_id": "tt0133093",
+        "is_public": True,
+        "has_password": False,
+        "max_participants": 10,
+        "participant_count": 1,
+        "playback": {
+            "state": "paused",
+            "position": 0.0,
+            "rate": 1.0,
+            "version": 0,
+            "updated_at": None,
+        },
+        "created_at": NOW,
+        "updated_at": "2026-11-25T18:40:00Z",
+        "ended_at": None,
+    }
+    room.update(changes)
+    return room
+
+
+def problem(code: str, status: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": f"urn:syncplayd:problem:{code}",
+        "title": code.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": "Something about this request.",
+        "code": code,
+        **extra,
+    }
+
+
+def operations_with_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    paths: dict[str, Any] = doc()["paths"]
+    return [(method, path, paths[path][method.lower()]) for method, path in iter_operations()]
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    spec = doc()
+    while "$ref" in node:
+        target: Any = spec
+        for token in node["$ref"][2:].split("/"):
+            target = target[token.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+# --- the document -----------------------------------------------------------------
+
+
+def test_spec_is_valid_openapi_3_1() -> None:
+    spec = doc()
+    assert spec["openapi"] == "3.1.0"
+    validate(copy.deepcopy(spec), cls=OpenAPIV31SpecValidator)
+
+
+def test_load_spec_equals_the_yaml_file() -> None:
+    assert load_spec() == yaml.safe_load(REPO_SPEC.read_bytes())
+    assert load_spec() is load_spec()
+
+
+def test_served_bytes() -> None:
+    assert spec_yaml_bytes() == REPO_SPEC.read_bytes()
+    assert json.loads(spec_json_bytes()) == load_spec()  # plain JSON data: no dates, str keys
+    assert_response_conforms("GET", "/openapi.json", 200, json.loads(spec_json_bytes()))
+    assert_response_conforms(
+        "GET", "/openapi.yaml", 200, spec_yaml_bytes(), "application/yaml; charset=utf-8"
+    )
+
+
+def test_packaged_copy_is_preferred(tmp_path: Path) -> None:
+    packaged = tmp_path / "pkg" / "syncplay.yaml"
+    repository = tmp_path / "repo" / "syncplay.yaml"
+    repository.parent.mkdir()
+    repository.write_bytes(b"openapi: repo\n")
+    assert openapi._read_spec_bytes(packaged, repository) == b"openapi: repo\n"
+    packaged.parent.mkdir()
+    packaged.write_bytes(b"openapi: packaged\n")
+    assert openapi._read_spec_bytes(packaged, repository) == b"openapi: packaged\n"
+    repository.unlink()
+    packaged.unlink()
+    with pytest.raises(FileNotFoundError):
+        openapi._read_spec_bytes(packaged, repository)
+
+
+def test_servers() -> None:
+    spec = doc()
+    assert spec["servers"] == [
+        {"url": "/api/v1/syncplay", "description": spec["servers"][0]["description"]}
+    ]
+    paths: dict[str, Any] = spec["paths"]
+    for root in ("/healthz", "/readyz"):
+        assert [server["url"] for server in paths[root]["servers"]] == ["/"]
+    for path, item in paths.items():
+        if path not in ("/healthz", "/readyz"):
+            assert "servers" not in item, path
+
+
+def test_all_schemas_present() -> None:
+    schemas: dict[str, Any] = doc()["components"]["schemas"]
+    assert set(schemas) >= REQUIRED_SCHEMAS
+
+
+def test_every_endpoint_documented() -> None:
+    assert set(iter_operations()) == EXPECTED_OPERATIONS
+    operation_ids = [operation["operationId"] for _, _, operation in operations_with_objects()]
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_security() -> None:
+    spec = doc()
+    assert spec["security"] == [{"bearerAuth": []}]
+    scheme = spec["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http"
+    assert scheme["scheme"] == "bearer"
+    assert scheme["bearerFormat"] == "JWT"
+    for method, path, operation in operations_with_objects():
+        if (method, path) in UNAUTHENTICATED:
+            assert operation.get("security") == [], (method, path)
+        else:
+            assert "security" not in operation, (method, path)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(EXPECTED_OPERATIONS))
+def test_operation_is_complete(method: str, path: str) -> None:
+    paths: dict[str, Any] = doc()["paths"]
+    operation = paths[path][method.lower()]
+    assert operation.get("operationId")
+    assert operation.get("summary")
+    assert operation.get("description")
+    responses = operation["responses"]
+    assert any(status.startswith("2") for status in responses)
+    assert "default" not in responses
+    for status, response_or_ref in responses.items():
+        response = resolve(response_or_ref)
+        assert response.get("description"), status
+        if status.startswith(("4", "5")) and (method, path) != ("GET", "/readyz"):
+            assert list(response["content"]) == ["application/problem+json"], status
+            schema = response["content"]["application/problem+json"]["schema"]
+            assert {"$ref": "#/components/schemas/Problem"} in schema["allOf"], status
+    if (method, path) in UNAUTHENTICATED:
+        assert "401" not in responses
+    else:
+        assert responses["401"] == {"$ref": "#/components/responses/Unauthorized"}
+        assert responses["503"] == {"$ref": "#/components/responses/Unavailable"}
+        assert any(status.startswith("4") and status != "401" for status in responses), (
+            "an operation needs an error response besides 401"
+        )
+    if "requestBody" in operation:
+        assert list(operation["requestBody"]["content"]) == ["application/json"]
+        for status in ("400", "413", "415", "422"):
+            assert status in responses, status
+    for parameter in [*paths[path].get("parameters", []), *operation.get("parameters", [])]:
+        parameter = resolve(parameter)
+        assert "schema" in parameter, parameter
+        if parameter["in"] == "path":
+            assert parameter["required"] is True
+
+
+def test_required_headers() -> None:
+    spec = doc()
+    responses = spec["components"]["responses"]
+    assert responses["RateLimited"]["headers"]["Retry-After"]
+    assert responses["Unauthorized"]["headers"]["WWW-Authenticate"]
+    created = spec["paths"]["/rooms"]["post"]["responses"]["201"]
+    assert resolve(created["headers"]["Location"])["required"] is True
+    assert spec["paths"]["/rooms/{room_id}/chat"]["post"]["responses"]["429"] == {
+        "$ref": "#/components/responses/RateLimited"
+    }
+
+
+def test_query_parameter_defaults_and_bounds() -> None:
+    spec = doc()
+    params = {
+        resolve(p)["name"]: resolve(p)["schema"]
+        for p in spec["paths"]["/rooms"]["get"]["parameters"]
+    }
+    assert set(params) == {
+        "public",
+        "mine",
+        "content_type",
+        "content_id",
+        "active",
+        "limit",
+        "offset",
+    }
+    assert params["active"] == {"type": "boolean", "default": True}
+    assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+    assert params["offset"] == {"type": "integer", "minimum": 0, "default": 0}
+    (purge,) = spec["paths"]["/rooms/{room_id}"]["delete"]["parameters"]
+    assert purge["schema"] == {"type": "boolean", "default": False}
+
+
+def test_schemas_are_closed() -> None:
+    schemas = doc()["components"]["schemas"]
+    for name in REQUIRED_SCHEMAS:
+        assert schemas[name]["additionalProperties"] is False, name
+
+
+def test_invitation_details_extends_invitation() -> None:
+    schemas = doc()["components"]["schemas"]
+    invitation, details = schemas["Invitation"], schemas["InvitationDetails"]
+    assert set(details["properties"]) == {*invitation["properties"], "room"}
+    assert set(details["required"]) == {*invitation["required"], "room"}
+
+
+# --- the checker accepts valid bodies ---------------------------------------------
+
+
+def test_valid_room() -> None:
+    assert_response_conforms("GET", "/rooms/{room_id}", 200, valid_room(), "application/json")
+    assert_response_conforms(
+        "GET",
+        "/api/v1/syncplay/rooms/{room_id}",
+        200,
+        valid_room(
+            ended_at="2026-11-25T20:00:00Z",
+            has_password=True,
+            playback={
+                "state": "playing",
+                "position": 12.5,
+                "rate": 1.25,
+                "version": 3,
+                "updated_at": NOW,
+            },
+        ),
+    )
+    assert_response_conforms(
+        "POST",
+        "/rooms",
+        201,
+        json.dumps(valid_room()).encode(),
+        "application/json; charset=utf-8",
+        headers={"location": f"/api/v1/syncplay/rooms/{ROOM_ID}"},
+    )
+
+
+def test_valid_problem_with_errors() -> None:
+    body = problem(
+        "validation-failed",
+        422,
+        errors=[{"field": "name", "message": "must be 1 to 200 characters"}],
+    )
+    assert_response_conforms("POST", "/rooms", 422, body, "application/problem+json")
+    assert_response_conforms(
+        "POST",
+        "/rooms/{room_id}/chat",
+        429,
+        problem("rate-limited", 429),
+        "application/problem+json",
+        headers={"Retry-After": "3"},
+    )
+    assert_response_conforms(
+        "GET",
+        "/rooms",
+        401,
+        problem("unauthorized", 401),
+        "application/problem+json",
+        headers={"WWW-Authenticate": 'Bearer realm="syncplayd"'},
+    )
+    assert_response_conforms(
+        "POST", "/rooms/{room_id}/leave", 404, problem("not-a-member", 404), None
+    )
+
+
+def test_valid_room_list() -> None:
+    body = {"items": [valid_room(), valid_room(id=USER_ID)], "total": 7, "limit": 2, "offset": 4}
+    assert_response_conforms("GET", "/rooms", 200, body, "application/json")
+    assert_response_conforms(
+        "GET", "/rooms", 200, {"items": [], "total": 0, "limit": 20, "offset": 0}
+    )
+
+
+def test_valid_other_bodies() -> None:
+    participant = {
+        "user_id": USER_ID,
+        "user_name": "alice",
+        "role": "owner",
+        "is_connected": False,
+        "joined_at": NOW,
+        "last_seen_at": NOW,
+    }
+    assert_response_conforms(
+        "POST", "/rooms/{room_id}/join", 200, {"room": valid_room(), "participant": participant}
+    )
+    message = {
+        "id": ROOM_ID,
+        "room_id": ROOM_ID,
+        "user_id": USER_ID,
+        "user_name": "alice",
+        "message": "hi",
+        "created_at": NOW,
+    }
+    assert_response_conforms(
+        "GET",
+        "/rooms/{room_id}/chat",
+        200,
+        {"items": [message], "total": 1, "limit": 50, "offset": 0},
+    )
+    invitation = {
+        "code": "K7M2QX9P",
+        "room_id": ROOM_ID,
+        "expires_at": NOW,
+        "invited_user_id": None,
+        "max_uses": None,
+        "use_count": 0,
+        "created_at": NOW,
+        "created_by": USER_ID,
+    }
+    assert_response_conforms("POST", "/rooms/{room_id}/invitations", 201, invitation)
+    summary = {
+        key: valid_room()[key]
+        for key in (
+            "id",
+            "name",
+            "content_type",
+            "content_id",
+            "is_public",
+            "has_password",
+            "max_participants",
+            "participant_count",
+            "ended_at",
+        )
+    }
+    assert_response_conforms("GET", "/invitations/{code}", 200, {**invitation, "room": summary})
+    assert_response_conforms("DELETE", "/rooms/{room_id}", 204, None)
+    assert_response_conforms("GET", "/healthz", 200, {"status": "ok"})
+    assert_response_conforms("GET", "/readyz", 200, {"status": "ready"})
+    assert_response_conforms(
+        "GET", "/readyz", 503, {"status": "unavailable", "detail": "database unreachable"}
+    )
+
+
+def test_valid_requests() -> None:
+    assert_request_conforms(
+        "POST",
+        "/rooms",
+        {"name": "x", "content_type": "movie", "content_id": "1", "password": None},
+    )
+    assert_request_conforms("PUT", "/rooms/{room_id}", {"password": None})
+    assert_request_conforms("POST", "/rooms/{room_id}/join", None)
+    assert_request_conforms("POST", "/rooms/{room_id}/join", {})
+    assert_request_conforms("POST", "/rooms/{room_id}/join", {"invitation_code": "K7M2QX9P"})
+    assert_request_conforms("POST", "/rooms/{room_id}/chat", {"message": "m" * 10000})
+    assert_request_conforms(
+        "POST",
+        "/rooms/{room_id}/invitations",
+        {"invited_user_id": USER_ID, "expires_in_hours": 0.5, "max_uses": None},
+    )
+    assert_request_conforms("POST", "/rooms/{room_id}/leave", None)
+
+
+# --- the checker rejects invalid bodies -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "room",
+    [
+        pytest.param(valid_room(password="hunter2"), id="password-field"),
+        pytest.param({k: v for k, v in valid_room().items() if k != "id"}, id="missing-id"),
+        pytest.param(valid_room(id="not-a-uuid"), id="bad-uuid"),
+        pytest.param(valid_room(owner_id="0b9f3c1e6a514d7e9c392f0e8d6b1a24"), id="uuid-no-dashes"),
+        pytest.param(valid_room(ended_at=1764096000), id="ended_at-wrong-type"),
+        pytest.param(valid_room(created_at="yesterday"), id="bad-date-time"),
+        pytest.param(valid_room(created_at="2026-11-25T18:40:00+01:00"), id="not-utc-z"),
+        pytest.param(valid_room(created_at="2026-13-45T18:40:00Z"), id="impossible-date"),
+        pytest.param(valid_room(max_participants=1), id="max-participants-range"),
+        pytest.param(valid_room(name=""), id="empty-name"),
+        pytest.param(
+            valid_room(playback={**valid_room()["playback"], "state": "stopped"}),
+            id="bad-playback-state",
+        ),
+        pytest.param(
+            valid_room(playback={**valid_room()["playback"], "position": -1}),
+            id="negative-position",
+        ),
+    ],
+)
+def test_invalid_room_rejected(room: dict[str, Any]) -> None:
+    with pytest.raises(AssertionError, match="does not conform"):
+        assert_response_conforms("GET", "/rooms/{room_id}", 200, room, "application/json")
+
+
+def test_invalid_responses_rejected() -> None:
+    with pytest.raises(AssertionError, match="not documented"):
+        assert_response_conforms("GET", "/rooms/{room_id}", 409, problem("room-full", 409))
+    with pytest.raises(AssertionError, match="not documented"):
+        assert_response_conforms("PATCH", "/rooms/{room_id}", 200, valid_room())
+    with pytest.raises(AssertionError, match="not documented"):
+        assert_response_conforms("GET", "/nope", 200, {})
+    with pytest.raises(AssertionError, match="not documented"):
+        assert_response_conforms("GET", "/api/v1/syncplay/healthz", 200, {"status": "ok"})
+    with pytest.raises(AssertionError, match="content type"):
+        assert_response_conforms(
+            "GET", "/rooms/{room_id}", 404, problem("not-found", 404), "application/json"
+        )
+    with pytest.raises(AssertionError, match="content type"):
+        assert_response_conforms("GET", "/rooms/{room_id}", 200, valid_room(), "text/html")
+    with pytest.raises(AssertionError, match="without a body"):
+        assert_response_conforms("DELETE", "/rooms/{room_id}", 204, {"ok": True})
+    with pytest.raises(AssertionError, match="got none"):
+        assert_response_conforms("GET", "/rooms/{room_id}", 200, None)
+    with pytest.raises(AssertionError, match="does not conform"):
+        # 422 needs errors[]
+        assert_response_conforms(
+            "POST", "/rooms", 422, problem("validation-failed", 422), "application/problem+json"
+        )
+    with pytest.raises(AssertionError, match="does not conform"):
+        # a 403 code on a 404
+        assert_response_conforms("GET", "/rooms/{room_id}", 404, problem("forbidden", 404))
+    with pytest.raises(AssertionError, match="does not match code"):
+        assert_response_conforms(
+            "GET",
+            "/rooms/{room_id}",
+            404,
+            {**problem("not-found", 404), "type": "urn:syncplayd:problem:not-a-member"},
+        )
+    with pytest.raises(AssertionError, match="does not conform"):
+        assert_response_conforms(
+            "GET", "/rooms/{room_id}", 404, {**problem("not-found", 404), "instance": "/x"}
+        )
+    with pytest.raises(AssertionError, match="does not conform"):
+        assert_response_conforms("GET", "/readyz", 503, {"status": "unavailable"})
+    with pytest.raises(AssertionError, match="does not conform"):
+        assert_response_conforms(
+            "GET", "/rooms", 200, {"items": [], "total": 0, "limit": 500, "offset": 0}
+        )
+
+
+def test_missing_or_bad_headers_rejected() -> None:
+    with pytest.raises(AssertionError, match="Location"):
+        assert_response_conforms("POST", "/rooms", 201, valid_room(), headers={})
+    with pytest.raises(AssertionError, match="Retry-After"):
+        assert_response_conforms(
+            "POST", "/rooms/{room_id}/chat", 429, problem("rate-limited", 429), headers={}
+        )
+    with pytest.raises(AssertionError, match="not an integer"):
+        assert_response_conforms(
+            "POST",
+            "/rooms/{room_id}/chat",
+            429,
+            problem("rate-limited", 429),
+            headers={"Retry-After": "soon"},
+        )
+    with pytest.raises(AssertionError, match="WWW-Authenticate"):
+        assert_response_conforms(
+            "GET",
+            "/rooms",
+            401,
+            problem("unauthorized", 401),
+            headers={"WWW-Authenticate": "Basic"},
+        )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "match"),
+    [
+        ("POST", "/rooms", {"name": "x", "content_type": "movie"}, "'content_id' is a required"),
+        (
+            "POST",
+            "/rooms",
+            {"name": "x", "content_type": "m", "content_id": "1", "extra": 1},
+            "'extra' was unexpected",
+        ),
+        (
+            "POST",
+            "/rooms",
+            {"name": "x", "content_type": "m", "content_id": "1", "password": ""},
+            r"\$\.password",
+        ),
+        (
+            "POST",
+            "/rooms",
+            {"name": "x", "content_type": "m", "content_id": "1", "max_participants": 1001},
+            r"\$\.max_participants",
+        ),
+        ("POST", "/rooms", None, "request body is required"),
+        ("PUT", "/rooms/{room_id}", {}, "non-empty"),
+        ("PUT", "/rooms/{room_id}", {"name": None}, r"\$\.name"),
+        ("POST", "/rooms/{room_id}/chat", {"message": ""}, r"\$\.message"),
+        ("POST", "/rooms/{room_id}/chat", {"message": "m" * 10001}, r"\$\.message"),
+        ("POST", "/rooms/{room_id}/invitations", {"expires_in_hours": 0}, "expires_in_hours"),
+        ("POST", "/rooms/{room_id}/invitations", {"expires_in_hours": 721}, "expires_in_hours"),
+        ("POST", "/rooms/{room_id}/invitations", {"max_uses": 0}, r"\$\.max_uses"),
+        ("POST", "/rooms/{room_id}/invitations", {"invited_user_id": "bob"}, "is not a 'uuid'"),
+        ("POST", "/rooms/{room_id}/join", {"password": "", "invitation_code": "X"}, "password"),
+        ("POST", "/rooms/{room_id}/join", b"[1]", "is not of type 'object'"),
+        ("POST", "/rooms/{room_id}/leave", {}, "takes no request body"),
+    ],
+)
+def test_invalid_requests_rejected(method: str, path: str, body: object, match: str) -> None:
+    with pytest.raises(AssertionError, match=match):
+        assert_request_conforms(method, path, body)
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def test_resolve_path_template() -> None:
+    assert resolve_path_template(f"/api/v1/syncplay/rooms/{ROOM_ID}/chat?limit=5") == (
+        "/rooms/{room_id}/chat"
+    )
+    assert resolve_path_template("/api/v1/syncplay/rooms") == "/rooms"
+    assert resolve_path_template("/api/v1/syncplay/invitations/K7M2QX9P") == "/invitations/{code}"
+    assert resolve_path_template("/healthz") == "/healthz"
+    with pytest.raises(AssertionError):
+        resolve_path_template("/api/v1/syncplay/healthz")
+    with pytest.raises(AssertionError):
+        resolve_path_template("/rooms")
+
+
+def test_exercised_responses_are_recorded() -> None:
+    assert_response_conforms("GET", "/healthz", 200, {"status": "ok"})
+    assert ("GET", "/healthz", 200) in exercised_responses()
+
+
+def test_schema_validator_for_components() -> None:
+    validator = schema_validator("/components/schemas/Problem")
+    example = doc()["components"]["schemas"]["Problem"]["examples"][0]
+    validator.validate(example)
+    assert not validator.is_valid({**example, "type": "about:blank"})
