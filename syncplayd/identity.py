@@ -74,11 +74,15 @@ def decode_token(
     name = claims.get("name")
     if name is None:
         name = str(user_id)[:8]
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidToken("invalid token: 'name' must be a non-empty string")
+    if not isinstance(name, str):
+        raise InvalidToken("invalid token: 'name' must be a string")
+    # Control characters in a display name only ever break someone's screen.
+    name = "".join(ch for ch in name if ch.isprintable()).strip()[:MAX_NAME_LENGTH]
+    if not name:
+        raise InvalidToken("invalid token: 'name' must be a non-empty printable string")
     return Principal(
         user_id=user_id,
-        name=name.strip()[:MAX_NAME_LENGTH],
+        name=name,
         is_admin=claims.get("role") == "admin",
     )
 

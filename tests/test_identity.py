@@ -86,3 +86,11 @@ def test_generated_secret_is_private_and_stable(tmp_path: Path) -> None:
     assert len(secret) >= 32
     assert (tmp_path / "state" / "jwt_secret").stat().st_mode & 0o077 == 0
     assert load_or_create_secret(tmp_path / "state") == (secret, False)
+
+
+def test_control_characters_are_dropped_from_names() -> None:
+    token = jwt.encode(_claims(name="Ada\x00\x1b[31m\n"), SECRET, algorithm="HS256")
+    assert decode_token(token, SECRET).name == "Ada[31m"
+    only_controls = jwt.encode(_claims(name="\x00\x07"), SECRET, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        decode_token(only_controls, SECRET)

@@ -269,7 +269,7 @@ def test_query_parameter_defaults_and_bounds() -> None:
     }
     assert params["active"] == {"type": "boolean", "default": True}
     assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
-    assert params["offset"] == {"type": "integer", "minimum": 0, "default": 0}
+    assert params["offset"] == {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}
     (purge,) = spec["paths"]["/rooms/{room_id}"]["delete"]["parameters"]
     assert purge["schema"] == {"type": "boolean", "default": False}
 

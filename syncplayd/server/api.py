@@ -24,6 +24,9 @@ T = TypeVar("T")
 
 api = Blueprint("api", __name__, url_prefix="/api/v1/syncplay")
 
+# Deep offsets are never a real client's need and overflow database integers.
+MAX_OFFSET = 1_000_000
+
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
@@ -102,6 +105,8 @@ def _query_text(name: str, max_length: int = 200) -> str | None:
     raw = request.args.get(name)
     if raw is not None and len(raw) > max_length:
         raise invalid(name, f"must be at most {max_length} characters")
+    if raw is not None and "\x00" in raw:
+        raise invalid(name, "must not contain NUL characters")
     return raw or None
 
 
@@ -123,7 +128,7 @@ async def list_rooms() -> Response:
         content_id=_query_text("content_id"),
         active=_query_bool("active") if request.args.get("active") else True,
         limit=_query_int("limit", 20, 1, 100),
-        offset=_query_int("offset", 0, 0, None),
+        offset=_query_int("offset", 0, 0, MAX_OFFSET),
     )
     rooms, total = await _state().service.list_rooms(_principal(), query)
     items = [wire.room_json(room) for room in rooms]
@@ -220,7 +225,7 @@ async def post_chat(room_id: str) -> Response:
 @api.get("/rooms/<room_id>/chat")
 async def chat_history(room_id: str) -> Response:
     limit = _query_int("limit", 0, 1, None) if request.args.get("limit") else None
-    offset = _query_int("offset", 0, 0, None)
+    offset = _query_int("offset", 0, 0, MAX_OFFSET)
     items, total, effective = await _state().service.chat_history(
         _principal(), _uuid(room_id, "room"), limit=limit, offset=offset
     )
@@ -245,7 +250,7 @@ async def create_invitation(room_id: str) -> Response:
 
 @api.get("/invitations/<code>")
 async def get_invitation(code: str) -> Response:
-    if len(code) > 64:
+    if len(code) > 64 or "\x00" in code:
         raise not_found("invitation")
     invitation, room = await _state().service.get_invitation(_principal(), code)
     body = wire.invitation_json(invitation) | {"room": wire.room_summary_json(room)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -29,9 +29,17 @@ def create_app(state: AppState) -> QuartTrio:
     """Build the HTTP application around the daemon's shared objects."""
     app = QuartTrio("syncplayd")
     app.config["MAX_CONTENT_LENGTH"] = state.settings.server.max_request_bytes
-    app.config["JSON_SORT_KEYS"] = False
     app.extensions["syncplayd"] = state
     app.register_blueprint(api)
+
+    @app.before_request
+    async def _read_body_first() -> None:
+        # Hypercorn 0.18 stalls a keep-alive connection when the response is
+        # finished before the request body has arrived (the next request on it
+        # never gets an answer). Reading the body before answering, even for
+        # requests that ignore it, rules that out; bodies are capped by
+        # MAX_CONTENT_LENGTH, so this costs nothing.
+        await request.get_data()
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -42,7 +50,10 @@ def create_app(state: AppState) -> QuartTrio:
         try:
             await state.repo.ping()
         except StorageUnavailable as exc:
-            return json_response({"status": "unavailable", "detail": str(exc)}, 503)
+            # The probe is unauthenticated: details go to the log, not the answer.
+            log.warning("readiness check failed: %s", exc)
+            detail = "the database is unreachable"
+            return json_response({"status": "unavailable", "detail": detail}, 503)
         return json_response({"status": "ready"})
 
     @app.errorhandler(ServiceError)
@@ -59,6 +70,9 @@ def create_app(state: AppState) -> QuartTrio:
         status = error.code or 500
         code = _HTTP_CODES.get(status, "http-error")
         headers = {}
+        if status == 413:
+            # The rest of the oversized body is never read: the connection cannot be reused.
+            headers["Connection"] = "close"
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return problem(status, code, error.description or "", headers=headers)

@@ -18,17 +18,20 @@ import msgspec
 from syncplayd.service.errors import FieldError, ServiceError
 from syncplayd.storage.records import ChatMessage, Invitation, Participant, Playback, Room
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# NUL is refused everywhere: PostgreSQL cannot store it in text, and no
+# legitimate name, id or message contains it.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 ContentType = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]
-ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 MaxParticipants = Annotated[int, msgspec.Meta(ge=2, le=1000)]
-InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 ExpiresInHours = Annotated[float, msgspec.Meta(gt=0, le=720)]
 MaxUses = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NO_NUL)]
 
 
 class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -96,6 +99,8 @@ def _validation_error(message: str) -> ServiceError:
     else:
         # The whole body was the wrong type (an array, a string, ...).
         return ServiceError(400, "bad-request", "the request body must be a JSON object")
+    # The name may come from the caller (an unknown key): keep the echo short and non-empty.
+    field_name = field_name[:100] or "body"
     return ServiceError(
         422, "validation-failed", f"{field_name}: {text}", [FieldError(field_name, text)]
     )

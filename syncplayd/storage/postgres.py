@@ -11,9 +11,15 @@ room row (``FOR UPDATE``) before counting participants, and conditional UPDATEs
 (consuming an invitation) re-check their condition against the row that a
 concurrent winner left behind.
 
+The limiter never admits more threads than the pool holds connections, so a thread
+that waits for a connection is only ever waiting for a new one to be established.
+Once the database has failed (a lost connection, a failed connect), that wait is
+cut to a second so that callers get :class:`StorageUnavailable` quickly instead of
+hanging for the whole connect timeout; the first transaction that succeeds restores
+the patient wait. The pool keeps reconnecting in the background (with backoff).
+
 Worker threads are not cancellable: a cancelled caller waits for its statement to
-finish (milliseconds in normal operation; the pool's timeout bounds the wait for a
-connection).
+finish (milliseconds in normal operation; the waits above bound the rest).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+UNHEALTHY_WAIT_SECONDS = 1.0
 
 
 @lru_cache(maxsize=512)
@@ -116,9 +123,17 @@ class PostgresRepository(SqlRepository):
     Use :meth:`open`; the constructor takes an opened pool.
     """
 
-    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], pool_size: int) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[psycopg.Connection[Any]],
+        pool_size: int,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
         self._pool = pool
         self._limiter = trio.CapacityLimiter(pool_size)
+        self._connect_timeout = connect_timeout
+        # Written by worker threads; a plain bool is safe to share under the GIL.
+        self._healthy = True
 
     @classmethod
     async def open(
@@ -161,7 +176,7 @@ class PostgresRepository(SqlRepository):
             except BaseException:
                 pool.close()
                 raise
-            return cls(pool, pool_size)
+            return cls(pool, pool_size, connect_timeout)
 
         try:
             return await trio.to_thread.run_sync(setup)
@@ -169,11 +184,17 @@ class PostgresRepository(SqlRepository):
             raise translate_error(exc) from exc
 
     def _run(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+        wait = self._connect_timeout if self._healthy else UNHEALTHY_WAIT_SECONDS
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                return fn(PostgresTx(conn), *args)
+            with self._pool.connection(timeout=wait) as conn, conn.transaction():
+                result = fn(PostgresTx(conn), *args)
+        except psycopg.OperationalError as exc:  # includes the pool's timeout
+            self._healthy = False
+            raise translate_error(exc) from exc
         except psycopg.Error as exc:
             raise translate_error(exc) from exc
+        self._healthy = True
+        return result
 
     async def _write(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         return await trio.to_thread.run_sync(lambda: self._run(fn, *args), limiter=self._limiter)
