@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    env = {"SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE": "10000", "SYNCPLAY_LOG_LEVEL": "warning"}
+    env = {"SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE": "10000"}
     print(
         f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}\n"
