@@ -94,6 +94,7 @@ def valid_room(**changes: Any) -> dict[str, Any]:
             "version": 0,
             "updated_at": None,
         },
+        "playback_control": "everyone",
         "created_at": NOW,
         "updated_at": "2026-11-25T18:40:00Z",
         "ended_at": None,

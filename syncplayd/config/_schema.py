@@ -147,7 +147,11 @@ class DatabaseSettings(Section):
         "Apply pending schema migrations when the daemon starts.",
     )
     pool_size: int = _setting(
-        10, "SYNCPLAY_DATABASE_POOL_SIZE", "PostgreSQL connections kept open.", ge=1, le=100
+        10,
+        "SYNCPLAY_DATABASE_POOL_SIZE",
+        "Most database connections at once (PostgreSQL pool; SQLite reader connections).",
+        ge=1,
+        le=100,
     )
 
     @property
@@ -283,7 +287,7 @@ class ChatSettings(Section):
     history_limit: int = _setting(
         100,
         "SYNCPLAY_CHAT_HISTORY_LIMIT",
-        "Messages of history sent to a member who joins.",
+        "Largest page of chat history, and how much recent chat a joining member gets.",
         ge=1,
         le=1000,
     )

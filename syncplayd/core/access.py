@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from syncplayd.storage.records import Role
+from syncplayd.core.roles import Role
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Invitation codes: short, random, and easy to read aloud or type.
 
 The alphabet leaves out 0/O, 1/I/L so that a code copied by hand still works;
-31 symbols give ~4.95 bits each, so the default 8 characters hold ~40 bits,
-enough with expiry and per-address attempt limits.
+31 symbols give ~4.95 bits each, so the default 8 characters hold ~40 bits:
+with expiry, far beyond what guessing over HTTP can reach.
 """
 
 from __future__ import annotations

@@ -146,6 +146,7 @@ async def create_room() -> Response:
         is_public=body.is_public,
         password=body.password,
         max_participants=body.max_participants,
+        playback_control=body.playback_control,
     )
     location = f"{api.url_prefix}/rooms/{room.id}"
     return json_response(wire.room_json(room), 201, {"Location": location})
@@ -172,6 +173,7 @@ async def update_room(room_id: str) -> Response:
         password=given.get("password"),
         clear_password="password" in given and given["password"] is None,
         max_participants=given.get("max_participants"),
+        playback_control=given.get("playback_control"),
     )
     room = await _state().service.update_room(_principal(), _uuid(room_id, "room"), changes)
     return json_response(wire.room_json(room))

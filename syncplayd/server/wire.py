@@ -16,7 +16,14 @@ from uuid import UUID
 import msgspec
 
 from syncplayd.service.errors import FieldError, ServiceError
-from syncplayd.storage.records import ChatMessage, Invitation, Participant, Playback, Room
+from syncplayd.storage.records import (
+    ChatMessage,
+    Invitation,
+    Participant,
+    Playback,
+    PlaybackControl,
+    Room,
+)
 
 # NUL is refused everywhere: PostgreSQL cannot store it in text, and no
 # legitimate name, id or message contains it.
@@ -41,6 +48,7 @@ class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     is_public: bool = False
     password: Password | None = None
     max_participants: MaxParticipants | None = None
+    playback_control: PlaybackControl = PlaybackControl.EVERYONE
 
 
 class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -51,6 +59,7 @@ class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     is_public: bool | msgspec.UnsetType = msgspec.UNSET
     password: Password | msgspec.UnsetType | None = msgspec.UNSET
     max_participants: MaxParticipants | msgspec.UnsetType = msgspec.UNSET
+    playback_control: PlaybackControl | msgspec.UnsetType = msgspec.UNSET
 
 
 class JoinBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -136,6 +145,7 @@ def room_json(room: Room) -> dict[str, Any]:
         "max_participants": room.max_participants,
         "participant_count": room.participant_count,
         "playback": playback_json(room.playback),
+        "playback_control": room.playback_control.value,
         "created_at": timestamp(room.created_at),
         "updated_at": timestamp(room.updated_at),
         "ended_at": timestamp(room.ended_at),

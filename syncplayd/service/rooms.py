@@ -31,6 +31,7 @@ from syncplayd.storage.records import (
     Invitation,
     NewRoom,
     Participant,
+    PlaybackControl,
     Room,
     RoomFilters,
     RoomUpdate,
@@ -69,6 +70,7 @@ class RoomChanges:
     password: str | None = None
     clear_password: bool = False
     max_participants: int | None = None
+    playback_control: PlaybackControl | None = None
 
 
 class RoomService:
@@ -134,6 +136,7 @@ class RoomService:
         is_public: bool,
         password: str | None,
         max_participants: int | None,
+        playback_control: PlaybackControl = PlaybackControl.EVERYONE,
     ) -> Room:
         """Create a room owned by the caller, who joins it as ``owner``."""
         rules = self._settings.rooms
@@ -165,6 +168,7 @@ class RoomService:
                 password_hash=await _hash(password),
                 max_participants=max_participants or rules.default_max_participants,
                 created_at=self._now(),
+                playback_control=playback_control,
             )
         )
 
@@ -210,6 +214,7 @@ class RoomService:
                 password_hash=await _hash(changes.password),
                 clear_password=changes.clear_password,
                 max_participants=changes.max_participants,
+                playback_control=changes.playback_control,
             ),
         )
         if updated is None:
@@ -383,7 +388,10 @@ class RoomService:
                 )
             except storage_errors.DuplicateCode:
                 continue
-        raise storage_errors.StorageError("could not draw a free invitation code")
+            except storage_errors.RoomNotFound:
+                raise not_found("room") from None  # purged while we were here
+        # Five collisions in a row at ~40 bits each: the code space is not the problem.
+        raise ServiceError(503, "unavailable", "could not draw a free invitation code; retry")
 
     async def get_invitation(self, principal: Principal, code: str) -> tuple[Invitation, Room]:
         """Look up an invitation and the room it opens."""

@@ -59,10 +59,11 @@ def create_room(tx: Tx, new: NewRoom) -> Room:
     at = tx.ts(new.created_at)
     tx.execute(
         "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
-        " password_hash, max_participants, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " password_hash, max_participants, playback_control, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [tx.id(new.id), new.name, tx.id(new.owner_id), new.content_type, new.content_id,
-         new.is_public, new.password_hash, new.max_participants, at, at],
+         new.is_public, new.password_hash, new.max_participants, new.playback_control.value,
+         at, at],
     )  # fmt: skip
     tx.execute(
         "INSERT INTO participants (room_id, user_id, user_name, role, is_connected, joined_at,"
@@ -121,6 +122,9 @@ def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
         if value is not None:
             sets.append(f"{column} = ?")
             params.append(value)
+    if update.playback_control is not None:
+        sets.append("playback_control = ?")
+        params.append(update.playback_control.value)
     if update.password_hash is not None:  # a new password wins over clear_password
         sets.append("password_hash = ?")
         params.append(update.password_hash)

@@ -20,6 +20,7 @@ from syncplayd.storage.records import (
     Invitation,
     Participant,
     Playback,
+    PlaybackControl,
     PlaybackState,
     Role,
     Room,
@@ -89,6 +90,7 @@ def room_from_row(tx: Tx, row: Any) -> Room:
         updated_at=tx.read_ts(row["updated_at"]),
         ended_at=None if row["ended_at"] is None else tx.read_ts(row["ended_at"]),
         participant_count=row["participant_count"],
+        playback_control=PlaybackControl(row["playback_control"]),
     )
 
 

@@ -103,6 +103,7 @@ class MemoryRepository(Repository):
             is_public=new.is_public,
             password_hash=new.password_hash,
             max_participants=new.max_participants,
+            playback_control=new.playback_control,
             playback=Playback(),
             created_at=at,
             updated_at=at,
@@ -153,7 +154,14 @@ class MemoryRepository(Repository):
         _check_room(update.name, update.max_participants)
         changes: dict[str, Any] = {
             name: getattr(update, name)
-            for name in ("name", "content_type", "content_id", "is_public", "max_participants")
+            for name in (
+                "name",
+                "content_type",
+                "content_id",
+                "is_public",
+                "max_participants",
+                "playback_control",
+            )
             if getattr(update, name) is not None
         }
         if update.password_hash is not None:  # a new password wins over clear_password

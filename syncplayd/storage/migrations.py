@@ -30,12 +30,13 @@ from psycopg.rows import tuple_row
 
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The highest schema version this code knows.
 
 Changelog:
 
 * 1 -- initial schema: rooms, participants, chat_messages, events, invitations.
+* 2 -- rooms.playback_control: who may play, pause and seek (everyone / moderators).
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

@@ -13,13 +13,30 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from syncplayd.core.roles import Role
 
-class Role(enum.StrEnum):
-    """A participant's role in a room, from most to least powerful."""
+__all__ = [
+    "ChatMessage",
+    "Event",
+    "Invitation",
+    "NewEvent",
+    "NewRoom",
+    "Participant",
+    "Playback",
+    "PlaybackControl",
+    "PlaybackState",
+    "Role",
+    "Room",
+    "RoomFilters",
+    "RoomUpdate",
+]
 
-    OWNER = "owner"
-    MODERATOR = "moderator"
-    MEMBER = "member"
+
+class PlaybackControl(enum.StrEnum):
+    """Who may play, pause, seek and change the rate of a room."""
+
+    EVERYONE = "everyone"
+    MODERATORS = "moderators"  # the owner and moderators
 
 
 class PlaybackState(enum.StrEnum):
@@ -63,6 +80,7 @@ class Room:
     updated_at: datetime
     ended_at: datetime | None
     participant_count: int
+    playback_control: PlaybackControl = PlaybackControl.EVERYONE
 
     @property
     def has_password(self) -> bool:
@@ -87,6 +105,7 @@ class NewRoom:
     password_hash: str | None
     max_participants: int
     created_at: datetime
+    playback_control: PlaybackControl = PlaybackControl.EVERYONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +123,7 @@ class RoomUpdate:
     password_hash: str | None = None
     clear_password: bool = False
     max_participants: int | None = None
+    playback_control: PlaybackControl | None = None
 
 
 @dataclass(frozen=True, slots=True)

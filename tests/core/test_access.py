@@ -13,7 +13,7 @@ from syncplayd.core.access import (
     join_requirement,
     role_on_join,
 )
-from syncplayd.storage.records import Role
+from syncplayd.core.roles import Role
 
 STRANGER = Caller(is_admin=False, role=None, is_owner=False)
 MEMBER = Caller(is_admin=False, role=Role.MEMBER, is_owner=False)

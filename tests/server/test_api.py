@@ -607,3 +607,24 @@ def test_every_documented_operation_is_implemented(daemon: DaemonProcess) -> Non
         assert response.status_code != 405, (method, template)
         if response.status_code == 404:
             assert response.json()["code"] != "not-found", (method, template)
+
+
+def test_playback_control_setting(daemon: DaemonProcess) -> None:
+    owner = api(daemon, "owner")
+    room = owner.create_room()
+    assert room["playback_control"] == "everyone"
+    strict = owner.create_room(playback_control="moderators")
+    assert strict["playback_control"] == "moderators"
+    relaxed = owner.call(
+        "PUT", ROOM, 200, json={"playback_control": "everyone"}, room_id=strict["id"]
+    ).json()
+    assert relaxed["playback_control"] == "everyone"
+    problem = owner.problem(
+        "PUT",
+        ROOM,
+        422,
+        "validation-failed",
+        json={"playback_control": "owner"},
+        room_id=room["id"],
+    )
+    assert problem["errors"][0]["field"] == "playback_control"

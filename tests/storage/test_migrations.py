@@ -82,20 +82,28 @@ def test_both_dialects_know_the_same_migrations() -> None:
 def test_up_status_down_up(database_url: str) -> None:
     with connect(database_url) as (conn, dialect):
         assert migrations.current_version(conn, dialect) == 0
-        assert [(s.version, s.applied) for s in migrations.status(conn, dialect)] == [(1, False)]
+        assert [(s.version, s.applied) for s in migrations.status(conn, dialect)] == [
+            (1, False),
+            (2, False),
+        ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1]
-        assert migrations.current_version(conn, dialect) == 1
-        [state] = migrations.status(conn, dialect)
-        assert (state.version, state.name, state.applied, state.known) == (1, "initial", True, True)
+        assert [m.version for m in applied] == [1, 2]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 2
+        first, second = migrations.status(conn, dialect)
+        assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
+        assert (second.version, second.name, second.applied) == (2, "playback_control", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
             "schema_migrations",
         }  # fmt: skip
+        assert ("playback_control", False) in schema_of(conn)["rooms"]
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [2]
+        assert ("playback_control", False) not in schema_of(conn)["rooms"]
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [1]
         assert migrations.current_version(conn, dialect) == 0
@@ -139,7 +147,7 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
         with pytest.raises(SchemaTooNew):
             migrations.migrate_down(conn, dialect)
         states = migrations.status(conn, dialect)
-        assert [(s.version, s.known) for s in states] == [(1, True), (future, False)]
+        assert [(s.version, s.known) for s in states] == [(1, True), (2, True), (future, False)]
 
     for auto_migrate in (True, False):
         with pytest.raises(SchemaTooNew):
@@ -159,21 +167,34 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
     def run(action: str, **kwargs: int) -> list[str]:
         return trio.run(lambda: run_migrations(database_url, action, **kwargs))  # type: ignore[arg-type]
 
-    assert run("status") == ["0001_initial  pending"]
-    assert run("up") == ["applied 0001_initial", "schema version 1 (this syncplayd: 1)"]
-    assert run("up") == ["schema version 1 (this syncplayd: 1)"]
-    [line] = run("status")
-    assert line.startswith("0001_initial  applied 20")
-    assert run("down", steps=5) == ["reverted 0001_initial", "schema version 0 (this syncplayd: 1)"]
-    assert run("status") == ["0001_initial  pending"]
+    pending = ["0001_initial  pending", "0002_playback_control  pending"]
+    assert run("status") == pending
+    assert run("up") == [
+        "applied 0001_initial",
+        "applied 0002_playback_control",
+        "schema version 2 (this syncplayd: 2)",
+    ]
+    assert run("up") == ["schema version 2 (this syncplayd: 2)"]
+    first, second = run("status")
+    assert first.startswith("0001_initial  applied 20")
+    assert second.startswith("0002_playback_control  applied 20")
+    assert run("down", steps=5) == [
+        "reverted 0002_playback_control",
+        "reverted 0001_initial",
+        "schema version 0 (this syncplayd: 2)",
+    ]
+    assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
         run("sideways")
 
 
 def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'missing.sqlite3'}"
-    assert trio.run(lambda: run_migrations(url, "status")) == ["0001_initial  pending"]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 1)"]
+    assert trio.run(lambda: run_migrations(url, "status")) == [
+        "0001_initial  pending",
+        "0002_playback_control  pending",
+    ]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 2)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -193,7 +214,7 @@ def test_a_failing_migration_rolls_back_alone(
         "CREATE TABLE extra (id integer);\nSELECT * FROM no_such_table;\n"
     )
     monkeypatch.setattr(migrations, "_folder", lambda _dialect: folder)
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)  # 0001 plus the broken 0002
 
     with pytest.raises(StorageError, match="no_such_table"):
         trio.run(lambda: run_migrations(database_url, "up"))
@@ -219,7 +240,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert applied == [1]
+    assert sorted(applied) == [1, 2]
 
 
 def test_sqlite_statement_splitting() -> None:

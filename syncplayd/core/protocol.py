@@ -1,0 +1,339 @@
+"""The WebSocket protocol, version 1: message types and the JSON codec.
+
+Sans-I/O in the h11/wsproto sense: :func:`decode_client` turns one text frame
+into a typed message (or raises :class:`ProtocolError` with a stable code) and
+:func:`encode` turns a server message into the text to send. Neither touches a
+socket or a clock. Every message is a JSON object with a ``type`` field;
+``docs/protocol.md`` documents each one with its JSON Schema.
+
+Times on the wire are seconds on the *server clock* (a float; see ``welcome``
+and ``pong``), positions are seconds into the media, rates are multipliers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+#: The largest text frame a client may send; bigger ones are refused unread.
+MAX_FRAME_BYTES = 16 * 1024
+
+# Positions beyond a week are nonsense for any film or episode and keep
+# arithmetic far from float overflow.
+MAX_POSITION = 7 * 24 * 3600.0
+MIN_RATE, MAX_RATE = 0.25, 4.0
+
+Position = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_POSITION)]
+Rate = Annotated[float, msgspec.Meta(ge=MIN_RATE, le=MAX_RATE)]
+ClientTime = Annotated[float, msgspec.Meta(ge=-1e12, le=1e12)]
+Version = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=r"^[^\x00]*$")]
+
+
+class ProtocolError(Exception):
+    """A client message the server refuses; ``code`` is stable and documented."""
+
+    def __init__(self, code: str, message: str, *, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+# -- client -> server ------------------------------------------------------------------
+class _Client(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class Hello(_Client, tag="hello", frozen=True):
+    protocol: int
+    token: Annotated[str, msgspec.Meta(max_length=8192)] | None = None
+    client: ShortText | None = None
+
+
+class Join(_Client, tag="join", frozen=True):
+    room_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: ShortText | None = None
+    invitation_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    #: The session id from an earlier ``joined``: come back as the same participant.
+    resume: Ident | None = None
+
+
+class Ping(_Client, tag="ping", frozen=True):
+    id: Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+    t0: ClientTime
+
+
+class Play(_Client, tag="play", frozen=True):
+    position: Position | None = None
+
+
+class Pause(_Client, tag="pause", frozen=True):
+    position: Position | None = None
+
+
+class Seek(_Client, tag="seek", frozen=True):
+    position: Position
+
+
+class SetRate(_Client, tag="rate", frozen=True):
+    rate: Rate
+
+
+class Buffering(_Client, tag="buffering", frozen=True):
+    position: Position | None = None
+
+
+class Ready(_Client, tag="ready", frozen=True):
+    position: Position | None = None
+
+
+class Heartbeat(_Client, tag="heartbeat", frozen=True):
+    #: The client's media position, sampled at ``server_time`` (its estimate of the server clock).
+    position: Position
+    server_time: ClientTime
+    version: Version
+    playing: bool = False
+    rtt: Annotated[float, msgspec.Meta(ge=0.0, le=60.0)] | None = None
+
+
+class Chat(_Client, tag="chat", frozen=True):
+    message: ChatText
+    client_id: Ident | None = None
+
+
+class Leave(_Client, tag="leave", frozen=True):
+    pass
+
+
+ClientMessage = (
+    Hello
+    | Join
+    | Ping
+    | Play
+    | Pause
+    | Seek
+    | SetRate
+    | Buffering
+    | Ready
+    | Heartbeat
+    | Chat
+    | Leave
+)
+
+CLIENT_TYPES: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag)
+    for cls in (
+        Hello,
+        Join,
+        Ping,
+        Play,
+        Pause,
+        Seek,
+        SetRate,
+        Buffering,
+        Ready,
+        Heartbeat,
+        Chat,
+        Leave,
+    )
+)
+
+_decoder = msgspec.json.Decoder(ClientMessage)
+
+
+def decode_client(frame: str | bytes) -> ClientMessage:
+    """Decode one client frame.
+
+    Raises:
+        ProtocolError: ``too-large``, ``bad-json``, ``unknown-type`` or
+            ``bad-message`` (a field is missing, of the wrong type or out of range).
+    """
+    data = frame.encode() if isinstance(frame, str) else frame
+    if len(data) > MAX_FRAME_BYTES:
+        raise ProtocolError("too-large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+    try:
+        message: ClientMessage = _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if (
+            ("Invalid value" in text
+            and "`$.type`" in text)
+            or "missing required field `type`" in text
+        ):
+            raise ProtocolError(
+                "unknown-type", f"unknown or missing message type: {text}"
+            ) from None
+        if text.startswith("Expected `object`"):
+            raise ProtocolError("bad-message", "a message must be a JSON object") from None
+        raise ProtocolError("bad-message", text) from None
+    except msgspec.DecodeError:
+        raise ProtocolError("bad-json", "the frame is not valid JSON") from None
+    return message
+
+
+# -- server -> client -----------------------------------------------------------------
+class _Server(msgspec.Struct, tag_field="type", frozen=True, omit_defaults=False):
+    pass
+
+
+class Welcome(_Server, tag="welcome", frozen=True):
+    protocol: int
+    server_time: float
+    user_id: str
+    user_name: str
+    is_admin: bool
+
+
+class PlaybackWire(msgspec.Struct, frozen=True):
+    """The room's playback: ``position`` holds at server time ``anchor``.
+
+    While ``state`` is ``playing``, the position at server time ``t >= anchor`` is
+    ``position + (t - anchor) * rate``; before ``anchor`` it is ``position``
+    (a scheduled start). ``version`` increases with every change.
+    """
+
+    state: Literal["playing", "paused", "waiting"]
+    position: float
+    rate: float
+    anchor: float
+    version: int
+    set_by: str | None
+
+
+class SyncSettings(msgspec.Struct, frozen=True):
+    heartbeat_interval: float
+    threshold_seconds: float
+    max_latency_ms: float
+    ready_timeout_seconds: float
+    disconnect_timeout_seconds: float
+    max_rate_correction: float
+    control: Literal["everyone", "moderators"]
+
+
+class Member(msgspec.Struct, frozen=True):
+    user_id: str
+    user_name: str
+    role: str
+    is_connected: bool
+    sessions: int
+    buffering: bool
+    latency_ms: float | None
+
+
+class Joined(_Server, tag="joined", frozen=True):
+    session_id: str
+    server_time: float
+    room: dict[str, Any]
+    playback: PlaybackWire
+    participants: list[Member]
+    chat: list[dict[str, Any]]
+    settings: SyncSettings
+    you: Member
+
+
+class Pong(_Server, tag="pong", frozen=True):
+    id: int
+    t0: float
+    t1: float
+    t2: float
+
+
+class PlaybackChanged(_Server, tag="playback", frozen=True):
+    playback: PlaybackWire
+    #: When every client should apply this change (server time); a little in the
+    #: future so that everyone starts together.
+    execute_at: float
+    reason: str
+
+
+class SyncCommand(_Server, tag="sync", frozen=True):
+    """Seek to the live position: the member drifted beyond the threshold."""
+
+    playback: PlaybackWire
+    offset: float
+
+
+class Presence(_Server, tag="presence", frozen=True):
+    event: Literal[
+        "joined",
+        "left",
+        "disconnected",
+        "reconnected",
+        "buffering",
+        "ready",
+        "not_ready_timeout",
+        "latency",
+        "role",
+    ]
+    member: Member
+    detail: str | None = None
+
+
+class ChatOut(_Server, tag="chat", frozen=True):
+    message: dict[str, Any]
+
+
+class ChatAck(_Server, tag="chat_ack", frozen=True):
+    client_id: str | None
+    message_id: str
+
+
+class ErrorOut(_Server, tag="error", frozen=True):
+    code: str
+    message: str
+    ref: str | None = None
+
+
+class Closing(_Server, tag="closing", frozen=True):
+    reason: Literal[
+        "room-ended",
+        "kicked",
+        "replaced",
+        "server-restarting",
+        "too-slow",
+        "unauthorized",
+        "protocol-error",
+        "idle-timeout",
+        "left",
+    ]
+    message: str
+
+
+ServerMessage = (
+    Welcome
+    | Joined
+    | Pong
+    | PlaybackChanged
+    | SyncCommand
+    | Presence
+    | ChatOut
+    | ChatAck
+    | ErrorOut
+    | Closing
+)
+
+_encoder = msgspec.json.Encoder()
+_server_decoder = msgspec.json.Decoder(ServerMessage)
+
+
+def encode(message: ServerMessage) -> str:
+    """Encode a server message as the text of one frame."""
+    return _encoder.encode(message).decode()
+
+
+def decode_server(frame: str | bytes) -> ServerMessage:
+    """Decode a server frame (for clients, like :mod:`syncplayd.client`)."""
+    message: ServerMessage = _server_decoder.decode(frame)
+    return message
+
+
+def finite(value: float) -> bool:
+    """msgspec refuses NaN/Infinity in JSON already; this guards internal math."""
+    return math.isfinite(value)
