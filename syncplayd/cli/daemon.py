@@ -49,7 +49,9 @@ def setup_logging(settings: Settings) -> None:
     help="sqlite:///PATH or postgresql://... [env: SYNCPLAY_DATABASE_URL].",
 )
 @click.option(
-    "--state-dir", metavar="DIR", help="Folder for the default database and generated secret [env: SYNCPLAY_STATE_DIR]."
+    "--state-dir",
+    metavar="DIR",
+    help="Folder for the default database and generated secret [env: SYNCPLAY_STATE_DIR].",
 )
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."

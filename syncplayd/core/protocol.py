@@ -163,10 +163,8 @@ def decode_client(frame: str | bytes) -> ClientMessage:
     except msgspec.ValidationError as exc:
         text = str(exc)
         if (
-            ("Invalid value" in text
-            and "`$.type`" in text)
-            or "missing required field `type`" in text
-        ):
+            "Invalid value" in text and "`$.type`" in text
+        ) or "missing required field `type`" in text:
             raise ProtocolError(
                 "unknown-type", f"unknown or missing message type: {text}"
             ) from None
