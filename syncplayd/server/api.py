@@ -17,6 +17,7 @@ from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
 from syncplayd.server import wire
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
+from syncplayd.server.websocket import websocket_endpoint
 from syncplayd.service import RoomChanges, RoomQuery, ServiceError
 from syncplayd.service.errors import invalid, not_found
 
@@ -257,6 +258,9 @@ async def get_invitation(code: str) -> Response:
     invitation, room = await _state().service.get_invitation(_principal(), code)
     body = wire.invitation_json(invitation) | {"room": wire.room_summary_json(room)}
     return json_response(body)
+
+
+api.add_websocket("/ws", "websocket", websocket_endpoint)
 
 
 # -- the contract itself -----------------------------------------------------------

@@ -19,7 +19,10 @@ from hypercorn.trio import serve
 from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
 from syncplayd.server.app import create_app
+from syncplayd.server.clock import ServerClock
+from syncplayd.server.persister import Persister
 from syncplayd.server.state import AppState
+from syncplayd.server.supervisor import RoomSupervisor
 from syncplayd.service import RoomService
 from syncplayd.storage import open_repository
 
@@ -74,21 +77,36 @@ async def run(
         auto_migrate=settings.database.auto_migrate,
     )
     try:
+        clock = ServerClock()
         service = RoomService(repo, settings.syncplay)
-        app = create_app(AppState(settings=settings, repo=repo, service=service, jwt_secret=secret))
+        persister = Persister(repo)
+        supervisor = RoomSupervisor(settings, service, persister, clock, repo)
+        service.listener = supervisor
+        state = AppState(settings, repo, service, secret, clock, supervisor)
+        app = create_app(state)
         stop = trio.Event()
+        stop_http = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, stop)
-            binds: list[str] = await nursery.start(
-                partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop.wait)
-            )
-            for url in binds:
-                log.info("syncplayd listening on %s", url)
-            task_status.started(binds)
-            await stop.wait()
-            log.info("shutting down")
-            # serve() returns once in-flight requests are done; then stop the signal task.
-            nursery.cancel_scope.deadline = trio.current_time() + GRACEFUL_TIMEOUT_SECONDS + 1
+            await nursery.start(persister.run)
+            await nursery.start(supervisor.run)
+            async with trio.open_nursery() as http:
+                binds: list[str] = await http.start(
+                    partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait)
+                )
+                for url in binds:
+                    log.info("syncplayd listening on %s", url)
+                task_status.started(binds)
+                await stop.wait()
+                log.info("shutting down: telling clients to reconnect")
+                # Hypercorn does not close websockets itself: tell each client why
+                # (close code 1012) first, then stop accepting and finish requests.
+                with trio.move_on_after(GRACEFUL_TIMEOUT_SECONDS):
+                    await supervisor.shutdown("server-restarting")
+                stop_http.set()
+                http.cancel_scope.deadline = trio.current_time() + GRACEFUL_TIMEOUT_SECONDS
+            # The persister flushes what is still pending as it is cancelled.
+            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await repo.aclose()

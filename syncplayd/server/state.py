@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from syncplayd.config import Settings
+from syncplayd.server.clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage.base import Repository
 
+if TYPE_CHECKING:
+    from syncplayd.server.supervisor import RoomSupervisor
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class AppState:
     """The daemon's shared objects, reachable from handlers via ``current_app``."""
 
@@ -17,3 +22,6 @@ class AppState:
     repo: Repository
     service: RoomService
     jwt_secret: str
+    clock: ServerClock = field(default_factory=ServerClock)
+    #: The realtime side; ``None`` in tests of the REST API alone.
+    supervisor: RoomSupervisor | None = None

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from uuid import UUID, uuid4
 
 import trio
@@ -73,8 +74,22 @@ class RoomChanges:
     playback_control: PlaybackControl | None = None
 
 
+class RoomListener(Protocol):
+    """Told about changes that live rooms must see (the realtime side implements it).
+
+    Methods are called after the change is durable and must not block.
+    """
+
+    def chat_posted(self, message: ChatMessage) -> None: ...
+    def room_ended(self, room_id: UUID) -> None: ...
+    def member_left(self, room_id: UUID, user_id: UUID) -> None: ...
+
+
 class RoomService:
     """Rooms, membership, chat and invitations, with their permission rules."""
+
+    #: Set by the daemon once the realtime side exists.
+    listener: RoomListener | None = None
 
     def __init__(
         self,
@@ -230,6 +245,8 @@ class RoomService:
             await self._repo.end_room(room_id, self._now())
         if purge:
             await self._repo.delete_room(room_id)
+        if self.listener is not None:
+            self.listener.room_ended(room_id)
 
     # -- membership --------------------------------------------------------------
     async def join(
@@ -292,6 +309,8 @@ class RoomService:
         await self._room(room_id)
         if not await self._repo.remove_participant(room_id, principal.user_id):
             raise ServiceError(404, "not-a-member", "you are not a member of this room")
+        if self.listener is not None:
+            self.listener.member_left(room_id, principal.user_id)
 
     async def participants(
         self, principal: Principal, room_id: UUID, *, connected_only: bool = False
@@ -324,7 +343,7 @@ class RoomService:
             raise ServiceError(
                 429, "rate-limited", "too many chat messages; slow down", retry_after=_ceil(wait)
             )
-        return await self._repo.create_chat_message(
+        stored = await self._repo.create_chat_message(
             ChatMessage(
                 id=uuid4(),
                 room_id=room_id,
@@ -334,6 +353,9 @@ class RoomService:
                 created_at=self._now(),
             )
         )
+        if self.listener is not None:
+            self.listener.chat_posted(stored)
+        return stored
 
     async def chat_history(
         self, principal: Principal, room_id: UUID, *, limit: int | None, offset: int

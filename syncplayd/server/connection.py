@@ -1,0 +1,134 @@
+"""One participant's WebSocket, with a bounded outbox and a reasoned close.
+
+The room never awaits a socket: it drops messages into each connection's
+bounded outbox with ``send`` (never blocking), and a writer task per
+connection drains it. A connection whose outbox is full cannot keep up; it is
+closed with ``too-slow`` instead of slowing everyone else down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from syncplayd.core import protocol
+from syncplayd.identity import Principal
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SIZE = 256
+CLOSE_GRACE_SECONDS = 1.0
+
+#: WebSocket close codes by reason (documented in docs/protocol.md).
+CLOSE_CODES: dict[str, int] = {
+    "left": 1000,
+    "protocol-error": 1008,
+    "server-restarting": 1012,
+    "room-ended": 4001,
+    "kicked": 4002,
+    "replaced": 4003,
+    "too-slow": 4004,
+    "idle-timeout": 4005,
+    "too-many-connections": 4006,
+    "unauthorized": 4401,
+}
+
+
+class WebSocketLike(Protocol):
+    """What a connection needs from a server-side websocket (Quart's satisfies it)."""
+
+    async def send(self, data: str) -> None: ...
+    async def receive(self) -> str | bytes: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPong:
+    """A pong whose send time (``t2``) is stamped by the writer, as late as possible."""
+
+    id: int
+    t0: float
+    t1: float
+
+
+Outgoing = str | PendingPong
+
+
+class Connection:
+    """A joined participant's socket: outbox, writer, and the way it ends."""
+
+    def __init__(self, ws: WebSocketLike, principal: Principal, now: Callable[[], float]) -> None:
+        self.ws = ws
+        self.principal = principal
+        self.session_id = ""
+        self._now = now
+        self._outbox, self._pending = trio.open_memory_channel[Outgoing](OUTBOX_SIZE)
+        self.closing: tuple[str, str] | None = None
+        self.scope = trio.CancelScope()
+        self._writer_scope = trio.CancelScope()
+        self.done = trio.Event()
+        self.sent = 0
+
+    # -- used by the room (never blocks) ----------------------------------------------
+    def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
+        """Queue a message; a full outbox closes the connection as too slow."""
+        if self.closing is not None:
+            return False
+        item = message if isinstance(message, str | PendingPong) else protocol.encode(message)
+        try:
+            self._outbox.send_nowait(item)
+        except trio.WouldBlock:
+            self.close("too-slow", f"more than {OUTBOX_SIZE} messages waiting to be sent")
+            return False
+        return True
+
+    def close(self, reason: str, message: str) -> None:
+        """End the connection: the writer sends a ``closing`` frame, then closes the socket."""
+        if self.closing is not None:
+            return
+        self.closing = (reason, message)
+        # Whatever is still queued is dropped: for a slow peer that is the point.
+        self._writer_scope.cancel()
+
+    # -- the tasks ----------------------------------------------------------------------
+    async def serve(
+        self, handle_frame: Callable[[Connection, str | bytes], Awaitable[None]]
+    ) -> None:
+        """Run the reader and the writer until the connection ends."""
+        try:
+            with self.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write, nursery.cancel_scope)
+                    while True:
+                        await handle_frame(self, await self.ws.receive())
+        finally:
+            self.done.set()
+
+    async def _write(self, both: trio.CancelScope) -> None:
+        try:
+            with self._writer_scope:
+                async for item in self._pending:
+                    if isinstance(item, PendingPong):
+                        t2 = self._now()
+                        item = protocol.encode(
+                            protocol.Pong(id=item.id, t0=item.t0, t1=item.t1, t2=t2)
+                        )
+                    await self.ws.send(item)
+                    self.sent += 1
+        finally:
+            if self.closing is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_SECONDS):
+                    await self._say_goodbye(*self.closing)
+                both.cancel()  # the reader too: the connection is over
+
+    async def _say_goodbye(self, reason: str, message: str) -> None:
+        try:
+            closing = protocol.Closing(reason=reason, message=message)  # type: ignore[arg-type]
+            await self.ws.send(protocol.encode(closing))
+            await self.ws.close(CLOSE_CODES.get(reason, 1000), reason)
+        except Exception as exc:  # noqa: BLE001 - the peer may be gone; nothing to do then
+            log.debug("closing %s: %s", self.session_id, exc)

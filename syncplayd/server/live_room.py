@@ -1,0 +1,343 @@
+"""A live room: the engine's state, its connections, and the tasks that drive them.
+
+Each live room runs in its own nursery: one task per connection (reader and
+writer), a clock task that wakes the engine when it asked to be woken, and a
+heartbeat task for the periodic checks. The room applies commands to the pure
+engine (:mod:`syncplayd.core.room`) and carries out the effects it returns;
+trio runs one task at a time, so an ``apply`` and its effects are atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import trio
+
+from syncplayd.config import Settings
+from syncplayd.core import protocol
+from syncplayd.core import room as engine
+from syncplayd.core.ratelimit import RateLimiter
+from syncplayd.server.clock import ServerClock
+from syncplayd.server.connection import Connection, PendingPong
+from syncplayd.server.persister import Persister
+from syncplayd.server.wire import room_json
+from syncplayd.service import RoomService, ServiceError
+from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Room
+from syncplayd.storage.records import Playback as StoredPlayback
+
+log = logging.getLogger(__name__)
+
+# A client may send this many frames per second on average (burst: twice that);
+# heartbeats and pings need a handful, the rest is for people clicking around.
+FRAMES_PER_SECOND = 20
+END_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDeps:
+    """What a live room needs from the daemon."""
+
+    settings: Settings
+    service: RoomService
+    persister: Persister
+    clock: ServerClock
+    on_membership: Callable[[UUID, UUID, bool], None]  # (room, user, connected)
+
+
+def sync_config(settings: Settings) -> engine.SyncConfig:
+    sync = settings.syncplay.sync
+    return engine.SyncConfig(
+        threshold_seconds=sync.threshold_seconds,
+        ready_timeout_seconds=sync.ready_timeout_seconds,
+        disconnect_timeout_seconds=sync.disconnect_timeout_seconds,
+        max_latency_ms=sync.max_latency_ms,
+    )
+
+
+def initial_state(room: Room, settings: Settings, now: float) -> engine.RoomState:
+    """The engine state for a room loaded from storage (resuming where it stood)."""
+    stored = room.playback
+    playback = None
+    if stored.updated_at is not None or stored.version > 0:
+        anchor = stored.updated_at.timestamp() if stored.updated_at else now
+        playback = engine.restore_playback(
+            state=stored.state.value,
+            position=stored.position,
+            rate=stored.rate,
+            version=stored.version,
+            elapsed_seconds=now - anchor,
+            now=now,
+        )
+    return engine.new_room(
+        str(room.id), playback, sync_config(settings), room.playback_control.value
+    )
+
+
+class LiveRoom:
+    """One room with connected participants."""
+
+    def __init__(self, room: Room, deps: RoomDeps) -> None:
+        self.room_id = room.id
+        self._deps = deps
+        self._clock = deps.clock
+        self.state = initial_state(room, deps.settings, deps.clock.now())
+        self.connections: dict[str, Connection] = {}
+        self._nursery: trio.Nursery | None = None
+        self._cancel = trio.CancelScope()
+        self._wake = trio.Event()
+        self._wake_at: float | None = None
+        self._empty_since: float | None = deps.clock.now()
+        self._limits: RateLimiter[str] = RateLimiter(
+            FRAMES_PER_SECOND * 60, burst=FRAMES_PER_SECOND * 2
+        )
+        self.ended = False
+        self.stopped = trio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    nursery.start_soon(self._clock_task)
+                    nursery.start_soon(self._heartbeat_task)
+                    task_status.started()
+        finally:
+            self.ended = True
+            self.stopped.set()
+
+    async def end(self, reason: str, message: str) -> None:
+        """Tell every connection why, give them a moment to hear it, then stop."""
+        self.ended = True
+        for connection in list(self.connections.values()):
+            connection.close(reason, message)
+        with trio.move_on_after(END_GRACE_SECONDS):
+            for connection in list(self.connections.values()):
+                await connection.done.wait()
+        self._cancel.cancel()
+
+    @property
+    def is_idle(self) -> bool:
+        idle_for = self._deps.settings.syncplay.sync.disconnect_timeout_seconds
+        return (
+            not self.connections
+            and self._empty_since is not None
+            and self._clock.now() - self._empty_since > idle_for
+        )
+
+    # -- attaching connections --------------------------------------------------------------
+    async def attach(
+        self,
+        connection: Connection,
+        participant: Participant,
+        room: Room,
+        recent_chat: list[dict[str, Any]],
+        resume: str | None,
+    ) -> None:
+        """Join a connection to the room and serve it until it ends."""
+        if self._nursery is None or self.ended:
+            raise ServiceError(410, "room-ended", "the room has ended")
+        user_id = str(participant.user_id)
+        known = self.state.sessions.get(resume) if resume else None
+        session_id = resume if known is not None and known.user_id == user_id else None
+        if session_id is None:
+            session_id = secrets.token_urlsafe(12)
+        replaced = self.connections.get(session_id)
+        if replaced is not None:
+            replaced.close("replaced", "this session was resumed on another connection")
+        connection.session_id = session_id
+        self.connections[session_id] = connection
+        self._empty_since = None
+        self.apply(
+            engine.Connect(
+                session_id=session_id,
+                user_id=user_id,
+                user_name=participant.user_name,
+                role=participant.role.value,
+                resume=session_id == resume,
+            )
+        )
+        now = self._clock.now()
+        connection.send(
+            protocol.Joined(
+                session_id=session_id,
+                server_time=now,
+                room=room_json(room),
+                playback=engine.snapshot(self.state, now),
+                participants=engine.members(self.state),
+                chat=recent_chat,
+                settings=engine.sync_settings(
+                    self.state,
+                    heartbeat_interval=self._deps.settings.syncplay.sync.heartbeat_interval_seconds,
+                ),
+                you=engine.member(self.state, session_id),
+            )
+        )
+        self._deps.on_membership(self.room_id, participant.user_id, True)
+        self._nursery.start_soon(self._serve, connection)
+        await connection.done.wait()
+
+    async def _serve(self, connection: Connection) -> None:
+        session_id = connection.session_id
+        try:
+            await connection.serve(self._on_frame)
+        finally:
+            if self.connections.get(session_id) is connection:
+                del self.connections[session_id]
+                if session_id in self.state.sessions and not self.ended:
+                    self.apply(engine.Disconnect(session_id=session_id))
+                user = connection.principal.user_id
+                if not any(c.principal.user_id == user for c in self.connections.values()):
+                    self._deps.on_membership(self.room_id, user, False)
+            if not self.connections:
+                self._empty_since = self._clock.now()
+
+    # -- the engine ----------------------------------------------------------------------------
+    def apply(self, command: engine.Command) -> None:
+        """Apply a command and carry out its effects (raises ``Refused``, state unchanged)."""
+        self.state, effects = engine.apply(self.state, command, self._clock.now())
+        for effect in effects:
+            self._execute(effect)
+
+    def broadcast(self, message: protocol.ServerMessage, exclude: str | None = None) -> None:
+        text = protocol.encode(message)  # once, not once per member
+        for session_id, connection in list(self.connections.items()):
+            if session_id != exclude:
+                connection.send(text)
+
+    def _execute(self, effect: engine.Effect) -> None:
+        match effect:
+            case engine.Broadcast(message=message, exclude=exclude):
+                self.broadcast(message, exclude)
+            case engine.SendTo(session_id=session_id, message=message):
+                target = self.connections.get(session_id)
+                if target is not None:
+                    target.send(message)
+            case engine.PersistPlayback(playback=playback, user_id=user_id):
+                self._deps.persister.playback(self.room_id, _stored(playback, user_id))
+            case engine.LogEvent(type=kind, user_id=user_id, payload=payload):
+                self._deps.persister.event(
+                    NewEvent(
+                        room_id=self.room_id,
+                        type=kind,
+                        created_at=datetime.now(UTC),
+                        user_id=_uuid(user_id),
+                        payload=dict(payload),
+                    )
+                )
+            case engine.CloseSession(session_id=session_id, reason=reason, message=text):
+                target = self.connections.get(session_id)
+                if target is not None:
+                    target.close(reason, text)
+            case engine.WakeAt(time=at):
+                self._wake_at = at
+                self._wake.set()
+
+    async def _clock_task(self) -> None:
+        while True:
+            if self._wake_at is None:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            wake = self._wake
+            with trio.move_on_at(self._clock.to_trio(self._wake_at)):
+                await wake.wait()
+                self._wake = trio.Event()
+                continue  # a new deadline arrived: sleep until that one instead
+            self._wake_at = None
+            self.apply(engine.Tick())
+
+    async def _heartbeat_task(self) -> None:
+        interval = self._deps.settings.syncplay.sync.heartbeat_interval_seconds
+        while True:
+            await trio.sleep(interval)
+            self.apply(engine.Tick())  # idle sessions, ready timeouts, latency
+
+    # -- frames from clients ----------------------------------------------------------------------
+    async def _on_frame(self, connection: Connection, data: str | bytes) -> None:
+        received = self._clock.now()
+        session_id = connection.session_id
+        if self._limits.hit(session_id, trio.current_time()) > 0:
+            connection.send(protocol.ErrorOut(code="rate-limited", message="too many messages"))
+            return
+        if isinstance(data, bytes):
+            connection.send(
+                protocol.ErrorOut(code="bad-message", message="binary frames are not supported")
+            )
+            return
+        try:
+            message = protocol.decode_client(data)
+            await self._dispatch(connection, message, received)
+        except protocol.ProtocolError as exc:  # includes the engine's Refused
+            connection.send(protocol.ErrorOut(code=exc.code, message=exc.message, ref=exc.ref))
+        except ServiceError as exc:
+            connection.send(protocol.ErrorOut(code=exc.code, message=exc.detail))
+
+    async def _dispatch(
+        self, connection: Connection, message: protocol.ClientMessage, received: float
+    ) -> None:
+        sid = connection.session_id
+        match message:
+            case protocol.Ping(id=ping_id, t0=t0):
+                connection.send(PendingPong(ping_id, t0, received))
+            case protocol.Heartbeat():
+                if message.rtt is not None:
+                    self.apply(engine.RttSample(session_id=sid, rtt=message.rtt))
+                self.apply(
+                    engine.Heartbeat(
+                        session_id=sid,
+                        position=message.position,
+                        server_time=message.server_time,
+                        version=message.version,
+                        playing=message.playing,
+                    )
+                )
+            case protocol.Play(position=position):
+                self.apply(engine.Play(session_id=sid, position=position))
+            case protocol.Pause(position=position):
+                self.apply(engine.Pause(session_id=sid, position=position))
+            case protocol.Seek(position=position):
+                self.apply(engine.Seek(session_id=sid, position=position))
+            case protocol.SetRate(rate=rate):
+                self.apply(engine.SetRate(session_id=sid, rate=rate))
+            case protocol.Buffering(position=position):
+                self.apply(engine.Buffering(session_id=sid, position=position))
+            case protocol.Ready(position=position):
+                self.apply(engine.Ready(session_id=sid, position=position))
+            case protocol.Chat(message=text, client_id=client_id):
+                stored = await self._deps.service.post_chat(
+                    connection.principal, self.room_id, text
+                )
+                connection.send(protocol.ChatAck(client_id=client_id, message_id=str(stored.id)))
+            case protocol.Leave():
+                try:
+                    await self._deps.service.leave(connection.principal, self.room_id)
+                except ServiceError as exc:
+                    if exc.code != "not-a-member":
+                        raise
+                if sid in self.state.sessions:
+                    self.apply(engine.Leave(session_id=sid))
+                connection.close("left", "you left the room")
+            case protocol.Hello() | protocol.Join():
+                raise protocol.ProtocolError("already-joined", "this connection is in a room")
+
+
+def _stored(playback: engine.Playback, user_id: str | None) -> StoredPlayback:
+    return StoredPlayback(
+        state=PlaybackState(playback.state),
+        position=playback.position,
+        rate=playback.rate,
+        version=playback.version,
+        updated_at=ServerClock.to_datetime(playback.anchor),
+        updated_by=_uuid(user_id),
+    )
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value else None

@@ -1,0 +1,140 @@
+"""The room supervisor: which rooms are live, and their lifetimes.
+
+A room becomes live when its first connection joins and stops when it has had
+no connection for ``sync.disconnect_timeout_seconds`` (so a member whose
+network blips can resume its session). The supervisor's nursery holds one
+child per live room; ending a room (REST, CLI, shutdown) closes each of its
+connections with a reason and then cancels the room's nursery.
+
+It is also the service's listener: a chat message posted over REST reaches
+the room's sockets, and a room ended over REST ends its live counterpart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from uuid import UUID
+
+import trio
+
+from syncplayd.config import Settings
+from syncplayd.core import protocol
+from syncplayd.server.clock import ServerClock
+from syncplayd.server.live_room import LiveRoom, RoomDeps
+from syncplayd.server.persister import Persister
+from syncplayd.server.wire import chat_json
+from syncplayd.service import RoomService
+from syncplayd.storage.base import Repository
+from syncplayd.storage.errors import StorageError
+from syncplayd.storage.records import ChatMessage, Room
+
+log = logging.getLogger(__name__)
+
+IDLE_CHECK_SECONDS = 5.0
+
+
+class RoomSupervisor:
+    """Live rooms by id, and the per-user connection count."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: RoomService,
+        persister: Persister,
+        clock: ServerClock,
+        repo: Repository,
+    ) -> None:
+        self._deps = RoomDeps(settings, service, persister, clock, self.membership_changed)
+        self._repo = repo
+        self._rooms: dict[UUID, LiveRoom] = {}
+        self._opening: dict[UUID, trio.Lock] = {}
+        self._nursery: trio.Nursery | None = None
+        self.user_connections: Counter[UUID] = Counter()
+        self.shutting_down = False
+
+    @property
+    def live_rooms(self) -> int:
+        return len(self._rooms)
+
+    @property
+    def connections(self) -> int:
+        return sum(len(room.connections) for room in self._rooms.values())
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._reap_idle_rooms)
+            task_status.started()
+
+    async def live_room(self, room: Room) -> LiveRoom:
+        """The live room for ``room``, started if it is not live yet."""
+        live = self._rooms.get(room.id)
+        if live is not None and not live.ended:
+            return live
+        assert self._nursery is not None, "supervisor not running"  # noqa: S101 - our bug
+        lock = self._opening.setdefault(room.id, trio.Lock())
+        async with lock:
+            live = self._rooms.get(room.id)
+            if live is None or live.ended:
+                live = LiveRoom(room, self._deps)
+                await self._nursery.start(self._run_room, live)
+        return live
+
+    async def _run_room(self, live: LiveRoom, *, task_status: trio.TaskStatus[None]) -> None:
+        self._rooms[live.room_id] = live
+        try:
+            await live.run(task_status=task_status)
+        finally:
+            if self._rooms.get(live.room_id) is live:
+                del self._rooms[live.room_id]
+                self._opening.pop(live.room_id, None)
+
+    async def _reap_idle_rooms(self) -> None:
+        while True:
+            await trio.sleep(IDLE_CHECK_SECONDS)
+            for live in list(self._rooms.values()):
+                if live.is_idle:
+                    await live.end("room-ended", "nobody is left in the room")
+
+    async def shutdown(self, reason: str = "server-restarting") -> None:
+        """End every live room with ``reason`` (graceful daemon stop)."""
+        self.shutting_down = True
+        message = "the server is restarting; reconnect in a moment"
+        async with trio.open_nursery() as nursery:
+            for live in list(self._rooms.values()):
+                nursery.start_soon(live.end, reason, message)
+
+    # -- the service's listener ----------------------------------------------------------
+    def chat_posted(self, message: ChatMessage) -> None:
+        live = self._rooms.get(message.room_id)
+        if live is not None:
+            live.broadcast(protocol.ChatOut(message=chat_json(message)))
+
+    def room_ended(self, room_id: UUID) -> None:
+        live = self._rooms.get(room_id)
+        if live is not None and self._nursery is not None:
+            self._nursery.start_soon(live.end, "room-ended", "the room has ended")
+
+    def member_left(self, room_id: UUID, user_id: UUID) -> None:
+        live = self._rooms.get(room_id)
+        if live is None:
+            return
+        for connection in list(live.connections.values()):
+            if connection.principal.user_id == user_id:
+                connection.close("left", "you left the room")
+
+    # -- presence in storage ------------------------------------------------------------------
+    def membership_changed(self, room_id: UUID, user_id: UUID, connected: bool) -> None:
+        """Record ``is_connected`` in the background: joins never wait for it."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._store_presence, room_id, user_id, connected)
+
+    async def _store_presence(self, room_id: UUID, user_id: UUID, connected: bool) -> None:
+        try:
+            seen = self._deps.clock.to_datetime(self._deps.clock.now())
+            await self._repo.update_participant(
+                room_id, user_id, is_connected=connected, last_seen_at=seen
+            )
+        except StorageError as exc:
+            log.warning("presence of %s in room %s not stored: %s", user_id, room_id, exc)

@@ -1,0 +1,227 @@
+"""``WS /api/v1/syncplay/ws``: the handshake, then hand-over to the live room.
+
+Lifecycle of a connection (docs/protocol.md has the diagram)::
+
+    CONNECTED --hello--> AUTHENTICATED --join--> IN_ROOM --(close)--> CLOSED
+
+Before ``join`` the handler task talks to the socket itself: it checks the
+``Origin``, authenticates (the ``Authorization`` header, or the token in
+``hello`` for browsers, which cannot set headers on a websocket), answers
+pings so clocks can start syncing early, and runs the join through the same
+service as ``POST /rooms/{id}/join``. Then the live room takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import trio
+from quart import Response, current_app, websocket
+
+from syncplayd.core import protocol
+from syncplayd.identity import InvalidToken, Principal, decode_token
+from syncplayd.server.connection import CLOSE_CODES, Connection, WebSocketLike
+from syncplayd.server.problems import problem
+from syncplayd.server.state import AppState
+from syncplayd.server.wire import chat_json
+from syncplayd.service import ServiceError
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_SECONDS = 10.0
+JOIN_TIMEOUT_SECONDS = 30.0
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Browsers send ``Origin``; other clients do not, and need no check.
+
+    A browser page may connect from the daemon's own origin or one listed in
+    ``websocket.allowed_origins`` (``*`` allows any): this is what stops another
+    site from riding on a user's cookies or tokens (cross-site websocket hijacking).
+    """
+    if origin is None:
+        return True
+    origin = origin.lower().rstrip("/")
+    if "*" in allowed or origin in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc == host.lower()
+
+
+async def websocket_endpoint() -> Response | None:
+    """The Quart websocket route (registered on the API blueprint)."""
+    state: AppState = current_app.extensions["syncplayd"]
+    settings = state.settings.syncplay
+    if not settings.enabled:
+        return problem(503, "disabled", "SyncPlay is disabled on this server")
+    headers = websocket.headers
+    if not origin_allowed(
+        headers.get("Origin"), headers.get("Host"), settings.websocket.allowed_origins
+    ):
+        return problem(403, "origin-not-allowed", "this origin may not open a websocket here")
+    if state.supervisor is None or state.supervisor.shutting_down:
+        return problem(503, "unavailable", "the server is restarting")
+    # The proxied object itself: the room's tasks use it outside this request context.
+    ws: WebSocketLike = cast("Any", websocket)._get_current_object()
+    await websocket.accept()
+    await Handshake(state, ws, headers.get("Authorization")).run()
+    return None
+
+
+class Handshake:
+    """Everything before the connection is in a room."""
+
+    def __init__(self, state: AppState, ws: WebSocketLike, authorization: str | None) -> None:
+        self._state = state
+        self._ws = ws
+        self._authorization = authorization
+        self._clock = state.clock
+
+    async def run(self) -> None:
+        try:
+            principal = await self._hello()
+            if principal is not None:
+                await self._join(principal)
+        except trio.BrokenResourceError:
+            pass  # the peer went away during the handshake
+
+    async def _send(self, message: protocol.ServerMessage) -> None:
+        await self._ws.send(protocol.encode(message))
+
+    async def _close(self, reason: str, message: str) -> None:
+        await self._send(protocol.Closing(reason=reason, message=message))  # type: ignore[arg-type]
+        await self._ws.close(CLOSE_CODES[reason], reason)
+
+    async def _error(self, code: str, message: str) -> None:
+        await self._send(protocol.ErrorOut(code=code, message=message))
+
+    async def _receive(self, deadline: float) -> protocol.ClientMessage | None:
+        """The next well-formed message before ``deadline``; errors are answered here."""
+        while True:
+            with trio.move_on_at(deadline):
+                data = await self._ws.receive()
+                received = self._clock.now()
+                if isinstance(data, bytes):
+                    await self._error("bad-message", "binary frames are not supported")
+                    continue
+                try:
+                    message = protocol.decode_client(data)
+                except protocol.ProtocolError as exc:
+                    await self._error(exc.code, exc.message)
+                    continue
+                if isinstance(message, protocol.Ping):
+                    pong = protocol.Pong(
+                        id=message.id, t0=message.t0, t1=received, t2=self._clock.now()
+                    )
+                    await self._send(pong)
+                    continue
+                return message
+            await self._close("idle-timeout", "no hello/join in time")
+            return None
+
+    async def _hello(self) -> Principal | None:
+        message = await self._receive(trio.current_time() + HELLO_TIMEOUT_SECONDS)
+        if message is None:
+            return None
+        if not isinstance(message, protocol.Hello):
+            await self._close("protocol-error", "the first message must be hello")
+            return None
+        if message.protocol != protocol.PROTOCOL_VERSION:
+            await self._error(
+                "unsupported-protocol", f"this server speaks protocol {protocol.PROTOCOL_VERSION}"
+            )
+            await self._close("protocol-error", "unsupported protocol version")
+            return None
+        token = message.token or _bearer(self._authorization)
+        if token is None:
+            await self._close("unauthorized", "a token is required (header or hello.token)")
+            return None
+        auth = self._state.settings.auth
+        try:
+            principal = decode_token(
+                token,
+                self._state.jwt_secret,
+                leeway_seconds=auth.jwt_leeway_seconds,
+                audience=auth.jwt_audience,
+                issuer=auth.jwt_issuer,
+            )
+        except InvalidToken as exc:
+            await self._close("unauthorized", str(exc))
+            return None
+        await self._send(
+            protocol.Welcome(
+                protocol=protocol.PROTOCOL_VERSION,
+                server_time=self._clock.now(),
+                user_id=str(principal.user_id),
+                user_name=principal.name,
+                is_admin=principal.is_admin,
+            )
+        )
+        return principal
+
+    async def _join(self, principal: Principal) -> None:
+        deadline = trio.current_time() + JOIN_TIMEOUT_SECONDS
+        state = self._state
+        supervisor = state.supervisor
+        assert supervisor is not None  # noqa: S101 - checked before accept
+        limit = state.settings.syncplay.websocket.max_connections_per_user
+        while True:
+            message = await self._receive(deadline)
+            if message is None:
+                return
+            if not isinstance(message, protocol.Join):
+                await self._error("not-joined", "join a room first")
+                continue
+            try:
+                room_id = UUID(message.room_id)
+            except ValueError:
+                await self._error("bad-message", "room_id must be a UUID")
+                continue
+            if supervisor.user_connections[principal.user_id] >= limit:
+                await self._error("too-many-connections", f"at most {limit} connections per user")
+                await self._close("too-many-connections", "too many connections for this user")
+                return
+            try:
+                room, participant = await state.service.join(
+                    principal,
+                    room_id,
+                    password=message.password,
+                    invitation_code=message.invitation_code,
+                )
+                chat, _ = await state.repo.list_chat_messages(
+                    room_id, state.settings.syncplay.chat.history_limit, 0
+                )
+                live = await supervisor.live_room(room)
+            except ServiceError as exc:
+                await self._error(exc.code, exc.detail)
+                continue
+            connection = Connection(self._ws, principal, self._clock.now)
+            supervisor.user_connections[principal.user_id] += 1
+            try:
+                await live.attach(
+                    connection,
+                    participant,
+                    room,
+                    [chat_json(m) for m in reversed(chat)],
+                    message.resume,
+                )
+            except ServiceError as exc:
+                await self._error(exc.code, exc.detail)
+                continue
+            finally:
+                # If this handler is cancelled (the peer vanished), the reader in
+                # the room's nursery must stop too.
+                connection.scope.cancel()
+                supervisor.user_connections[principal.user_id] -= 1
+                if supervisor.user_connections[principal.user_id] <= 0:
+                    del supervisor.user_connections[principal.user_id]
+            return
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
