@@ -122,6 +122,7 @@ DEFAULTS: list[tuple[str, object]] = [
     ("syncplay.websocket.ping_interval_seconds", 30.0),
     ("syncplay.websocket.pong_timeout_seconds", 60.0),
     ("syncplay.websocket.max_connections_per_user", 5),
+    ("syncplay.websocket.max_messages_per_second", 20.0),
     ("syncplay.websocket.allowed_origins", ()),
     ("syncplay.cleanup.inactive_rooms_hours", 24.0),
     ("syncplay.cleanup.expired_invitations_hours", 48.0),
@@ -247,6 +248,7 @@ EXPECTED_ENV_NAMES = {
     "syncplay.websocket.ping_interval_seconds": "SYNCPLAY_WS_PING_INTERVAL_SECONDS",
     "syncplay.websocket.pong_timeout_seconds": "SYNCPLAY_WS_PONG_TIMEOUT_SECONDS",
     "syncplay.websocket.max_connections_per_user": "SYNCPLAY_WS_MAX_CONNECTIONS_PER_USER",
+    "syncplay.websocket.max_messages_per_second": "SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND",
     "syncplay.websocket.allowed_origins": "SYNCPLAY_WS_ALLOWED_ORIGINS",
     "syncplay.cleanup.inactive_rooms_hours": "SYNCPLAY_CLEANUP_INACTIVE_ROOMS_HOURS",
     "syncplay.cleanup.expired_invitations_hours": "SYNCPLAY_CLEANUP_EXPIRED_INVITATIONS_HOURS",
@@ -395,6 +397,7 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "syncplay.websocket.ping_interval_seconds": ("5", 5.0),
     "syncplay.websocket.pong_timeout_seconds": ("7.5", 7.5),
     "syncplay.websocket.max_connections_per_user": ("100", 100),
+    "syncplay.websocket.max_messages_per_second": ("2.5", 2.5),
     "syncplay.websocket.allowed_origins": (
         " https://A.example , http://b.example:8080,",
         ("https://a.example", "http://b.example:8080"),

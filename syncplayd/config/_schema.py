@@ -342,6 +342,14 @@ class WebSocketSettings(Section):
         ge=1,
         le=100,
     )
+    max_messages_per_second: float = _setting(
+        20.0,
+        "SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND",
+        "Frames a connection may send per second on average (bursts of twice that);"
+        " more are refused with 'rate-limited'.",
+        gt=0,
+        le=10000,
+    )
     allowed_origins: tuple[str, ...] = _setting(
         (),
         "SYNCPLAY_WS_ALLOWED_ORIGINS",

@@ -72,6 +72,7 @@ class Connection:
         self._writer_scope = trio.CancelScope()
         self.done = trio.Event()
         self.sent = 0
+        self.limited_notice_at = 0.0
 
     # -- used by the room (never blocks) ----------------------------------------------
     def send(self, message: protocol.ServerMessage | Outgoing) -> bool:

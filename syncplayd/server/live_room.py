@@ -33,9 +33,6 @@ from syncplayd.storage.records import Playback as StoredPlayback
 
 log = logging.getLogger(__name__)
 
-# A client may send this many frames per second on average (burst: twice that);
-# heartbeats and pings need a handful, the rest is for people clicking around.
-FRAMES_PER_SECOND = 20
 END_GRACE_SECONDS = 2.0
 
 
@@ -93,9 +90,10 @@ class LiveRoom:
         self._wake = trio.Event()
         self._wake_at: float | None = None
         self._empty_since: float | None = deps.clock.now()
-        self._limits: RateLimiter[str] = RateLimiter(
-            FRAMES_PER_SECOND * 60, burst=FRAMES_PER_SECOND * 2
-        )
+        # Heartbeats and pings need a handful of frames per second; the rest of
+        # the allowance is for people clicking around.
+        per_second = deps.settings.syncplay.websocket.max_messages_per_second
+        self._limits: RateLimiter[str] = RateLimiter(per_second * 60, burst=per_second * 2)
         self.ended = False
         self.stopped = trio.Event()
 
@@ -264,7 +262,11 @@ class LiveRoom:
         received = self._clock.now()
         session_id = connection.session_id
         if self._limits.hit(session_id, trio.current_time()) > 0:
-            connection.send(protocol.ErrorOut(code="rate-limited", message="too many messages"))
+            # Dropped. One notice per second: answering every frame of a flood
+            # would only fill the flooder's outbox.
+            if received - connection.limited_notice_at >= 1.0:
+                connection.limited_notice_at = received
+                connection.send(protocol.ErrorOut(code="rate-limited", message="too many messages"))
             return
         if isinstance(data, bytes):
             connection.send(

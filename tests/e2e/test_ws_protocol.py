@@ -1,0 +1,236 @@
+"""The WebSocket protocol against a daemon process: handshake, refusals, bad input.
+
+Raw frames on purpose: these tests misbehave the way broken or hostile clients do.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+
+from tests.daemon_process import DaemonProcess, new_user
+from tests.e2e.raw import Raw, new_room, raw_client, token, ws_url
+
+
+async def _closed_with(client: Raw, code: int, reason: str) -> None:
+    closing = await client.expect("closing")
+    assert closing["reason"] == reason
+    with pytest.raises(ConnectionClosed) as info:
+        with trio.fail_after(5):
+            while True:
+                await client.ws.get_message()
+    assert info.value.reason.code == code
+
+
+async def test_hello_join_and_snapshot(live_daemon: DaemonProcess) -> None:
+    owner = new_user("Owner")
+    room_id = await new_room(live_daemon, owner)
+    async with raw_client(live_daemon) as client:
+        welcome = await client.hello(owner)
+        assert welcome["type"] == "welcome"
+        assert welcome["user_name"] == "Owner" and welcome["protocol"] == 1
+        joined = await client.join(room_id)
+    assert joined["room"]["id"] == room_id
+    assert joined["playback"]["state"] == "paused" and joined["playback"]["version"] >= 0
+    assert [m["user_name"] for m in joined["participants"]] == ["Owner"]
+    assert joined["you"]["role"] == "owner"
+    assert joined["settings"]["threshold_seconds"] == 2.0
+    assert joined["settings"]["heartbeat_interval"] == 0.5
+    assert abs(joined["server_time"] - welcome["server_time"]) < 5
+
+
+async def test_header_authentication(live_daemon: DaemonProcess) -> None:
+    user = new_user("h")
+    headers = [(b"Authorization", f"Bearer {token(user)}".encode())]
+    async with open_websocket_url(ws_url(live_daemon), extra_headers=headers) as ws:
+        client = Raw(ws)
+        welcome = await client.hello(None)
+        assert welcome["type"] == "welcome" and welcome["user_id"] == str(user.user_id)
+
+
+@pytest.mark.parametrize(
+    ("hello", "reason", "code"),
+    [
+        ({"type": "hello", "protocol": 1}, "unauthorized", 4401),
+        ({"type": "hello", "protocol": 1, "token": "not-a-token"}, "unauthorized", 4401),
+        ({"type": "hello", "protocol": 2, "token": None}, "protocol-error", 1008),
+        ({"type": "play"}, "protocol-error", 1008),
+    ],
+)
+async def test_bad_handshakes_are_closed_with_a_reason(
+    live_daemon: DaemonProcess, hello: dict[str, object], reason: str, code: int
+) -> None:
+    async with raw_client(live_daemon) as client:
+        if hello.get("token") is None and hello.get("protocol") == 2:
+            hello["token"] = token(new_user())
+        await client.send(hello)
+        await _closed_with(client, code, reason)
+
+
+async def test_foreign_origin_is_refused_before_upgrade(live_daemon: DaemonProcess) -> None:
+    with pytest.raises(ConnectionRejected) as info:
+        async with open_websocket_url(
+            ws_url(live_daemon), extra_headers=[(b"Origin", b"https://evil.example")]
+        ):
+            pass  # pragma: no cover - the upgrade is refused
+    assert info.value.status_code == 403
+    for origin in (b"https://media.example", live_daemon.base_url.encode()):
+        async with open_websocket_url(
+            ws_url(live_daemon), extra_headers=[(b"Origin", origin)]
+        ) as ws:
+            assert (await Raw(ws).hello(new_user()))["type"] == "welcome"
+
+
+async def test_commands_before_join_are_refused(live_daemon: DaemonProcess) -> None:
+    async with raw_client(live_daemon, new_user()) as client:
+        await client.send({"type": "play"})
+        assert (await client.expect("error"))["code"] == "not-joined"
+        # Clock sync may start before joining.
+        await client.send({"type": "ping", "id": 7, "t0": 123.0})
+        pong = await client.expect("pong")
+        assert pong["id"] == 7 and pong["t0"] == 123.0 and pong["t2"] >= pong["t1"]
+        await client.send({"type": "join", "room_id": "nope"})
+        assert (await client.expect("error"))["code"] == "bad-message"
+        await client.send({"type": "join", "room_id": str(uuid4())})
+        assert (await client.expect("error"))["code"] == "not-found"
+
+
+async def test_join_rules_match_rest(live_daemon: DaemonProcess) -> None:
+    owner, guest = new_user("owner"), new_user("guest")
+    room_id = await new_room(live_daemon, owner, password="pw")
+    async with raw_client(live_daemon, guest) as client:
+        await client.send({"type": "join", "room_id": room_id})
+        assert (await client.expect("error"))["code"] == "wrong-password"
+        joined = await client.join(room_id, password="pw")
+        assert joined["you"]["role"] == "member"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad-json"),
+        ('{"type": "dance"}', "unknown-type"),
+        ("{}", "unknown-type"),
+        ("[1, 2]", "bad-message"),
+        ('{"type": "seek", "position": "ten"}', "bad-message"),
+        ('{"type": "seek", "position": -5}', "bad-message"),
+        ('{"type": "seek", "position": NaN}', "bad-json"),
+        ('{"type": "seek", "position": 1e400}', "bad-message"),
+        ('{"type": "rate", "rate": 40}', "bad-message"),
+        ('{"type": "play", "extra": 1}', "bad-message"),
+        ('{"type": "chat", "message": "' + "x" * 20_000 + '"}', "too-large"),
+        (b"\x00\x01binary", "bad-message"),
+        ('{"type": "hello", "protocol": 1}', "already-joined"),
+    ],
+)
+async def test_bad_frames_get_error_frames_and_the_connection_lives(
+    live_daemon: DaemonProcess, frame: str | bytes, code: str
+) -> None:
+    owner = new_user()
+    room_id = await new_room(live_daemon, owner)
+    async with raw_client(live_daemon, owner, room_id) as client:
+        await client.send(frame)
+        error = await client.expect("error")
+        assert error["code"] == code, error
+        await client.send({"type": "ping", "id": 1, "t0": 0.0})
+        assert (await client.expect("pong"))["id"] == 1
+
+
+async def test_moderators_only_control(live_daemon: DaemonProcess) -> None:
+    owner, member = new_user("owner"), new_user("member")
+    room_id = await new_room(live_daemon, owner, playback_control="moderators")
+    async with (
+        raw_client(live_daemon, owner, room_id) as boss,
+        raw_client(live_daemon, member, room_id) as guest,
+    ):
+        await guest.send({"type": "play"})
+        assert (await guest.expect("error"))["code"] == "not-allowed"
+        await boss.send({"type": "play"})
+        change = await guest.expect("playback")
+        assert change["playback"]["state"] == "playing"
+
+
+async def test_chat_over_the_socket_and_from_rest(live_daemon: DaemonProcess) -> None:
+    owner, member = new_user("owner"), new_user("member")
+    room_id = await new_room(live_daemon, owner)
+    async with (
+        raw_client(live_daemon, owner, room_id) as a,
+        raw_client(live_daemon, member, room_id) as b,
+    ):
+        await b.send({"type": "chat", "message": "hello there", "client_id": "m1"})
+        ack = await b.expect("chat_ack")
+        assert ack["client_id"] == "m1"
+        seen = await a.expect("chat")
+        assert seen["message"]["message"] == "hello there"
+        assert seen["message"]["id"] == ack["message_id"]
+
+        def post() -> None:
+            with live_daemon.client(owner) as http:
+                response = http.post(
+                    f"/api/v1/syncplay/rooms/{room_id}/chat", json={"message": "via REST"}
+                )
+                assert response.status_code == 201
+
+        await trio.to_thread.run_sync(post)
+        assert (await b.expect("chat"))["message"]["message"] == "via REST"
+
+
+async def test_ending_a_room_closes_its_sockets_with_the_reason(live_daemon: DaemonProcess) -> None:
+    owner = new_user("owner")
+    room_id = await new_room(live_daemon, owner)
+    async with raw_client(live_daemon, owner, room_id) as client:
+
+        def end() -> None:
+            with live_daemon.client(owner) as http:
+                assert http.delete(f"/api/v1/syncplay/rooms/{room_id}").status_code == 204
+
+        await trio.to_thread.run_sync(end)
+        await _closed_with(client, 4001, "room-ended")
+
+
+async def test_connections_per_user_are_limited(live_daemon: DaemonProcess) -> None:
+    user = new_user("many")
+    room_id = await new_room(live_daemon, user)
+    async with raw_client(live_daemon, user, room_id), raw_client(live_daemon, user, room_id):
+        async with raw_client(live_daemon, user, room_id):
+            async with raw_client(live_daemon, user) as fourth:
+                await fourth.send({"type": "join", "room_id": room_id})
+                assert (await fourth.expect("error"))["code"] == "too-many-connections"
+                await _closed_with(fourth, 4006, "too-many-connections")
+
+
+async def test_flood_is_rate_limited_without_disturbing_others(live_daemon: DaemonProcess) -> None:
+    flooder, other = new_user("flooder"), new_user("other")
+    room_id = await new_room(live_daemon, flooder)
+    async with (
+        raw_client(live_daemon, flooder, room_id) as noisy,
+        raw_client(live_daemon, other, room_id) as quiet,
+    ):
+        ping = json.dumps({"type": "ping", "id": 0, "t0": 0.0})
+        for _ in range(3000):
+            await noisy.send(ping)
+        error = await noisy.expect("error", code="rate-limited")
+        assert error["code"] == "rate-limited"
+        with trio.fail_after(1):
+            await quiet.send({"type": "ping", "id": 5, "t0": 1.0})
+            assert (await quiet.expect("pong"))["id"] == 5
+
+
+async def test_resume_after_a_killed_connection(live_daemon: DaemonProcess) -> None:
+    owner, viewer = new_user("owner"), new_user("viewer")
+    room_id = await new_room(live_daemon, owner)
+    async with raw_client(live_daemon, owner, room_id) as watcher:
+        async with raw_client(live_daemon, viewer, room_id) as first:
+            session = first.session_id
+            await watcher.expect("presence", event="joined")
+            # Kill the TCP connection without a close handshake.
+            await first.ws._stream.aclose()  # noqa: SLF001 - simulating a dead network
+        await watcher.expect("presence", event="disconnected")
+        async with raw_client(live_daemon, viewer, room_id, resume=session) as again:
+            assert again.session_id == session
+            presence = await watcher.expect("presence", event="reconnected")
+            assert presence["member"]["user_name"] == "viewer"
