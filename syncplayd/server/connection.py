@@ -94,22 +94,31 @@ class Connection:
         self.closing = (reason, message)
         # Whatever is still queued is dropped: for a slow peer that is the point.
         self._writer_scope.cancel()
+        self.scope.cancel()  # the reader: the room lets go of this connection now
+
+    def finish(self) -> None:
+        """No more messages: the writer sends what is queued (or the goodbye) and stops."""
+        self._outbox.close()
 
     # -- the tasks ----------------------------------------------------------------------
-    async def serve(
+    async def serve_reader(
         self, handle_frame: Callable[[Connection, str | bytes], Awaitable[None]]
     ) -> None:
-        """Run the reader and the writer until the connection ends."""
+        """Read frames until the peer goes or the connection is closed (a room task)."""
         try:
             with self.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write, nursery.cancel_scope)
-                    while True:
-                        await handle_frame(self, await self.ws.receive())
+                while True:
+                    await handle_frame(self, await self.ws.receive())
         finally:
             self.done.set()
 
-    async def _write(self, both: trio.CancelScope) -> None:
+    async def run_writer(self) -> None:
+        """Drain the outbox into the socket; after a close, say why.
+
+        This runs in the socket's own handler task, not in the room's nursery:
+        hypercorn shields its socket writes, so a peer that stops reading can
+        hold a write forever, and the room must be able to end regardless.
+        """
         try:
             with self._writer_scope:
                 async for item in self._pending:
@@ -120,11 +129,13 @@ class Connection:
                         )
                     await self.ws.send(item)
                     self.sent += 1
-        finally:
-            if self.closing is not None:
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_SECONDS):
-                    await self._say_goodbye(*self.closing)
-                both.cancel()  # the reader too: the connection is over
+        except Exception as exc:  # noqa: BLE001 - the peer is gone; the reader notices too
+            log.debug("writer of %s stopped: %s", self.session_id, exc)
+            self.scope.cancel()
+            return
+        if self.closing is not None:
+            with trio.move_on_after(CLOSE_GRACE_SECONDS):
+                await self._say_goodbye(*self.closing)
 
     async def _say_goodbye(self, reason: str, message: str) -> None:
         try:

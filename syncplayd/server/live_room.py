@@ -184,7 +184,7 @@ class LiveRoom:
     async def _serve(self, connection: Connection) -> None:
         session_id = connection.session_id
         try:
-            await connection.serve(self._on_frame)
+            await connection.serve_reader(self._on_frame)
         finally:
             if self.connections.get(session_id) is connection:
                 del self.connections[session_id]
@@ -313,9 +313,13 @@ class LiveRoom:
             case protocol.Ready(position=position):
                 self.apply(engine.Ready(session_id=sid, position=position))
             case protocol.Chat(message=text, client_id=client_id):
-                stored = await self._deps.service.post_chat(
-                    connection.principal, self.room_id, text
-                )
+                try:
+                    stored = await self._deps.service.post_chat(
+                        connection.principal, self.room_id, text
+                    )
+                except ServiceError as exc:
+                    # ``ref`` ties the refusal to the message, so the client fails fast.
+                    raise protocol.ProtocolError(exc.code, exc.detail, ref=client_id) from None
                 connection.send(protocol.ChatAck(client_id=client_id, message_id=str(stored.id)))
             case protocol.Leave():
                 try:
@@ -323,9 +327,8 @@ class LiveRoom:
                 except ServiceError as exc:
                     if exc.code != "not-a-member":
                         raise
-                if sid in self.state.sessions:
-                    self.apply(engine.Leave(session_id=sid))
-                connection.close("left", "you left the room")
+                # The engine answers with CloseSession("left") for this session.
+                self.apply(engine.Leave(session_id=sid))
             case protocol.Hello() | protocol.Join():
                 raise protocol.ProtocolError("already-joined", "this connection is in a room")
 

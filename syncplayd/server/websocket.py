@@ -199,21 +199,21 @@ class Handshake:
                 continue
             connection = Connection(self._ws, principal, self._clock.now)
             supervisor.user_connections[principal.user_id] += 1
+            recent = [chat_json(m) for m in reversed(chat)]
             try:
-                await live.attach(
-                    connection,
-                    participant,
-                    room,
-                    [chat_json(m) for m in reversed(chat)],
-                    message.resume,
-                )
+                async with trio.open_nursery() as writer:
+                    writer.start_soon(connection.run_writer)
+                    try:
+                        await live.attach(connection, participant, room, recent, message.resume)
+                    finally:
+                        # The reader (in the room) stops if this handler is cancelled
+                        # because the peer vanished; the writer finishes its queue.
+                        connection.scope.cancel()
+                        connection.finish()
             except ServiceError as exc:
                 await self._error(exc.code, exc.detail)
                 continue
             finally:
-                # If this handler is cancelled (the peer vanished), the reader in
-                # the room's nursery must stop too.
-                connection.scope.cancel()
                 supervisor.user_connections[principal.user_id] -= 1
                 if supervisor.user_connections[principal.user_id] <= 0:
                     del supervisor.user_connections[principal.user_id]

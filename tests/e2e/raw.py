@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    WebSocketConnection,
+    open_websocket_url,
+    wrap_client_stream,
+)
 
 from syncplayd.identity import Principal, encode_token
 from tests.daemon_process import SECRET, DaemonProcess
@@ -38,18 +45,29 @@ class Raw:
         data = message if isinstance(message, str | bytes) else json.dumps(message)
         await self.ws.send_message(data)
 
-    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        with trio.fail_after(timeout):
+    async def recv(self, limit: float = TIMEOUT) -> dict[str, Any]:
+        with trio.fail_after(limit):
             message: dict[str, Any] = json.loads(await self.ws.get_message())
             return message
 
-    async def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+    async def expect(self, kind: str, limit: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
         """The next message of type ``kind`` (matching ``fields``), skipping others."""
-        with trio.fail_after(timeout):
+        with trio.fail_after(limit):
             while True:
-                message = await self.recv(timeout)
+                message = await self.recv(limit)
                 if message["type"] == kind and all(message.get(k) == v for k, v in fields.items()):
                     return message
+
+    async def heartbeats(self, interval: float = 0.5) -> None:
+        """Send "I am at 0 s, paused" forever: keeps an idle test client alive."""
+        assert self.joined is not None
+        offset = self.joined["server_time"] - trio.current_time()
+        while True:
+            await self.send(
+                {"type": "heartbeat", "position": 0.0, "version": 0,
+                 "server_time": trio.current_time() + offset}
+            )  # fmt: skip
+            await trio.sleep(interval)
 
     async def hello(self, principal: Principal | None, **extra: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "hello", "protocol": 1} | extra
@@ -67,6 +85,26 @@ class Raw:
 
 
 @asynccontextmanager
+async def _tiny_buffer_websocket(
+    daemon: DaemonProcess, queue: int
+) -> AsyncIterator[WebSocketConnection]:
+    """A websocket whose kernel receive buffer is tiny: a reader that stops stalls fast."""
+    url = urlsplit(daemon.base_url)
+    assert url.hostname is not None and url.port is not None
+    stream = await trio.open_tcp_stream(url.hostname, url.port)
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    async with trio.open_nursery() as nursery:
+        ws = await wrap_client_stream(
+            nursery, stream, url.hostname, "/api/v1/syncplay/ws", message_queue_size=queue
+        )
+        try:
+            yield ws
+        finally:
+            await ws.aclose()
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def raw_client(
     daemon: DaemonProcess,
     principal: Principal | None = None,
@@ -74,12 +112,16 @@ async def raw_client(
     *,
     headers: list[tuple[bytes, bytes]] | None = None,
     queue: int = 64,
+    tiny_buffer: bool = False,
     **join: Any,
 ) -> AsyncIterator[Raw]:
     """Connect (and, given a principal and a room, say hello and join)."""
-    async with open_websocket_url(
-        ws_url(daemon), extra_headers=headers, message_queue_size=queue
-    ) as ws:
+    opened = (
+        _tiny_buffer_websocket(daemon, queue)
+        if tiny_buffer
+        else open_websocket_url(ws_url(daemon), extra_headers=headers, message_queue_size=queue)
+    )
+    async with opened as ws:
         client = Raw(ws)
         if principal is not None:
             welcome = await client.hello(principal)
@@ -109,3 +151,14 @@ async def new_room(daemon: DaemonProcess, owner: Principal, **fields: Any) -> st
     room = await trio.to_thread.run_sync(lambda: create_room(daemon, owner, **fields))
     room_id: str = room["id"]
     return room_id
+
+
+async def read_until_closed(client: Raw, limit: float = 15.0) -> tuple[list[dict[str, Any]], int]:
+    """Every message up to the close, and the close code."""
+    seen: list[dict[str, Any]] = []
+    with trio.fail_after(limit):
+        while True:
+            try:
+                seen.append(await client.recv(limit))
+            except ConnectionClosed as closed:
+                return seen, closed.reason.code

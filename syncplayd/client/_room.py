@@ -1,0 +1,105 @@
+"""What the client knows about its room, kept up to date from server messages (no I/O)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from syncplayd.core.protocol import (
+    ChatOut,
+    Closing,
+    Joined,
+    Member,
+    PlaybackChanged,
+    PlaybackWire,
+    Presence,
+    ServerMessage,
+    SyncCommand,
+    SyncSettings,
+)
+
+__all__ = ["RoomView"]
+
+
+class RoomView:
+    """The ``joined`` snapshot plus the changes broadcast since.
+
+    Sizes are bounded by the server (one :class:`Member` per user of the room) or
+    here (``chat_history`` messages).
+    """
+
+    def __init__(self, chat_history: int) -> None:
+        self.joined: Joined | None = None
+        self.playback: PlaybackWire | None = None
+        self.last_change: PlaybackChanged | None = None
+        self.closing: Closing | None = None
+        self.chat: deque[dict[str, Any]] = deque(maxlen=chat_history)
+        self._members: dict[str, Member] = {}
+        self._you: Member | None = None
+
+    # -- read side ---------------------------------------------------------------------
+    @property
+    def session_id(self) -> str | None:
+        """This connection's session id (``None`` before the first ``joined``)."""
+        return self.joined.session_id if self.joined else None
+
+    @property
+    def settings(self) -> SyncSettings | None:
+        """The room's sync settings from ``joined``."""
+        return self.joined.settings if self.joined else None
+
+    @property
+    def room(self) -> dict[str, Any]:
+        """The room object from ``joined`` (empty before)."""
+        return self.joined.room if self.joined else {}
+
+    @property
+    def participants(self) -> Mapping[str, Member]:
+        """Members by user id, read-only and live."""
+        return MappingProxyType(self._members)
+
+    @property
+    def you(self) -> Member | None:
+        """This user's own :class:`Member` entry."""
+        return self._you
+
+    # -- write side --------------------------------------------------------------------
+    def install(self, joined: Joined) -> None:
+        """Replace everything with a (re)join snapshot."""
+        self.joined = joined
+        self.playback = joined.playback
+        self.last_change = None
+        self.closing = None
+        self._members.clear()  # in place: ``participants`` views stay live
+        self._members.update((m.user_id, m) for m in joined.participants)
+        self._you = joined.you
+        self.chat.clear()
+        self.chat.extend(joined.chat)
+
+    def apply(self, message: ServerMessage) -> PlaybackWire | None:
+        """Fold one message in; returns the playback when it is newer or the same version."""
+        if isinstance(message, PlaybackChanged | SyncCommand):
+            if self.playback is not None and message.playback.version < self.playback.version:
+                return None
+            self.playback = message.playback
+            if isinstance(message, PlaybackChanged):
+                self.last_change = message
+            return message.playback
+        if isinstance(message, Presence):
+            self._presence(message)
+        elif isinstance(message, ChatOut):
+            self.chat.append(message.message)
+        elif isinstance(message, Closing):
+            self.closing = message
+        return None
+
+    def _presence(self, message: Presence) -> None:
+        member = message.member
+        if message.event == "left" and member.sessions == 0:
+            self._members.pop(member.user_id, None)
+        else:
+            self._members[member.user_id] = member
+        if self._you is not None and member.user_id == self._you.user_id:
+            self._you = member

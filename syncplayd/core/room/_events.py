@@ -1,0 +1,246 @@
+"""Commands into the room engine and effects out of it.
+
+Commands are facts the shell observed (a client message, a closed socket, a
+timer firing); effects are what the shell must do about them. Both are frozen
+values, so a test can compare them with ``==`` and a log can print them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from syncplayd.core import protocol
+from syncplayd.core.room._state import ControlMode, Playback, Role
+
+# -- commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """A session joins the room, or comes back.
+
+    Attributes:
+        session_id: a fresh id, or the id of a session to resume.
+        user_id: the authenticated user.
+        user_name: the display name.
+        role: the user's role in the room (from storage).
+        resume: the client asked to resume ``session_id``.
+    """
+
+    session_id: str
+    user_id: str
+    user_name: str
+    role: Role = "member"
+    resume: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """The session's socket is gone (it may resume); idempotent."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """The session left the room for good; idempotent."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Start (or resume) playback, at ``position`` or where the room stands."""
+
+    session_id: str
+    position: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Pause, at ``position`` (the sender's player) or where the room stands."""
+
+    session_id: str
+    position: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seek:
+    """Move playback to ``position``."""
+
+    session_id: str
+    position: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetRate:
+    """Change the playback speed."""
+
+    session_id: str
+    rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class Buffering:
+    """The session's player is loading; ``position`` is informational."""
+
+    session_id: str
+    position: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The session's player can play; ``position`` is informational."""
+
+    session_id: str
+    position: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The session's player stood at ``position`` at ``server_time`` (its clock estimate).
+
+    Attributes:
+        session_id: the reporting session.
+        position: its media position, seconds.
+        server_time: when the position was sampled, on the server clock as the client estimates it.
+        version: the playback version the client has applied.
+        playing: whether its player is playing (informational).
+    """
+
+    session_id: str
+    position: float
+    server_time: float
+    version: int
+    playing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RttSample:
+    """A measured ping round trip of the session, seconds."""
+
+    session_id: str
+    rtt: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: handle the deadlines due at ``now`` (applied at each ``WakeAt``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetControl:
+    """Change who may control playback (an owner's or admin's decision, checked by the shell)."""
+
+    mode: ControlMode
+
+
+@dataclass(frozen=True, slots=True)
+class SetRole:
+    """Change a user's role for all of their sessions (checked by the shell)."""
+
+    user_id: str
+    role: Role
+
+
+Command = (
+    Connect
+    | Disconnect
+    | Leave
+    | Play
+    | Pause
+    | Seek
+    | SetRate
+    | Buffering
+    | Ready
+    | Heartbeat
+    | RttSample
+    | Tick
+    | SetControl
+    | SetRole
+)
+"""Everything :func:`~syncplayd.core.room.apply` accepts."""
+
+# -- effects --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send ``message`` to every connected session of the room except ``exclude``."""
+
+    message: protocol.ServerMessage
+    exclude: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo:
+    """Send ``message`` to one session."""
+
+    session_id: str
+    message: protocol.ServerMessage
+
+
+@dataclass(frozen=True, slots=True)
+class PersistPlayback:
+    """Store the room's playback (write-behind; the writer may coalesce).
+
+    Attributes:
+        playback: the new playback. A playing playback may be anchored in the
+            future (a scheduled start); its position holds until then.
+        user_id: who caused the change, ``None`` for the server.
+    """
+
+    playback: Playback
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """Append to the room's event log.
+
+    Attributes:
+        type: ``playback``, ``joined``, ``reconnected``, ``disconnected``, ``left``,
+            ``not_ready_timeout``, ``idle_timeout``, ``role`` or ``control``.
+        user_id: the user concerned, ``None`` for the server.
+        payload: JSON-ready details (strings, numbers, booleans, ``None``).
+    """
+
+    type: str
+    user_id: str | None
+    payload: Mapping[str, str | float | bool | None] = field(default_factory=dict)
+
+
+CloseReason = Literal[
+    "room-ended",
+    "kicked",
+    "replaced",
+    "server-restarting",
+    "too-slow",
+    "unauthorized",
+    "protocol-error",
+    "idle-timeout",
+    "left",
+]
+"""Why a session is closed (the ``reason`` of a ``closing`` frame)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSession:
+    """Close the session's socket with a ``closing`` frame (the engine has already let it go)."""
+
+    session_id: str
+    reason: CloseReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WakeAt:
+    """Apply :class:`Tick` at server time ``time`` (replaces any earlier request)."""
+
+    time: float
+
+
+Effect = Broadcast | SendTo | PersistPlayback | LogEvent | CloseSession | WakeAt
+"""Everything :func:`~syncplayd.core.room.apply` returns."""

@@ -1,0 +1,171 @@
+"""Transitions of the room's membership: sessions coming and going, timeouts, roles.
+
+The rules are described in ``_engine`` ("Theory of operation"); each function
+here takes the room, one command (and ``now``) and returns ``(room, effects)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import MappingProxyType
+
+from syncplayd.core.room._events import (
+    CloseSession,
+    Connect,
+    Disconnect,
+    Effect,
+    Leave,
+    LogEvent,
+    SetControl,
+    SetRole,
+)
+from syncplayd.core.room._state import Refused, RoomState, Session, is_control_mode, is_role
+from syncplayd.core.room._transitions import (
+    PresenceEvent,
+    Result,
+    maybe_resume,
+    presence,
+    put,
+    skip_overdue,
+)
+
+
+def connect(state: RoomState, command: Connect, now: float) -> Result:
+    """A new session joins, or a known one comes back."""
+    if not is_role(command.role):
+        raise Refused("bad-message", f"unknown role {command.role!r}")
+    existing = state.sessions.get(command.session_id)
+    if existing is not None and existing.user_id != command.user_id:
+        raise Refused("bad-resume", "that session belongs to someone else")
+    # A (re)joiner must load and seek first; it stalls nobody until it is ready.
+    late = state.playback.state != "paused"
+    siblings = [s for s in state.sessions.values() if s.user_id == command.user_id]
+    event: PresenceEvent | None
+    if existing is not None:
+        # A still-connected session got a new socket: nothing changed for the others.
+        event = None if existing.connected else "reconnected"
+        session = replace(
+            existing,
+            user_name=command.user_name,
+            role=command.role,
+            connected=True,
+            catching_up=existing.catching_up or late,
+            last_seen=now,
+        )
+        kept = dict(state.sessions)
+    else:
+        event = "reconnected" if command.resume or siblings else "joined"
+        session = Session(
+            session_id=command.session_id,
+            user_id=command.user_id,
+            user_name=command.user_name,
+            role=command.role,
+            catching_up=late,
+            last_seen=now,
+        )
+        # A fresh connection supersedes the user's dead ones (a later resume of
+        # one of them simply comes back as a new session).
+        kept = {
+            sid: s
+            for sid, s in state.sessions.items()
+            if s.user_id != command.user_id or s.connected
+        }
+    # Name and role belong to the user, so all of their sessions follow the newest connect.
+    for sibling in siblings:
+        if sibling.session_id in kept:
+            kept[sibling.session_id] = replace(
+                sibling, user_name=command.user_name, role=command.role
+            )
+    kept[session.session_id] = session
+    state = replace(state, sessions=MappingProxyType(kept))
+    effects: list[Effect] = []
+    if event is not None:
+        effects.append(presence(state, event, session, exclude=session.session_id))
+        effects.append(LogEvent(event, session.user_id, {"session_id": session.session_id}))
+    # Re-marking a blocker as a late joiner may have removed the last blocker.
+    state, resumed = maybe_resume(state, by=None, now=now)
+    return state, effects + resumed
+
+
+def _drop_connection(state: RoomState, session: Session) -> Result:
+    """Mark ``session`` disconnected and tell the others (no resume check)."""
+    state = put(state, replace(session, connected=False))
+    return state, [presence(state, "disconnected", session, exclude=session.session_id)]
+
+
+def disconnect(state: RoomState, command: Disconnect, now: float) -> Result:
+    """The socket is gone; the session stays for a resume. Idempotent."""
+    session = state.sessions.get(command.session_id)
+    if session is None or not session.connected:
+        return state, []
+    state, effects = _drop_connection(state, session)
+    effects.append(LogEvent("disconnected", session.user_id, {"session_id": session.session_id}))
+    state, resumed = maybe_resume(state, by=None, now=now)
+    return state, effects + resumed
+
+
+def leave(state: RoomState, command: Leave, now: float) -> Result:
+    """The session leaves the room (its socket is closed). Idempotent."""
+    session = state.sessions.get(command.session_id)
+    if session is None:
+        return state, []
+    rest = {sid: s for sid, s in state.sessions.items() if sid != session.session_id}
+    state = replace(state, sessions=MappingProxyType(rest))
+    effects: list[Effect] = [
+        presence(state, "left", session, exclude=session.session_id),
+        LogEvent("left", session.user_id, {"session_id": session.session_id}),
+    ]
+    if session.connected:
+        effects.append(CloseSession(session.session_id, "left", "you left the room"))
+    state, resumed = maybe_resume(state, by=None, now=now)
+    return state, effects + resumed
+
+
+def tick(state: RoomState, now: float) -> Result:
+    """Handle the deadlines due at ``now``: idle sessions, then ready timeouts."""
+    effects: list[Effect] = []
+    timeout = state.config.disconnect_timeout_seconds
+    # Idle sessions first: one that is both idle and blocking is gone, not late.
+    idle = [s for s in state.sessions.values() if s.connected and now >= s.last_seen + timeout]
+    for session in idle:
+        message = f"nothing heard for {timeout:g} s"
+        effects.append(CloseSession(session.session_id, "idle-timeout", message))
+        state, dropped = _drop_connection(state, session)
+        effects += dropped
+        effects.append(
+            LogEvent("idle_timeout", session.user_id, {"session_id": session.session_id})
+        )
+    # Ready deadlines only run while the room waits; a paused room waits for nobody.
+    if state.playback.state == "waiting":
+        state, skipped = skip_overdue(state, now)
+        effects += skipped
+    state, resumed = maybe_resume(state, by=None, now=now)
+    return state, effects + resumed
+
+
+def set_control(state: RoomState, command: SetControl) -> Result:
+    """Change who may control playback."""
+    if not is_control_mode(command.mode):
+        raise Refused("bad-message", f"unknown control mode {command.mode!r}")
+    if command.mode == state.control:
+        return state, []
+    state = replace(state, control=command.mode)
+    return state, [LogEvent("control", None, {"control": command.mode})]
+
+
+def set_role(state: RoomState, command: SetRole) -> Result:
+    """Change a user's role in all of their sessions; a no-op for a user with none."""
+    if not is_role(command.role):
+        raise Refused("bad-message", f"unknown role {command.role!r}")
+    changed = [
+        replace(s, role=command.role)
+        for s in state.sessions.values()
+        if s.user_id == command.user_id and s.role != command.role
+    ]
+    if not changed:
+        return state, []
+    state = put(state, *changed)
+    return state, [
+        presence(state, "role", changed[0], exclude=None, detail=command.role),
+        LogEvent("role", command.user_id, {"role": command.role}),
+    ]

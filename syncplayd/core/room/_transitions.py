@@ -1,0 +1,187 @@
+"""Building blocks shared by the transitions (see ``_engine`` for the rules they serve).
+
+Each returns new values and the effects that announce them; none of them
+decides *whether* something happens except where its docstring says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Literal
+
+from syncplayd.core import protocol
+from syncplayd.core.clock import lead_time
+from syncplayd.core.room._events import Broadcast, Effect, LogEvent, PersistPlayback
+from syncplayd.core.room._state import Playback, Refused, RoomState, Session
+from syncplayd.core.room._views import blocking, member, member_after, wire
+
+Result = tuple[RoomState, list[Effect]]
+"""What every transition returns: the room after, and the effects in order."""
+
+PresenceEvent = Literal[
+    "joined", "left", "disconnected", "reconnected", "buffering", "ready",
+    "not_ready_timeout", "latency", "role",
+]  # fmt: skip
+
+
+def live_session(state: RoomState, session_id: str) -> Session:
+    """The connected session ``session_id``.
+
+    Raises:
+        Refused: ``not-joined``, when there is no such connected session.
+    """
+    session = state.sessions.get(session_id)
+    if session is None or not session.connected:
+        raise Refused("not-joined", f"session {session_id!r} is not connected to this room")
+    return session
+
+
+def check_control(state: RoomState, session: Session) -> None:
+    """Refuse playback control to plain members of a moderators-only room.
+
+    Raises:
+        Refused: ``not-allowed``.
+    """
+    if state.control == "moderators" and session.role == "member":
+        raise Refused("not-allowed", "only moderators control playback in this room")
+
+
+def check_position(position: float) -> float:
+    """``position`` if it is a valid media position.
+
+    Raises:
+        Refused: ``bad-message``, for NaN, infinities, negatives and absurdly large values.
+    """
+    if not (math.isfinite(position) and 0.0 <= position <= protocol.MAX_POSITION):
+        raise Refused("bad-message", f"position must be within 0..{protocol.MAX_POSITION:g} s")
+    return position
+
+
+def put(state: RoomState, *sessions: Session) -> RoomState:
+    """``state`` with ``sessions`` added or replaced (by id)."""
+    updated = dict(state.sessions)
+    for session in sessions:
+        updated[session.session_id] = session
+    return replace(state, sessions=MappingProxyType(updated))
+
+
+def room_lead(state: RoomState) -> float:
+    """The scheduling lead for this room from its connected members' round trips."""
+    config = state.config
+    rtts = (s.rtt for s in state.sessions.values() if s.connected and s.rtt is not None)
+    return lead_time(
+        rtts, minimum=config.min_lead, maximum=config.max_lead, margin=config.lead_margin
+    )
+
+
+def change_playback(
+    state: RoomState,
+    playback: Playback,
+    *,
+    reason: str,
+    execute_at: float,
+    by: Session | None,
+) -> Result:
+    """Install ``playback`` (its version already bumped by the caller) and announce it.
+
+    Every authoritative change goes through here, so it always comes with the
+    same broadcast, persist and log effects, and ``resume_playing`` always
+    follows the state (``waiting`` means "play again when nobody blocks").
+    """
+    new = replace(state, playback=playback, resume_playing=playback.state == "waiting")
+    user_id = None if by is None else by.user_id
+    payload: dict[str, str | float | bool | None] = {
+        "reason": reason,
+        "state": playback.state,
+        "position": playback.position,
+        "rate": playback.rate,
+        "version": playback.version,
+        "execute_at": execute_at,
+    }
+    changed = protocol.PlaybackChanged(
+        playback=wire(playback), execute_at=execute_at, reason=reason
+    )
+    return new, [
+        Broadcast(changed),
+        PersistPlayback(playback, user_id),
+        LogEvent("playback", user_id, payload),
+    ]
+
+
+def presence(
+    state: RoomState,
+    event: PresenceEvent,
+    session: Session,
+    *,
+    exclude: str | None,
+    detail: str | None = None,
+) -> Broadcast:
+    """A presence broadcast about ``session``'s user (who may have just left ``state``)."""
+    if session.session_id in state.sessions:
+        view = member(state, session.session_id)
+    else:
+        view = member_after(state, session)
+    return Broadcast(protocol.Presence(event=event, member=view, detail=detail), exclude=exclude)
+
+
+def skip_overdue(state: RoomState, now: float) -> Result:
+    """Stop waiting for blockers whose ready timeout has run out, naming each one.
+
+    The name goes out in ``detail`` so the room learns *who* it no longer waits
+    for, instead of Jellyfin's anonymous "waiting for others" that never ends.
+    """
+    timeout = state.config.ready_timeout_seconds
+    effects: list[Effect] = []
+    for session in blocking(state):
+        since = session.buffering_since
+        if since is not None and now >= since + timeout:
+            skipped = replace(session, skipped=True)
+            state = put(state, skipped)
+            name = skipped.user_name
+            effects.append(presence(state, "not_ready_timeout", skipped, exclude=None, detail=name))
+            effects.append(
+                LogEvent("not_ready_timeout", skipped.user_id, {"session_id": skipped.session_id})
+            )
+    return state, effects
+
+
+def start(
+    state: RoomState,
+    position: float,
+    *,
+    reason: str,
+    waiting_reason: str,
+    by: Session | None,
+    now: float,
+) -> Result:
+    """Play from ``position``: scheduled a lead ahead, or ``waiting`` while anyone blocks.
+
+    A room already waiting at ``position`` stays as it is (no version bump).
+    """
+    # Blockers already past their timeout would be skipped by the next Tick anyway;
+    # doing it now avoids announcing a wait that ends a moment later.
+    state, effects = skip_overdue(state, now)
+    current = state.playback
+    name = None if by is None else by.user_name
+    if blocking(state):
+        if current.state == "waiting" and current.position == position:
+            return state, effects
+        waiting = Playback("waiting", position, current.rate, now, current.version + 1, name)
+        state, changed = change_playback(
+            state, waiting, reason=waiting_reason, execute_at=now, by=by
+        )
+        return state, effects + changed
+    execute_at = now + room_lead(state)
+    playing = Playback("playing", position, current.rate, execute_at, current.version + 1, name)
+    state, changed = change_playback(state, playing, reason=reason, execute_at=execute_at, by=by)
+    return state, effects + changed
+
+
+def maybe_resume(state: RoomState, *, by: Session | None, now: float) -> Result:
+    """A waiting room whose last blocker went away plays again (reason ``resume``)."""
+    if state.playback.state != "waiting" or not state.resume_playing or blocking(state):
+        return state, []
+    position = state.playback.position
+    return start(state, position, reason="resume", waiting_reason="resume", by=by, now=now)

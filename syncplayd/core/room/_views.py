@@ -1,0 +1,231 @@
+"""Reading a room: wire snapshots, member lists, deadlines; building and restoring rooms.
+
+These never change a room; the shell uses them to build ``joined`` frames and
+the admin API, and the engine uses them to fill its messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from types import MappingProxyType
+
+from syncplayd.core import protocol
+from syncplayd.core.clock import position_at
+from syncplayd.core.room._state import (
+    ControlMode,
+    Playback,
+    RoomState,
+    Session,
+    SyncConfig,
+)
+
+
+def wire(playback: Playback) -> protocol.PlaybackWire:
+    """The playback as sent on the wire, unchanged."""
+    return protocol.PlaybackWire(
+        state=playback.state,
+        position=playback.position,
+        rate=playback.rate,
+        anchor=playback.anchor,
+        version=playback.version,
+        set_by=playback.set_by,
+    )
+
+
+def snapshot(state: RoomState, now: float) -> protocol.PlaybackWire:
+    """The room's playback for a client joining (or re-syncing) at ``now``.
+
+    A playing playback whose anchor has passed is re-anchored at ``now`` (same
+    meaning, and a naive client that ignores ``anchor`` still lands close); a
+    scheduled start (anchor in the future) is sent as it is, since re-anchoring
+    it would drop the wait.
+
+    Args:
+        state: the room.
+        now: server time.
+
+    Returns:
+        A ``PlaybackWire``; ``version`` is the room's.
+    """
+    playback = state.playback
+    if playback.state == "playing" and playback.anchor < now:
+        return protocol.PlaybackWire(
+            state="playing",
+            position=position_at(playback, now),
+            rate=playback.rate,
+            anchor=now,
+            version=playback.version,
+            set_by=playback.set_by,
+        )
+    return wire(playback)
+
+
+def _latency_ms(rtt: float) -> float:
+    # One way is half the round trip; one decimal is finer than anyone can notice.
+    return round(rtt * 1000 / 2, 1)
+
+
+def _member_of(sessions: Iterable[Session]) -> protocol.Member:
+    group = list(sessions)
+    first = group[0]
+    live = [s for s in group if s.connected]
+    rtts = [s.rtt for s in live if s.rtt is not None]
+    return protocol.Member(
+        user_id=first.user_id,
+        user_name=first.user_name,
+        role=first.role,
+        is_connected=bool(live),
+        sessions=len(live),
+        buffering=any(s.buffering for s in live),
+        latency_ms=_latency_ms(max(rtts)) if rtts else None,
+    )
+
+
+def members(state: RoomState) -> list[protocol.Member]:
+    """One ``Member`` per user in the room, in order of arrival.
+
+    A user's sessions are folded together: ``is_connected`` if any is,
+    ``sessions`` counts the connected ones, ``buffering`` if any connected one
+    is, ``latency_ms`` is the worst connected one's (half its smoothed RTT).
+    """
+    by_user: dict[str, list[Session]] = {}
+    for session in state.sessions.values():
+        by_user.setdefault(session.user_id, []).append(session)
+    return [_member_of(group) for group in by_user.values()]
+
+
+def member(state: RoomState, session_id: str) -> protocol.Member:
+    """The ``Member`` of the user who owns ``session_id`` (all of that user's sessions).
+
+    Raises:
+        KeyError: no such session.
+    """
+    user_id = state.sessions[session_id].user_id
+    return _member_of(s for s in state.sessions.values() if s.user_id == user_id)
+
+
+def member_after(state: RoomState, gone: Session) -> protocol.Member:
+    """The member view of ``gone``'s user once ``gone`` is no longer in ``state``."""
+    rest = [s for s in state.sessions.values() if s.user_id == gone.user_id]
+    # With no session left the user is simply not connected any more.
+    return _member_of(rest or [replace(gone, connected=False)])
+
+
+def blocking(state: RoomState) -> list[Session]:
+    """The sessions the room waits for (connected, buffering, not late, not skipped)."""
+    return [s for s in state.sessions.values() if s.blocks]
+
+
+def ready_deadline(state: RoomState, session: Session) -> float | None:
+    """When a waiting room stops waiting for ``session``; ``None`` if it does not wait for it."""
+    if state.playback.state != "waiting" or not session.blocks or session.buffering_since is None:
+        return None
+    return session.buffering_since + state.config.ready_timeout_seconds
+
+
+def next_deadline(state: RoomState) -> float | None:
+    """The earliest time a :class:`~syncplayd.core.room.Tick` would change something.
+
+    Idle sessions (``last_seen + disconnect_timeout``) and, while waiting, the
+    ready timeout of each blocking session. ``None``: nothing is pending.
+    """
+    timeout = state.config.disconnect_timeout_seconds
+    times = [s.last_seen + timeout for s in state.sessions.values() if s.connected]
+    times.extend(t for s in state.sessions.values() if (t := ready_deadline(state, s)) is not None)
+    return min(times, default=None)
+
+
+def sync_settings(state: RoomState, *, heartbeat_interval: float) -> protocol.SyncSettings:
+    """The ``settings`` block of a ``joined`` frame for this room."""
+    config = state.config
+    return protocol.SyncSettings(
+        heartbeat_interval=heartbeat_interval,
+        threshold_seconds=config.threshold_seconds,
+        max_latency_ms=config.max_latency_ms,
+        ready_timeout_seconds=config.ready_timeout_seconds,
+        disconnect_timeout_seconds=config.disconnect_timeout_seconds,
+        max_rate_correction=config.max_rate_correction,
+        control=state.control,
+    )
+
+
+def new_room(
+    room_id: str,
+    playback: Playback | None = None,
+    config: SyncConfig | None = None,
+    control: ControlMode = "everyone",
+) -> RoomState:
+    """A room with nobody in it.
+
+    Args:
+        room_id: the room's id.
+        playback: where playback stands (default: paused at 0, version 0); use
+            :func:`restore_playback` for one loaded from storage.
+        config: the tunables (default: :class:`SyncConfig` defaults).
+        control: who may control playback.
+
+    Raises:
+        ValueError: ``playback`` is ``waiting``: an empty room has nobody to wait for.
+    """
+    playback = Playback() if playback is None else playback
+    if playback.state == "waiting":
+        raise ValueError("an empty room cannot be waiting; restore it with restore_playback()")
+    return RoomState(
+        room_id=room_id,
+        playback=playback,
+        sessions=MappingProxyType({}),
+        control=control,
+        config=SyncConfig() if config is None else config,
+    )
+
+
+def restore_playback(
+    *,
+    state: str,
+    position: float,
+    rate: float,
+    version: int,
+    elapsed_seconds: float,
+    now: float,
+    set_by: str | None = None,
+) -> Playback:
+    """The playback of a room loaded from storage (after a restart or on another node).
+
+    A room that was playing keeps playing as if the server had never stopped:
+    its position moves on by ``elapsed_seconds * rate`` and is anchored at
+    ``now``. A room that was waiting comes back paused: the members it waited
+    for lost their connections too, and playing on could run past someone who
+    was still loading. The version goes up by one, so the restored state
+    supersedes anything a client still holds.
+
+    Args:
+        state: the stored state, ``playing``, ``paused`` or ``waiting``
+            (``storage.records.PlaybackState`` members work as they are).
+        position: the stored position, seconds, at the stored anchor time.
+        rate: the stored rate.
+        version: the stored version.
+        elapsed_seconds: wall-clock seconds from the stored anchor time
+            (``updated_at``) to now; a negative value (a start that was still
+            scheduled, or clock skew) counts as zero.
+        now: the server time to anchor at.
+        set_by: the name to show as the last changer.
+
+    Raises:
+        ValueError: ``state`` is not a playback state.
+    """
+    if state not in ("playing", "paused", "waiting"):
+        raise ValueError(f"unknown playback state {state!r}")
+    if state == "playing":
+        moved = position + max(0.0, elapsed_seconds) * rate
+        return Playback(
+            state="playing",
+            position=min(protocol.MAX_POSITION, moved),
+            rate=rate,
+            anchor=now,
+            version=version + 1,
+            set_by=set_by,
+        )
+    return Playback(
+        state="paused", position=position, rate=rate, anchor=now, version=version + 1, set_by=set_by
+    )

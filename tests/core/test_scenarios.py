@@ -1,0 +1,221 @@
+"""Whole stories told through :class:`syncplayd.testing.RoomHarness` (and the harness itself)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from syncplayd.core import protocol
+from syncplayd.core.room import (
+    Broadcast,
+    Buffering,
+    CloseSession,
+    Heartbeat,
+    Leave,
+    Pause,
+    Play,
+    Ready,
+    Refused,
+    RttSample,
+    Seek,
+    SyncConfig,
+    Tick,
+    WakeAt,
+    members,
+    new_room,
+)
+from syncplayd.testing import RoomHarness, assert_invariants, of_type
+
+CONFIG = SyncConfig(ready_timeout_seconds=10.0, disconnect_timeout_seconds=30.0)
+
+
+def three_friends() -> RoomHarness:
+    """Ann, Bob and Cat in a paused room at t=0; Ann's RTT is 0.2 s (a 0.25 s lead)."""
+    harness = RoomHarness(config=CONFIG)
+    for name in ("ann", "bob", "cat"):
+        harness.connect(0.0, name, name=name.capitalize())
+    harness.apply(0.0, RttSample("ann", 0.2))
+    return harness
+
+
+def state_of(room: RoomHarness) -> str:
+    """The playback state (a function, so that mypy does not narrow it across applies)."""
+    return room.state.playback.state
+
+
+def wake_of(room: RoomHarness) -> float | None:
+    """The pending wake-up (a function for the same reason)."""
+    return room.wake
+
+
+def test_buffering_makes_the_room_wait_and_ready_resumes() -> None:
+    room = three_friends()
+    room.run([(1.0, Play("ann")), (5.0, Buffering("bob"))])
+    assert state_of(room) == "waiting"
+    assert room.position(5.0) == pytest.approx(3.75)  # stopped where Bob stalled
+    assert room.position(9.0) == pytest.approx(3.75)
+    room.run([(7.0, Ready("bob"))])
+    reasons = [c.reason for c in room.broadcasts(protocol.PlaybackChanged)]
+    assert reasons == ["play", "waiting", "resume"]
+    assert room.state.playback.anchor == pytest.approx(7.25)
+    assert room.position(8.25) == pytest.approx(4.75)
+    assert [p.event for p in room.presence()][-2:] == ["buffering", "ready"]
+
+
+def test_a_member_who_never_gets_ready_is_named_and_left_behind() -> None:
+    room = three_friends()
+    room.run([(1.0, Play("ann")), (2.0, Buffering("cat"))])
+    room.run([(5.0, Heartbeat(s, 0.0, 5.0, 2)) for s in ("ann", "bob", "cat")])
+    assert room.wake == 12.0  # the ready timeout, before anyone is idle
+    room.advance(12.0)
+    [named] = room.presence("not_ready_timeout")
+    assert named.detail == "Cat" and named.member.user_name == "Cat"
+    assert state_of(room) == "playing"
+    assert room.state.sessions["cat"].skipped
+    # Cat's further buffering stalls nobody until Cat reports ready.
+    room.run([(13.0, Buffering("cat")), (14.0, Ready("cat")), (15.0, Buffering("cat"))])
+    assert state_of(room) == "waiting"
+
+
+def test_a_late_joiner_never_stalls_the_room() -> None:
+    room = three_friends()
+    room.apply(1.0, Play("ann"))
+    room.connect(20.0, "dan", name="Dan")
+    room.run([(20.1, Buffering("dan")), (25.0, Heartbeat("dan", 0.0, 25.0, 1))])
+    assert state_of(room) == "playing"
+    assert room.sent_to("dan") == []  # buffering: no seek loop while it loads
+    room.apply(30.0, Ready("dan"))
+    room.apply(31.0, Buffering("dan"))  # now a full member
+    assert state_of(room) == "waiting"
+
+
+def test_drift_beyond_the_threshold_gets_a_sync_and_below_it_does_not() -> None:
+    room = three_friends()
+    room.apply(1.0, Play("ann"))  # anchored at 1.25
+    room.apply(11.0, Heartbeat("bob", 9.75 - 3.0, 11.0, 1))
+    room.apply(11.0, Heartbeat("cat", 9.75 + 1.0, 11.0, 1))
+    [sync] = room.sent_to("bob")
+    assert isinstance(sync, protocol.SyncCommand)
+    assert sync.offset == pytest.approx(-3.0)
+    assert room.sent_to("cat") == []
+
+
+def test_a_seek_lands_everyone_on_the_target_together() -> None:
+    room = three_friends()
+    room.run([(1.0, Play("ann")), (25.0, Seek("bob", 600.0))])
+    change = room.broadcasts(protocol.PlaybackChanged)[-1]
+    assert change.reason == "seek"
+    assert change.execute_at == pytest.approx(25.25)
+    assert room.position(25.1) == 600.0
+    assert room.position(change.execute_at + 2.0) == pytest.approx(602.0)
+
+
+def test_idle_members_are_closed_and_the_rest_go_on() -> None:
+    room = three_friends()
+    room.run([(1.0, Play("ann")), (2.0, Buffering("bob"))])
+    # Ann and Cat keep heartbeating; Bob falls silent while buffering.
+    for t in (10.0, 20.0, 29.0):
+        room.run([(t, Heartbeat(s, 0.0, t, 2)) for s in ("ann", "cat")])
+    assert room.presence("not_ready_timeout")[0].detail == "Bob"  # at 12
+    room.advance(31.0)
+    closed = of_type(room.effects, CloseSession)
+    assert [(c.session_id, c.reason) for c in closed] == [("bob", "idle-timeout")]
+    assert not room.state.sessions["bob"].connected
+    assert state_of(room) == "playing"
+
+
+def test_refused_commands_are_not_recorded() -> None:
+    room = three_friends()
+    steps = len(room.steps)
+    with pytest.raises(Refused):
+        room.apply(1.0, Pause("ghost"))
+    assert len(room.steps) == steps
+
+
+def test_leaving_closes_the_session() -> None:
+    room = three_friends()
+    effects = room.apply(1.0, Leave("cat"))
+    assert CloseSession("cat", "left", "you left the room") in effects
+    assert room.presence("left")[0].member.user_id == "cat"
+
+
+# -- the harness itself ----------------------------------------------------------------
+
+
+def test_time_only_goes_forward() -> None:
+    room = three_friends()
+    room.apply(5.0, Tick())
+    with pytest.raises(ValueError, match="forward"):
+        room.apply(4.0, Tick())
+
+
+def test_harness_follows_wake_requests_like_the_shell() -> None:
+    room = three_friends()
+    assert room.wake == 30.0 == room.deadline()
+    room.apply(10.0, RttSample("ann", 0.2))  # Ann's deadline moves; no new request
+    assert room.wake == 30.0
+    ticks = room.advance(45.0)  # Bob and Cat idle at 30; Ann at 40
+    assert [e.time for e in of_type(ticks, WakeAt)] == [40.0]
+    assert wake_of(room) is None and room.deadline() is None
+    assert room.now == 45.0
+    assert room.advance(50.0) == []
+
+
+def test_harness_connect_defaults_to_the_session_id() -> None:
+    room = RoomHarness()
+    room.connect(0.0, "eve")
+    room.connect(0.0, "eve-tv", user_id="eve")
+    assert [(m.user_id, m.user_name, m.sessions) for m in members(room.state)] == [
+        ("eve", "eve", 2)
+    ]
+
+
+def test_harness_starts_from_any_state() -> None:
+    state = new_room("r9", config=CONFIG)
+    room = RoomHarness(state)
+    assert room.state is state
+    assert room.effects == [] and room.position() == 0.0
+
+
+def test_harness_collects_by_type() -> None:
+    room = three_friends()
+    assert len(room.broadcasts(protocol.Presence)) == 3
+    assert room.broadcasts(protocol.PlaybackChanged) == []
+    assert all(isinstance(e, Broadcast | WakeAt) or e.type == "joined" for e in room.effects)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda s: replace(s, resume_playing=True),
+        lambda s: replace(s, playback=replace(s.playback, version=-1)),
+        lambda s: replace(s, playback=replace(s.playback, position=-1.0)),
+        lambda s: replace(s, playback=replace(s.playback, rate=0.0)),
+        lambda s: replace(
+            s,
+            playback=replace(s.playback, state="playing"),
+            sessions={"x": replace(s.sessions["ann"], buffering=True, buffering_since=0.0)},
+        ),
+        lambda s: replace(s, sessions={"x": s.sessions["ann"]}),
+        lambda s: replace(s, sessions={"ann": replace(s.sessions["ann"], buffering=True)}),
+        lambda s: replace(
+            s,
+            sessions={
+                "ann": replace(s.sessions["ann"], skipped=True),
+            },
+        ),
+    ],
+)
+def test_invariant_violations_are_caught(broken: object) -> None:
+    state = three_friends().state
+    assert_invariants(state)
+    with pytest.raises(AssertionError):
+        assert_invariants(broken(state))  # type: ignore[operator]
+
+
+def test_an_unchecked_harness_tolerates_a_broken_room() -> None:
+    broken = replace(new_room("r1"), resume_playing=True)
+    RoomHarness(broken, check=False).apply(0.0, Tick())
+    with pytest.raises(AssertionError, match="resume_playing"):
+        RoomHarness(broken).apply(0.0, Tick())
