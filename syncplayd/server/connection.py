@@ -85,6 +85,8 @@ class Connection:
         except trio.WouldBlock:
             self.close("too-slow", f"more than {OUTBOX_SIZE} messages waiting to be sent")
             return False
+        except trio.ClosedResourceError:
+            return False  # finished: the socket is going away
         return True
 
     def close(self, reason: str, message: str) -> None:

@@ -85,6 +85,9 @@ class RoomSupervisor:
         self._rooms[live.room_id] = live
         try:
             await live.run(task_status=task_status)
+        except Exception:
+            # A bug in one room must not take the daemon and every other room down.
+            log.exception("room %s crashed; its connections are closed", live.room_id)
         finally:
             if self._rooms.get(live.room_id) is live:
                 del self._rooms[live.room_id]

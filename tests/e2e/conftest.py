@@ -30,3 +30,8 @@ def live_daemon(
     url = backend_database_url(request.param, request, folder)
     with run_daemon(url, folder / "state", E2E_ENV) as process:
         yield process
+        # Whatever the tests did, the daemon never crashed or logged a traceback.
+        assert process.process.poll() is None, "the daemon died during the tests"
+        assert not any("Traceback" in line for line in process.log_lines), "\n".join(
+            process.log_lines
+        )
