@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -28,16 +28,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from syncplayd.identity import Principal, encode_token
-from tests.daemon_process import SECRET, new_user, run_daemon
+from _common import percentile, token
+
+from tests.daemon_process import new_user, run_daemon
 
 Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 async def open_loop(
@@ -81,10 +76,6 @@ async def closed_loop(
         for _ in range(workers):
             nursery.start_soon(worker)
     return latencies, len(latencies) / (trio.current_time() - start)
-
-
-def token(principal: Principal) -> str:
-    return encode_token(principal, SECRET, ttl=timedelta(hours=2))
 
 
 async def bench_backend(

@@ -67,6 +67,14 @@ class ClientCore(ClientState):
         """The network round trip of the trusted clock sample, seconds."""
         return self._estimator.delay
 
+    async def wait_clock_samples(self, count: int = 5) -> None:
+        """Wait until the clock estimate rests on ``count`` ping samples (a settled estimate).
+
+        Bound it with a cancel scope: pings stop while the client is disconnected.
+        """
+        while self._estimator.count < count:
+            await self._clock_sampled.wait()
+
     @property
     def clock_samples(self) -> int:
         """Clock samples taken on this connection (``welcome`` and ``joined`` count)."""

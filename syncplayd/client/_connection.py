@@ -173,6 +173,8 @@ class Connection:
         sample = ntp_sample(pong.t0, pong.t1, pong.t2, received)
         if self._client._estimator.add(sample):
             self._client.last_rtt = sample.delay
+            self._client._clock_sampled.set()
+            self._client._clock_sampled = trio.Event()
 
     async def _pinger(self) -> None:
         sent = 0

@@ -73,6 +73,7 @@ class ClientState:
         self._ws: WebSocketConnection | None = None
         self._conn_scope: trio.CancelScope | None = None
         self._backoff_scope: trio.CancelScope | None = None
+        self._clock_sampled = trio.Event()  # set (and replaced) at every clock sample
         self._attached = trio.Event()  # set while a connection is attached (and once closed)
         self._detached = trio.Event()
         self._done = trio.Event()

@@ -27,10 +27,13 @@ class CuttableProxy:
         with trio.CancelScope() as scope:
             self._scopes.add(scope)
             try:
-                async with client, await trio.open_tcp_stream(*self._target) as upstream:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(_pipe, client, upstream, nursery.cancel_scope)
-                        nursery.start_soon(_pipe, upstream, client, nursery.cancel_scope)
+                async with (
+                    client,
+                    await trio.open_tcp_stream(*self._target) as upstream,
+                    trio.open_nursery() as nursery,
+                ):
+                    nursery.start_soon(_pipe, client, upstream, nursery.cancel_scope)
+                    nursery.start_soon(_pipe, upstream, client, nursery.cancel_scope)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
             finally:

@@ -39,8 +39,7 @@ async def client(
         url or ws_url(daemon), token(user), room_id=room_id, clock_skew=skew, options=FAST
     ) as c:
         with trio.fail_after(5):
-            while c.clock_samples < 5:  # let the clock estimate settle (fast pings)
-                await trio.sleep(0.05)
+            await c.wait_clock_samples(5)  # let the clock estimate settle (fast pings)
         yield c
 
 
@@ -112,8 +111,9 @@ async def test_late_joiner_lands_at_the_live_position(live_daemon: DaemonProcess
         mark = first.received_count
         await first.play(position=100.0)
         change = await playing(first, mark)
-        while time.time() < change.execute_at + 0.5:  # the room has been playing a while
-            await trio.sleep(0.05)
+        # The scenario needs the room to have played for a while (time passing,
+        # not a wait for some condition).
+        await trio.sleep(max(0.0, change.execute_at + 0.5 - time.time()))
         async with client(live_daemon, late, room_id, skew=4.0) as second:
             assert second.playback.state == "playing"
             assert abs(second.room_position() - truth(second)) < 0.020
