@@ -81,8 +81,8 @@ async def test_sigterm_tells_clients_and_keeps_acknowledged_chat(
                 sender = a if i % 2 else b
                 await sender.send({"type": "chat", "message": f"line {i}", "client_id": f"c{i}"})
                 acked.append((await sender.expect("chat_ack"))["message_id"])
-            await a.send({"type": "play"})
-            await b.expect("playback")
+            await a.send({"type": "play", "position": 120.0})
+            before = (await b.expect("playback"))["playback"]
             daemon.process.send_signal(signal.SIGTERM)
             for client in (a, b):
                 seen, code = await read_until_closed(client)
@@ -107,4 +107,9 @@ async def test_sigterm_tells_clients_and_keeps_acknowledged_chat(
             assert again.joined is not None
             playback = again.joined["playback"]
             assert playback["state"] == "playing"
-            assert playback["version"] >= 2
+            assert playback["version"] > before["version"]
+            # Where it stood, plus the time it was away: within the write-behind delay.
+            now = again.joined["server_time"]
+            expected = before["position"] + (now - before["anchor"]) * before["rate"]
+            resumed = playback["position"] + max(0.0, now - playback["anchor"]) * playback["rate"]
+            assert abs(resumed - expected) < 1.0, (resumed, expected)
