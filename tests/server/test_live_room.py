@@ -26,7 +26,7 @@ from syncplayd.server.persister import Persister
 from syncplayd.server.supervisor import RoomSupervisor
 from syncplayd.service import RoomService
 from syncplayd.storage import MemoryRepository, NewEvent, Playback
-from syncplayd.storage.records import Participant, Role, Room
+from syncplayd.storage.records import Role, Room
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
