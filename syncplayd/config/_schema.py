@@ -321,10 +321,19 @@ class WebSocketSettings(Section):
     """WebSocket connections."""
 
     read_buffer_size: int = _setting(
-        4096, "SYNCPLAY_WS_READ_BUFFER_SIZE", "Read buffer, in bytes.", ge=512, le=1048576
+        4096,
+        "SYNCPLAY_WS_READ_BUFFER_SIZE",
+        "Read buffer, in bytes (accepted for compatibility: hypercorn sizes its own buffers).",
+        ge=512,
+        le=1048576,
     )
     write_buffer_size: int = _setting(
-        4096, "SYNCPLAY_WS_WRITE_BUFFER_SIZE", "Write buffer, in bytes.", ge=512, le=1048576
+        4096,
+        "SYNCPLAY_WS_WRITE_BUFFER_SIZE",
+        "Write buffer, in bytes (accepted for compatibility: hypercorn sizes its own buffers;"
+        " each connection queues at most 256 messages).",
+        ge=512,
+        le=1048576,
     )
     ping_interval_seconds: float = _setting(
         30.0, "SYNCPLAY_WS_PING_INTERVAL_SECONDS", "Seconds between WebSocket pings.", gt=0

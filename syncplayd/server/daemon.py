@@ -58,6 +58,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # backlog absorbs bursts of reconnecting clients after a restart.
     config.backlog = 2048
     config.websocket_ping_interval = settings.syncplay.websocket.ping_interval_seconds
+    # Frames above this are cut by hypercorn with close code 1009 before we read
+    # them; smaller ones above the protocol's 16 KiB get an error frame.
+    config.websocket_max_message_size = settings.server.max_request_bytes
     # Without a read timeout a peer that stops sending (mid-body, or a dead
     # websocket) holds its connection forever.
     config.read_timeout = int(max(60.0, settings.syncplay.websocket.pong_timeout_seconds))

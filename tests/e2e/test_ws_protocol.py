@@ -235,3 +235,17 @@ async def test_resume_after_a_killed_connection(live_daemon: DaemonProcess) -> N
             assert again.session_id == session
             presence = await watcher.expect("presence", event="reconnected")
             assert presence["member"]["user_name"] == "viewer"
+
+
+async def test_a_huge_frame_is_cut_and_others_carry_on(live_daemon: DaemonProcess) -> None:
+    owner, other = new_user("owner"), new_user("other")
+    room_id = await new_room(live_daemon, owner)
+    async with (
+        raw_client(live_daemon, owner, room_id) as big,
+        raw_client(live_daemon, other, room_id) as bystander,
+    ):
+        await big.send("x" * 200_000)  # above server.max_request_bytes (64 KiB)
+        _, code = await read_until_closed(big)
+        assert code == 1009  # message too big
+        await bystander.send({"type": "ping", "id": 9, "t0": 0.0})
+        assert (await bystander.expect("pong"))["id"] == 9
