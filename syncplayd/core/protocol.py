@@ -289,18 +289,23 @@ class ErrorOut(_Server, tag="error", frozen=True):
     ref: str | None = None
 
 
+CloseReason = Literal[
+    "room-ended",
+    "kicked",
+    "replaced",
+    "server-restarting",
+    "too-slow",
+    "unauthorized",
+    "protocol-error",
+    "idle-timeout",
+    "too-many-connections",
+    "left",
+]
+"""Why the server closes a connection (``docs/protocol.md`` maps each to a close code)."""
+
+
 class Closing(_Server, tag="closing", frozen=True):
-    reason: Literal[
-        "room-ended",
-        "kicked",
-        "replaced",
-        "server-restarting",
-        "too-slow",
-        "unauthorized",
-        "protocol-error",
-        "idle-timeout",
-        "left",
-    ]
+    reason: CloseReason
     message: str
 
 

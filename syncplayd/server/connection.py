@@ -67,7 +67,7 @@ class Connection:
         self.session_id = ""
         self._now = now
         self._outbox, self._pending = trio.open_memory_channel[Outgoing](OUTBOX_SIZE)
-        self.closing: tuple[str, str] | None = None
+        self.closing: tuple[protocol.CloseReason, str] | None = None
         self.scope = trio.CancelScope()
         self._writer_scope = trio.CancelScope()
         self.done = trio.Event()
@@ -89,7 +89,7 @@ class Connection:
             return False  # finished: the socket is going away
         return True
 
-    def close(self, reason: str, message: str) -> None:
+    def close(self, reason: protocol.CloseReason, message: str) -> None:
         """End the connection: the writer sends a ``closing`` frame, then closes the socket."""
         if self.closing is not None:
             return
@@ -139,9 +139,9 @@ class Connection:
             with trio.move_on_after(CLOSE_GRACE_SECONDS):
                 await self._say_goodbye(*self.closing)
 
-    async def _say_goodbye(self, reason: str, message: str) -> None:
+    async def _say_goodbye(self, reason: protocol.CloseReason, message: str) -> None:
         try:
-            closing = protocol.Closing(reason=reason, message=message)  # type: ignore[arg-type]
+            closing = protocol.Closing(reason=reason, message=message)
             await self.ws.send(protocol.encode(closing))
             await self.ws.close(CLOSE_CODES.get(reason, 1000), reason)
         except Exception as exc:  # noqa: BLE001 - the peer may be gone; nothing to do then

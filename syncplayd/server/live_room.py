@@ -110,7 +110,7 @@ class LiveRoom:
             self.ended = True
             self.stopped.set()
 
-    async def end(self, reason: str, message: str) -> None:
+    async def end(self, reason: protocol.CloseReason, message: str) -> None:
         """Tell every connection why, give them a moment to hear it, then stop."""
         self.ended = True
         for connection in list(self.connections.values()):

@@ -100,7 +100,7 @@ class RoomSupervisor:
                 if live.is_idle:
                     await live.end("room-ended", "nobody is left in the room")
 
-    async def shutdown(self, reason: str = "server-restarting") -> None:
+    async def shutdown(self, reason: protocol.CloseReason = "server-restarting") -> None:
         """End every live room with ``reason`` (graceful daemon stop)."""
         self.shutting_down = True
         message = "the server is restarting; reconnect in a moment"

@@ -90,8 +90,8 @@ class Handshake:
     async def _send(self, message: protocol.ServerMessage) -> None:
         await self._ws.send(protocol.encode(message))
 
-    async def _close(self, reason: str, message: str) -> None:
-        await self._send(protocol.Closing(reason=reason, message=message))  # type: ignore[arg-type]
+    async def _close(self, reason: protocol.CloseReason, message: str) -> None:
+        await self._send(protocol.Closing(reason=reason, message=message))
         await self._ws.close(CLOSE_CODES[reason], reason)
 
     async def _error(self, code: str, message: str) -> None:

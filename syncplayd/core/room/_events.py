@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from syncplayd.core import protocol
+from syncplayd.core.protocol import CloseReason as CloseReason
 from syncplayd.core.room._state import ControlMode, Playback, Role
 
 # -- commands -------------------------------------------------------------------------
@@ -210,20 +210,6 @@ class LogEvent:
     type: str
     user_id: str | None
     payload: Mapping[str, str | float | bool | None] = field(default_factory=dict)
-
-
-CloseReason = Literal[
-    "room-ended",
-    "kicked",
-    "replaced",
-    "server-restarting",
-    "too-slow",
-    "unauthorized",
-    "protocol-error",
-    "idle-timeout",
-    "left",
-]
-"""Why a session is closed (the ``reason`` of a ``closing`` frame)."""
 
 
 @dataclass(frozen=True, slots=True)
