@@ -207,6 +207,22 @@ class LoggingSettings(Section):
     level: LogLevel = _setting(  # noqa: RUF009 (a Field, see _setting)
         "info", "SYNCPLAY_LOG_LEVEL", "Minimum level logged: debug, info, warning or error."
     )
+    format: Literal["auto", "text", "json"] = _setting(  # noqa: RUF009 (a Field, see _setting)
+        "auto",
+        "SYNCPLAY_LOG_FORMAT",
+        "Log format: auto (plain text on a terminal, JSON lines otherwise), text or json.",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class MetricsSettings(Section):
+    """Prometheus metrics."""
+
+    enabled: bool = _setting(
+        True,
+        "SYNCPLAY_METRICS_ENABLED",
+        "Serve Prometheus metrics at /metrics (block it at the proxy if it must stay private).",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -411,4 +427,5 @@ class Settings(Section):
     database: DatabaseSettings
     auth: AuthSettings = field(default_factory=AuthSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)
