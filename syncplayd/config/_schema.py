@@ -110,7 +110,8 @@ class ServerSettings(Section):
     max_request_bytes: int = _setting(
         65536,
         "SYNCPLAY_MAX_REQUEST_BYTES",
-        "Largest HTTP request body or WebSocket message accepted, in bytes.",
+        "Largest HTTP request body, and largest WebSocket frame before the connection is cut"
+        " (close 1009), in bytes; the protocol itself refuses frames above 16 KiB.",
         ge=1024,
         le=16777216,
     )
@@ -207,7 +208,7 @@ class LoggingSettings(Section):
     level: LogLevel = _setting(  # noqa: RUF009 (a Field, see _setting)
         "info", "SYNCPLAY_LOG_LEVEL", "Minimum level logged: debug, info, warning or error."
     )
-    format: Literal["auto", "text", "json"] = _setting(  # noqa: RUF009 (a Field, see _setting)
+    format: Literal["auto", "text", "json"] = _setting(
         "auto",
         "SYNCPLAY_LOG_FORMAT",
         "Log format: auto (plain text on a terminal, JSON lines otherwise), text or json.",
@@ -277,7 +278,8 @@ class SyncSettings(Section):
     max_latency_ms: float = _setting(
         500.0,
         "SYNCPLAY_SYNC_MAX_LATENCY_MS",
-        "Round-trip latency above which a member is reported as lagging, in milliseconds.",
+        "One-way latency (half the measured round trip) above which a member is reported"
+        " as lagging, in milliseconds.",
         gt=0,
     )
     ready_timeout_seconds: float = _setting(
@@ -357,7 +359,7 @@ class WebSocketSettings(Section):
     pong_timeout_seconds: float = _setting(
         60.0,
         "SYNCPLAY_WS_PONG_TIMEOUT_SECONDS",
-        "A connection that answers no ping for this many seconds is closed.",
+        "A connection silent for this long is closed (the socket read timeout; at least 60 s).",
         gt=0,
     )
     max_connections_per_user: int = _setting(

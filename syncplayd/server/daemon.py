@@ -20,6 +20,7 @@ from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
 from syncplayd.server.app import create_app
 from syncplayd.server.clock import ServerClock
+from syncplayd.server.maintenance import Maintenance
 from syncplayd.server.persister import Persister
 from syncplayd.server.state import AppState
 from syncplayd.server.supervisor import RoomSupervisor
@@ -93,6 +94,13 @@ async def run(
             nursery.start_soon(_stop_on_signals, stop)
             await nursery.start(persister.run)
             await nursery.start(supervisor.run)
+            maintenance = Maintenance(
+                repo,
+                settings.syncplay,
+                is_busy=supervisor.is_busy,
+                room_ended=supervisor.room_ended,
+            )
+            await nursery.start(maintenance.run)
             async with trio.open_nursery() as http:
                 binds: list[str] = await http.start(
                     partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait)

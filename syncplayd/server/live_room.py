@@ -28,6 +28,7 @@ from syncplayd.server.connection import Connection, PendingPong
 from syncplayd.server.persister import Persister
 from syncplayd.server.wire import room_json
 from syncplayd.service import RoomService, ServiceError
+from syncplayd.storage.errors import StorageError
 from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Room
 from syncplayd.storage.records import Playback as StoredPlayback
 
@@ -280,6 +281,14 @@ class LiveRoom:
             connection.send(protocol.ErrorOut(code=exc.code, message=exc.message, ref=exc.ref))
         except ServiceError as exc:
             connection.send(protocol.ErrorOut(code=exc.code, message=exc.detail))
+        except StorageError as exc:
+            # Sync goes on from memory; only what needed the database is refused.
+            log.warning(
+                "room %s: database unavailable for a %s: %s", self.room_id, type(exc).__name__, exc
+            )
+            connection.send(
+                protocol.ErrorOut(code="unavailable", message="the database is unavailable; retry")
+            )
 
     async def _dispatch(
         self, connection: Connection, message: protocol.ClientMessage, received: float
@@ -320,6 +329,10 @@ class LiveRoom:
                 except ServiceError as exc:
                     # ``ref`` ties the refusal to the message, so the client fails fast.
                     raise protocol.ProtocolError(exc.code, exc.detail, ref=client_id) from None
+                except StorageError as exc:
+                    log.warning("room %s: chat not stored: %s", self.room_id, exc)
+                    detail = "the database is unavailable; retry"
+                    raise protocol.ProtocolError("unavailable", detail, ref=client_id) from None
                 connection.send(protocol.ChatAck(client_id=client_id, message_id=str(stored.id)))
             case protocol.Leave():
                 try:

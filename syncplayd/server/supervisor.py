@@ -20,6 +20,7 @@ import trio
 
 from syncplayd.config import Settings
 from syncplayd.core import protocol
+from syncplayd.core import room as engine
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.live_room import LiveRoom, RoomDeps
 from syncplayd.server.persister import Persister
@@ -108,6 +109,11 @@ class RoomSupervisor:
             for live in list(self._rooms.values()):
                 nursery.start_soon(live.end, reason, message)
 
+    def is_busy(self, room_id: UUID) -> bool:
+        """Whether anyone is connected to the room right now."""
+        live = self._rooms.get(room_id)
+        return live is not None and bool(live.connections)
+
     # -- the service's listener ----------------------------------------------------------
     def chat_posted(self, message: ChatMessage) -> None:
         live = self._rooms.get(message.room_id)
@@ -123,9 +129,15 @@ class RoomSupervisor:
         live = self._rooms.get(room_id)
         if live is None:
             return
-        for connection in list(live.connections.values()):
-            if connection.principal.user_id == user_id:
-                connection.close("left", "you left the room")
+        for session_id, session in list(live.state.sessions.items()):
+            if session.user_id == str(user_id):
+                # The engine tells the others "left" and closes the session's socket.
+                live.apply(engine.Leave(session_id=session_id))
+
+    def room_updated(self, room: Room) -> None:
+        live = self._rooms.get(room.id)
+        if live is not None and live.state.control != room.playback_control.value:
+            live.apply(engine.SetControl(mode=room.playback_control.value))
 
     # -- presence in storage ------------------------------------------------------------------
     def membership_changed(self, room_id: UUID, user_id: UUID, connected: bool) -> None:

@@ -28,6 +28,8 @@ from syncplayd.server.problems import problem
 from syncplayd.server.state import AppState
 from syncplayd.server.wire import chat_json
 from syncplayd.service import ServiceError
+from syncplayd.storage.errors import StorageError
+from syncplayd.storage.records import ChatMessage
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +192,19 @@ class Handshake:
                     password=message.password,
                     invitation_code=message.invitation_code,
                 )
-                chat, _ = await state.repo.list_chat_messages(
-                    room_id, state.settings.syncplay.chat.history_limit, 0
-                )
+                chat_settings = state.settings.syncplay.chat
+                chat: list[ChatMessage] = []
+                if chat_settings.enabled:
+                    chat, _ = await state.repo.list_chat_messages(
+                        room_id, chat_settings.history_limit, 0
+                    )
                 live = await supervisor.live_room(room)
             except ServiceError as exc:
                 await self._error(exc.code, exc.detail)
+                continue
+            except StorageError as exc:
+                log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
+                await self._error("unavailable", "the database is unavailable; retry")
                 continue
             connection = Connection(self._ws, principal, self._clock.now)
             supervisor.user_connections[principal.user_id] += 1

@@ -83,6 +83,7 @@ class RoomListener(Protocol):
     def chat_posted(self, message: ChatMessage) -> None: ...
     def room_ended(self, room_id: UUID) -> None: ...
     def member_left(self, room_id: UUID, user_id: UUID) -> None: ...
+    def room_updated(self, room: Room) -> None: ...
 
 
 class RoomService:
@@ -234,6 +235,8 @@ class RoomService:
         )
         if updated is None:
             raise not_found("room")
+        if self.listener is not None:
+            self.listener.room_updated(updated)
         return updated
 
     async def end_room(self, principal: Principal, room_id: UUID, *, purge: bool = False) -> None:

@@ -328,6 +328,20 @@ def delete_invitation(tx: Tx, invitation_id: UUID) -> bool:
     return bool(tx.execute(sql, [tx.id(invitation_id)]).rowcount)
 
 
+def list_inactive_rooms(tx: Tx, idle_since: datetime, limit: int) -> list[UUID]:
+    # A room's last activity: its last settings change or playback change.
+    last = (
+        "CASE WHEN playback_updated_at IS NOT NULL AND playback_updated_at > updated_at"
+        " THEN playback_updated_at ELSE updated_at END"
+    )
+    rows = tx.execute(
+        f"SELECT id FROM rooms WHERE ended_at IS NULL AND {last} < ?"  # noqa: S608 (constant)
+        f" ORDER BY {last} LIMIT ?",
+        [tx.ts(idle_since), limit],
+    ).fetchall()
+    return [tx.read_id(row["id"]) for row in rows]
+
+
 def purge_expired_invitations(tx: Tx, expired_before: datetime) -> int:
     sql = "DELETE FROM invitations WHERE expires_at < ?"
     return tx.execute(sql, [tx.ts(expired_before)]).rowcount

@@ -150,5 +150,8 @@ class SqlRepository(Repository, abc.ABC):
     async def delete_invitation(self, invitation_id: UUID) -> bool:
         return await self._write(q.delete_invitation, invitation_id)
 
+    async def list_inactive_rooms(self, idle_since: datetime, limit: int) -> list[UUID]:
+        return await self._read(q.list_inactive_rooms, idle_since, limit)
+
     async def purge_expired_invitations(self, expired_before: datetime) -> int:
         return await self._write(q.purge_expired_invitations, expired_before)

@@ -143,5 +143,8 @@ class Repository(Protocol):
     async def delete_invitation(self, invitation_id: UUID) -> bool:
         """Delete an invitation; ``False`` if it did not exist."""
 
+    async def list_inactive_rooms(self, idle_since: datetime, limit: int) -> list[UUID]:
+        """Active rooms with no settings or playback change since ``idle_since`` (oldest first)."""
+
     async def purge_expired_invitations(self, expired_before: datetime) -> int:
         """Delete invitations that expired before the given time; return how many."""

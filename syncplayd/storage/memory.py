@@ -359,6 +359,17 @@ class MemoryRepository(Repository):
                 return True
         return False
 
+    async def list_inactive_rooms(self, idle_since: datetime, limit: int) -> list[UUID]:
+        await self._enter()
+        cutoff = _utc(idle_since)
+
+        def last(room: Room) -> datetime:
+            played = room.playback.updated_at
+            return played if played is not None and played > room.updated_at else room.updated_at
+
+        idle = sorted((r for r in self._rooms.values() if r.ended_at is None), key=last)
+        return [room.id for room in idle if last(room) < cutoff][:limit]
+
     async def purge_expired_invitations(self, expired_before: datetime) -> int:
         await self._enter()
         cutoff = _utc(expired_before)

@@ -249,3 +249,32 @@ async def test_a_huge_frame_is_cut_and_others_carry_on(live_daemon: DaemonProces
         assert code == 1009  # message too big
         await bystander.send({"type": "ping", "id": 9, "t0": 0.0})
         assert (await bystander.expect("pong"))["id"] == 9
+
+
+async def test_rest_changes_reach_the_live_room(live_daemon: DaemonProcess) -> None:
+    owner, member = new_user("owner"), new_user("member")
+    room_id = await new_room(live_daemon, owner)
+    async with (
+        raw_client(live_daemon, owner, room_id) as boss,
+        raw_client(live_daemon, member, room_id) as guest,
+    ):
+
+        def restrict_and_leave() -> None:
+            with live_daemon.client(owner) as http:
+                changed = http.put(
+                    f"/api/v1/syncplay/rooms/{room_id}", json={"playback_control": "moderators"}
+                )
+                assert changed.status_code == 200
+
+        await trio.to_thread.run_sync(restrict_and_leave)
+        await guest.send({"type": "play"})
+        assert (await guest.expect("error"))["code"] == "not-allowed"
+
+        def leave() -> None:
+            with live_daemon.client(member) as http:
+                assert http.post(f"/api/v1/syncplay/rooms/{room_id}/leave").status_code == 204
+
+        await trio.to_thread.run_sync(leave)
+        left = await boss.expect("presence", event="left")
+        assert left["member"]["user_name"] == "member"
+        await _closed_with(guest, 1000, "left")

@@ -26,7 +26,8 @@ from syncplayd.server.persister import Persister
 from syncplayd.server.supervisor import RoomSupervisor
 from syncplayd.service import RoomService
 from syncplayd.storage import MemoryRepository, NewEvent, Playback
-from syncplayd.storage.records import Role, Room
+from syncplayd.storage.errors import StorageUnavailable
+from syncplayd.storage.records import ChatMessage, Role, Room
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -37,6 +38,12 @@ class CountingRepository(MemoryRepository):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[str] = []
+        self.chat_down = False
+
+    async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
+        if self.chat_down:
+            raise StorageUnavailable("database is down")
+        return await super().create_chat_message(message)
 
     async def update_playback(self, room_id: UUID, playback: Playback) -> None:
         self.writes.append("update_playback")
@@ -178,3 +185,16 @@ async def test_ending_a_room_tells_every_connection_and_stops_it(world: World) -
         assert socket.of_type("closing")[-1]["reason"] == "room-ended"
         assert socket.close_code == 4001
     assert world.supervisor.live_rooms == 0
+
+
+async def test_a_database_outage_refuses_chat_but_sync_goes_on(world: World) -> None:
+    socket = FakeSocket()
+    await world.connect("viewer", socket)
+    world.repo.chat_down = True
+    await socket.to_server.send(json.dumps({"type": "chat", "message": "hi", "client_id": "c1"}))
+    await socket.to_server.send(json.dumps({"type": "play"}))
+    await trio.testing.wait_all_tasks_blocked()
+    error = socket.of_type("error")[-1]
+    assert (error["code"], error["ref"]) == ("unavailable", "c1")
+    assert socket.of_type("playback")[-1]["playback"]["state"] == "playing"
+    assert world.supervisor.live_rooms == 1

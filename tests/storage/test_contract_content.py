@@ -23,6 +23,7 @@ from syncplayd.storage import (
     Role,
     RoomFilters,
     RoomNotFound,
+    RoomUpdate,
     StorageError,
     StorageUnavailable,
     open_repository,
@@ -188,6 +189,22 @@ async def test_purge_expired_invitations(repo: Repository) -> None:
     assert await repo.purge_expired_invitations(at(31)) == 2
     assert await repo.get_invitation(live.code) is None
     assert await repo.purge_expired_invitations(at(100)) == 0
+
+
+async def test_list_inactive_rooms(repo: Repository) -> None:
+    idle = await repo.create_room(new_room(created=10))
+    renamed = await repo.create_room(new_room(created=10))
+    await repo.update_room(renamed.id, RoomUpdate(updated_at=at(100), name="renamed"))
+    played = await repo.create_room(new_room(created=10))
+    await repo.update_playback(
+        played.id, Playback(PlaybackState.PLAYING, 5.0, 1.0, 1, at(200), None)
+    )
+    ended = await repo.create_room(new_room(created=5))
+    await repo.end_room(ended.id, at(6))
+    assert await repo.list_inactive_rooms(at(50), 10) == [idle.id]
+    assert await repo.list_inactive_rooms(at(150), 10) == [idle.id, renamed.id]
+    assert await repo.list_inactive_rooms(at(300), 10) == [idle.id, renamed.id, played.id]
+    assert await repo.list_inactive_rooms(at(300), 1) == [idle.id]
 
 
 # -- lifecycle -------------------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""Housekeeping the daemon does by itself: end idle rooms, purge old invitations.
+
+A room is idle when nobody is connected and neither its settings nor its
+playback changed for ``min(rooms.max_room_age_hours, cleanup.inactive_rooms_hours)``;
+such a room is ended (not deleted: its history stays readable). Invitations
+are deleted ``cleanup.expired_invitations_hours`` after they expired, so that
+for a while an invitee still gets "expired" rather than "unknown".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import trio
+
+from syncplayd.config import SyncplaySettings
+from syncplayd.storage.base import Repository
+from syncplayd.storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 300.0
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one maintenance pass did."""
+
+    ended_rooms: list[UUID]
+    purged_invitations: int
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Maintenance:
+    """Runs the sweeps; the clock and the live-room hooks are injected."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        settings: SyncplaySettings,
+        *,
+        is_busy: Callable[[UUID], bool],
+        room_ended: Callable[[UUID], None],
+        wall_clock: Callable[[], datetime] = _utcnow,
+        interval: float = INTERVAL_SECONDS,
+    ) -> None:
+        self._repo = repo
+        self._settings = settings
+        self._is_busy = is_busy
+        self._room_ended = room_ended
+        self._now = wall_clock
+        self._interval = interval
+
+    @property
+    def idle_limit(self) -> timedelta:
+        hours = min(
+            self._settings.rooms.max_room_age_hours, self._settings.cleanup.inactive_rooms_hours
+        )
+        return timedelta(hours=hours)
+
+    async def sweep(self) -> Sweep:
+        """One pass: end idle rooms nobody is in, purge long-expired invitations."""
+        now = self._now()
+        ended: list[UUID] = []
+        for room_id in await self._repo.list_inactive_rooms(now - self.idle_limit, BATCH):
+            if self._is_busy(room_id):
+                continue  # people are connected: paused for a long time is still in use
+            if await self._repo.end_room(room_id, now):
+                ended.append(room_id)
+                self._room_ended(room_id)
+        keep = timedelta(hours=self._settings.cleanup.expired_invitations_hours)
+        purged = await self._repo.purge_expired_invitations(now - keep)
+        if ended or purged:
+            log.info("maintenance: ended %d idle rooms, purged %d invitations", len(ended), purged)
+        return Sweep(ended, purged)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Sweep every ``interval`` seconds until cancelled; a failed sweep is retried later."""
+        task_status.started()
+        while True:
+            try:
+                await self.sweep()
+            except StorageError as exc:
+                log.warning("maintenance sweep failed, retrying later: %s", exc)
+            await trio.sleep(self._interval)
