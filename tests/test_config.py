@@ -102,6 +102,7 @@ DEFAULTS: list[tuple[str, object]] = [
     ("logging.level", "info"),
     ("logging.format", "auto"),
     ("metrics.enabled", True),
+    ("admin.socket", None),
     ("syncplay.enabled", True),
     ("syncplay.rooms.default_max_participants", 50),
     ("syncplay.rooms.max_room_age_hours", 24.0),
@@ -230,6 +231,7 @@ EXPECTED_ENV_NAMES = {
     "logging.level": "SYNCPLAY_LOG_LEVEL",
     "logging.format": "SYNCPLAY_LOG_FORMAT",
     "metrics.enabled": "SYNCPLAY_METRICS_ENABLED",
+    "admin.socket": "SYNCPLAY_ADMIN_SOCKET",
     "syncplay.enabled": "SYNCPLAY_ENABLED",
     "syncplay.rooms.default_max_participants": "SYNCPLAY_DEFAULT_MAX_PARTICIPANTS",
     "syncplay.rooms.max_room_age_hours": "SYNCPLAY_MAX_ROOM_AGE_HOURS",
@@ -381,6 +383,7 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "logging.level": ("WARNING", "warning"),
     "logging.format": ("json", "json"),
     "metrics.enabled": ("false", False),
+    "admin.socket": ("/run/syncplayd/admin.sock", Path("/run/syncplayd/admin.sock")),
     "syncplay.enabled": ("Off", False),
     "syncplay.rooms.default_max_participants": ("2", 2),
     "syncplay.rooms.max_room_age_hours": ("0.25", 0.25),
@@ -962,6 +965,7 @@ def test_example_file_documents_every_key_with_its_env_name() -> None:
         "database.url",
         "auth.jwt_secret",
         "auth.jwt_secret_file",
+        "admin.socket",
     }
 
 

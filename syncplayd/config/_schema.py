@@ -216,6 +216,19 @@ class LoggingSettings(Section):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class AdminSettings(Section):
+    """The admin API for syncplayctl."""
+
+    socket: Path | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_ADMIN_SOCKET",
+        "Unix socket of the admin API (mode 0660: file permissions are the guard);"
+        " null: <state_dir>/admin.sock. Over HTTP the admin API needs an admin token.",
+        example="/run/syncplayd/admin.sock",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class MetricsSettings(Section):
     """Prometheus metrics."""
 
@@ -430,4 +443,5 @@ class Settings(Section):
     auth: AuthSettings = field(default_factory=AuthSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)
