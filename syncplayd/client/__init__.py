@@ -14,7 +14,7 @@ Example::
     from syncplayd.core.protocol import PlaybackChanged
 
     async def main(token: str, room_id: str) -> None:
-        url = "ws://127.0.0.1:8080/api/v1/syncplay/ws"
+        url = "ws://127.0.0.1:8750/api/v1/syncplay/ws"
         async with open_sync_client(url, token, room_id=room_id) as client:
             print(client.session_id, [m.user_name for m in client.participants.values()])
             mark = client.received_count  # replies can beat wait_for: look back from here

@@ -405,7 +405,8 @@ class CleanupSettings(Section):
     inactive_rooms_hours: float = _setting(
         24.0,
         "SYNCPLAY_CLEANUP_INACTIVE_ROOMS_HOURS",
-        "Ended rooms idle this many hours are deleted.",
+        "Rooms nobody is connected to, with no settings or playback change for this many"
+        " hours, are ended (with rooms.max_room_age_hours: the smaller wins).",
         gt=0,
     )
     expired_invitations_hours: float = _setting(

@@ -1,8 +1,10 @@
 """A live room: the engine's state, its connections, and the tasks that drive them.
 
-Each live room runs in its own nursery: one task per connection (reader and
-writer), a clock task that wakes the engine when it asked to be woken, and a
-heartbeat task for the periodic checks. The room applies commands to the pure
+Each live room runs in its own nursery: one reader task per connection, a
+clock task that wakes the engine when it asked to be woken, and a heartbeat
+task for the periodic checks (idle sessions, ready timeouts). Each
+connection's writer runs in its socket's handler task instead (see
+:mod:`syncplayd.server.connection`). The room applies commands to the pure
 engine (:mod:`syncplayd.core.room`) and carries out the effects it returns;
 trio runs one task at a time, so an ``apply`` and its effects are atomic.
 """
@@ -256,7 +258,7 @@ class LiveRoom:
         interval = self._deps.settings.syncplay.sync.heartbeat_interval_seconds
         while True:
             await trio.sleep(interval)
-            self.apply(engine.Tick())  # idle sessions, ready timeouts, latency
+            self.apply(engine.Tick())  # idle sessions and ready timeouts
 
     # -- frames from clients ----------------------------------------------------------------------
     async def _on_frame(self, connection: Connection, data: str | bytes) -> None:

@@ -41,13 +41,13 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
     """Browsers send ``Origin``; other clients do not, and need no check.
 
     A browser page may connect from the daemon's own origin or one listed in
-    ``websocket.allowed_origins`` (``*`` allows any): this is what stops another
+    ``websocket.allowed_origins``: this is what stops another
     site from riding on a user's cookies or tokens (cross-site websocket hijacking).
     """
     if origin is None:
         return True
     origin = origin.lower().rstrip("/")
-    if "*" in allowed or origin in allowed:
+    if origin in allowed:
         return True
     return host is not None and urlsplit(origin).netloc == host.lower()
 
