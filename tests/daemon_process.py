@@ -25,7 +25,7 @@ import httpx
 from syncplayd.identity import Principal, encode_token
 
 SECRET = "integration-test-secret-0123456789abcdef"
-_LISTENING = re.compile(r"syncplayd listening on (?P<url>http://\S+)")
+_LISTENING = re.compile(r"syncplayd listening on (?P<url>http://[^\s\"]+)")
 START_TIMEOUT = 30.0
 
 

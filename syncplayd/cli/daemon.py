@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from urllib.parse import urlsplit
 
 import click
 import trio
@@ -11,6 +12,7 @@ import trio
 from syncplayd import __version__
 from syncplayd.cli.common import load
 from syncplayd.config import Settings
+from syncplayd.logs import configure_logging, register_secret
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage import run_migrations
 
@@ -26,11 +28,11 @@ def _overrides(**flags: str | None) -> dict[str, str]:
 
 
 def setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.logging.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.logging.level, settings.logging.format)
+    # Exact values no pattern would spot: they never reach a log line.
+    if settings.auth.jwt_secret is not None:
+        register_secret(settings.auth.jwt_secret.reveal())
+    register_secret(urlsplit(settings.database.url).password)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

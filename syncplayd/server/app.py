@@ -41,6 +41,18 @@ def create_app(state: AppState) -> QuartTrio:
         # MAX_CONTENT_LENGTH, so this costs nothing.
         await request.get_data()
 
+    @app.after_request
+    async def _count(response: Response) -> Response:
+        state.metrics.http_request(request.method, response.status_code)
+        return response
+
+    if state.settings.metrics.enabled:
+
+        @app.get("/metrics")
+        async def metrics() -> Response:
+            body, content_type = state.metrics.render(request.headers.get("Accept"))
+            return Response(body, content_type=content_type)
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return json_response({"status": "ok"})
@@ -58,11 +70,13 @@ def create_app(state: AppState) -> QuartTrio:
 
     @app.errorhandler(ServiceError)
     async def _service_error(error: ServiceError) -> Response:
+        state.metrics.error(error.code)
         return from_service_error(error)
 
     @app.errorhandler(StorageUnavailable)
     async def _storage_down(error: StorageUnavailable) -> Response:
         log.warning("database unavailable: %s", error)
+        state.metrics.error("unavailable")
         return problem(503, "unavailable", "the database is unavailable; try again shortly")
 
     @app.errorhandler(HTTPException)
@@ -81,6 +95,7 @@ def create_app(state: AppState) -> QuartTrio:
     async def _bug(error: Exception) -> Response:
         # Our fault: log the traceback for the operator, never send it to the client.
         log.exception("unhandled error in %s", type(error).__name__)
+        state.metrics.error("internal-error")
         return problem(500, "internal-error", "an internal error occurred; it has been logged")
 
     return app

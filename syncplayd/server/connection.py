@@ -17,6 +17,7 @@ import trio
 
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
+from syncplayd.server.metrics import Metrics, frame_type
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,14 @@ Outgoing = str | PendingPong
 class Connection:
     """A joined participant's socket: outbox, writer, and the way it ends."""
 
-    def __init__(self, ws: WebSocketLike, principal: Principal, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        ws: WebSocketLike,
+        principal: Principal,
+        now: Callable[[], float],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._metrics = metrics
         self.ws = ws
         self.principal = principal
         self.session_id = ""
@@ -83,6 +91,8 @@ class Connection:
         try:
             self._outbox.send_nowait(item)
         except trio.WouldBlock:
+            if self._metrics is not None:
+                self._metrics.error("too-slow")
             self.close("too-slow", f"more than {OUTBOX_SIZE} messages waiting to be sent")
             return False
         except trio.ClosedResourceError:
@@ -124,13 +134,18 @@ class Connection:
         try:
             with self._writer_scope:
                 async for item in self._pending:
+                    kind = "pong"
                     if isinstance(item, PendingPong):
                         t2 = self._now()
                         item = protocol.encode(
                             protocol.Pong(id=item.id, t0=item.t0, t1=item.t1, t2=t2)
                         )
+                    elif self._metrics is not None:
+                        kind = frame_type(item)
                     await self.ws.send(item)
                     self.sent += 1
+                    if self._metrics is not None:
+                        self._metrics.message_out(kind)
         except Exception as exc:  # noqa: BLE001 - the peer is gone; the reader notices too
             log.debug("writer of %s stopped: %s", self.session_id, exc)
             self.scope.cancel()

@@ -18,9 +18,11 @@ from hypercorn.trio import serve
 
 from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
+from syncplayd.logs import register_secret
 from syncplayd.server.app import create_app
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.maintenance import Maintenance
+from syncplayd.server.metrics import Metrics, TimedRepository
 from syncplayd.server.persister import Persister
 from syncplayd.server.state import AppState
 from syncplayd.server.supervisor import RoomSupervisor
@@ -40,6 +42,7 @@ def resolve_jwt_secret(settings: Settings) -> str:
         return configured.reveal()
     state_dir = Path(settings.server.state_dir)
     secret, created = load_or_create_secret(state_dir)
+    register_secret(secret)
     if created:
         log.warning(
             "no auth.jwt_secret configured: generated one into %s "
@@ -75,18 +78,23 @@ async def run(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation); report the bound URLs when listening."""
     secret = resolve_jwt_secret(settings)
-    repo = await open_repository(
-        settings.database.url,
-        pool_size=settings.database.pool_size,
-        auto_migrate=settings.database.auto_migrate,
+    metrics = Metrics()
+    repo = TimedRepository(
+        await open_repository(
+            settings.database.url,
+            pool_size=settings.database.pool_size,
+            auto_migrate=settings.database.auto_migrate,
+        ),
+        metrics,
     )
     try:
         clock = ServerClock()
         service = RoomService(repo, settings.syncplay)
         persister = Persister(repo)
-        supervisor = RoomSupervisor(settings, service, persister, clock, repo)
+        supervisor = RoomSupervisor(settings, service, persister, clock, repo, metrics)
         service.listener = supervisor
-        state = AppState(settings, repo, service, secret, clock, supervisor)
+        metrics.track_live(lambda: supervisor.live_rooms, lambda: supervisor.connections)
+        state = AppState(settings, repo, service, secret, clock, supervisor, metrics)
         app = create_app(state)
         stop = trio.Event()
         stop_http = trio.Event()

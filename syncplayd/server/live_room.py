@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from syncplayd.core import room as engine
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.connection import Connection, PendingPong
+from syncplayd.server.metrics import Metrics, message_type
 from syncplayd.server.persister import Persister
 from syncplayd.server.wire import room_json
 from syncplayd.service import RoomService, ServiceError
@@ -48,6 +50,7 @@ class RoomDeps:
     persister: Persister
     clock: ServerClock
     on_membership: Callable[[UUID, UUID, bool], None]  # (room, user, connected)
+    metrics: Metrics
 
 
 def sync_config(settings: Settings) -> engine.SyncConfig:
@@ -99,6 +102,7 @@ class LiveRoom:
         self._limits: RateLimiter[str] = RateLimiter(per_second * 60, burst=per_second * 2)
         self.ended = False
         self.stopped = trio.Event()
+        self._frame_started: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -211,6 +215,9 @@ class LiveRoom:
         for session_id, connection in list(self.connections.items()):
             if session_id != exclude:
                 connection.send(text)
+        if self._frame_started is not None:
+            # From the frame that caused it to every member's outbox.
+            self._deps.metrics.observe_fanout(time.perf_counter() - self._frame_started)
 
     def _execute(self, effect: engine.Effect) -> None:
         match effect:
@@ -262,6 +269,20 @@ class LiveRoom:
 
     # -- frames from clients ----------------------------------------------------------------------
     async def _on_frame(self, connection: Connection, data: str | bytes) -> None:
+        self._frame_started = time.perf_counter()
+        try:
+            await self._handle_frame(connection, data)
+        finally:
+            self._frame_started = None
+
+    def _refuse(
+        self, connection: Connection, code: str, message: str, ref: str | None = None
+    ) -> None:
+        self._deps.metrics.error(code)
+        connection.send(protocol.ErrorOut(code=code, message=message, ref=ref))
+
+    async def _handle_frame(self, connection: Connection, data: str | bytes) -> None:
+        metrics = self._deps.metrics
         received = self._clock.now()
         session_id = connection.session_id
         if self._limits.hit(session_id, trio.current_time()) > 0:
@@ -269,28 +290,31 @@ class LiveRoom:
             # would only fill the flooder's outbox.
             if received - connection.limited_notice_at >= 1.0:
                 connection.limited_notice_at = received
-                connection.send(protocol.ErrorOut(code="rate-limited", message="too many messages"))
+                self._refuse(connection, "rate-limited", "too many messages")
             return
         if isinstance(data, bytes):
-            connection.send(
-                protocol.ErrorOut(code="bad-message", message="binary frames are not supported")
-            )
+            metrics.message_in("other")
+            self._refuse(connection, "bad-message", "binary frames are not supported")
             return
         try:
             message = protocol.decode_client(data)
+        except protocol.ProtocolError as exc:
+            metrics.message_in("other")
+            self._refuse(connection, exc.code, exc.message, exc.ref)
+            return
+        metrics.message_in(message_type(message))
+        try:
             await self._dispatch(connection, message, received)
         except protocol.ProtocolError as exc:  # includes the engine's Refused
-            connection.send(protocol.ErrorOut(code=exc.code, message=exc.message, ref=exc.ref))
+            self._refuse(connection, exc.code, exc.message, exc.ref)
         except ServiceError as exc:
-            connection.send(protocol.ErrorOut(code=exc.code, message=exc.detail))
+            self._refuse(connection, exc.code, exc.detail)
         except StorageError as exc:
             # Sync goes on from memory; only what needed the database is refused.
             log.warning(
                 "room %s: database unavailable for a %s: %s", self.room_id, type(exc).__name__, exc
             )
-            connection.send(
-                protocol.ErrorOut(code="unavailable", message="the database is unavailable; retry")
-            )
+            self._refuse(connection, "unavailable", "the database is unavailable; retry")
 
     async def _dispatch(
         self, connection: Connection, message: protocol.ClientMessage, received: float
@@ -302,6 +326,7 @@ class LiveRoom:
             case protocol.Heartbeat():
                 if message.rtt is not None:
                     self.apply(engine.RttSample(session_id=sid, rtt=message.rtt))
+                before = self.state.sessions.get(sid)
                 self.apply(
                     engine.Heartbeat(
                         session_id=sid,
@@ -311,6 +336,13 @@ class LiveRoom:
                         playing=message.playing,
                     )
                 )
+                after = self.state.sessions.get(sid)
+                if (
+                    after is not None
+                    and after.last_offset is not None
+                    and (before is None or after.last_offset is not before.last_offset)
+                ):
+                    self._deps.metrics.sync_offset(after.last_offset)
             case protocol.Play(position=position):
                 self.apply(engine.Play(session_id=sid, position=position))
             case protocol.Pause(position=position):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from syncplayd.config import Settings
 from syncplayd.server.clock import ServerClock
+from syncplayd.server.metrics import Metrics
 from syncplayd.service import RoomService
 from syncplayd.storage.base import Repository
 
@@ -25,3 +26,4 @@ class AppState:
     clock: ServerClock = field(default_factory=ServerClock)
     #: The realtime side; ``None`` in tests of the REST API alone.
     supervisor: RoomSupervisor | None = None
+    metrics: Metrics = field(default_factory=Metrics)

@@ -21,8 +21,10 @@ import trio
 from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
+from syncplayd.logs import log_context
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.live_room import LiveRoom, RoomDeps
+from syncplayd.server.metrics import Metrics
 from syncplayd.server.persister import Persister
 from syncplayd.server.wire import chat_json
 from syncplayd.service import RoomService
@@ -45,8 +47,11 @@ class RoomSupervisor:
         persister: Persister,
         clock: ServerClock,
         repo: Repository,
+        metrics: Metrics | None = None,
     ) -> None:
-        self._deps = RoomDeps(settings, service, persister, clock, self.membership_changed)
+        self._deps = RoomDeps(
+            settings, service, persister, clock, self.membership_changed, metrics or Metrics()
+        )
         self._repo = repo
         self._rooms: dict[UUID, LiveRoom] = {}
         self._opening: dict[UUID, trio.Lock] = {}
@@ -85,7 +90,8 @@ class RoomSupervisor:
     async def _run_room(self, live: LiveRoom, *, task_status: trio.TaskStatus[None]) -> None:
         self._rooms[live.room_id] = live
         try:
-            await live.run(task_status=task_status)
+            with log_context(room_id=str(live.room_id)):
+                await live.run(task_status=task_status)
         except Exception:
             # A bug in one room must not take the daemon and every other room down.
             log.exception("room %s crashed; its connections are closed", live.room_id)

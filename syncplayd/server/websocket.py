@@ -206,7 +206,7 @@ class Handshake:
                 log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
                 await self._error("unavailable", "the database is unavailable; retry")
                 continue
-            connection = Connection(self._ws, principal, self._clock.now)
+            connection = Connection(self._ws, principal, self._clock.now, state.metrics)
             supervisor.user_connections[principal.user_id] += 1
             recent = [chat_json(m) for m in reversed(chat)]
             try:

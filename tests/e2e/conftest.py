@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon_process import DaemonProcess, run_daemon
+from tests.daemon_process import SECRET, DaemonProcess, run_daemon
 from tests.server.conftest import BACKENDS, backend_database_url
 
 # Short timeouts so that waiting-room and idle rules fire within a test.
@@ -35,3 +35,6 @@ def live_daemon(
         assert not any("Traceback" in line for line in process.log_lines), "\n".join(
             process.log_lines
         )
+        # Structured (JSON) logs, and never the secret in them.
+        assert all(line.startswith("{") for line in process.log_lines)
+        assert not any(SECRET in line for line in process.log_lines)

@@ -278,3 +278,32 @@ async def test_rest_changes_reach_the_live_room(live_daemon: DaemonProcess) -> N
         left = await boss.expect("presence", event="left")
         assert left["member"]["user_name"] == "member"
         await _closed_with(guest, 1000, "left")
+
+
+async def test_metrics_count_what_happens(live_daemon: DaemonProcess) -> None:
+    owner = new_user("owner")
+    room_id = await new_room(live_daemon, owner)
+    async with raw_client(live_daemon, owner, room_id) as client:
+        await client.send({"type": "chat", "message": "counted", "client_id": "m"})
+        await client.expect("chat_ack")
+        await client.send({"type": "dance"})
+        await client.expect("error")
+
+        def scrape() -> str:
+            with live_daemon.client() as http:
+                response = http.get("/metrics")
+                assert response.status_code == 200
+                return response.text
+
+        text = await trio.to_thread.run_sync(scrape)
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['syncplayd_messages_in_total{type="chat"}'] >= 1
+    assert samples['syncplayd_messages_out_total{type="chat_ack"}'] >= 1
+    assert samples['syncplayd_errors_total{code="unknown-type"}'] >= 1
+    assert samples["syncplayd_connections"] >= 1
+    assert samples["syncplayd_live_rooms"] >= 1
+    assert any(key.startswith("syncplayd_database_seconds_count") for key in samples)

@@ -1,0 +1,366 @@
+"""Metrics: exposition, bounded labels, histograms, and the timed repository."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from syncplayd import __version__
+from syncplayd.core import protocol
+from syncplayd.server.metrics import (
+    CLIENT_MESSAGE_TYPES,
+    ERROR_CODES,
+    FANOUT_BUCKETS,
+    METRIC_NAMES,
+    OTHER,
+    REPOSITORY_OPERATIONS,
+    SERVER_MESSAGE_TYPES,
+    Metrics,
+    TimedRepository,
+    frame_type,
+    message_type,
+)
+from syncplayd.storage import MemoryRepository, NewRoom, RoomNotFound
+from syncplayd.storage.base import Repository
+from syncplayd.storage.records import Role
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    """A sample's value; 0 for a series that does not exist (yet)."""
+    found = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+def protocol_methods() -> list[str]:
+    """The Repository protocol's methods, read from the protocol class itself."""
+    return sorted(
+        name
+        for name, member in vars(Repository).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+    )
+
+
+# -- exposition ------------------------------------------------------------------------------
+
+
+def test_render_exposes_every_metric() -> None:
+    metrics = Metrics(version="1.2.3", start_time=1_700_000_000.0)
+    body, content_type = metrics.render()
+    text = body.decode()
+    assert content_type.startswith("text/plain")
+    for name in METRIC_NAMES:
+        assert re.search(rf"^# TYPE {name} (counter|gauge|histogram)$", text, re.MULTILINE), name
+    assert 'syncplayd_build_info{version="1.2.3"} 1.0' in text
+    assert "syncplayd_start_time_seconds 1.7e+09" in text
+    assert "process_resident_memory_bytes" in text  # runtime collectors
+
+
+def test_render_speaks_openmetrics_when_asked() -> None:
+    body, content_type = Metrics().render("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.rstrip().endswith(b"# EOF")
+
+
+def test_defaults_and_separate_registries() -> None:
+    first, second = Metrics(runtime_collectors=False), Metrics(runtime_collectors=False)
+    first.message_in("play")
+    assert value(first, "syncplayd_messages_in_total", type="play") == 1
+    assert value(second, "syncplayd_messages_in_total", type="play") == 0
+    assert value(first, "syncplayd_build_info", version=__version__) == 1
+    assert "process_" not in first.render()[0].decode()
+
+
+# -- live gauges -------------------------------------------------------------------------------
+
+
+def test_live_gauges_from_values_or_callbacks() -> None:
+    metrics = Metrics()
+    assert value(metrics, "syncplayd_live_rooms") == 0
+    metrics.set_live(rooms=3, connections=7)
+    assert value(metrics, "syncplayd_live_rooms") == 3
+    assert value(metrics, "syncplayd_connections") == 7
+
+    counts = {"rooms": 1, "connections": 2}
+    metrics.track_live(lambda: counts["rooms"], lambda: counts["connections"])
+    counts.update(rooms=5, connections=9)
+    assert value(metrics, "syncplayd_live_rooms") == 5  # read at scrape time
+    assert value(metrics, "syncplayd_connections") == 9
+
+    metrics.set_live(rooms=0, connections=0)  # the last one given wins
+    assert value(metrics, "syncplayd_live_rooms") == 0
+
+
+# -- messages and label bounds -------------------------------------------------------------------
+
+
+def test_message_type_sets_follow_the_protocol() -> None:
+    assert CLIENT_MESSAGE_TYPES == protocol.CLIENT_TYPES
+    tags = {str(cls.__struct_config__.tag) for cls in typing.get_args(protocol.ServerMessage)}
+    assert tags == SERVER_MESSAGE_TYPES
+    assert {"joined", "playback", "sync", "chat", "error", "closing"} <= SERVER_MESSAGE_TYPES
+
+
+def test_messages_counted_by_type_with_unknown_as_other() -> None:
+    metrics = Metrics()
+    metrics.message_in("heartbeat")
+    metrics.message_in("heartbeat")
+    metrics.message_in("no-such-type")
+    metrics.message_in("x" * 500)
+    metrics.message_out("playback", count=4)
+    metrics.message_out("pong")
+    metrics.message_out("hello")  # a client type is not a server type
+    metrics.message_out("playback", count=0)
+
+    assert value(metrics, "syncplayd_messages_in_total", type="heartbeat") == 2
+    assert value(metrics, "syncplayd_messages_in_total", type=OTHER) == 2
+    assert value(metrics, "syncplayd_messages_out_total", type="playback") == 4
+    assert value(metrics, "syncplayd_messages_out_total", type="pong") == 1
+    assert value(metrics, "syncplayd_messages_out_total", type=OTHER) == 1
+    text = metrics.render()[0].decode()
+    assert "no-such-type" not in text and "xxxx" not in text
+
+
+def test_every_known_series_exists_from_the_start() -> None:
+    text = Metrics().render()[0].decode()
+    for kind in CLIENT_MESSAGE_TYPES:
+        assert f'syncplayd_messages_in_total{{type="{kind}"}} 0.0' in text
+    for kind in SERVER_MESSAGE_TYPES:
+        assert f'syncplayd_messages_out_total{{type="{kind}"}} 0.0' in text
+    assert 'syncplayd_errors_total{code="room-full"} 0.0' in text
+
+
+def test_label_cardinality_is_bounded() -> None:
+    metrics = Metrics()
+    for i in range(200):
+        metrics.message_in(f"type-{i}")
+        metrics.message_out(f"type-{i}")
+        metrics.error(f"code-{i}")
+        metrics.http_request(f"M{i}", 200)
+        metrics.observe_db(f"op_{i}", 0.001)
+    families = {family.name: family for family in metrics.registry.collect()}
+    series = {
+        name: {tuple(sorted(s.labels.items())) for s in families[name].samples}
+        for name in ("syncplayd_messages_in", "syncplayd_messages_out", "syncplayd_errors")
+    }
+    assert len(series["syncplayd_messages_in"]) <= 2 * (len(CLIENT_MESSAGE_TYPES) + 1)
+    assert len(series["syncplayd_messages_out"]) <= 2 * (len(SERVER_MESSAGE_TYPES) + 1)
+    assert len(series["syncplayd_errors"]) <= 2 * (len(ERROR_CODES) + 1)
+    assert value(metrics, "syncplayd_errors_total", code=OTHER) == 200
+    assert value(metrics, "syncplayd_http_requests_total", method=OTHER, status="200") == 200
+    assert value(metrics, "syncplayd_database_seconds_count", operation=OTHER) == 200
+
+
+def test_message_type_helpers() -> None:
+    assert message_type(protocol.Play(position=1.0)) == "play"
+    assert (
+        message_type(
+            protocol.decode_client(
+                '{"type":"heartbeat","position":1,"server_time":2,"version":0,"playing":true}'
+            )
+        )
+        == "heartbeat"
+    )
+    assert (
+        frame_type(protocol.encode(protocol.ChatAck(client_id=None, message_id="m"))) == "chat_ack"
+    )
+    assert frame_type(protocol.encode(protocol.ErrorOut(code="x", message="y"))) == "error"
+    assert frame_type('{"t":1}') == OTHER
+    assert frame_type('{"type":"unterminated') == OTHER
+
+
+# -- errors and HTTP -----------------------------------------------------------------------------
+
+
+def test_errors_by_code() -> None:
+    metrics = Metrics()
+    metrics.error("room-full")
+    metrics.error("rate-limited")
+    metrics.error("rate-limited")
+    metrics.error("too-slow")  # a closing reason
+    metrics.error("Room-Full")  # codes are exact
+    assert value(metrics, "syncplayd_errors_total", code="room-full") == 1
+    assert value(metrics, "syncplayd_errors_total", code="rate-limited") == 2
+    assert value(metrics, "syncplayd_errors_total", code="too-slow") == 1
+    assert value(metrics, "syncplayd_errors_total", code=OTHER) == 1
+
+
+def test_error_codes_cover_the_documented_ones() -> None:
+    spec = yaml.safe_load((ROOT / "api/openapi/syncplay.yaml").read_text())
+    problem_codes = set(spec["components"]["schemas"]["ProblemCode"]["enum"])
+    assert problem_codes <= ERROR_CODES, problem_codes - ERROR_CODES
+
+    # docs/protocol.md §4.9: the table of `error` frame codes.
+    doc = (ROOT / "docs/protocol.md").read_text()
+    section = doc.split("### 4.9 Errors", 1)[1].split("\n### ", 1)[0]
+    frame_codes = set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE)) - {"code"}
+    assert len(frame_codes) > 15
+    assert frame_codes <= ERROR_CODES, frame_codes - ERROR_CODES
+    assert set(typing.get_args(protocol.CloseReason)) <= ERROR_CODES
+
+
+def test_http_requests_by_method_and_status() -> None:
+    metrics = Metrics()
+    metrics.http_request("get", 200)
+    metrics.http_request("GET", 200)
+    metrics.http_request("POST", 422)
+    metrics.http_request("PROPFIND", 405)
+    metrics.http_request("GET", 1234)
+    assert value(metrics, "syncplayd_http_requests_total", method="GET", status="200") == 2
+    assert value(metrics, "syncplayd_http_requests_total", method="POST", status="422") == 1
+    assert value(metrics, "syncplayd_http_requests_total", method=OTHER, status="405") == 1
+    assert value(metrics, "syncplayd_http_requests_total", method="GET", status=OTHER) == 1
+
+
+# -- histograms ------------------------------------------------------------------------------------
+
+
+def test_fanout_histogram() -> None:
+    metrics = Metrics()
+    assert FANOUT_BUCKETS[0] == 0.0001 and FANOUT_BUCKETS[-1] == 1.0
+    for seconds in (0.00005, 0.0003, 0.002, 2.0):
+        metrics.observe_fanout(seconds)
+    name = "syncplayd_fanout_seconds"
+    assert value(metrics, f"{name}_count") == 4
+    assert value(metrics, f"{name}_sum") == pytest.approx(2.00235)
+    assert value(metrics, f"{name}_bucket", le="0.0001") == 1
+    assert value(metrics, f"{name}_bucket", le="0.0005") == 2
+    assert value(metrics, f"{name}_bucket", le="1.0") == 3
+    assert value(metrics, f"{name}_bucket", le="+Inf") == 4
+
+
+def test_sync_offset_histogram_uses_absolute_values() -> None:
+    metrics = Metrics()
+    metrics.sync_offset(-0.02)
+    metrics.sync_offset(0.3)
+    metrics.sync_offset(-3.0)
+    metrics.sync_offset(float("nan"))  # ignored: it would poison the sum
+    name = "syncplayd_sync_offset_seconds"
+    assert value(metrics, f"{name}_count") == 3
+    assert value(metrics, f"{name}_sum") == pytest.approx(3.32)
+    assert value(metrics, f"{name}_bucket", le="0.025") == 1
+    assert value(metrics, f"{name}_bucket", le="0.5") == 2
+    assert value(metrics, f"{name}_bucket", le="2.0") == 2
+
+
+def test_database_histogram_by_operation() -> None:
+    metrics = Metrics()
+    metrics.observe_db("get_room", 0.002)
+    metrics.observe_db("get_room", 0.004)
+    metrics.observe_db("log_events", 0.5)
+    name = "syncplayd_database_seconds"
+    assert value(metrics, f"{name}_count", operation="get_room") == 2
+    assert value(metrics, f"{name}_sum", operation="get_room") == pytest.approx(0.006)
+    assert value(metrics, f"{name}_bucket", operation="log_events", le="0.25") == 0
+    assert value(metrics, f"{name}_bucket", operation="log_events", le="0.5") == 1
+
+
+# -- TimedRepository -------------------------------------------------------------------------------
+
+
+def test_operations_are_the_protocol_methods() -> None:
+    assert sorted(REPOSITORY_OPERATIONS) == protocol_methods()
+    assert len(REPOSITORY_OPERATIONS) > 20
+
+
+class Recorder:
+    """A stand-in repository whose every method records its call and returns a sentinel."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        async def method(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, args, kwargs))
+            return ("result of", name)
+
+        return method
+
+
+async def test_every_protocol_method_is_wrapped_and_timed() -> None:
+    metrics = Metrics()
+    inner = Recorder()
+    timed = TimedRepository(inner, metrics)
+    for name in protocol_methods():
+        # Defined on the class itself: an inherited or missing method would not delegate.
+        assert name in vars(TimedRepository), f"TimedRepository does not wrap {name}"
+        wrapper_sig = inspect.signature(getattr(TimedRepository, name))
+        protocol_sig = inspect.signature(getattr(Repository, name))
+        assert wrapper_sig == protocol_sig, name
+
+        # Call with a distinct object per parameter; the inner method must get the same ones.
+        args: list[object] = []
+        kwargs: dict[str, object] = {}
+        for param in list(protocol_sig.parameters.values())[1:]:
+            token = object()
+            if param.kind is param.KEYWORD_ONLY:
+                kwargs[param.name] = token
+            else:
+                args.append(token)
+        inner.calls.clear()
+        result = await getattr(timed, name)(*args, **kwargs)
+
+        (call,) = inner.calls
+        assert call[0] == name
+        assert list(call[1]) + list(call[2].values()) == args + list(kwargs.values()), name
+        if protocol_sig.return_annotation != "None":
+            assert result == ("result of", name)
+        assert value(metrics, "syncplayd_database_seconds_count", operation=name) == 1, name
+
+
+def new_room(owner: uuid.UUID) -> NewRoom:
+    return NewRoom(
+        id=uuid.uuid4(),
+        name="Film night",
+        owner_id=owner,
+        owner_name="Ann",
+        content_type="movie",
+        content_id="m-1",
+        is_public=True,
+        password_hash=None,
+        max_participants=5,
+        created_at=datetime.now(UTC),
+    )
+
+
+async def test_timed_memory_repository_passes_results_through() -> None:
+    metrics = Metrics()
+    inner = MemoryRepository()
+    repo: Repository = TimedRepository(inner, metrics)
+    owner = uuid.uuid4()
+    room = await repo.create_room(new_room(owner))
+    assert await repo.get_room(room.id) == await inner.get_room(room.id)
+    assert await repo.get_room(uuid.uuid4()) is None
+    participant, added = await repo.add_participant(
+        room.id, uuid.uuid4(), "Bo", Role.MEMBER, datetime.now(UTC)
+    )
+    assert added and participant.user_name == "Bo"
+    members = await repo.list_participants(room.id)
+    assert [p.user_name for p in members] == ["Ann", "Bo"]
+    await repo.ping()
+
+    count = "syncplayd_database_seconds_count"
+    assert value(metrics, count, operation="create_room") == 1
+    assert value(metrics, count, operation="get_room") == 2
+    assert value(metrics, count, operation="add_participant") == 1
+    assert value(metrics, count, operation="list_participants") == 1
+    assert value(metrics, count, operation="ping") == 1
+    assert value(metrics, "syncplayd_database_seconds_sum", operation="get_room") > 0
+
+
+async def test_timed_repository_passes_exceptions_through_and_still_times() -> None:
+    metrics = Metrics()
+    repo = TimedRepository(MemoryRepository(), metrics)
+    with pytest.raises(RoomNotFound):
+        await repo.add_participant(uuid.uuid4(), uuid.uuid4(), "Bo", Role.MEMBER, datetime.now(UTC))
+    assert value(metrics, "syncplayd_database_seconds_count", operation="add_participant") == 1
+    assert repo.inner is not None
