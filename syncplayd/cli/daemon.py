@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from functools import partial
 from urllib.parse import urlsplit
 
 import click
@@ -11,7 +13,7 @@ import trio
 
 from syncplayd import __version__
 from syncplayd.cli.common import load
-from syncplayd.config import Settings
+from syncplayd.config import Settings, load_settings_from_path
 from syncplayd.logs import configure_logging, register_secret
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage import run_migrations
@@ -86,10 +88,24 @@ def main(
         click.echo("configuration OK")
         return
     setup_logging(settings)
-    from syncplayd.server.daemon import run  # the server stack is only needed to serve
+    # The server stack is only needed to serve.
+    from syncplayd.server.daemon import run
+    from syncplayd.server.sdnotify import Notifier, watchdog_interval
+
+    def reload_settings() -> Settings:
+        # Same sources as at start; a bad file raises ConfigError and changes nothing.
+        return load_settings_from_path(config_path, os.environ, overrides)
 
     try:
-        trio.run(run, settings)
+        trio.run(
+            partial(
+                run,
+                settings,
+                reload_settings=reload_settings,
+                notifier=Notifier.from_environ(os.environ),
+                watchdog_interval=watchdog_interval(os.environ),
+            )
+        )
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled inside run
         pass
     except storage_errors.StorageError as exc:

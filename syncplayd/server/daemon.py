@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from syncplayd.server.clock import ServerClock
 from syncplayd.server.maintenance import Maintenance
 from syncplayd.server.metrics import Metrics, TimedRepository
 from syncplayd.server.persister import Persister
+from syncplayd.server.reload import reload
+from syncplayd.server.sdnotify import Notifier, run_watchdog
 from syncplayd.server.state import AppState
 from syncplayd.server.supervisor import RoomSupervisor
 from syncplayd.service import RoomService
@@ -74,9 +77,17 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 async def run(
     settings: Settings,
     *,
+    reload_settings: Callable[[], Settings] | None = None,
+    notifier: Notifier | None = None,
+    watchdog_interval: float | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or cancellation); report the bound URLs when listening."""
+    """Serve until SIGTERM/SIGINT (or cancellation); report the bound URLs when listening.
+
+    ``reload_settings`` reads the configuration again on SIGHUP; ``notifier``
+    speaks systemd's notify protocol (READY once listening, WATCHDOG, STOPPING).
+    """
+    notifier = notifier or Notifier(None)
     secret = resolve_jwt_secret(settings)
     metrics = Metrics()
     repo = TimedRepository(
@@ -98,8 +109,26 @@ async def run(
         app = create_app(state)
         stop = trio.Event()
         stop_http = trio.Event()
+        in_force = settings
+
+        async def on_reload() -> None:
+            nonlocal in_force
+            if reload_settings is None:
+                log.warning("reload: no configuration source to read again")
+                return
+            await notifier.reloading(status="reloading the configuration")
+            try:
+
+                def apply(new: Settings) -> None:
+                    service.reconfigure(new.syncplay)
+                    supervisor.reconfigure(new)
+
+                in_force, _ = reload(in_force, reload_settings, apply)
+            finally:
+                await notifier.ready(status="running")
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signals, stop)
+            nursery.start_soon(_handle_signals, stop, on_reload)
             await nursery.start(persister.run)
             await nursery.start(supervisor.run)
             maintenance = Maintenance(
@@ -115,8 +144,12 @@ async def run(
                 )
                 for url in binds:
                     log.info("syncplayd listening on %s", url)
+                await notifier.ready(status="listening on " + ", ".join(binds))
+                if watchdog_interval is not None:
+                    await nursery.start(run_watchdog, notifier, watchdog_interval)
                 task_status.started(binds)
                 await stop.wait()
+                await notifier.stopping(status="shutting down")
                 log.info("shutting down: telling clients to reconnect")
                 # Hypercorn does not close websockets itself: tell each client why
                 # (close code 1012) first, then stop accepting and finish requests.
@@ -132,9 +165,14 @@ async def run(
         log.info("stopped")
 
 
-async def _stop_on_signals(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+async def _handle_signals(stop: trio.Event, on_reload: Callable[[], Awaitable[None]]) -> None:
+    # The receiver stays open through the shutdown: a SIGHUP then is ignored
+    # rather than killing the process with the default action.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("received %s", signal.Signals(signum).name)
-            stop.set()
-            return
+            if signum == signal.SIGHUP:
+                if not stop.is_set():
+                    await on_reload()
+            else:
+                stop.set()

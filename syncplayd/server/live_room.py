@@ -11,6 +11,7 @@ trio runs one task at a time, so an ``apply`` and its effects are atomic.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -103,6 +104,13 @@ class LiveRoom:
         self.ended = False
         self.stopped = trio.Event()
         self._frame_started: float | None = None
+
+    def reconfigure(self, deps: RoomDeps) -> None:
+        """Take new settings (SIGHUP): sync thresholds and the message rate."""
+        self._deps = deps
+        self.state = dataclasses.replace(self.state, config=sync_config(deps.settings))
+        per_second = deps.settings.syncplay.websocket.max_messages_per_second
+        self._limits = RateLimiter(per_second * 60, burst=per_second * 2)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

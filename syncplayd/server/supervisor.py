@@ -12,6 +12,7 @@ the room's sockets, and a room ended over REST ends its live counterpart.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from uuid import UUID
@@ -114,6 +115,12 @@ class RoomSupervisor:
         async with trio.open_nursery() as nursery:
             for live in list(self._rooms.values()):
                 nursery.start_soon(live.end, reason, message)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """New settings (SIGHUP) for rooms opened from now on and for the live ones."""
+        self._deps = dataclasses.replace(self._deps, settings=settings)
+        for live in self._rooms.values():
+            live.reconfigure(self._deps)
 
     def is_busy(self, room_id: UUID) -> bool:
         """Whether anyone is connected to the room right now."""

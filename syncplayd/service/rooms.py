@@ -114,6 +114,14 @@ class RoomService:
     def settings(self) -> SyncplaySettings:
         return self._settings
 
+    def reconfigure(self, settings: SyncplaySettings) -> None:
+        """Take new limits (SIGHUP); the chat limiter restarts only if its rate changed."""
+        if settings.chat.rate_limit_messages_per_minute != (
+            self._settings.chat.rate_limit_messages_per_minute
+        ):
+            self._chat_limiter = RateLimiter(settings.chat.rate_limit_messages_per_minute)
+        self._settings = settings
+
     # -- helpers ---------------------------------------------------------------
     async def _room(self, room_id: UUID) -> Room:
         room = await self._repo.get_room(room_id)
