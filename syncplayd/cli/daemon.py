@@ -89,6 +89,7 @@ def main(
         return
     setup_logging(settings)
     # The server stack is only needed to serve.
+    from syncplayd.server.admin import AdminSocketError
     from syncplayd.server.daemon import run
     from syncplayd.server.sdnotify import Notifier, watchdog_interval
 
@@ -108,7 +109,7 @@ def main(
         )
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled inside run
         pass
-    except storage_errors.StorageError as exc:
+    except (storage_errors.StorageError, AdminSocketError) as exc:
         logging.getLogger("syncplayd").error("cannot start: %s", exc)
         sys.exit(1)
 

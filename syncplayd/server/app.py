@@ -8,6 +8,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from syncplayd.server.admin import admin_blueprint
 from syncplayd.server.api import api
 from syncplayd.server.problems import from_service_error, json_response, problem
 from syncplayd.server.state import AppState
@@ -31,6 +32,7 @@ def create_app(state: AppState) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = state.settings.server.max_request_bytes
     app.extensions["syncplayd"] = state
     app.register_blueprint(api)
+    app.register_blueprint(admin_blueprint)
 
     @app.before_request
     async def _read_body_first() -> None:

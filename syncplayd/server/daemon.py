@@ -20,6 +20,7 @@ from hypercorn.trio import serve
 from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
 from syncplayd.logs import register_secret
+from syncplayd.server.admin import admin_socket_path, bind_admin_socket, serve_admin_socket
 from syncplayd.server.app import create_app
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.maintenance import Maintenance
@@ -107,6 +108,9 @@ async def run(
         metrics.track_live(lambda: supervisor.live_rooms, lambda: supervisor.connections)
         state = AppState(settings, repo, service, secret, clock, supervisor, metrics)
         app = create_app(state)
+        # Bound before the nurseries: a refusal (socket in use...) is a plain error.
+        admin_path = admin_socket_path(settings)
+        admin_socket = await trio.to_thread.run_sync(bind_admin_socket, admin_path)
         stop = trio.Event()
         stop_http = trio.Event()
         in_force = settings
@@ -139,6 +143,17 @@ async def run(
             )
             await nursery.start(maintenance.run)
             async with trio.open_nursery() as http:
+                admin_binds: list[str] = await http.start(
+                    partial(
+                        serve_admin_socket,
+                        app,
+                        admin_path,
+                        sock=admin_socket,
+                        shutdown_trigger=stop_http.wait,
+                        graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
+                    )
+                )
+                log.info("admin API on %s", admin_binds[0].removeprefix("http://"))
                 binds: list[str] = await http.start(
                     partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait)
                 )

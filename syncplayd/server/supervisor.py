@@ -122,6 +122,11 @@ class RoomSupervisor:
         for live in self._rooms.values():
             live.reconfigure(self._deps)
 
+    def get_live(self, room_id: UUID) -> LiveRoom | None:
+        """The room's live counterpart, if any; never starts one."""
+        live = self._rooms.get(room_id)
+        return live if live is not None and not live.ended else None
+
     def is_busy(self, room_id: UUID) -> bool:
         """Whether anyone is connected to the room right now."""
         live = self._rooms.get(room_id)

@@ -1,17 +1,28 @@
-"""``syncplayctl token create``: tokens the daemon accepts."""
+"""``syncplayctl`` without a daemon: tokens, config, db, help, the client's error mapping.
+
+The online commands against a real daemon are in ``test_ctl_daemon.py``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+import click
+import httpx
 import jwt
 import pytest
+import yaml
 from click.testing import CliRunner
 
-from syncplayd.cli.ctl import main
+from syncplayd.cli.admin_client import AdminClient, DaemonUnreachable, ProblemError, TokenRefused
+from syncplayd.cli.ctl import main, migrations_json
+from syncplayd.cli.output import cell, table
 from syncplayd.identity import decode_token
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -84,3 +95,240 @@ def test_token_create_without_any_secret_fails_cleanly(runner: CliRunner) -> Non
     result = runner.invoke(main, ["token", "create", "--user", USER, "--name", "Ada"])
     assert result.exit_code == 1
     assert "no auth.jwt_secret configured" in result.output
+
+
+# -- the command tree ---------------------------------------------------------------------
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+ALL_COMMANDS = sorted(path for path, _ in _commands(main))
+
+
+def test_the_full_command_set_exists() -> None:
+    expected = {
+        ("rooms", "list"), ("rooms", "show"), ("rooms", "create"), ("rooms", "update"),
+        ("rooms", "end"), ("participants", "list"), ("participants", "kick"),
+        ("chat", "history"), ("chat", "delete"), ("invitations", "create"),
+        ("invitations", "show"), ("invitations", "revoke"), ("invitations", "purge-expired"),
+        ("events",), ("token", "create"), ("db", "migrate"), ("db", "status"),
+        ("config", "check"), ("config", "show"), ("status",),
+    }  # fmt: skip
+    assert expected <= set(ALL_COMMANDS)
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=" ".join)
+def test_every_command_has_help(runner: CliRunner, path: tuple[str, ...]) -> None:
+    command = dict(_commands(main))[path]
+    assert command.help and command.help.strip(), f"{' '.join(path)} has no docstring"
+    # --help needs no configuration, not even a readable one.
+    result = runner.invoke(main, [*path, "--help"], env={"SYNCPLAY_CONFIG": "/nonexistent.yaml"})
+    assert result.exit_code == 0, result.output
+    assert command.help.split("\n")[0] in result.output
+
+
+def test_group_help_documents_completion_and_exit_codes(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "_SYNCPLAYCTL_COMPLETE=bash_source syncplayctl" in result.output
+    assert "78 bad configuration" in " ".join(result.output.split())
+
+
+def test_completion_script(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, [], env={"_SYNCPLAYCTL_COMPLETE": "bash_source"}, prog_name="syncplayctl"
+    )
+    assert result.exit_code == 0
+    assert "_syncplayctl_completion()" in result.output
+
+
+def test_a_bad_url_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--url", "ftp://example.org", "status"])
+    assert result.exit_code == 2
+    assert "--url" in result.output
+
+
+# -- config (offline) -------------------------------------------------------------------------
+def test_config_check(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["config", "check"])
+    assert (result.exit_code, result.output) == (0, "configuration OK\n")
+    result = runner.invoke(main, ["--json", "config", "check"])
+    body = json.loads(result.output)
+    assert body["ok"] is True
+    assert body["admin_socket"] == str(tmp_path / "state" / "admin.sock")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("server:\n  lisen: 1\n", "lisen"),
+        ("database:\n  pool_size: abc\n", "database.pool_size"),
+    ],
+)
+def test_config_check_refuses_a_bad_file(
+    runner: CliRunner, tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    result = runner.invoke(main, ["--config", str(path), "config", "check"])
+    assert result.exit_code == 78
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_config_check_of_a_missing_file(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["config", "check"], env={"SYNCPLAY_CONFIG": "/nonexistent.yaml"})
+    assert result.exit_code == 78
+    assert "/nonexistent.yaml" in result.stderr
+
+
+def test_config_show_masks_secrets(runner: CliRunner) -> None:
+    env = {
+        "SYNCPLAY_AUTH_JWT_SECRET": SECRET,
+        "SYNCPLAY_DATABASE_URL": "postgresql://syncplayd:hunter2hunter2@db.example/syncplayd",
+    }
+    human = runner.invoke(main, ["config", "show"], env=env)
+    assert human.exit_code == 0, human.output
+    shown = yaml.safe_load(human.stdout)
+    assert shown["auth"]["jwt_secret"] == "**********"
+    data = json.loads(runner.invoke(main, ["--json", "config", "show"], env=env).stdout)
+    assert data["auth"]["jwt_secret"] == "**********"
+    assert data["database"]["url"] == "postgresql://syncplayd:**********@db.example/syncplayd"
+    for output in (human.output, json.dumps(data)):
+        assert SECRET not in output and "hunter2" not in output
+
+
+# -- db (offline) ---------------------------------------------------------------------------------
+def test_db_migrate_and_status(runner: CliRunner, tmp_path: Path) -> None:
+    env = {"SYNCPLAY_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    pending = json.loads(runner.invoke(main, ["--json", "db", "status"], env=env).stdout)
+    assert pending["migrations"] and {m["state"] for m in pending["migrations"]} == {"pending"}
+    assert not (tmp_path / "db.sqlite3").exists()  # status creates nothing
+
+    up = runner.invoke(main, ["--json", "db", "migrate"], env=env)
+    assert up.exit_code == 0, up.output
+    applied = json.loads(up.stdout)
+    count = len(pending["migrations"])
+    assert [m["version"] for m in applied["applied"]] == list(range(1, count + 1))
+    assert applied["schema_version"] == applied["code_version"] == count
+
+    status = json.loads(runner.invoke(main, ["--json", "db", "status"], env=env).stdout)
+    assert all(m["state"] == "applied" and m["applied_at"] for m in status["migrations"])
+    human = runner.invoke(main, ["db", "status"], env=env)
+    assert human.exit_code == 0 and "0001_" in human.stdout
+
+    down = json.loads(runner.invoke(main, ["--json", "db", "migrate", "down"], env=env).stdout)
+    assert [m["version"] for m in down["reverted"]] == [count]
+    assert down["schema_version"] == count - 1
+
+
+def test_db_status_with_the_database_down(runner: CliRunner) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"SYNCPLAY_DATABASE_URL": f"postgresql://u:p@127.0.0.1:{port}/x?connect_timeout=2"}
+    result = runner.invoke(main, ["db", "status"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("syncplayctl: ") and len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_migrations_json_keeps_unknown_lines() -> None:
+    assert migrations_json("up", ["memory:// keeps no schema"])["messages"] == [
+        "memory:// keeps no schema"
+    ]
+    status = migrations_json("status", ["0003_future  applied by a newer syncplayd"])
+    assert status["migrations"] == [
+        {"version": 3, "name": "future", "state": "applied by a newer syncplayd",
+         "applied_at": None}
+    ]  # fmt: skip
+
+
+def test_token_create_json(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main,
+        ["--json", "token", "create", "--user", USER, "--name", "Ada", "--admin", "--ttl", "15m"],
+        env={"SYNCPLAY_AUTH_JWT_SECRET": SECRET},
+    )
+    body = json.loads(result.stdout)
+    assert body["expires_in_seconds"] == 900
+    assert decode_token(body["token"], SECRET).is_admin
+
+
+# -- the admin client, with a fake daemon ------------------------------------------------------
+def _fake(handler: Callable[[httpx.Request], httpx.Response]) -> AdminClient:
+    return AdminClient("http://daemon.test", token="t0k", transport=httpx.MockTransport(handler))
+
+
+def test_admin_client_sends_the_token_and_encodes_queries() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"items": [], "total": 0, "limit": 5, "offset": 0})
+
+    with _fake(handler) as client:
+        client.list_rooms(status="all", public_only=True, limit=5)
+    (request,) = seen
+    assert request.headers["Authorization"] == "Bearer t0k"
+    assert request.url.path == "/api/v1/admin/rooms"
+    assert dict(request.url.params) == {"status": "all", "public": "true", "limit": "5",
+                                        "offset": "0"}  # fmt: skip
+
+
+def _problem(status: int, code: str, detail: str) -> httpx.Response:
+    body = {"type": f"urn:syncplayd:problem:{code}", "title": "x", "status": status,
+            "detail": detail, "code": code}  # fmt: skip
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+@pytest.mark.parametrize(
+    ("response", "kind", "text"),
+    [
+        (_problem(401, "unauthorized", "token expired"), TokenRefused,
+         "the admin token was refused (401: token expired)"),
+        (_problem(403, "forbidden", "not an admin"), TokenRefused,
+         "the admin token was refused (403: not an admin)"),
+        (_problem(403, "public-rooms-disabled", "public rooms are disabled"), ProblemError,
+         "public rooms are disabled (403 public-rooms-disabled)"),
+        (_problem(404, "not-found", "room not found"), ProblemError,
+         "room not found (404 not-found)"),
+        (httpx.Response(200, text="<html>hello</html>"), DaemonUnreachable,
+         "cannot reach the daemon at http://daemon.test: the answer is not JSON (HTTP 200):"
+         " not syncplayd?"),
+    ],
+)  # fmt: skip
+def test_admin_client_errors(response: httpx.Response, kind: type[Exception], text: str) -> None:
+    with _fake(lambda request: response) as client, pytest.raises(kind) as caught:
+        client.status()
+    assert str(caught.value) == text
+
+
+def test_admin_client_refuses_unknown_urls() -> None:
+    with pytest.raises(ValueError, match="unix:, http:// or https://"):
+        AdminClient("ftp://x")
+    with pytest.raises(ValueError, match="socket path"):
+        AdminClient("unix:")
+
+
+# -- output ---------------------------------------------------------------------------------------
+def test_table_aligns_columns() -> None:
+    assert table(["A", "LONGER"], [["xyz", "1"], ["q", "22"]]).splitlines() == [
+        "A    LONGER",
+        "xyz  1",
+        "q    22",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "-"), (True, "yes"), (False, "no"), ("a\nb", "a b"), ({"k": 1}, '{"k":1}'),
+     ("x" * 70, "x" * 59 + "…")],
+)  # fmt: skip
+def test_cell(value: object, text: str) -> None:
+    assert cell(value) == text

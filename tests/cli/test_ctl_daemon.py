@@ -1,0 +1,576 @@
+"""``syncplayctl`` against a real daemon, over the unix socket and over HTTP.
+
+One daemon process serves the whole module. Every online command runs on both
+transports (the ``via`` fixture) with ``--json``, and its output is parsed.
+Failures are checked for their exit status and their one-line reason: daemon
+down, token refused, unknown room.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+import trio
+from click.testing import CliRunner
+
+from syncplayd.cli.ctl import main
+from syncplayd.identity import Principal, encode_token
+from syncplayd.server.admin import (
+    SOCKET_SCOPE_KEY,
+    AdminSocketError,
+    bind_admin_socket,
+    serve_admin_socket,
+)
+from tests.daemon_process import (
+    SECRET,
+    DaemonProcess,
+    new_user,
+    run_daemon,
+)
+from tests.e2e.raw import raw_client, read_until_closed
+
+ROOT = Path(__file__).resolve().parents[2]
+UNREACHABLE = "cannot reach the daemon at"
+REFUSED = "the admin token was refused"
+
+
+# -- the daemon --------------------------------------------------------------------------------
+@dataclass
+class Daemon:
+    process: DaemonProcess
+    socket: Path
+    admin_token_file: Path
+    user_token_file: Path
+    forged_token_file: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.process.base_url
+
+
+def _token_file(folder: Path, name: str, principal: Principal, secret: str = SECRET) -> Path:
+    path = folder / name
+    path.write_text(encode_token(principal, secret, ttl=timedelta(hours=1)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    folder = tmp_path_factory.mktemp("ctl")
+    # A unix socket path holds at most 108 bytes: pytest's folders can be longer.
+    short = Path(tempfile.mkdtemp(prefix="spctl-", dir="/tmp"))
+    sock = short / "admin.sock"
+    env = {"SYNCPLAY_ADMIN_SOCKET": str(sock), "SYNCPLAY_HEARTBEAT_INTERVAL_SECONDS": "0.5"}
+    try:
+        with run_daemon(None, folder / "state", env) as process:
+            # The admin socket is bound before the port listens: it is there now.
+            assert sock.exists()
+            yield Daemon(
+                process,
+                sock,
+                _token_file(folder, "admin.jwt", new_user("root", admin=True)),
+                _token_file(folder, "user.jwt", new_user("plain")),
+                _token_file(
+                    folder, "forged.jwt", new_user("evil", admin=True), "another-secret-" * 3
+                ),
+            )
+            assert process.process.poll() is None, "the daemon died during the tests"
+            assert not any("Traceback" in line for line in process.log_lines), "\n".join(
+                process.log_lines
+            )
+        assert not sock.exists(), "the daemon left its admin socket behind"
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    for name in list(os.environ):
+        if name.startswith(("SYNCPLAY_", "SYNCPLAYCTL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SYNCPLAY_STATE_DIR", str(tmp_path / "state"))
+    return CliRunner()
+
+
+@pytest.fixture(params=["unix", "http"])
+def via(request: pytest.FixtureRequest, daemon: Daemon) -> list[str]:
+    """The global options that select a transport."""
+    if request.param == "unix":
+        return ["--url", f"unix:{daemon.socket}"]
+    return ["--url", daemon.base_url, "--token-file", str(daemon.admin_token_file)]
+
+
+def ctl(runner: CliRunner, via: list[str], *args: str, stdin: str | None = None) -> Any:
+    """Run ``syncplayctl --json ARGS`` successfully and parse what it printed."""
+    result = runner.invoke(main, [*via, "--json", *args], input=stdin)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return json.loads(result.stdout)
+
+
+def failing(runner: CliRunner, args: list[str], env: dict[str, str] | None = None) -> str:
+    """Run a command that must fail with status 1 and one line on stderr; return the line."""
+    result = runner.invoke(main, args, env=env)
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("syncplayctl: ")
+    return lines[0]
+
+
+def new_room(runner: CliRunner, via: list[str], **options: str) -> dict[str, Any]:
+    owner = options.pop("owner", str(uuid4()))
+    args = ["rooms", "create", "--owner", owner, "--name", "CLI room"]
+    args += ["--content-type", "movie", "--content-id", "tt0133093"]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}"] + ([value] if value else [])
+    room: dict[str, Any] = ctl(runner, via, *args)
+    return room
+
+
+# -- status, config ------------------------------------------------------------------------------
+def test_status(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    status = ctl(runner, via, "status")
+    assert status["via"] == ("unix-socket" if "unix:" in via[1] else "http")
+    assert status["database"]["ok"] is True
+    assert status["uptime_seconds"] > 0
+    assert {"version", "live_rooms", "connections", "connected_users"} <= status.keys()
+
+
+def test_status_in_human_form(runner: CliRunner, via: list[str]) -> None:
+    result = runner.invoke(main, [*via, "status"])
+    assert result.exit_code == 0, result.output
+    assert "database:" in result.stdout and "ok (" in result.stdout
+
+
+def test_the_socket_is_group_accessible_only(daemon: Daemon) -> None:
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o660
+
+
+def test_default_url_is_the_configured_socket(runner: CliRunner, daemon: Daemon) -> None:
+    result = runner.invoke(
+        main, ["--json", "status"], env={"SYNCPLAY_ADMIN_SOCKET": str(daemon.socket)}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["via"] == "unix-socket"
+    result = runner.invoke(
+        main, ["--json", "status"], env={"SYNCPLAYCTL_URL": f"unix:{daemon.socket}"}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["via"] == "unix-socket"
+
+
+# -- rooms -----------------------------------------------------------------------------------------
+def test_rooms_create_list_show_update_end(runner: CliRunner, via: list[str]) -> None:
+    owner = str(uuid4())
+    args = ["rooms", "create", "--owner", owner, "--owner-name", "Ada", "--name", "Friday  film"]
+    args += ["--content-type", "movie", "--content-id", "tt1", "--public"]
+    args += ["--password-file", "-", "--max-participants", "5"]
+    created = ctl(runner, via, *args, stdin="popcorn\n")
+    assert created["name"] == "Friday film"
+    assert created["owner_id"] == owner
+    assert (created["is_public"], created["has_password"], created["max_participants"]) == (
+        True,
+        True,
+        5,
+    )
+    room_id = created["id"]
+
+    listed = ctl(runner, via, "rooms", "list", "--user", owner)
+    assert [r["id"] for r in listed["items"]] == [room_id]
+    assert listed["items"][0]["connections"] == 0
+    assert listed["total"] == 1
+
+    shown = ctl(runner, via, "rooms", "show", room_id)
+    assert shown["id"] == room_id and shown["live"] is None
+
+    updated = ctl(
+        runner, via, "rooms", "update", room_id, "--private", "--no-password",
+        "--max-participants", "10", "--playback-control", "moderators",
+    )  # fmt: skip
+    assert (updated["is_public"], updated["has_password"]) == (False, False)
+    assert (updated["max_participants"], updated["playback_control"]) == (10, "moderators")
+
+    # Private rooms are listed too: the admin sees everything.
+    everyone = ctl(runner, via, "rooms", "list", "--limit", "1000")
+    assert room_id in {r["id"] for r in everyone["items"]}
+
+    ended = ctl(runner, via, "rooms", "end", room_id)
+    assert ended == {"room_id": room_id, "ended": True, "purged": False}
+    assert ctl(runner, via, "rooms", "show", room_id)["ended_at"] is not None
+    ended_rooms = ctl(runner, via, "rooms", "list", "--status", "ended", "--user", owner)
+    assert [r["id"] for r in ended_rooms["items"]] == [room_id]
+    assert ctl(runner, via, "rooms", "list", "--user", owner)["items"] == []
+
+    assert ctl(runner, via, "rooms", "end", room_id, "--purge")["purged"] is True
+    line = failing(runner, [*via, "rooms", "show", room_id])
+    assert line == "syncplayctl: room not found (404 not-found)"
+
+
+def test_rooms_in_human_form(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    result = runner.invoke(main, [*via, "rooms", "list", "--limit", "1000"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("ID ")
+    assert room["id"] in result.stdout
+    result = runner.invoke(main, [*via, "rooms", "show", room["id"]])
+    assert result.exit_code == 0, result.output
+    assert "name:" in result.stdout and "CLI room" in result.stdout
+
+
+def test_rooms_update_needs_a_change(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    result = runner.invoke(main, [*via, "rooms", "update", room["id"]])
+    assert result.exit_code == 2
+    assert "give at least one setting" in result.output
+
+
+def test_invalid_fields_are_reported_by_name(runner: CliRunner, via: list[str]) -> None:
+    line = failing(
+        runner,
+        [*via, "rooms", "create", "--owner", str(uuid4()), "--name", "x",
+         "--content-type", "not allowed!", "--content-id", "1"],
+    )  # fmt: skip
+    assert line.startswith("syncplayctl: content_type: ")
+    assert line.endswith("(422 validation-failed)")
+
+
+UNKNOWN = str(uuid4())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rooms", "show", UNKNOWN],
+        ["rooms", "update", UNKNOWN, "--name", "x"],
+        ["rooms", "end", UNKNOWN],
+        ["participants", "list", UNKNOWN],
+        ["participants", "kick", UNKNOWN, str(uuid4())],
+        ["chat", "history", UNKNOWN],
+        ["invitations", "create", UNKNOWN],
+        ["events", UNKNOWN],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_unknown_room(runner: CliRunner, via: list[str], args: list[str]) -> None:
+    line = failing(runner, [*via, *args])
+    assert line == "syncplayctl: room not found (404 not-found)"
+
+
+# -- participants, live state and kick -------------------------------------------------------------
+async def test_participants_live_state_and_kick(
+    runner: CliRunner, via: list[str], daemon: Daemon
+) -> None:
+    owner, guest = new_user("Owner"), new_user("Guest")
+
+    def run(*args: str) -> Any:
+        return ctl(runner, via, *args)
+
+    async def call(*args: str) -> Any:
+        return await trio.to_thread.run_sync(lambda: run(*args))
+
+    room = await call(
+        "rooms", "create", "--owner", str(owner.user_id), "--owner-name", "Owner",
+        "--name", "live", "--content-type", "movie", "--content-id", "1", "--public",
+    )  # fmt: skip
+    room_id = room["id"]
+    async with (
+        raw_client(daemon.process, owner, room_id) as watcher,
+        raw_client(daemon.process, guest, room_id) as kicked,
+    ):
+        people = {p["user_id"]: p for p in (await call("participants", "list", room_id))["items"]}
+        assert people[str(guest.user_id)]["sessions"] == 1
+        assert people[str(owner.user_id)]["role"] == "owner"
+        connected = await call("participants", "list", room_id, "--connected")
+        assert {p["user_id"] for p in connected["items"]} <= set(people)
+
+        shown = await call("rooms", "show", room_id)
+        live = shown["live"]
+        assert live["connections"] == 2
+        assert {s["user_id"] for s in live["sessions"]} == {str(owner.user_id), str(guest.user_id)}
+        assert live["playback"]["state"] == "paused"
+        assert {m["user_name"] for m in live["members"]} == {"Owner", "Guest"}
+        status = await call("status")
+        assert status["live_rooms"] >= 1 and status["connections"] >= 2
+
+        result = await call("participants", "kick", room_id, str(guest.user_id))
+        assert result == {
+            "room_id": room_id,
+            "user_id": str(guest.user_id),
+            "removed": True,
+            "sessions_closed": 1,
+        }
+        messages, code = await read_until_closed(kicked)
+        assert code == 4002
+        assert messages[-1]["type"] == "closing" and messages[-1]["reason"] == "kicked"
+        left = await watcher.expect("presence", event="left")
+        assert left["member"]["user_id"] == str(guest.user_id)
+
+    people_after = (await call("participants", "list", room_id))["items"]
+    assert [p["user_id"] for p in people_after] == [str(owner.user_id)]
+    line = await trio.to_thread.run_sync(
+        lambda: failing(runner, [*via, "participants", "kick", room_id, str(guest.user_id)])
+    )
+    assert line.endswith("(404 not-a-member)")
+    types = [e["type"] for e in (await call("events", room_id))["items"]]
+    assert "kicked" in types
+
+
+# -- chat ------------------------------------------------------------------------------------------
+def test_chat_history_and_delete(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    owner = new_user("Chatty")
+    room = new_room(runner, via, owner=str(owner.user_id), owner_name="Chatty")
+    with daemon.process.client(owner) as http:
+        for text in ("first", "second"):
+            answer = http.post(f"/api/v1/syncplay/rooms/{room['id']}/chat", json={"message": text})
+            assert answer.status_code == 201, answer.text
+    history = ctl(runner, via, "chat", "history", room["id"])
+    assert [m["message"] for m in history["items"]] == ["second", "first"]
+    assert history["total"] == 2
+    assert [m["message"] for m in ctl(runner, via, "chat", "history", room["id"], "--limit", "1",
+                                      "--offset", "1")["items"]] == ["first"]  # fmt: skip
+
+    newest = history["items"][0]["id"]
+    assert ctl(runner, via, "chat", "delete", newest) == {"id": newest, "deleted": True}
+    assert [m["message"] for m in ctl(runner, via, "chat", "history", room["id"])["items"]] == [
+        "first"
+    ]
+    line = failing(runner, [*via, "chat", "delete", newest])
+    assert line == "syncplayctl: chat message not found (404 not-found)"
+
+    human = runner.invoke(main, [*via, "chat", "history", room["id"]])
+    assert human.exit_code == 0 and "first" in human.stdout
+
+
+# -- invitations -----------------------------------------------------------------------------------
+def test_invitations_create_show_revoke(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    invitee = str(uuid4())
+    created = ctl(
+        runner, via, "invitations", "create", room["id"], "--user", invitee,
+        "--expires-in-hours", "2", "--max-uses", "3",
+    )  # fmt: skip
+    assert (created["room_id"], created["invited_user_id"], created["max_uses"]) == (
+        room["id"],
+        invitee,
+        3,
+    )
+    code = created["code"]
+    # Codes are typed by people: case and dashes do not matter.
+    shown = ctl(runner, via, "invitations", "show", f"{code[:4].lower()}-{code[4:]}")
+    assert shown["code"] == code and shown["room"]["id"] == room["id"]
+    assert (shown["expired"], shown["used_up"]) == (False, False)
+
+    assert ctl(runner, via, "invitations", "revoke", code) == {"code": code, "revoked": True}
+    line = failing(runner, [*via, "invitations", "show", code])
+    assert line == "syncplayctl: invitation not found (404 not-found)"
+    assert failing(runner, [*via, "invitations", "revoke", code]) == line
+
+
+def test_invitations_purge_expired(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    # 1e-7 h is 0.36 ms: expired by the time the next command runs.
+    code = ctl(runner, via, "invitations", "create", room["id"], "--expires-in-hours", "1e-7")[
+        "code"
+    ]
+    assert ctl(runner, via, "invitations", "show", code)["expired"] is True
+    kept = ctl(runner, via, "invitations", "purge-expired", "--older-than-hours", "1")
+    assert kept["purged"] == 0
+    purged = ctl(runner, via, "invitations", "purge-expired")
+    assert purged["purged"] >= 1
+    failing(runner, [*via, "invitations", "show", code])
+
+
+# -- events ----------------------------------------------------------------------------------------
+def test_events_paging(runner: CliRunner, via: list[str]) -> None:
+    owner = str(uuid4())
+    room = new_room(runner, via, owner=owner)
+    assert ctl(runner, via, "events", room["id"]) == {
+        "items": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+    }
+    ctl(runner, via, "participants", "kick", room["id"], owner)  # logs a "kicked" event
+    page = ctl(runner, via, "events", room["id"], "--limit", "5")
+    assert page["total"] == 1
+    (event,) = page["items"]
+    assert (event["type"], event["user_id"], event["payload"]["sessions"]) == ("kicked", owner, 0)
+    human = runner.invoke(main, [*via, "events", room["id"]])
+    assert human.exit_code == 0 and "kicked" in human.stdout
+
+
+def test_events_follow_until_ctrl_c(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    first, second = str(uuid4()), str(uuid4())
+    room = new_room(runner, via, owner=first, public="")
+    _join(daemon, room["id"], second)
+    ctl(runner, via, "participants", "kick", room["id"], first)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "syncplayd.cli.ctl", *via, "--json", "events", room["id"],
+         "--follow"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SYNCPLAY")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        assert json.loads(follower.stdout.readline())["user_id"] == first  # the backlog
+        ctl(runner, via, "participants", "kick", room["id"], second)
+        followed = json.loads(follower.stdout.readline())  # polled within a second or so
+        assert (followed["type"], followed["user_id"]) == ("kicked", second)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        _, stderr = follower.communicate(timeout=10)
+    assert follower.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def _join(daemon: Daemon, room_id: str, user_id: str) -> None:
+    with daemon.process.client(Principal(UUID(user_id), "joiner")) as http:
+        answer = http.post(f"/api/v1/syncplay/rooms/{room_id}/join")
+        assert answer.status_code == 200, answer.text
+
+
+# -- failures: daemon down, token refused ----------------------------------------------------------
+ONLINE = [
+    ["status"],
+    ["rooms", "list"],
+    ["rooms", "show", UNKNOWN],
+    ["rooms", "create", "--owner", UNKNOWN, "--name", "x", "--content-type", "m",
+     "--content-id", "1"],
+    ["rooms", "update", UNKNOWN, "--name", "x"],
+    ["rooms", "end", UNKNOWN],
+    ["participants", "list", UNKNOWN],
+    ["participants", "kick", UNKNOWN, UNKNOWN],
+    ["chat", "history", UNKNOWN],
+    ["chat", "delete", UNKNOWN],
+    ["invitations", "create", UNKNOWN],
+    ["invitations", "show", "ABCDEFGH"],
+    ["invitations", "revoke", "ABCDEFGH"],
+    ["invitations", "purge-expired"],
+    ["events", UNKNOWN],
+    ["events", UNKNOWN, "--follow"],
+]  # fmt: skip
+_IDS = [" ".join(a[:2]) if a[0] != "events" else " ".join(a[::2]) for a in ONLINE]
+
+
+@pytest.mark.parametrize("args", ONLINE, ids=_IDS)
+def test_daemon_down_unix(runner: CliRunner, tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "admin.sock"
+    line = failing(runner, ["--url", f"unix:{missing}", "--json", *args])
+    assert line.startswith(f"syncplayctl: {UNREACHABLE} unix:{missing}: ")
+
+
+@pytest.mark.parametrize("args", ONLINE, ids=_IDS)
+def test_daemon_down_http(runner: CliRunner, args: list[str]) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    line = failing(runner, ["--url", f"http://127.0.0.1:{port}", *args])
+    assert line.startswith(f"syncplayctl: {UNREACHABLE} http://127.0.0.1:{port}: ")
+    assert "Connection refused" in line
+
+
+def test_daemon_down_default_socket(runner: CliRunner, tmp_path: Path) -> None:
+    line = failing(runner, ["status"])  # the socket in the (empty) state folder
+    assert line.startswith(f"syncplayctl: {UNREACHABLE} unix:{tmp_path / 'state' / 'admin.sock'}")
+
+
+@pytest.mark.parametrize("args", ONLINE, ids=_IDS)
+def test_wrong_token(runner: CliRunner, daemon: Daemon, args: list[str]) -> None:
+    for token_file in (daemon.forged_token_file, daemon.user_token_file):
+        line = failing(runner, ["--url", daemon.base_url, "--token-file", str(token_file), *args])
+        assert line.startswith(f"syncplayctl: {REFUSED} (")
+
+
+def test_missing_token(runner: CliRunner, daemon: Daemon, tmp_path: Path) -> None:
+    line = failing(runner, ["--url", daemon.base_url, "status"])
+    assert line == (
+        f"syncplayctl: {REFUSED} (401: no token given: pass --token-file with an admin token)"
+    )
+    empty = tmp_path / "empty.jwt"
+    empty.write_text("\n")
+    line = failing(runner, ["--url", daemon.base_url, "--token-file", str(empty), "status"])
+    assert line == f"syncplayctl: the token file {empty} is empty"
+
+
+def test_the_public_port_needs_a_token_for_the_admin_api(daemon: Daemon) -> None:
+    # The trust of the socket is a mark on the scope, not a header a client could send.
+    with httpx.Client(base_url=daemon.base_url) as http:
+        answer = http.get("/api/v1/admin/status", headers={SOCKET_SCOPE_KEY: "true"})
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "unauthorized"
+
+
+# -- the socket server itself ----------------------------------------------------------------------
+async def _echo_scope(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = json.dumps(
+        {"marked": scope.get(SOCKET_SCOPE_KEY), "server": scope.get("server")}
+    ).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="spctl-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_serve_admin_socket_marks_scopes_and_cleans_up(short_dir: Path) -> None:
+    path = short_dir / "run" / "admin.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    path.parent.mkdir()
+    stale.bind(str(path))  # a socket file nobody listens on: left by a crash
+    stale.close()
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            lambda task_status: serve_admin_socket(
+                _echo_scope, path, shutdown_trigger=stop.wait, task_status=task_status
+            )
+        )
+        assert binds == [f"http://unix:{path}"]
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+        def get() -> Any:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as http:
+                return http.get("http://syncplayd/").json()
+
+        # hypercorn 0.18 gives a unix socket connection no server address.
+        assert await trio.to_thread.run_sync(get) == {"marked": True, "server": None}
+        with pytest.raises(AdminSocketError, match="another process serves"):
+            await trio.to_thread.run_sync(bind_admin_socket, path)
+        stop.set()
+    assert not path.exists()
+
+
+def test_bind_admin_socket_refuses_to_replace_a_file(short_dir: Path) -> None:
+    path = short_dir / "admin.sock"
+    path.write_text("not a socket")
+    with pytest.raises(AdminSocketError, match="not a socket"):
+        bind_admin_socket(path)
+    assert path.read_text() == "not a socket"
