@@ -8,8 +8,10 @@ algorithm-confusion tokens.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,3 +143,46 @@ def load_or_create_secret(state_dir: Path) -> tuple[str, bool]:
 
 def _create_exclusive(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def principal_from_proxy(
+    header: Callable[[str], str | None],
+    client_address: str | None,
+    *,
+    trusted: Sequence[str],
+    user_id_header: str,
+    user_name_header: str,
+    admin_header: str,
+) -> Principal | None:
+    """The user a trusted reverse proxy vouches for, or ``None`` to fall back to tokens.
+
+    Headers are believed only from an address in ``trusted``: anyone else could
+    send them. A trusted proxy that sends a malformed identity is refused
+    rather than ignored, so a misconfiguration is loud.
+
+    Raises:
+        InvalidToken: the trusted proxy sent a user id that is not a UUID.
+    """
+    if not trusted or client_address is None or not _address_in(client_address, trusted):
+        return None
+    raw_id = header(user_id_header)
+    if raw_id is None:
+        return None
+    try:
+        user_id = UUID(raw_id.strip())
+    except ValueError:
+        raise InvalidToken(f"invalid identity: {user_id_header} is not a UUID") from None
+    name = "".join(ch for ch in header(user_name_header) or "" if ch.isprintable()).strip()
+    return Principal(
+        user_id=user_id,
+        name=(name or str(user_id)[:8])[:MAX_NAME_LENGTH],
+        is_admin=(header(admin_header) or "").strip().lower() == "true",
+    )
+
+
+def _address_in(address: str, networks: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # a unix socket peer or a name: not an address we can trust
+    return any(ip in ipaddress.ip_network(network) for network in networks)

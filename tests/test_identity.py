@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -17,6 +18,7 @@ from syncplayd.identity import (
     decode_token,
     encode_token,
     load_or_create_secret,
+    principal_from_proxy,
 )
 
 SECRET = "s" * 64
@@ -94,3 +96,41 @@ def test_control_characters_are_dropped_from_names() -> None:
     only_controls = jwt.encode(_claims(name="\x00\x07"), SECRET, algorithm="HS256")
     with pytest.raises(InvalidToken):
         decode_token(only_controls, SECRET)
+
+
+def _headers(values: dict[str, str]) -> Callable[[str], str | None]:
+    return values.get
+
+
+@pytest.mark.parametrize(
+    ("client", "trusted", "expected"),
+    [
+        ("10.1.2.3", ["10.0.0.0/8"], True),
+        ("10.1.2.3", [], False),
+        ("192.168.1.5", ["10.0.0.0/8"], False),
+        (None, ["10.0.0.0/8"], False),
+        ("not-an-ip", ["10.0.0.0/8"], False),
+        ("::1", ["::1/128"], True),
+    ],
+)
+def test_proxy_identity_only_from_trusted_addresses(
+    client: str | None, trusted: list[str], expected: bool
+) -> None:
+    user = uuid4()
+    headers = {"X-Remote-User-Id": str(user), "X-Remote-User-Name": "Pat\x00", "X-Admin": "true"}
+    principal = principal_from_proxy(
+        _headers(headers), client, trusted=trusted, user_id_header="X-Remote-User-Id",
+        user_name_header="X-Remote-User-Name", admin_header="X-Admin",
+    )  # fmt: skip
+    if expected:
+        assert principal == Principal(user, "Pat", is_admin=True)
+    else:
+        assert principal is None
+
+
+def test_a_trusted_proxy_sending_a_bad_id_is_refused() -> None:
+    with pytest.raises(InvalidToken):
+        principal_from_proxy(
+            _headers({"X-Remote-User-Id": "bob"}), "10.0.0.1", trusted=["10.0.0.0/8"],
+            user_id_header="X-Remote-User-Id", user_name_header="N", admin_header="A",
+        )  # fmt: skip

@@ -21,6 +21,7 @@ from ._values import (
     Secret,
     check_database_url,
     check_listen,
+    check_network,
     check_origin,
     mask_url,
     parse_listen,
@@ -212,6 +213,34 @@ class LoggingSettings(Section):
         "auto",
         "SYNCPLAY_LOG_FORMAT",
         "Log format: auto (plain text on a terminal, JSON lines otherwise), text or json.",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class ProxySettings(Section):
+    """Identity from a reverse proxy that authenticates users itself."""
+
+    trusted_addresses: tuple[str, ...] = _setting(
+        (),
+        "SYNCPLAY_PROXY_TRUSTED_ADDRESSES",
+        "Proxy addresses (IPs or CIDR networks, env: comma-separated) whose identity headers"
+        " are believed; empty: identity headers are ignored and only bearer tokens count.",
+        check=check_network,
+    )
+    user_id_header: str = _setting(
+        "X-Remote-User-Id",
+        "SYNCPLAY_PROXY_USER_ID_HEADER",
+        "Header carrying the user's UUID, set by the trusted proxy.",
+    )
+    user_name_header: str = _setting(
+        "X-Remote-User-Name",
+        "SYNCPLAY_PROXY_USER_NAME_HEADER",
+        "Header carrying the user's display name.",
+    )
+    admin_header: str = _setting(
+        "X-Remote-User-Admin",
+        "SYNCPLAY_PROXY_ADMIN_HEADER",
+        "Header that marks an administrator when it is 'true'.",
     )
 
 
@@ -445,4 +474,5 @@ class Settings(Section):
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)

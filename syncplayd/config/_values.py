@@ -233,6 +233,16 @@ def _is_origin(text: str) -> bool:
     )
 
 
+def check_network(value: str) -> str:
+    """An IP address or CIDR network (a trusted proxy)."""
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise Invalid(
+            f"expected an IP address or network like 10.0.0.0/8, got {describe(value)}"
+        ) from None
+
+
 def check_origin(origin: str) -> str:
     if not _is_origin(origin):
         raise Invalid(

@@ -12,9 +12,10 @@ from uuid import UUID
 import msgspec
 from quart import Blueprint, Response, current_app, g, request
 
-from syncplayd.identity import InvalidToken, Principal, decode_token
+from syncplayd.identity import InvalidToken, Principal
 from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
 from syncplayd.server import wire
+from syncplayd.server.auth import proxy_principal, token_principal
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
 from syncplayd.server.websocket import websocket_endpoint
@@ -49,20 +50,17 @@ async def _authenticate() -> Response | None:
         return None
     if not state.settings.syncplay.enabled:
         return problem(503, "disabled", "SyncPlay is disabled on this server")
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="syncplayd"'}
-    if scheme.lower() != "bearer" or not token.strip():
-        return problem(401, "unauthorized", "a bearer token is required", headers=challenge)
-    auth = state.settings.auth
     try:
-        g.principal = decode_token(
-            token.strip(),
-            state.jwt_secret,
-            leeway_seconds=auth.jwt_leeway_seconds,
-            audience=auth.jwt_audience,
-            issuer=auth.jwt_issuer,
-        )
+        vouched = proxy_principal(state, request.headers.get, request.remote_addr)
+        if vouched is not None:
+            g.principal = vouched
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return problem(401, "unauthorized", "a bearer token is required", headers=challenge)
+        g.principal = token_principal(state, token.strip())
     except InvalidToken as exc:
         challenge["WWW-Authenticate"] += ', error="invalid_token"'
         return problem(401, "unauthorized", str(exc), headers=challenge)

@@ -22,7 +22,8 @@ import trio
 from quart import Response, current_app, websocket
 
 from syncplayd.core import protocol
-from syncplayd.identity import InvalidToken, Principal, decode_token
+from syncplayd.identity import InvalidToken, Principal
+from syncplayd.server.auth import proxy_principal, token_principal
 from syncplayd.server.connection import CLOSE_CODES, Connection, WebSocketLike
 from syncplayd.server.problems import problem
 from syncplayd.server.state import AppState
@@ -66,19 +67,30 @@ async def websocket_endpoint() -> Response | None:
     if state.supervisor is None or state.supervisor.shutting_down:
         return problem(503, "unavailable", "the server is restarting")
     # The proxied object itself: the room's tasks use it outside this request context.
+    try:
+        vouched = proxy_principal(state, headers.get, websocket.remote_addr)
+    except InvalidToken as exc:
+        return problem(401, "unauthorized", str(exc))
     ws: WebSocketLike = cast("Any", websocket)._get_current_object()
     await websocket.accept()
-    await Handshake(state, ws, headers.get("Authorization")).run()
+    await Handshake(state, ws, headers.get("Authorization"), vouched).run()
     return None
 
 
 class Handshake:
     """Everything before the connection is in a room."""
 
-    def __init__(self, state: AppState, ws: WebSocketLike, authorization: str | None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        ws: WebSocketLike,
+        authorization: str | None,
+        vouched: Principal | None = None,
+    ) -> None:
         self._state = state
         self._ws = ws
         self._authorization = authorization
+        self._vouched = vouched
         self._clock = state.clock
 
     async def run(self) -> None:
@@ -137,18 +149,14 @@ class Handshake:
             await self._close("protocol-error", "unsupported protocol version")
             return None
         token = message.token or _bearer(self._authorization)
-        if token is None:
-            await self._close("unauthorized", "a token is required (header or hello.token)")
-            return None
-        auth = self._state.settings.auth
         try:
-            principal = decode_token(
-                token,
-                self._state.jwt_secret,
-                leeway_seconds=auth.jwt_leeway_seconds,
-                audience=auth.jwt_audience,
-                issuer=auth.jwt_issuer,
-            )
+            if token is not None:
+                principal = token_principal(self._state, token)
+            elif self._vouched is not None:
+                principal = self._vouched  # identity from the trusted reverse proxy
+            else:
+                await self._close("unauthorized", "a token is required (header or hello.token)")
+                return None
         except InvalidToken as exc:
             await self._close("unauthorized", str(exc))
             return None

@@ -1,0 +1,39 @@
+"""Who the caller is, for HTTP requests and websockets alike.
+
+A trusted reverse proxy's identity headers come first (only from the
+addresses in ``proxy.trusted_addresses``); otherwise the bearer token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from syncplayd.identity import Principal, decode_token, principal_from_proxy
+from syncplayd.server.state import AppState
+
+
+def proxy_principal(
+    state: AppState, header: Callable[[str], str | None], remote_addr: str | None
+) -> Principal | None:
+    """The user the trusted proxy vouches for, or ``None`` (raises ``InvalidToken``)."""
+    proxy = state.settings.proxy
+    return principal_from_proxy(
+        header,
+        remote_addr,
+        trusted=proxy.trusted_addresses,
+        user_id_header=proxy.user_id_header,
+        user_name_header=proxy.user_name_header,
+        admin_header=proxy.admin_header,
+    )
+
+
+def token_principal(state: AppState, token: str) -> Principal:
+    """Verify a bearer token with the daemon's settings (raises ``InvalidToken``)."""
+    auth = state.settings.auth
+    return decode_token(
+        token,
+        state.jwt_secret,
+        leeway_seconds=auth.jwt_leeway_seconds,
+        audience=auth.jwt_audience,
+        issuer=auth.jwt_issuer,
+    )

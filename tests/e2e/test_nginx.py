@@ -1,0 +1,174 @@
+"""The daemon behind a real nginx: REST, a websocket session, trusted identity headers.
+
+nginx plays the media server's reverse proxy. Its upstream connections come
+from 127.0.0.2 (``proxy_bind``), the only address the daemon trusts for
+identity headers, so the tests can tell "through the proxy" from "around it".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import httpx
+import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from tests.daemon_process import DaemonProcess, new_user, run_daemon
+from tests.e2e.raw import Raw, token
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+CONFIG = """
+daemon off;
+master_process off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /api/v1/syncplay/ {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_bind 127.0.0.2;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 120s;
+            proxy_send_timeout 120s;
+            # What an auth proxy would set after logging the user in; the client's
+            # own X-Remote-* headers never pass (an empty value drops the header).
+            proxy_set_header X-Remote-User-Id $http_x_test_login;
+            proxy_set_header X-Remote-User-Name $http_x_test_name;
+            proxy_set_header X-Remote-User-Admin "";
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, str]]:
+    if not os.path.exists(NGINX):
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is not installed (.ci/run installs the Debian package)")
+        pytest.skip("nginx is not installed")
+    folder = tmp_path_factory.mktemp("nginx")
+    env = {"SYNCPLAY_PROXY_TRUSTED_ADDRESSES": "127.0.0.2"}
+    with run_daemon(f"sqlite:///{folder / 'db.sqlite3'}", folder / "state", env) as daemon:
+        upstream = urlsplit(daemon.base_url).port
+        with socket.socket() as probe:  # a free port for nginx
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        conf = folder / "nginx.conf"
+        conf.write_text(CONFIG.format(tmp=folder, port=port, upstream=upstream))
+        nginx = subprocess.Popen(
+            [NGINX, "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # nginx gives no readiness signal; poll its port, bounded in count and time.
+            for _ in range(250):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except ConnectionRefusedError:
+                    assert nginx.poll() is None, (folder / "error.log").read_text()
+                    time.sleep(0.02)
+            else:
+                pytest.fail("nginx did not listen within 5 s")
+            base = f"http://127.0.0.1:{port}"
+            yield daemon, base
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+        assert "[emerg]" not in (folder / "error.log").read_text()
+
+
+def test_rest_through_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:
+    _, base = proxied
+    owner = new_user("owner")
+    auth = {"Authorization": f"Bearer {token(owner)}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=10) as http:
+        created = http.post(
+            "/api/v1/syncplay/rooms",
+            json={"name": "proxied", "content_type": "movie", "content_id": "1", "is_public": True},
+        )
+        assert created.status_code == 201, created.text
+        room = http.get(f"/api/v1/syncplay/rooms/{created.json()['id']}")
+        assert room.status_code == 200 and room.json()["name"] == "proxied"
+        refused = http.get("/api/v1/syncplay/rooms", headers={"Authorization": "Bearer nope"})
+        assert refused.status_code == 401
+
+
+def test_trusted_identity_headers_only_through_the_proxy(
+    proxied: tuple[DaemonProcess, str],
+) -> None:
+    daemon, base = proxied
+    user = str(uuid4())
+    login = {"X-Test-Login": user, "X-Test-Name": "Proxy Pat"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        created = http.post(
+            "/api/v1/syncplay/rooms",
+            headers=login,
+            json={"name": "via proxy", "content_type": "movie", "content_id": "1"},
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["owner_id"] == user
+        # A client's own identity header is dropped by the proxy.
+        spoofed = http.get("/api/v1/syncplay/rooms", headers={"X-Remote-User-Id": user})
+        assert spoofed.status_code == 401
+    # Around the proxy (from 127.0.0.1, not trusted) the header is ignored too.
+    with httpx.Client(base_url=daemon.base_url, timeout=10) as direct:
+        around = direct.get("/api/v1/syncplay/rooms", headers={"X-Remote-User-Id": user})
+        assert around.status_code == 401
+
+
+async def test_websocket_session_through_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:
+    _, base = proxied
+    owner, guest = new_user("owner"), new_user("guest")
+
+    def create() -> str:
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token(owner)}"}
+        ) as http:
+            response = http.post(
+                "/api/v1/syncplay/rooms",
+                json={"name": "ws", "content_type": "movie", "content_id": "1", "is_public": True},
+            )
+            room_id: str = response.json()["id"]
+            return room_id
+
+    room_id = await trio.to_thread.run_sync(create)
+    url = base.replace("http://", "ws://") + "/api/v1/syncplay/ws"
+    async with open_websocket_url(url) as a_ws, open_websocket_url(url) as b_ws:
+        a, b = Raw(a_ws), Raw(b_ws)
+        for client, user in ((a, owner), (b, guest)):
+            assert (await client.hello(user))["type"] == "welcome"
+            await client.join(room_id)
+        await a.send({"type": "play", "position": 10.0})
+        change = await b.expect("playback")
+        assert change["playback"]["state"] == "playing"
+        await b.send({"type": "chat", "message": "through nginx", "client_id": "n1"})
+        assert (await a.expect("chat"))["message"]["message"] == "through nginx"
+        await b.send({"type": "ping", "id": 3, "t0": 1.0})
+        assert (await b.expect("pong"))["id"] == 3
