@@ -298,7 +298,7 @@ class Member:
                 return
 
     async def _heartbeats(self, interval: float) -> None:
-        """ "At 0 s with version 0": keeps the session alive; a stale version is never compared."""
+        """Heartbeat "at 0 s, version 0": keeps the session alive; old versions are not compared."""
         await trio.sleep(random.uniform(0, interval))  # spread the room's heartbeats
         while True:
             beat = {

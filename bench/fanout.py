@@ -13,16 +13,18 @@ clock for every process of the machine). Reported per room size over
 listeners x commands, and per command for the *last* listener to get it.
 
 Usage:  .venv/bin/python bench/fanout.py [--sizes 10,50,200] [--commands 200]
-            [--interval 0.1] [--warmup 10] [--workers 3]
+            [--interval 0.1] [--warmup 10] [--settle 2] [--workers 3] [--raw FILE]
 Results go to stdout as a markdown table (paste into docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 from _common import (
@@ -105,6 +107,7 @@ async def measure(base_url: str, pid: int, size: int, args: argparse.Namespace) 
 
     delays: list[float] = []
     last: dict[int, float] = {}
+    by_command: dict[int, list[float]] = {version: [] for version in sent}
     missing = 0
     closed: list[str] = []
     for receipts_by_room, _alive, worker_closed in reports:
@@ -115,7 +118,13 @@ async def measure(base_url: str, pid: int, size: int, args: argparse.Namespace) 
             for version, at in got.items():
                 delay = (at - sent[version]) / 1e6
                 delays.append(delay)
+                by_command[version].append(delay)
                 last[version] = max(last.get(version, 0.0), delay)
+    if args.raw is not None:
+        with args.raw.open("a") as out:
+            for version, at in sorted(sent.items()):
+                record = {"size": size, "version": version, "sent_ns": at}
+                out.write(json.dumps(record | {"delays_ms": by_command[version]}) + "\n")
     return Result(
         size=size,
         commands=len(sent),
@@ -155,6 +164,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--workers", type=int, default=3, help="listener processes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--raw",
+        type=Path,
+        help="also append every command's send time (monotonic ns) and delays to this "
+        "JSON-lines file (default: none)",
     )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
