@@ -27,6 +27,7 @@ from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
 from syncplayd.core.ratelimit import RateLimiter
+from syncplayd.logs import log_context
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.connection import Connection, PendingPong
 from syncplayd.server.metrics import Metrics, message_type
@@ -193,7 +194,9 @@ class LiveRoom:
             )
         )
         self._deps.on_membership(self.room_id, participant.user_id, True)
-        self._nursery.start_soon(self._serve, connection)
+        # The reader task inherits this context: its log lines name the user and session.
+        with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):
+            self._nursery.start_soon(self._serve, connection)
         await connection.done.wait()
 
     async def _serve(self, connection: Connection) -> None:
