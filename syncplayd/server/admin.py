@@ -63,7 +63,7 @@ from syncplayd.server import wire
 from syncplayd.server.api import MAX_OFFSET, _body, _query_bool, _query_int, _query_text, _uuid
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
-from syncplayd.service import RoomChanges, ServiceError
+from syncplayd.service import ServiceError
 from syncplayd.service.errors import invalid, not_found
 from syncplayd.storage.errors import StorageUnavailable
 from syncplayd.storage.records import Event, Invitation, NewEvent, PlaybackControl, RoomFilters
@@ -361,23 +361,9 @@ async def show_room(room_id: str) -> Response:
 @admin_blueprint.patch("/rooms/<room_id>")
 async def update_room(room_id: str) -> Response:
     """Change a room's settings (the public API's ``PUT`` body)."""
-    body = await _body(wire.UpdateRoomBody)
-    given = {f: getattr(body, f) for f in body.__struct_fields__}
-    given = {f: v for f, v in given.items() if v is not msgspec.UNSET}
-    if not given:
-        raise invalid("body", "give at least one field to change")
-    changes = RoomChanges(
-        name=given.get("name"),
-        content_type=given.get("content_type"),
-        content_id=given.get("content_id"),
-        is_public=given.get("is_public"),
-        password=given.get("password"),
-        clear_password="password" in given and given["password"] is None,
-        max_participants=given.get("max_participants"),
-        playback_control=given.get("playback_control"),
-    )
+    changes, given = wire.room_changes(await _body(wire.UpdateRoomBody))
     room = await _state().service.update_room(_admin(), _uuid(room_id, "room"), changes)
-    _audit("updated room %s (%s)", room.id, ", ".join(sorted(given)))
+    _audit("updated room %s (%s)", room.id, ", ".join(given))
     return json_response(wire.room_json(room))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TypeVar
 from uuid import UUID
 
-import msgspec
 from quart import Blueprint, Response, current_app, g, request
 
 from syncplayd.identity import InvalidToken, Principal
@@ -19,7 +18,7 @@ from syncplayd.server.auth import proxy_principal, token_principal
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
 from syncplayd.server.websocket import websocket_endpoint
-from syncplayd.service import RoomChanges, RoomQuery, ServiceError
+from syncplayd.service import RoomQuery, ServiceError
 from syncplayd.service.errors import invalid, not_found
 
 T = TypeVar("T")
@@ -159,21 +158,7 @@ async def get_room(room_id: str) -> Response:
 
 @api.put("/rooms/<room_id>")
 async def update_room(room_id: str) -> Response:
-    body = await _body(wire.UpdateRoomBody)
-    given = {f: getattr(body, f) for f in body.__struct_fields__}
-    given = {f: v for f, v in given.items() if v is not msgspec.UNSET}
-    if not given:
-        raise invalid("body", "give at least one field to change")
-    changes = RoomChanges(
-        name=given.get("name"),
-        content_type=given.get("content_type"),
-        content_id=given.get("content_id"),
-        is_public=given.get("is_public"),
-        password=given.get("password"),
-        clear_password="password" in given and given["password"] is None,
-        max_participants=given.get("max_participants"),
-        playback_control=given.get("playback_control"),
-    )
+    changes, _ = wire.room_changes(await _body(wire.UpdateRoomBody))
     room = await _state().service.update_room(_principal(), _uuid(room_id, "room"), changes)
     return json_response(wire.room_json(room))
 

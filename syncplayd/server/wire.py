@@ -16,6 +16,7 @@ from uuid import UUID
 import msgspec
 
 from syncplayd.service.errors import FieldError, ServiceError
+from syncplayd.service.rooms import RoomChanges
 from syncplayd.storage.records import (
     ChatMessage,
     Invitation,
@@ -78,6 +79,35 @@ class InvitationBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 T = TypeVar("T")
+
+
+def room_changes(body: UpdateRoomBody) -> tuple[RoomChanges, list[str]]:
+    """The settings an update asks for, and the names of the fields it gave.
+
+    Raises:
+        ServiceError: the body changes nothing.
+    """
+    given = {f: getattr(body, f) for f in body.__struct_fields__}
+    given = {f: v for f, v in given.items() if v is not msgspec.UNSET}
+    if not given:
+        raise ServiceError(
+            422,
+            "validation-failed",
+            "body: give at least one field to change",
+            [FieldError("body", "give at least one field to change")],
+        )
+    changes = RoomChanges(
+        name=given.get("name"),
+        content_type=given.get("content_type"),
+        content_id=given.get("content_id"),
+        is_public=given.get("is_public"),
+        password=given.get("password"),
+        clear_password="password" in given and given["password"] is None,
+        max_participants=given.get("max_participants"),
+        playback_control=given.get("playback_control"),
+    )
+    return changes, sorted(given)
+
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
