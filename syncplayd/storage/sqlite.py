@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,13 +107,35 @@ def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
         if read_only:
             conn.execute("PRAGMA query_only = ON")
         else:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode
     except BaseException:
         conn.close()
         raise
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (persistent: only a brand-new file needs the switch).
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked"
+    at once instead of calling the busy handler when several connections open
+    a new file together (several daemons, or migration runners, starting at
+    once). So the switch is retried for up to the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # in a worker thread: lock contention, not the event loop
 
 
 class SqliteRepository(SqlRepository):
