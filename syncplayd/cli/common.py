@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import NoReturn
+from functools import partial
+from typing import Literal, NoReturn, cast
 
 import click
 
@@ -27,6 +28,28 @@ def load(config_path: str | None, overrides: Mapping[str, str], *, prog: str) ->
         return load_settings_from_path(config_path, os.environ, overrides)
     except ConfigError as exc:
         fail_config(prog, str(exc))
+
+
+def fail_line(prog: str, message: str) -> NoReturn:
+    """An operational error: one line on stderr (a multi-line reason is joined), exit 1."""
+    click.echo(f"{prog}: {' '.join(message.split())}", err=True)
+    sys.exit(1)
+
+
+def run_migrations_command(settings: Settings, action: str, steps: int, *, prog: str) -> list[str]:
+    """``run_migrations`` for a command line (``syncplayd migrate``, ``syncplayctl db``).
+
+    Returns its lines; a database error or a bad action is one line and exit 1.
+    """
+    import trio  # the database stack is only needed by these commands
+
+    from syncplayd.storage import StorageError, run_migrations
+
+    try:
+        verb = cast("Literal['up', 'down', 'status']", action)
+        return trio.run(partial(run_migrations, settings.database.url, verb, steps=steps))
+    except (StorageError, ValueError) as exc:
+        fail_line(prog, str(exc))
 
 
 def fail_config(prog: str, message: str) -> NoReturn:

@@ -9,21 +9,19 @@ configuration as the daemon and never talk to it.
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
-from typing import IO, Any, Literal, NoReturn, cast
+from typing import IO, Any, NoReturn
 from uuid import UUID
 
 import click
 
 from syncplayd import __version__
 from syncplayd.cli.admin_client import AdminClient, AdminError, admin_socket_path
-from syncplayd.cli.common import load
+from syncplayd.cli.common import fail_line, load, run_migrations_command
 from syncplayd.cli.output import (
     Column,
     cell,
@@ -42,7 +40,6 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MAX_TTL = timedelta(days=365)
 FOLLOW_INTERVAL_SECONDS = 1.0
 FOLLOW_PAGE = 1000
-EXIT_ERROR = 1
 
 
 def parse_duration(text: str) -> timedelta:
@@ -58,8 +55,7 @@ def parse_duration(text: str) -> timedelta:
 
 def fail(message: str, *, prog: str = PROG) -> NoReturn:
     """One line on stderr (a multi-line reason is joined), exit status 1."""
-    click.echo(f"{prog}: {' '.join(message.split())}", err=True)
-    sys.exit(EXIT_ERROR)
+    fail_line(prog, message)
 
 
 # -- the context every command gets ---------------------------------------------------------
@@ -747,24 +743,6 @@ _DONE = re.compile(r"^(?P<verb>applied|reverted) (?P<version>\d+)_(?P<name>\S+)$
 _VERSION = re.compile(r"^schema version (?P<now>\d+) \(this syncplayd: (?P<code>\d+)\)$")
 
 
-def run_migrations_command(
-    settings: Settings, action: str, steps: int, *, prog: str = PROG
-) -> list[str]:
-    """``run_migrations`` for a command line: its lines, or one line and exit 1.
-
-    Shared by ``syncplayctl db`` and (if wired) ``syncplayd migrate``.
-    """
-    import trio  # the database stack is only needed by these commands
-
-    from syncplayd.storage import StorageError, run_migrations
-
-    try:
-        verb = cast("Literal['up', 'down', 'status']", action)
-        return trio.run(partial(run_migrations, settings.database.url, verb, steps=steps))
-    except (StorageError, ValueError) as exc:
-        fail(str(exc), prog=prog)
-
-
 def migrations_json(action: str, lines: list[str]) -> dict[str, Any]:
     """The lines of ``run_migrations`` as data (what ``--json`` prints)."""
     out: dict[str, Any] = {"action": action, "messages": []}
@@ -812,7 +790,7 @@ def db_migrate(ctl: CtlContext, action: str, steps: int) -> None:
     Back up the database before going down: reverting drops what the
     migration added.
     """
-    lines = run_migrations_command(ctl.settings, action, steps)
+    lines = run_migrations_command(ctl.settings, action, steps, prog=PROG)
     ctl.emit(migrations_json(action, lines), lambda _: click.echo("\n".join(lines)))
 
 
@@ -820,7 +798,7 @@ def db_migrate(ctl: CtlContext, action: str, steps: int) -> None:
 @pass_ctl
 def db_status(ctl: CtlContext) -> None:
     """List the migrations and whether each is applied."""
-    lines = run_migrations_command(ctl.settings, "status", 1)
+    lines = run_migrations_command(ctl.settings, "status", 1, prog=PROG)
     ctl.emit(migrations_json("status", lines), lambda _: click.echo("\n".join(lines)))
 
 

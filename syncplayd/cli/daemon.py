@@ -13,11 +13,10 @@ import click
 import trio
 
 from syncplayd import __version__
-from syncplayd.cli.common import load
+from syncplayd.cli.common import load, run_migrations_command
 from syncplayd.config import Settings, load_settings_from_path
 from syncplayd.logs import configure_logging, register_secret
 from syncplayd.storage import errors as storage_errors
-from syncplayd.storage import run_migrations
 
 
 def _overrides(**flags: str | None) -> dict[str, str]:
@@ -143,14 +142,5 @@ def main(
 @click.pass_obj
 def migrate(settings: Settings, action: str, steps: int) -> None:
     """Apply (up), revert (down) or list (status) database migrations."""
-    try:
-        lines = trio.run(_migrate, settings.database.url, action, steps)
-    except storage_errors.StorageError as exc:
-        click.echo(f"syncplayd: {exc}", err=True)
-        sys.exit(1)
-    for line in lines:
+    for line in run_migrations_command(settings, action, steps, prog="syncplayd"):
         click.echo(line)
-
-
-async def _migrate(url: str, action: str, steps: int) -> list[str]:
-    return await run_migrations(url, action, steps=steps)  # type: ignore[arg-type]

@@ -58,9 +58,10 @@ from syncplayd.cli.admin_client import admin_socket_path as admin_socket_path
 from syncplayd.config import dump_settings
 from syncplayd.core import room as engine
 from syncplayd.core.codes import normalize_code
-from syncplayd.identity import InvalidToken, Principal, decode_token
+from syncplayd.identity import InvalidToken, Principal
 from syncplayd.server import wire
 from syncplayd.server.api import MAX_OFFSET, _body, _query_bool, _query_int, _query_text, _uuid
+from syncplayd.server.auth import bearer_token, token_principal
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
 from syncplayd.service import ServiceError
@@ -138,20 +139,12 @@ async def _authorize() -> Response | None:
         g.admin = SOCKET_ADMIN
         return None
     state = _state()
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    token = bearer_token(request.headers.get("Authorization"))
     challenge = {"WWW-Authenticate": 'Bearer realm="syncplayd-admin"'}
-    if scheme.lower() != "bearer" or not token.strip():
+    if token is None:
         return problem(401, "unauthorized", "an admin bearer token is required", headers=challenge)
-    auth = state.settings.auth
     try:
-        principal = decode_token(
-            token.strip(),
-            state.jwt_secret,
-            leeway_seconds=auth.jwt_leeway_seconds,
-            audience=auth.jwt_audience,
-            issuer=auth.jwt_issuer,
-        )
+        principal = token_principal(state, token)
     except InvalidToken as exc:
         challenge["WWW-Authenticate"] += ', error="invalid_token"'
         return problem(401, "unauthorized", str(exc), headers=challenge)

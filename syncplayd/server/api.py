@@ -14,7 +14,7 @@ from quart import Blueprint, Response, current_app, g, request
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
 from syncplayd.server import wire
-from syncplayd.server.auth import proxy_principal, token_principal
+from syncplayd.server.auth import bearer_token, proxy_principal, token_principal
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
 from syncplayd.server.websocket import websocket_endpoint
@@ -55,11 +55,10 @@ async def _authenticate() -> Response | None:
         if vouched is not None:
             g.principal = vouched
             return None
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
             return problem(401, "unauthorized", "a bearer token is required", headers=challenge)
-        g.principal = token_principal(state, token.strip())
+        g.principal = token_principal(state, token)
     except InvalidToken as exc:
         challenge["WWW-Authenticate"] += ', error="invalid_token"'
         return problem(401, "unauthorized", str(exc), headers=challenge)

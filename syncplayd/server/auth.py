@@ -27,6 +27,12 @@ def proxy_principal(
     )
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``None``."""
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def token_principal(state: AppState, token: str) -> Principal:
     """Verify a bearer token with the daemon's settings (raises ``InvalidToken``)."""
     auth = state.settings.auth

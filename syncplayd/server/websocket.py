@@ -23,7 +23,7 @@ from quart import Response, current_app, websocket
 
 from syncplayd.core import protocol
 from syncplayd.identity import InvalidToken, Principal
-from syncplayd.server.auth import proxy_principal, token_principal
+from syncplayd.server.auth import bearer_token, proxy_principal, token_principal
 from syncplayd.server.connection import CLOSE_CODES, Connection, WebSocketLike
 from syncplayd.server.problems import problem
 from syncplayd.server.state import AppState
@@ -148,7 +148,7 @@ class Handshake:
             )
             await self._close("protocol-error", "unsupported protocol version")
             return None
-        token = message.token or _bearer(self._authorization)
+        token = message.token or bearer_token(self._authorization)
         try:
             if token is not None:
                 principal = token_principal(self._state, token)
@@ -235,10 +235,3 @@ class Handshake:
                 if supervisor.user_connections[principal.user_id] <= 0:
                     del supervisor.user_connections[principal.user_id]
             return
-
-
-def _bearer(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
