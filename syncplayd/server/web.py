@@ -1,0 +1,164 @@
+"""The watch page at ``/syncplay/``: static files, its settings and the demo mode.
+
+Everything here is public and holds no secret: the page gets its identity from a
+token the media server put in the link (``#token=``), from a trusted proxy, or,
+in demo mode only, from a guest token minted below.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import msgspec
+from quart import Blueprint, Response, current_app, redirect, request, send_file
+from werkzeug.wrappers.response import Response as WerkzeugResponse
+
+from syncplayd.core.protocol import PROTOCOL_VERSION
+from syncplayd.identity import MAX_NAME_LENGTH, Principal, encode_token
+from syncplayd.server.problems import json_response, problem
+from syncplayd.server.state import AppState
+
+WEB_ROOT: Final = Path(__file__).resolve().parent.parent / "web"
+DEMO_VIDEO: Final = WEB_ROOT / "demo" / "demo.webm"
+# Relative to the page, so that it also works under a reverse proxy's path prefix.
+DEMO_MEDIA_PATH: Final = "demo/demo.webm"
+
+# The page's own files: the page directory first, then the library beside it.
+_SEARCH_PATH: Final = (WEB_ROOT / "watch", WEB_ROOT)
+_CONTENT_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+# A plain file name: no folders, no leading dot, so nothing outside WEB_ROOT is reachable.
+_FILE_NAME: Final = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
+
+# Media may come from the media server on another origin, so media-src is open;
+# scripts and styles come only from here (no inline code), and the page may be
+# framed only by its own origin.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src * blob: data:; connect-src 'self' ws: wss:; frame-ancestors 'self'; "
+    "base-uri 'none'; form-action 'self'"
+)
+_PAGE_HEADERS: Final = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    # Invitation codes travel in the query string: never hand them to media hosts.
+    "Referrer-Policy": "no-referrer",
+    # A new release must reach browsers at once: revalidate every time (ETags make it cheap).
+    "Cache-Control": "no-cache",
+}
+
+
+class GuestBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+
+
+web = Blueprint("web", __name__, url_prefix="/syncplay")
+
+
+def _state() -> AppState:
+    state: AppState = current_app.extensions["syncplayd"]
+    return state
+
+
+def _find(name: str) -> Path | None:
+    if not _FILE_NAME.match(name) or Path(name).suffix not in _CONTENT_TYPES:
+        return None
+    for folder in _SEARCH_PATH:
+        path = folder / name
+        if path.is_file():
+            return path
+    return None
+
+
+async def _static(path: Path) -> Response:
+    response = await send_file(path, mimetype=_CONTENT_TYPES[path.suffix], conditional=True)
+    response.headers.update(_PAGE_HEADERS)
+    return response
+
+
+@web.get("")
+async def page_without_slash() -> WerkzeugResponse:
+    # Relative URLs in the page resolve against /syncplay/, not /. The target is
+    # relative too (to /syncplay it means /syncplay/), for proxies that add a prefix.
+    return redirect("syncplay/", 308)
+
+
+@web.get("/")
+async def page() -> Response:
+    return await _static(WEB_ROOT / "watch" / "index.html")
+
+
+@web.get("/<name>")
+async def static_file(name: str) -> Response:
+    path = _find(name)
+    if path is None:
+        return problem(404, "not-found", "no such file")
+    return await _static(path)
+
+
+@web.get("/config.json")
+async def page_config() -> Response:
+    settings = _state().settings
+    body = {
+        "protocol": PROTOCOL_VERSION,
+        "media_url_template": settings.web.media_url_template,
+        "demo": settings.web.demo,
+        "demo_media_url": DEMO_MEDIA_PATH if settings.web.demo else None,
+        "chat_enabled": settings.syncplay.chat.enabled,
+        "max_chat_length": settings.syncplay.chat.max_message_length,
+    }
+    return json_response(body, headers={"Cache-Control": "no-cache"})
+
+
+@web.get("/demo/demo.webm")
+async def demo_video() -> Response:
+    if not _state().settings.web.demo:
+        return problem(404, "not-found", "the demo mode is off")
+    response = await send_file(DEMO_VIDEO, mimetype="video/webm", conditional=True)
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@web.post("/demo/guest")
+async def demo_guest() -> Response:
+    state = _state()
+    if not state.settings.web.demo:
+        return problem(404, "not-found", "the demo mode is off")
+    try:
+        body = msgspec.json.decode(await request.get_data(), type=GuestBody)
+    except msgspec.ValidationError as exc:
+        return problem(422, "invalid", f"invalid guest request: {exc}")
+    except msgspec.DecodeError:
+        return problem(400, "bad-request", "the body must be a JSON object")
+    name = body.name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH or re.search(r"[\x00-\x1f\x7f]", name):
+        return problem(422, "invalid", f"name must be 1 to {MAX_NAME_LENGTH} printable characters")
+    principal = Principal(user_id=uuid.uuid4(), name=name)
+    ttl = timedelta(hours=state.settings.web.guest_token_hours)
+    now = datetime.now(UTC)
+    token = encode_token(
+        principal,
+        state.jwt_secret,
+        ttl=ttl,
+        now=now,
+        audience=state.settings.auth.jwt_audience,
+        issuer=state.settings.auth.jwt_issuer,
+    )
+    body_out = {
+        "token": token,
+        "user_id": str(principal.user_id),
+        "user_name": name,
+        "expires_at": (now + ttl).isoformat().replace("+00:00", "Z"),
+    }
+    return json_response(body_out, 201, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,171 @@
+// Helpers of the watch page that do not touch the DOM: URLs, REST calls, tokens kept in
+// sessionStorage, and text formatting. watch.js holds the UI.
+//
+// Every URL is relative to the page, so the page keeps working when a reverse proxy serves
+// the daemon under a path prefix (/media/syncplay/ instead of /syncplay/).
+
+/** The REST base, `../api/v1/syncplay/` from the page. */
+export function apiBase() {
+  return new URL("../api/v1/syncplay/", location.href);
+}
+
+/** The WebSocket endpoint, with the page's scheme turned into ws: / wss:. */
+export function wsUrl() {
+  const url = new URL("../api/v1/syncplay/ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
+/** The page's own URL for a query string, without fragment (never leaks a token). */
+export function pageUrl(search) {
+  return `${location.origin}${location.pathname}${search}`;
+}
+
+/** A refused REST call, from an RFC 9457 problem document when there is one. */
+export class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail || code);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * fetch() with JSON in and out; throws ApiError on a network failure or a non-2xx answer.
+ * `url` is resolved against the API base unless it is already a URL object.
+ */
+export async function requestJson(url, { method = "GET", body, token } = {}) {
+  const target = url instanceof URL ? url : new URL(url, apiBase());
+  const headers = { Accept: "application/json, application/problem+json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(target, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, "network-error", "The server could not be reached. Check your connection.");
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    // Not JSON (a proxy error page, say): the status alone must do.
+  }
+  if (!response.ok) {
+    const code = (data && data.code) || `http-${response.status}`;
+    const detail = (data && (data.detail || data.title)) || response.statusText;
+    throw new ApiError(response.status, code, detail);
+  }
+  return data;
+}
+
+// --- sessionStorage -------------------------------------------------------------------
+// sessionStorage, not localStorage: it is per tab, so two tabs are two guests in demo mode,
+// and a token does not outlive the tab.
+
+const KEY_TOKEN = "syncplay.token";
+const KEY_NAME = "syncplay.name";
+const sessionKey = (roomId) => `syncplay.session.${roomId}`;
+
+function storageGet(key) {
+  try {
+    return sessionStorage.getItem(key);
+  } catch {
+    return null; // storage disabled (privacy mode): the page still works, without memory
+  }
+}
+
+function storageSet(key, value) {
+  try {
+    if (value === null || value === undefined || value === "") sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, value);
+  } catch {
+    // see storageGet
+  }
+}
+
+export const store = {
+  token: () => storageGet(KEY_TOKEN),
+  setToken: (token) => storageSet(KEY_TOKEN, token),
+  name: () => storageGet(KEY_NAME),
+  setName: (name) => storageSet(KEY_NAME, name),
+  session: (roomId) => storageGet(sessionKey(roomId)),
+  setSession: (roomId, sessionId) => storageSet(sessionKey(roomId), sessionId),
+};
+
+/**
+ * Moves `#token=...` from the address bar into sessionStorage. The fragment never reaches
+ * the server, but it would stay in the history and in copied links: remove it at once.
+ */
+export function captureFragmentToken() {
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const token = fragment.get("token");
+  if (!token) return;
+  store.setToken(token);
+  history.replaceState(history.state, "", `${location.pathname}${location.search}`);
+}
+
+/** The JWT's claims, or null when it cannot be read (the server decides validity anyway). */
+export function tokenClaims(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
+/** True when the token's `exp` is past, or will be within `marginSeconds`. */
+export function tokenExpired(token, marginSeconds = 30) {
+  const claims = tokenClaims(token);
+  if (!claims || typeof claims.exp !== "number") return false;
+  return claims.exp * 1000 < Date.now() + marginSeconds * 1000;
+}
+
+// --- formatting -----------------------------------------------------------------------
+
+/** 75.4 -> "1:15", 3725 -> "1:02:05". */
+export function formatTime(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
+  const total = Math.floor(seconds);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+/** An RFC 3339 timestamp as a local clock time ("19:21"). */
+export function formatClock(timestamp) {
+  const date = new Date(timestamp);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** ["Ben"] -> "Ben", ["Ben", "Cy"] -> "Ben and Cy", four names -> "Ben, Cy and 2 others". */
+export function listNames(names) {
+  if (names.length <= 1) return names.join("");
+  if (names.length === 2) return `${names[0]} and ${names[1]}`;
+  if (names.length === 3) return `${names[0]}, ${names[1]} and ${names[2]}`;
+  return `${names[0]}, ${names[1]} and ${names.length - 2} others`;
+}
+
+/** A rate for display: 1 -> "1×", 1.25 -> "1.25×". */
+export function formatRate(rate) {
+  return `${Number(rate.toFixed(2))}×`;
+}
+
+/** Counts code points, as the server does for chat length limits. */
+export function codePointLength(text) {
+  let n = 0;
+  for (const _ of text) n += 1;
+  return n;
+}
