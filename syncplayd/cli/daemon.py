@@ -25,6 +25,7 @@ def _overrides(**flags: str | None) -> dict[str, str]:
         "database_url": "database.url",
         "state_dir": "server.state_dir",
         "log_level": "logging.level",
+        "demo": "web.demo",
     }
     return {paths[name]: value for name, value in flags.items() if value is not None}
 
@@ -74,6 +75,12 @@ def setup_logging(settings: Settings) -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    default=None,
+    help="Demo mode: serve a test video and guest tokens at /syncplay/ [env: SYNCPLAY_WEB_DEMO].",
+)
 @click.option("--check-config", is_flag=True, help="Validate the configuration and exit.")
 @click.version_option(__version__, prog_name="syncplayd")
 @click.pass_context
@@ -84,6 +91,7 @@ def main(
     database_url: str | None,
     state_dir: str | None,
     log_level: str | None,
+    demo: bool | None,
     check_config: bool,
 ) -> None:
     """Self-hosted watch-together server.
@@ -92,7 +100,11 @@ def main(
     defaults, then the YAML file, then SYNCPLAY_* environment variables, then flags.
     """
     overrides = _overrides(
-        listen=listen, database_url=database_url, state_dir=state_dir, log_level=log_level
+        listen=listen,
+        database_url=database_url,
+        state_dir=state_dir,
+        log_level=log_level,
+        demo="true" if demo else None,
     )
     settings = load(config_path, overrides, prog="syncplayd")
     ctx.obj = settings

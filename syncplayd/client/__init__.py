@@ -45,6 +45,7 @@ from ._api import ClientCore as ClientCore
 from ._client import SyncClient as SyncClient
 from ._client import open_sync_client as open_sync_client
 from ._options import FINAL_CLOSE_REASONS as FINAL_CLOSE_REASONS
+from ._options import TRANSIENT_REFUSALS as TRANSIENT_REFUSALS
 from ._options import ClientOptions as ClientOptions
 from ._options import SyncClosed as SyncClosed
 from ._options import SyncConnectionError as SyncConnectionError
@@ -58,6 +59,7 @@ from ._segments import PlayerState as PlayerState
 
 __all__ = [
     "FINAL_CLOSE_REASONS",
+    "TRANSIENT_REFUSALS",
     "ClientCore",
     "ClientOptions",
     "LocalPlayer",

@@ -10,7 +10,8 @@ raises. Afterwards, whenever a connection ends it reconnects after a jittered
 exponential backoff (``resume=<session id>``), unless the server said
 ``closing`` with a final reason (:data:`FINAL_CLOSE_REASONS`),
 :meth:`~syncplayd.client.SyncClient.leave` was called, ``auto_reconnect`` is
-off, a (re)join was refused, or ``reconnect_attempts`` failed in a row. Then the
+off, a rejoin was refused (other than "not now": :data:`TRANSIENT_REFUSALS`,
+which counts as a failed attempt), or ``reconnect_attempts`` failed in a row. Then the
 client is *closed for good*: the events channel ends, waiters and commands fail
 with :class:`~syncplayd.client.SyncClosed`.
 """
@@ -37,6 +38,7 @@ from ._api import ClientCore
 from ._connection import Connection
 from ._options import (
     FINAL_CLOSE_REASONS,
+    TRANSIENT_REFUSALS,
     ClientOptions,
     SyncConnectionError,
     SyncRefused,
@@ -85,7 +87,7 @@ class SyncClient(ClientCore):
             client=self._options.client_name,
         )
         self._join = Join(room_id=room_id, password=password, invitation_code=invitation_code)
-        self._random = random.Random()  # noqa: S311 - backoff jitter, not a secret
+        self._random = random.Random()  # noqa: S311 - backoff jitter, not a secret  # nosec B311
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect (raising if the first connection fails), then reconnect until done."""
@@ -111,8 +113,11 @@ class SyncClient(ClientCore):
                     try:
                         await self._connect(self.session_id, mark)
                     except SyncRefused as exc:
-                        self._failure = exc
-                        return
+                        if exc.code not in TRANSIENT_REFUSALS:
+                            self._failure = exc
+                            return
+                        # The server is there but its database is not: try again.
+                        log.info("rejoin refused for now (%s): retrying", exc)
                     except SyncConnectionError as exc:
                         log.info("reconnect failed: %s", exc)
                 self._backoff_scope = None

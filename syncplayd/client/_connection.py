@@ -48,7 +48,7 @@ from syncplayd.core.protocol import (
     decode_server,
 )
 
-from ._options import FINAL_CLOSE_REASONS, SyncRefused
+from ._options import FINAL_CLOSE_REASONS, TRANSIENT_REFUSALS, SyncRefused
 from ._state import ClientState
 
 __all__ = ["Connection"]
@@ -108,7 +108,13 @@ class Connection:
             try:
                 joined = await self._expect(Joined)
             except SyncRefused as exc:
-                if join.resume is None or exc.code in FINAL_CLOSE_REASONS:
+                # A transient refusal is no reason to give up the session: the
+                # supervisor retries with resume after a backoff.
+                if (
+                    join.resume is None
+                    or exc.code in FINAL_CLOSE_REASONS
+                    or exc.code in TRANSIENT_REFUSALS
+                ):
                     raise
                 log.info("resume of %s refused (%s): joining afresh", join.resume, exc.code)
                 join = msgspec.structs.replace(join, resume=None)

@@ -9,6 +9,7 @@ from syncplayd import __version__
 
 __all__ = [
     "FINAL_CLOSE_REASONS",
+    "TRANSIENT_REFUSALS",
     "ClientOptions",
     "SyncClosed",
     "SyncConnectionError",
@@ -19,6 +20,11 @@ __all__ = [
 
 #: ``closing`` reasons after which the client never reconnects.
 FINAL_CLOSE_REASONS = frozenset({"room-ended", "kicked", "left", "replaced", "unauthorized"})
+
+#: Refusals of a (re)join that say "not now" rather than "no": the server cannot reach
+#: its database. A reconnecting client keeps its session and tries again after the
+#: usual backoff instead of giving up (live rooms carry on during such an outage).
+TRANSIENT_REFUSALS = frozenset({"unavailable"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +42,9 @@ class ClientOptions:
             heartbeat with a ``sync`` command (one authority, no seek storms).
         reconnect_initial_delay: the first reconnect delay; it doubles per failure...
         reconnect_max_delay: ...up to this (each delay is jittered down to half).
-        reconnect_attempts: failed reconnects in a row before giving up.
+        reconnect_attempts: failed reconnects in a row before giving up; with the
+            default delays, 30 attempts keep trying for one to two minutes, long
+            enough for a daemon (or its database) to restart.
         connect_timeout: seconds for the TCP + websocket handshake.
         disconnect_timeout: seconds for the closing handshake.
         request_timeout: seconds to wait for ``welcome``/``joined``, a ``chat_ack``,
@@ -55,7 +63,7 @@ class ClientOptions:
     local_resync: bool = False
     reconnect_initial_delay: float = 0.1
     reconnect_max_delay: float = 5.0
-    reconnect_attempts: int = 10
+    reconnect_attempts: int = 30
     connect_timeout: float = 10.0
     disconnect_timeout: float = 5.0
     request_timeout: float = 10.0

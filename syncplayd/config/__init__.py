@@ -67,6 +67,7 @@ from ._schema import (
     Settings,
     SyncplaySettings,
     SyncSettings,
+    WebSettings,
     WebSocketSettings,
 )
 from ._spec import (
@@ -104,6 +105,7 @@ __all__ = [
     "Settings",
     "SyncSettings",
     "SyncplaySettings",
+    "WebSettings",
     "WebSocketSettings",
     "dump_settings",
     "load_settings",

@@ -46,6 +46,10 @@ class _StrictLoader(yaml.SafeLoader):
                 seen.add(ident)
         return node
 
+    def construct_document(self, node: yaml.Node) -> typing.Any:
+        self._root = node  # for naming the key of a value that cannot be constructed
+        return super().construct_document(node)
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> typing.Any:
         try:
             return super().construct_object(node, deep)
@@ -53,10 +57,39 @@ class _StrictLoader(yaml.SafeLoader):
             # PyYAML's scalar constructors let whatever their parsing trips on escape for
             # well-formed YAML with bad content: `2021-02-30` (ValueError), `!!float ''`
             # (IndexError), `!!bool x` (KeyError), `!!timestamp x` (AttributeError), an integer
-            # with too many digits... Report them like any other YAML error, with a position.
+            # with too many digits... Report them like any other YAML error, with a position
+            # and, since the document itself is well-formed, the key the value is at.
+            reason = str(exc)
+            if "integer string conversion" in reason:  # Python's limit on int() digits
+                reason = "the number has too many digits"
+            path = _path_to(getattr(self, "_root", None), node)
+            at = f" at '{'.'.join(path)}'" if path else ""
             raise yaml.constructor.ConstructorError(
-                problem=f"invalid value: {exc}", problem_mark=node.start_mark
+                problem=f"invalid value{at}: {reason}", problem_mark=node.start_mark
             ) from None
+
+
+def _path_to(root: yaml.Node | None, target: yaml.Node) -> tuple[str, ...]:
+    """The mapping keys leading to ``target`` in the composed document (iteratively: the
+    document may be deep), or ``()``."""
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [] if root is None else [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue  # an alias: already walked
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key is target:
+                    return path
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                stack.append((value, (*path, name)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path) for item in node.value)
+    return ()
 
 
 def _parse_yaml(text: str) -> object:
@@ -283,10 +316,13 @@ def load_settings(
         if leaf.meta.greater_than is None:
             continue
         other = (*leaf.path[:-1], leaf.meta.greater_than)
-        entry, bound = merged[leaf.path], merged[other].value
+        entry, bound_entry = merged[leaf.path], merged[other]
+        bound = bound_entry.value
         if isinstance(entry.value, float) and isinstance(bound, float) and entry.value <= bound:
+            # Either side may be the one the operator just changed: name both sources.
+            source = f", from {bound_entry.env}" if bound_entry.env else ""
             raise ConfigError(
-                f"must be greater than {'.'.join(other)} ({fmt_num(bound)}), "
+                f"must be greater than {'.'.join(other)} ({fmt_num(bound)}{source}), "
                 f"got {fmt_num(entry.value)}",
                 leaf.path,
                 env=entry.env,

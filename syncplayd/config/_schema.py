@@ -269,6 +269,37 @@ class MetricsSettings(Section):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class WebSettings(Section):
+    """The watch page at /syncplay/ and its demo mode."""
+
+    enabled: bool = _setting(
+        True,
+        "SYNCPLAY_WEB_ENABLED",
+        "Serve the watch page and the browser client library at /syncplay/.",
+    )
+    media_url_template: str = _setting(
+        "{content_id}",
+        "SYNCPLAY_WEB_MEDIA_URL_TEMPLATE",
+        "How the watch page turns a room's content into a media URL: {content_type} and"
+        " {content_id} are replaced (percent-encoded); the default, a lone {content_id}, takes"
+        " the content id itself as the URL. Example: /Videos/{content_id}/stream?static=true",
+    )
+    demo: bool = _setting(
+        False,
+        "SYNCPLAY_WEB_DEMO",
+        "Demo mode: serve a test video and hand out guest tokens to anyone who opens the page"
+        " (for trying syncplayd locally; never on a public server).",
+    )
+    guest_token_hours: float = _setting(
+        12.0,
+        "SYNCPLAY_WEB_GUEST_TOKEN_HOURS",
+        "Lifetime of a demo-mode guest token, in hours.",
+        gt=0,
+        le=168,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class RoomSettings(Section):
     """Watch-together rooms."""
 
@@ -294,6 +325,29 @@ class RoomSettings(Section):
         "Active rooms one user may own at once.",
         ge=1,
         le=1000,
+    )
+    failed_join_attempts: int = _setting(
+        10,
+        "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS",
+        "Wrong room passwords and invitation codes one user may try per window (joins and"
+        " invitation look-ups); beyond that: 429 too-many-attempts until the window ends.",
+        ge=1,
+        le=10000,
+    )
+    failed_join_attempts_per_address: int = _setting(
+        100,
+        "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS_PER_ADDRESS",
+        "The same, per client address (an IPv6 /64) over all its users; 0: not counted per"
+        " address. Behind a reverse proxy every client has the proxy's address and shares it.",
+        ge=0,
+        le=100000,
+    )
+    failed_join_window_seconds: float = _setting(
+        300.0,
+        "SYNCPLAY_ROOMS_FAILED_JOIN_WINDOW_SECONDS",
+        "The window of the failed-attempt budgets, in seconds, from the first failure.",
+        gt=0,
+        le=86400,
     )
 
 
@@ -475,4 +529,5 @@ class Settings(Section):
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    web: WebSettings = field(default_factory=WebSettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)

@@ -278,6 +278,14 @@ def from_text(t: ValueType, text: str) -> SettingValue:
 
 
 def _from_str(t: ValueType, text: str) -> SettingValue:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        # Lone surrogates: os.environ's stand-ins for bytes that are not UTF-8, or a YAML
+        # "\ud800" escape. Nothing downstream (a JWT key, a path, a header) can encode them.
+        raise Invalid(
+            f"expected UTF-8 text, got {describe(text, hide=t.kind == 'secret')}"
+        ) from None
     if t.kind == "secret":
         return Secret(text)
     if t.kind == "path":

@@ -160,7 +160,17 @@ def decode_client(frame: str | bytes) -> ClientMessage:
         raise ProtocolError("too-large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
     try:
         message: ClientMessage = _decoder.decode(data)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, RecursionError) as exc:  # ValidationError is a DecodeError
+        # msgspec stops at the first problem in reading order, so a refused field can
+        # hide a syntax error further on ({"type": "ping", "x": NaN}); the syntax is
+        # judged first, so that a frame that is not JSON is always ``bad-json``.
+        if not _is_json(data):
+            raise ProtocolError("bad-json", "the frame is not valid JSON") from None
+        if isinstance(exc, RecursionError):
+            # When ``type`` is not the first key, msgspec decodes the fields before it
+            # generically, recursing into their values: deep nesting there (16 KiB of
+            # "[" is 16,384 levels) exhausts the stack.
+            raise ProtocolError("bad-message", "the message is nested too deeply") from None
         text = str(exc)
         if (
             "Invalid value" in text and "`$.type`" in text
@@ -174,6 +184,17 @@ def decode_client(frame: str | bytes) -> ClientMessage:
     except msgspec.DecodeError:
         raise ProtocolError("bad-json", "the frame is not valid JSON") from None
     return message
+
+
+def _is_json(data: bytes) -> bool:
+    """Whether ``data`` is JSON text, whatever it holds (only called on refused frames)."""
+    try:
+        msgspec.json.decode(data)
+    except (msgspec.ValidationError, RecursionError):
+        return True  # a number beyond float range, or too deep to tell: not a syntax error
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 # -- server -> client -----------------------------------------------------------------

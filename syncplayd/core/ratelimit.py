@@ -57,3 +57,65 @@ class RateLimiter(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    count: int
+
+
+class AttemptLimiter(Generic[K]):
+    """At most ``budget`` attempts per key in a fixed window of ``window`` seconds.
+
+    For guesses at secrets (room passwords, invitation codes). Every attempt is
+    charged *before* the secret is checked, and a correct one is refunded
+    afterwards: charging only failures would let a burst of concurrent guesses
+    all pass the check before the first failure is counted. A key's window
+    opens with its first charged attempt; once the budget is spent, attempts are
+    refused until the window ends, and then the count starts over.
+
+    Memory is bounded like :class:`RateLimiter`'s: at most ``max_keys`` windows,
+    least recently touched evicted first. A refused attempt touches its key, so
+    an attacker who keeps trying keeps their own window from being evicted.
+    """
+
+    def __init__(self, budget: int, window: float, max_keys: int = 10_000) -> None:
+        self.budget = budget
+        self.window = window
+        self._max_keys = max_keys
+        self._windows: OrderedDict[K, _Window] = OrderedDict()
+
+    def wait(self, key: K, now: float) -> float:
+        """Seconds until ``key`` may try again; 0 if it may now. Charges nothing."""
+        entry = self._windows.get(key)
+        if entry is None:
+            return 0.0
+        if now - entry.start >= self.window:
+            del self._windows[key]
+            return 0.0
+        self._windows.move_to_end(key)
+        if entry.count < self.budget:
+            return 0.0
+        return entry.start + self.window - now
+
+    def charge(self, key: K, now: float) -> None:
+        """Count one attempt for ``key`` (call :meth:`wait` first)."""
+        entry = self._windows.get(key)
+        if entry is None or now - entry.start >= self.window:
+            self._windows[key] = _Window(start=now, count=1)
+            self._windows.move_to_end(key)
+            if len(self._windows) > self._max_keys:
+                self._windows.popitem(last=False)
+            return
+        entry.count += 1
+        self._windows.move_to_end(key)
+
+    def refund(self, key: K) -> None:
+        """Give back one attempt of ``key``: it turned out to be a correct one."""
+        entry = self._windows.get(key)
+        if entry is not None and entry.count > 0:
+            entry.count -= 1
+
+    def __len__(self) -> int:
+        return len(self._windows)

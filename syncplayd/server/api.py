@@ -177,6 +177,7 @@ async def join_room(room_id: str) -> Response:
         _uuid(room_id, "room"),
         password=body.password,
         invitation_code=body.invitation_code,
+        address=request.remote_addr,
     )
     return json_response(
         {"room": wire.room_json(room), "participant": wire.participant_json(participant)}
@@ -237,7 +238,9 @@ async def create_invitation(room_id: str) -> Response:
 async def get_invitation(code: str) -> Response:
     if len(code) > 64 or "\x00" in code:
         raise not_found("invitation")
-    invitation, room = await _state().service.get_invitation(_principal(), code)
+    invitation, room = await _state().service.get_invitation(
+        _principal(), code, address=request.remote_addr
+    )
     body = wire.invitation_json(invitation) | {"room": wire.room_summary_json(room)}
     return json_response(body)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -12,10 +13,14 @@ from syncplayd.server.admin import admin_blueprint
 from syncplayd.server.api import api
 from syncplayd.server.problems import from_service_error, json_response, problem
 from syncplayd.server.state import AppState
+from syncplayd.server.web import web
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+#: /readyz answers within this, ready or not (orchestrators' probes time out at 1-5 s).
+READY_TIMEOUT_SECONDS = 3.0
 
 _HTTP_CODES = {
     400: "bad-request",
@@ -33,6 +38,8 @@ def create_app(state: AppState) -> QuartTrio:
     app.extensions["syncplayd"] = state
     app.register_blueprint(api)
     app.register_blueprint(admin_blueprint)
+    if state.settings.web.enabled:
+        app.register_blueprint(web)
 
     @app.before_request
     async def _read_body_first() -> None:
@@ -61,14 +68,23 @@ def create_app(state: AppState) -> QuartTrio:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        try:
-            await state.repo.ping()
-        except StorageUnavailable as exc:
-            # The probe is unauthenticated: details go to the log, not the answer.
-            log.warning("readiness check failed: %s", exc)
-            detail = "the database is unreachable"
-            return json_response({"status": "unavailable", "detail": detail}, 503)
-        return json_response({"status": "ready"})
+        # A probe that hangs is as bad as no probe: answer within a bound, whatever
+        # the database does (queued behind other calls, or a connection still being
+        # attempted). The thread of a ping already running finishes on its own.
+        failure: str | None = None
+        with trio.move_on_after(READY_TIMEOUT_SECONDS):
+            try:
+                await state.repo.ping()
+            except StorageUnavailable as exc:
+                failure = str(exc)
+            else:
+                return json_response({"status": "ready"})
+        if failure is None:
+            failure = f"no answer within {READY_TIMEOUT_SECONDS:.0f} s"
+        # The probe is unauthenticated: details go to the log, not the answer.
+        log.warning("readiness check failed: %s", failure)
+        detail = "the database is unreachable"
+        return json_response({"status": "unavailable", "detail": detail}, 503)
 
     @app.errorhandler(ServiceError)
     async def _service_error(error: ServiceError) -> Response:

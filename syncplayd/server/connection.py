@@ -2,8 +2,18 @@
 
 The room never awaits a socket: it drops messages into each connection's
 bounded outbox with ``send`` (never blocking), and a writer task per
-connection drains it. A connection whose outbox is full cannot keep up; it is
-closed with ``too-slow`` instead of slowing everyone else down.
+connection drains it. A connection that cannot keep up is closed with
+``too-slow`` instead of slowing everyone else down: when its outbox is full,
+or when one write has been stuck for ``send_timeout`` seconds (a peer that
+stopped reading: its TCP window is closed and the kernel's buffers are full).
+
+hypercorn shields its socket writes, so a write to a peer that never reads
+again cannot be cancelled; it ends when the socket does. Two things make sure
+the socket does end: once the room has let go of a connection, its frames
+are still read (and dropped), so that hypercorn keeps reading the socket and
+sees the peer's EOF, a read timeout or an error; and the daemon sets
+``TCP_USER_TIMEOUT`` on its listening sockets (``server/daemon.py``), so that
+the kernel aborts a connection whose data stays unacknowledged.
 """
 
 from __future__ import annotations
@@ -68,8 +78,11 @@ class Connection:
         principal: Principal,
         now: Callable[[], float],
         metrics: Metrics | None = None,
+        *,
+        send_timeout: float | None = None,
     ) -> None:
         self._metrics = metrics
+        self._send_timeout = send_timeout
         self.ws = ws
         self.principal = principal
         self.session_id = ""
@@ -81,6 +94,10 @@ class Connection:
         self.done = trio.Event()
         self.sent = 0
         self.limited_notice_at = 0.0
+        # The write in progress: when it started (trio time), and a serial number.
+        self._sending_since: float | None = None
+        self._writes = 0
+        self._write_started = trio.Event()
 
     # -- used by the room (never blocks) ----------------------------------------------
     def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
@@ -91,9 +108,7 @@ class Connection:
         try:
             self._outbox.send_nowait(item)
         except trio.WouldBlock:
-            if self._metrics is not None:
-                self._metrics.error("too-slow")
-            self.close("too-slow", f"more than {OUTBOX_SIZE} messages waiting to be sent")
+            self._too_slow(f"more than {OUTBOX_SIZE} messages waiting to be sent")
             return False
         except trio.ClosedResourceError:
             return False  # finished: the socket is going away
@@ -104,9 +119,15 @@ class Connection:
         if self.closing is not None:
             return
         self.closing = (reason, message)
+        if self._metrics is not None and reason != "left":
+            self._metrics.error(reason)  # too-slow, idle-timeout, replaced, room-ended...
         # Whatever is still queued is dropped: for a slow peer that is the point.
         self._writer_scope.cancel()
         self.scope.cancel()  # the reader: the room lets go of this connection now
+
+    def _too_slow(self, message: str) -> None:
+        log.info("closing %s as too slow: %s", self.session_id or "a connection", message)
+        self.close("too-slow", message)
 
     def finish(self) -> None:
         """No more messages: the writer sends what is queued (or the goodbye) and stops."""
@@ -129,8 +150,20 @@ class Connection:
 
         This runs in the socket's own handler task, not in the room's nursery:
         hypercorn shields its socket writes, so a peer that stops reading can
-        hold a write forever, and the room must be able to end regardless.
+        hold a write until its socket ends, and the room must be able to end
+        regardless. Beside the writer run a watch on stuck writes and, once the
+        room has let go, a reader that drops what the peer still sends.
         """
+        async with trio.open_nursery() as helpers:
+            if self._send_timeout is not None:
+                helpers.start_soon(self._watch_writes, self._send_timeout)
+            helpers.start_soon(self._drain_after_release)
+            try:
+                await self._write_all()
+            finally:
+                helpers.cancel_scope.cancel()
+
+    async def _write_all(self) -> None:
         try:
             with self._writer_scope:
                 async for item in self._pending:
@@ -142,7 +175,7 @@ class Connection:
                         )
                     elif self._metrics is not None:
                         kind = frame_type(item)
-                    await self.ws.send(item)
+                    await self._send_watched(item)
                     self.sent += 1
                     if self._metrics is not None:
                         self._metrics.message_out(kind)
@@ -153,6 +186,51 @@ class Connection:
         if self.closing is not None:
             with trio.move_on_after(CLOSE_GRACE_SECONDS):
                 await self._say_goodbye(*self.closing)
+
+    async def _send_watched(self, data: str) -> None:
+        """``ws.send``, with its start visible to :meth:`_watch_writes`."""
+        self._writes += 1
+        self._sending_since = trio.current_time()
+        self._write_started.set()
+        try:
+            await self.ws.send(data)
+        finally:
+            self._sending_since = None
+
+    async def _watch_writes(self, limit: float) -> None:
+        """Close the connection as too slow once a single write has waited ``limit`` seconds.
+
+        A write only waits when the kernel's send buffer is full, that is when
+        the peer has not taken data for a while. The watch wakes up at most
+        once per ``limit`` while writes go through, not once per write.
+        """
+        while True:
+            started = self._sending_since
+            if started is None:
+                self._write_started = trio.Event()
+                await self._write_started.wait()
+                continue
+            serial = self._writes
+            await trio.sleep_until(started + limit)
+            if self._writes == serial and self._sending_since is not None:
+                self._too_slow(f"the peer has not taken a message for {limit:g} s")
+                return
+
+    async def _drain_after_release(self) -> None:
+        """Once the room has let go, read and drop the peer's frames until the writer ends.
+
+        hypercorn hands received frames to the application through bounded
+        queues: if nobody read them, it would stop reading the socket, and would
+        then never notice the peer's EOF or a read timeout. A writer stuck on a
+        peer that stops reading would then keep its socket (and this task) for
+        as long as the peer keeps the connection open.
+        """
+        await self.done.wait()
+        try:
+            while True:
+                await self.ws.receive()
+        except Exception as exc:  # noqa: BLE001 - the socket is gone: nothing left to drain
+            log.debug("drain of %s stopped: %s", self.session_id, exc)
 
     async def _say_goodbye(self, reason: protocol.CloseReason, message: str) -> None:
         try:

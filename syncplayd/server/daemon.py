@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 from hypercorn.trio import serve
 
 from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
 from syncplayd.logs import register_secret
+from syncplayd.server import hypercorn_fixes
 from syncplayd.server.admin import admin_socket_path, bind_admin_socket, serve_admin_socket
 from syncplayd.server.app import create_app
 from syncplayd.server.clock import ServerClock
@@ -37,6 +40,9 @@ log = logging.getLogger("syncplayd")
 
 # How long in-flight HTTP requests get to finish after SIGTERM.
 GRACEFUL_TIMEOUT_SECONDS = 5.0
+# A connection that has not finished its request headers within this is closed by
+# hypercorn (its keep_alive_timeout: it also bounds a slowloris upgrade).
+HTTP_IDLE_TIMEOUT_SECONDS = 5.0
 
 
 def resolve_jwt_secret(settings: Settings) -> str:
@@ -56,8 +62,32 @@ def resolve_jwt_secret(settings: Settings) -> str:
     return secret
 
 
+class _HypercornConfig(HypercornConfig):
+    """hypercorn's configuration, plus ``TCP_USER_TIMEOUT`` on the listening TCP sockets.
+
+    Accepted sockets inherit the option. The kernel then aborts a connection
+    whose data stays unacknowledged, or unsent behind a closed receive window
+    (a peer that stopped reading), for that long. hypercorn shields its socket
+    writes, so without this such a write, and the connection, would last as
+    long as the peer keeps it open (see ``server/connection.py``).
+    """
+
+    tcp_user_timeout_seconds: float | None = None
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux only
+        if self.tcp_user_timeout_seconds is not None and option is not None:
+            milliseconds = int(self.tcp_user_timeout_seconds * 1000)
+            for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, option, milliseconds)
+        return sockets
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
+    hypercorn_fixes.install()  # three WebSocket bugs of hypercorn 0.18 (see the module)
+    config = _HypercornConfig()
     config.bind = [settings.server.listen]
     config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
     config.accesslog = None
@@ -72,6 +102,10 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # Without a read timeout a peer that stops sending (mid-body, or a dead
     # websocket) holds its connection forever.
     config.read_timeout = int(max(60.0, settings.syncplay.websocket.pong_timeout_seconds))
+    config.keep_alive_timeout = HTTP_IDLE_TIMEOUT_SECONDS
+    # A member that takes nothing for the disconnect timeout is closed as too-slow by
+    # its connection; the kernel frees its socket at twice that (see _HypercornConfig).
+    config.tcp_user_timeout_seconds = 2 * settings.syncplay.sync.disconnect_timeout_seconds
     return config
 
 
@@ -159,6 +193,14 @@ async def run(
                 )
                 for url in binds:
                     log.info("syncplayd listening on %s", url)
+                if settings.web.enabled:
+                    log.info("watch page at %s/syncplay/", binds[0])
+                if settings.web.demo:
+                    log.warning(
+                        "demo mode: anyone who can open the page gets a guest token;"
+                        " open %s/syncplay/ in two browser tabs",
+                        binds[0],
+                    )
                 await notifier.ready(status="listening on " + ", ".join(binds))
                 if watchdog_interval is not None:
                     await nursery.start(run_watchdog, notifier, watchdog_interval)

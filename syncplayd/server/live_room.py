@@ -154,7 +154,10 @@ class LiveRoom:
         recent_chat: list[dict[str, Any]],
         resume: str | None,
     ) -> None:
-        """Join a connection to the room and serve it until it ends."""
+        """Join a connection to the room and serve it until it ends.
+
+        ``recent_chat`` is emptied once it has been sent (see below).
+        """
         if self._nursery is None or self.ended:
             raise ServiceError(410, "room-ended", "the room has ended")
         user_id = str(participant.user_id)
@@ -193,6 +196,9 @@ class LiveRoom:
                 you=engine.member(self.state, session_id),
             )
         )
+        # Sent (encoded into the outbox). This frame and the caller's last as long as the
+        # connection: up to history_limit messages per connection would stay in memory.
+        recent_chat.clear()
         self._deps.on_membership(self.room_id, participant.user_id, True)
         # The reader task inherits this context: its log lines name the user and session.
         with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):

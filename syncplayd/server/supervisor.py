@@ -30,7 +30,6 @@ from syncplayd.server.persister import Persister
 from syncplayd.server.wire import chat_json
 from syncplayd.service import RoomService
 from syncplayd.storage.base import Repository
-from syncplayd.storage.errors import StorageError
 from syncplayd.storage.records import ChatMessage, Room
 
 log = logging.getLogger(__name__)
@@ -159,15 +158,11 @@ class RoomSupervisor:
 
     # -- presence in storage ------------------------------------------------------------------
     def membership_changed(self, room_id: UUID, user_id: UUID, connected: bool) -> None:
-        """Record ``is_connected`` in the background: joins never wait for it."""
-        if self._nursery is not None:
-            self._nursery.start_soon(self._store_presence, room_id, user_id, connected)
+        """Record ``is_connected`` behind: joins never wait for it.
 
-    async def _store_presence(self, room_id: UUID, user_id: UUID, connected: bool) -> None:
-        try:
-            seen = self._deps.clock.to_datetime(self._deps.clock.now())
-            await self._repo.update_participant(
-                room_id, user_id, is_connected=connected, last_seen_at=seen
-            )
-        except StorageError as exc:
-            log.warning("presence of %s in room %s not stored: %s", user_id, room_id, exc)
+        Through the persister, so that the newest change of a member is the one
+        stored (in order, one write per burst), and one made while the database is
+        down is written once it is back instead of being lost.
+        """
+        seen = self._deps.clock.to_datetime(self._deps.clock.now())
+        self._deps.persister.presence(room_id, user_id, connected, seen)

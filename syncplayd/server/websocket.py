@@ -71,10 +71,34 @@ async def websocket_endpoint() -> Response | None:
         vouched = proxy_principal(state, headers.get, websocket.remote_addr)
     except InvalidToken as exc:
         return problem(401, "unauthorized", str(exc))
-    ws: WebSocketLike = cast("Any", websocket)._get_current_object()
+    ws: WebSocketLike = QuartSocket(cast("Any", websocket)._get_current_object())
     await websocket.accept()
-    await Handshake(state, ws, headers.get("Authorization"), vouched).run()
+    await Handshake(
+        state, ws, headers.get("Authorization"), vouched, address=websocket.remote_addr
+    ).run()
     return None
+
+
+class QuartSocket:
+    """Quart's websocket, receiving what the client sent.
+
+    Quart hands a message to the app as ``bytes or text``, so an empty binary frame
+    arrives as ``None``; it crashed the handshake and the live room (every member's
+    socket) until it was given back here as ``b""``: a binary frame, refused as such.
+    """
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def send(self, data: str) -> None:
+        await self._ws.send(data)
+
+    async def receive(self) -> str | bytes:
+        data: str | bytes | None = await self._ws.receive()
+        return b"" if data is None else data
+
+    async def close(self, code: int, reason: str = "") -> None:
+        await self._ws.close(code, reason)
 
 
 class Handshake:
@@ -86,11 +110,14 @@ class Handshake:
         ws: WebSocketLike,
         authorization: str | None,
         vouched: Principal | None = None,
+        *,
+        address: str | None = None,
     ) -> None:
         self._state = state
         self._ws = ws
         self._authorization = authorization
         self._vouched = vouched
+        self._address = address  # the peer, for the failed-attempt budget of joins
         self._clock = state.clock
 
     async def run(self) -> None:
@@ -100,6 +127,11 @@ class Handshake:
                 await self._join(principal)
         except trio.BrokenResourceError:
             pass  # the peer went away during the handshake
+        except trio.BusyResourceError:
+            # The peer closed as we were closing: hypercorn 0.18 shuts its side of
+            # the stream (send_eof) outside the lock that guards our close frame.
+            # The socket is gone either way; this is not an error of ours.
+            pass
 
     async def _send(self, message: protocol.ServerMessage) -> None:
         await self._ws.send(protocol.encode(message))
@@ -199,6 +231,7 @@ class Handshake:
                     room_id,
                     password=message.password,
                     invitation_code=message.invitation_code,
+                    address=self._address,
                 )
                 chat_settings = state.settings.syncplay.chat
                 chat: list[ChatMessage] = []
@@ -214,9 +247,19 @@ class Handshake:
                 log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
                 await self._error("unavailable", "the database is unavailable; retry")
                 continue
-            connection = Connection(self._ws, principal, self._clock.now, state.metrics)
+            # A peer that takes nothing for the disconnect timeout is as gone as a silent one.
+            connection = Connection(
+                self._ws,
+                principal,
+                self._clock.now,
+                state.metrics,
+                send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+            )
             supervisor.user_connections[principal.user_id] += 1
             recent = [chat_json(m) for m in reversed(chat)]
+            # The history is sent once, in ``joined``; the connection may last for hours,
+            # and this frame with it: keep none of it (``attach`` empties ``recent``).
+            del chat
             try:
                 async with trio.open_nursery() as writer:
                     writer.start_soon(connection.run_writer)

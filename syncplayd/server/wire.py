@@ -119,9 +119,34 @@ def decode_body(data: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(data, type=kind, strict=True)
     except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from None
+        if not (str(exc).startswith("Expected `int") and "got `float`" in str(exc)):
+            raise _validation_error(str(exc)) from None
+        first_error = exc
     except msgspec.DecodeError:
         raise ServiceError(400, "bad-request", "the request body is not valid JSON") from None
+    # JSON has one number type: to JSON Schema (and so to the contract) 52.0 is the
+    # integer 52, and some serialisers (Python's, for a float) write it that way.
+    # msgspec's strict mode refuses it for an int field, so integral numbers of the
+    # body's own fields are given again as ints; 52.5 is still refused.
+    try:
+        value = msgspec.json.decode(data)
+    except RecursionError:
+        # Untyped decoding recurses into nested values; the typed pass did not get that far.
+        raise ServiceError(400, "bad-request", "the request body is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise _validation_error(str(first_error))
+    value = {key: _integral(item) for key, item in value.items()}
+    try:
+        return msgspec.convert(value, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+
+
+def _integral(value: Any) -> Any:
+    # Beyond 2**53 a float no longer holds every integer: leave it to the range check.
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
 
 
 def _validation_error(message: str) -> ServiceError:

@@ -10,7 +10,8 @@ consistent when they race.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -24,6 +25,7 @@ from syncplayd.core.codes import new_code, normalize_code
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.identity import Principal
 from syncplayd.passwords import hash_password, verify_password
+from syncplayd.service.attempts import SecretAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage.base import Repository
@@ -109,6 +111,15 @@ class RoomService:
         self._chat_limiter: RateLimiter[UUID] = RateLimiter(
             settings.chat.rate_limit_messages_per_minute
         )
+        self._create_locks: dict[UUID, trio.Lock] = {}
+        # Built once: a reload does not apply new budgets (a restart does), so
+        # that a SIGHUP never hands a guesser a fresh budget.
+        self._attempts = SecretAttempts(
+            settings.rooms.failed_join_attempts,
+            settings.rooms.failed_join_attempts_per_address,
+            settings.rooms.failed_join_window_seconds,
+            monotonic,
+        )
 
     @property
     def settings(self) -> SyncplaySettings:
@@ -171,30 +182,61 @@ class RoomService:
                 "password-protected rooms are disabled on this server", "password-rooms-disabled"
             )
         name = _clean_name(name)
-        owned, _ = await self._repo.list_rooms(
-            RoomFilters(member=principal.user_id, active=True), limit=1000, offset=0
-        )
-        if sum(room.owner_id == principal.user_id for room in owned) >= rules.max_rooms_per_user:
+        # Refuse before hashing: argon2 is expensive on purpose, so a user at the
+        # limit must not be able to make the server hash for nothing.
+        await self._check_room_quota(principal.user_id)
+        password_hash = await _hash(password)
+        # Count again and create under the owner's lock: checked concurrently, a
+        # burst of creates would all see the same count and all pass the limit. (One
+        # daemon per database is the supported set-up; several would need a database lock.)
+        async with self._owner_lock(principal.user_id):
+            await self._check_room_quota(principal.user_id)
+            return await self._repo.create_room(
+                NewRoom(
+                    id=uuid4(),
+                    name=name,
+                    owner_id=principal.user_id,
+                    owner_name=principal.name,
+                    content_type=content_type,
+                    content_id=content_id,
+                    is_public=is_public,
+                    password_hash=password_hash,
+                    max_participants=max_participants or rules.default_max_participants,
+                    created_at=self._now(),
+                    playback_control=playback_control,
+                )
+            )
+
+    @asynccontextmanager
+    async def _owner_lock(self, user_id: UUID) -> AsyncIterator[None]:
+        # A lock exists only while someone holds or awaits it, so the table stays
+        # as small as the number of concurrent creators.
+        lock = self._create_locks.setdefault(user_id, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._create_locks.pop(user_id, None)
+
+    async def _check_room_quota(self, user_id: UUID) -> None:
+        """Refuse a new room to a user who owns ``max_rooms_per_user`` active rooms."""
+        limit = self._settings.rooms.max_rooms_per_user
+        # The member filter also returns rooms the user merely joined: page
+        # through them rather than trusting the first page to hold every owned room.
+        owned, offset, page = 0, 0, 500
+        while owned < limit:
+            rooms, total = await self._repo.list_rooms(
+                RoomFilters(member=user_id, active=True), limit=page, offset=offset
+            )
+            owned += sum(room.owner_id == user_id for room in rooms)
+            offset += len(rooms)
+            if not rooms or offset >= total:
+                break
+        if owned >= limit:
             raise ServiceError(
-                409,
-                "too-many-rooms",
-                f"you already own {rules.max_rooms_per_user} active rooms; end one first",
+                409, "too-many-rooms", f"you already own {limit} active rooms; end one first"
             )
-        return await self._repo.create_room(
-            NewRoom(
-                id=uuid4(),
-                name=name,
-                owner_id=principal.user_id,
-                owner_name=principal.name,
-                content_type=content_type,
-                content_id=content_id,
-                is_public=is_public,
-                password_hash=await _hash(password),
-                max_participants=max_participants or rules.default_max_participants,
-                created_at=self._now(),
-                playback_control=playback_control,
-            )
-        )
 
     async def list_rooms(self, principal: Principal, query: RoomQuery) -> tuple[list[Room], int]:
         """Rooms the caller may see: public ones and their own (admins see all)."""
@@ -267,10 +309,13 @@ class RoomService:
         *,
         password: str | None = None,
         invitation_code: str | None = None,
+        address: str | None = None,
     ) -> tuple[Room, Participant]:
         """Join a room, with its password or an invitation when it needs one.
 
-        Joining again is harmless and returns the existing membership.
+        Joining again is harmless and returns the existing membership. A password
+        or invitation code counts against the caller's failed-attempt budgets (per
+        user and per client ``address``) unless it is right.
         """
         room = await self._room(room_id)
         if not room.is_active:
@@ -280,17 +325,21 @@ class RoomService:
             return room, participant
         invitation = None
         if invitation_code is not None:
-            invitation = await self._valid_invitation(principal, invitation_code, room_id)
+            with self._attempts.attempt(principal.user_id, address):
+                invitation = await self._valid_invitation(principal, invitation_code, room_id)
         else:
             need = access.join_requirement(
                 caller, is_public=room.is_public, has_password=room.has_password
             )
             if need is access.JoinCheck.INVITATION:
                 raise forbidden("this room is private; you need an invitation", "not-a-member")
-            if need is access.JoinCheck.PASSWORD and not await _password_matches(
-                room.password_hash, password
-            ):
-                raise forbidden("wrong or missing room password", "wrong-password")
+            if need is access.JoinCheck.PASSWORD:
+                if password is None:
+                    # Not a guess: clients join without one first to learn that one is needed.
+                    raise forbidden("wrong or missing room password", "wrong-password")
+                with self._attempts.attempt(principal.user_id, address):
+                    if not await _password_matches(room.password_hash, password):
+                        raise forbidden("wrong or missing room password", "wrong-password")
         if invitation is not None:
             consumed = await self._repo.consume_invitation(invitation.code, self._now())
             if consumed is None:
@@ -426,17 +475,24 @@ class RoomService:
         # Five collisions in a row at ~40 bits each: the code space is not the problem.
         raise ServiceError(503, "unavailable", "could not draw a free invitation code; retry")
 
-    async def get_invitation(self, principal: Principal, code: str) -> tuple[Invitation, Room]:
-        """Look up an invitation and the room it opens."""
-        invitation = await self._repo.get_invitation(normalize_code(code))
-        if invitation is None or (
-            invitation.invited_user_id is not None
-            and invitation.invited_user_id != principal.user_id
-            and not principal.is_admin
-        ):
-            # Someone else's personal invitation looks like no invitation at all.
-            raise not_found("invitation")
-        self._check_usable(invitation)
+    async def get_invitation(
+        self, principal: Principal, code: str, *, address: str | None = None
+    ) -> tuple[Invitation, Room]:
+        """Look up an invitation and the room it opens.
+
+        A lookup tells whether a code exists, so a miss counts against the same
+        failed-attempt budgets as a wrong code at join.
+        """
+        with self._attempts.attempt(principal.user_id, address):
+            invitation = await self._repo.get_invitation(normalize_code(code))
+            if invitation is None or (
+                invitation.invited_user_id is not None
+                and invitation.invited_user_id != principal.user_id
+                and not principal.is_admin
+            ):
+                # Someone else's personal invitation looks like no invitation at all.
+                raise not_found("invitation")
+            self._check_usable(invitation)
         # An ended room's invitation is still shown (with ``ended_at``), so that
         # the invitee learns why joining will fail.
         return invitation, await self._room(invitation.room_id)

@@ -50,7 +50,7 @@ def ping(tx: Tx) -> None:
 
 
 def get_room(tx: Tx, room_id: UUID) -> Room | None:
-    row = tx.execute(f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = ?", [tx.id(room_id)])  # noqa: S608 (constant)
+    row = tx.execute(f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = ?", [tx.id(room_id)])  # noqa: S608 (constant)  # nosec B608
     found = row.fetchone()
     return None if found is None else room_from_row(tx, found)
 
@@ -106,9 +106,9 @@ def _room_where(tx: Tx, filters: RoomFilters) -> tuple[str, list[object]]:
 def list_rooms(tx: Tx, filters: RoomFilters, limit: int, offset: int) -> tuple[list[Room], int]:
     where, params = _room_where(tx, filters)
     # Clauses are fixed fragments; values always travel as parameters.
-    count = tx.execute(f"SELECT count(*) AS n FROM rooms r WHERE {where}", params)  # noqa: S608
+    count = tx.execute(f"SELECT count(*) AS n FROM rooms r WHERE {where}", params)  # noqa: S608  # nosec B608
     rows = tx.execute(
-        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE {where}"  # noqa: S608
+        f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE {where}"  # noqa: S608  # nosec B608
         " ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?",
         [*params, limit, offset],
     ).fetchall()
@@ -130,7 +130,7 @@ def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
         params.append(update.password_hash)
     elif update.clear_password:
         sets.append("password_hash = NULL")
-    sql = f"UPDATE rooms SET {', '.join(sets)} WHERE id = ?"  # noqa: S608 (fixed column names)
+    sql = f"UPDATE rooms SET {', '.join(sets)} WHERE id = ?"  # noqa: S608 (fixed column names)  # nosec B608
     if not tx.execute(sql, [*params, tx.id(room_id)]).rowcount:
         return None
     return get_room(tx, room_id)
@@ -174,7 +174,7 @@ def add_participant(
 ) -> tuple[Participant, bool]:
     # Lock the room row first: concurrent joins to one room queue here, and each
     # then counts (in a statement after the lock, so it sees the others' rows).
-    sql = f"SELECT ended_at, max_participants FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608
+    sql = f"SELECT ended_at, max_participants FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608  # nosec B608
     room = tx.execute(sql, [tx.id(room_id)]).fetchone()
     if room is None:
         raise RoomNotFound(str(room_id))
@@ -206,7 +206,7 @@ def list_participants(tx: Tx, room_id: UUID, connected_only: bool) -> list[Parti
     if connected_only:
         where += " AND is_connected = ?"
         params.append(True)
-    sql = f"SELECT * FROM participants WHERE {where} ORDER BY joined_at, user_id"  # noqa: S608 (constant)
+    sql = f"SELECT * FROM participants WHERE {where} ORDER BY joined_at, user_id"  # noqa: S608 (constant)  # nosec B608
     rows = tx.execute(sql, params).fetchall()
     return [participant_from_row(tx, row) for row in rows]
 
@@ -232,7 +232,7 @@ def update_participant(
         params.append(tx.ts(last_seen_at))
     if not sets:
         return get_participant(tx, room_id, user_id) is not None
-    sql = f"UPDATE participants SET {', '.join(sets)} WHERE room_id = ? AND user_id = ?"  # noqa: S608 (fixed column names)
+    sql = f"UPDATE participants SET {', '.join(sets)} WHERE room_id = ? AND user_id = ?"  # noqa: S608 (fixed column names)  # nosec B608
     return bool(tx.execute(sql, [*params, tx.id(room_id), tx.id(user_id)]).rowcount)
 
 
@@ -257,9 +257,9 @@ def _page(
 ) -> tuple[list[Any], int]:
     # table and order are constants of this module, never caller input.
     key = [tx.id(room_id)]
-    count = tx.execute(f"SELECT count(*) AS n FROM {table} WHERE room_id = ?", key)  # noqa: S608
+    count = tx.execute(f"SELECT count(*) AS n FROM {table} WHERE room_id = ?", key)  # noqa: S608  # nosec B608
     rows = tx.execute(
-        f"SELECT * FROM {table} WHERE room_id = ? ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+        f"SELECT * FROM {table} WHERE room_id = ? ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608  # nosec B608
         [*key, limit, offset],
     ).fetchall()
     return rows, count.fetchone()["n"]
@@ -335,7 +335,7 @@ def list_inactive_rooms(tx: Tx, idle_since: datetime, limit: int) -> list[UUID]:
         " THEN playback_updated_at ELSE updated_at END"
     )
     rows = tx.execute(
-        f"SELECT id FROM rooms WHERE ended_at IS NULL AND {last} < ?"  # noqa: S608 (constant)
+        f"SELECT id FROM rooms WHERE ended_at IS NULL AND {last} < ?"  # noqa: S608 (constant)  # nosec B608
         f" ORDER BY {last} LIMIT ?",
         [tx.ts(idle_since), limit],
     ).fetchall()

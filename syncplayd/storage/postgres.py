@@ -16,7 +16,20 @@ that waits for a connection is only ever waiting for a new one to be established
 Once the database has failed (a lost connection, a failed connect), that wait is
 cut to a second so that callers get :class:`StorageUnavailable` quickly instead of
 hanging for the whole connect timeout; the first transaction that succeeds restores
-the patient wait. The pool keeps reconnecting in the background (with backoff).
+the patient wait.
+
+Outages and restarts of the server (tests/reliability/test_database_faults.py):
+
+* A connection the server dropped while it sat idle in the pool (``pg_terminate_backend``,
+  a server restart) is recognised when it is taken out, without a round trip for the
+  healthy ones (:func:`_still_connected`), and replaced; so killed connections cost
+  no request an error when the server is still up.
+* The pool reconnects in the background with psycopg's backoff, which doubles without
+  bound; each reconnection attempt is given up after ``RECONNECT_TIMEOUT_SECONDS`` and
+  the next request starts a fresh one, so a server that comes back is found within
+  seconds however long it was away.
+* Each connection attempt is bounded by libpq's ``connect_timeout`` (unless the URL
+  sets its own): an unreachable host does not hold a pool worker for minutes.
 
 Worker threads are not cancellable: a cancelled caller waits for its statement to
 finish (milliseconds in normal operation; the waits above bound the rest).
@@ -24,6 +37,8 @@ finish (milliseconds in normal operation; the waits above bound the rest).
 
 from __future__ import annotations
 
+import select
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -33,9 +48,10 @@ from uuid import UUID
 import psycopg
 import psycopg.errors
 import trio
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from syncplayd.storage import migrations
 from syncplayd.storage._sql import Cursor, Tx
@@ -52,6 +68,9 @@ Ts = TypeVarTuple("Ts")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 UNHEALTHY_WAIT_SECONDS = 1.0
+#: A background reconnection attempt (psycopg doubles its delay: 1, 2, 4 s...) is given
+#: up after this; the next request that needs a connection starts a new one at once.
+RECONNECT_TIMEOUT_SECONDS = 5.0
 
 
 @lru_cache(maxsize=512)
@@ -106,8 +125,13 @@ def translate_error(exc: psycopg.Error) -> StorageError:
     if isinstance(exc, psycopg.errors.ForeignKeyViolation):
         return RoomNotFound(str(exc))
     # OperationalError covers lost connections, server shutdown and pool timeouts;
-    # InterfaceError a connection that is already closed.
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    # InterfaceError a connection that is already closed. A read-only transaction is
+    # a server that cannot take writes for now (a standby, during a failover): an
+    # outage to wait out, not a bad request whose write-behind data could be dropped.
+    if isinstance(
+        exc,
+        psycopg.OperationalError | psycopg.InterfaceError | psycopg.errors.ReadOnlySqlTransaction,
+    ):
         return StorageUnavailable(str(exc))
     return StorageError(str(exc))
 
@@ -115,6 +139,27 @@ def translate_error(exc: psycopg.Error) -> StorageError:
 def _configure(conn: psycopg.Connection[Any]) -> None:
     # timestamptz values come back in the session's zone: make that UTC everywhere.
     conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _still_connected(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection taken from the pool still works.
+
+    An idle autocommit connection receives nothing unprompted (syncplayd never
+    LISTENs), so a readable socket means the server spoke or hung up while it sat in
+    the pool: a FATAL from ``pg_terminate_backend`` or a shutdown, or EOF. Only then
+    is a round trip spent to find out; a healthy connection costs one ``poll``.
+    """
+    if conn.closed:
+        return False
+    try:
+        poller = select.poll()  # not select(): descriptors above 1024 are common here
+        poller.register(conn.fileno(), select.POLLIN)
+        if not poller.poll(0):
+            return True
+        conn.execute("")  # reads what arrived; raises if it was the end of the session
+    except (psycopg.Error, OSError):
+        return False
+    return True
 
 
 class PostgresRepository(SqlRepository):
@@ -161,13 +206,17 @@ class PostgresRepository(SqlRepository):
                 conninfo, autocommit=True, connect_timeout=max(1, round(connect_timeout))
             ) as conn:
                 migrations.prepare(conn, "postgres", auto_migrate=auto_migrate)
+            kwargs: dict[str, Any] = {"autocommit": True}
+            if "connect_timeout" not in conninfo_to_dict(conninfo):
+                kwargs["connect_timeout"] = max(1, round(connect_timeout))
             pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 conninfo,
                 min_size=1,
                 max_size=pool_size,
-                kwargs={"autocommit": True},
+                kwargs=kwargs,
                 configure=_configure,
                 timeout=connect_timeout,
+                reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
                 name="syncplayd",
                 open=False,
             )
@@ -183,11 +232,35 @@ class PostgresRepository(SqlRepository):
         except psycopg.Error as exc:
             raise translate_error(exc) from exc
 
-    def _run(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+    def _checkout(self) -> psycopg.Connection[Any]:
+        """A working connection from the pool (in a worker thread).
+
+        Raises:
+            PoolTimeout: none within the wait (see the module docs).
+        """
         wait = self._connect_timeout if self._healthy else UNHEALTHY_WAIT_SECONDS
+        deadline = time.monotonic() + wait
+        while True:
+            # getconn() refuses a wait <= 0 even when a connection is ready.
+            conn = self._pool.getconn(timeout=max(0.01, deadline - time.monotonic()))
+            if _still_connected(conn):
+                return conn
+            # The server dropped it: the pool discards it and connects anew. Others may
+            # be dead too, and the server may be down: wait no longer than unhealthy.
+            self._pool.putconn(conn)
+            self._healthy = False
+            deadline = min(deadline, time.monotonic() + UNHEALTHY_WAIT_SECONDS)
+            if time.monotonic() >= deadline:
+                raise PoolTimeout(f"no working connection within {wait:.1f} s")
+
+    def _run(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         try:
-            with self._pool.connection(timeout=wait) as conn, conn.transaction():
-                result = fn(PostgresTx(conn), *args)
+            conn = self._checkout()
+            try:
+                with conn.transaction():
+                    result = fn(PostgresTx(conn), *args)
+            finally:
+                self._pool.putconn(conn)  # a broken one is discarded and replaced
         except psycopg.OperationalError as exc:  # includes the pool's timeout
             self._healthy = False
             raise translate_error(exc) from exc

@@ -11,11 +11,24 @@ other processes (the CLI) writing to the same file.
 
 Values are stored as the migration describes: UUIDs as text, timestamps as
 fixed-format UTC ISO-8601 text (so that text order is time order), booleans as 0/1.
+
+A file that cannot be written (read-only file, folder or file system, a full disk)
+must give a clear error, never a hang (tests/reliability/test_database_faults.py):
+
+* at open, a write probe (:func:`probe_write`) refuses such a file, so the daemon
+  exits with one line naming the file and the reason instead of starting and then
+  failing every write (SQLite opens a read-only file without complaint);
+* at run time, such errors become :class:`StorageUnavailable` (clients get
+  ``unavailable``, REST ``503``) with what the file system says (:func:`diagnose`),
+  and :meth:`SqliteRepository.ping` (``/readyz``) reports a database that reads but
+  cannot be written until a write succeeds again. SQLite fails such writes at once;
+  only lock waits use the busy timeout.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +53,10 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 BUSY_TIMEOUT_SECONDS = 5.0
+#: Below this much free space a failed write is blamed on the disk in messages.
+LOW_SPACE_BYTES = 1024 * 1024
+#: Driver errors that are about the file or the file system rather than the SQL.
+_FILE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")
 
 
 class SqliteTx:
@@ -78,9 +95,37 @@ class SqliteTx:
         return loaded
 
 
-def translate_error(exc: sqlite3.Error) -> StorageError:
-    """Map a driver error onto the repository's errors."""
-    name = getattr(exc, "sqlite_errorname", "")
+def diagnose(path: str | Path) -> str:
+    """Why a database file may not be writable, as the file system tells (for messages).
+
+    Empty when nothing looks wrong. Permission checks use ``os.access``, so they
+    are right for root too (root may write a mode 0444 file).
+    """
+    path = Path(path)
+    folder = path.parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError as exc:
+        return f"{folder}: {exc.strerror}"
+    if stats.f_flag & os.ST_RDONLY:
+        return f"{folder} is on a read-only file system"
+    found = []
+    free = stats.f_bavail * stats.f_frsize
+    if free < LOW_SPACE_BYTES:
+        found.append(f"the disk is full: {free // 1024} KiB free under {folder}")
+    for target, what in ((folder, "folder"), (path, "file")):
+        if target.exists() and not os.access(target, os.W_OK):
+            found.append(f"the {what} {target} is not writable for uid {os.geteuid()}")
+    return "; ".join(found)
+
+
+def translate_error(exc: sqlite3.Error, path: str | Path | None = None) -> StorageError:
+    """Map a driver error onto the repository's errors.
+
+    With ``path``, an error about the file (full, read-only, cannot open, I/O) says
+    what the file system reports about it, so the log names the actual problem.
+    """
+    name = getattr(exc, "sqlite_errorname", "") or ""
     if isinstance(exc, sqlite3.IntegrityError):
         if name == "SQLITE_CONSTRAINT_UNIQUE" and "invitations.code" in str(exc):
             return DuplicateCode(str(exc))
@@ -88,8 +133,53 @@ def translate_error(exc: sqlite3.Error) -> StorageError:
             return RoomNotFound(str(exc))
         return StorageError(str(exc))
     if isinstance(exc, sqlite3.OperationalError):  # locked, I/O error, disk full, ...
-        return StorageUnavailable(str(exc))
+        message = str(exc)
+        if path is not None and name.startswith(_FILE_ERRORS):
+            found = diagnose(path)
+            if not found and name == "SQLITE_FULL":
+                found = "the file system has room: a size limit (max_page_count) was reached"
+            message = f"{message} ({found})" if found else message
+        return StorageUnavailable(message)
     return StorageError(str(exc))
+
+
+def _no_room(conn: sqlite3.Connection, path: str | Path | None) -> str:
+    """Why a write that needs a new page would fail now (empty: it would not)."""
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    if pages >= int(conn.execute("PRAGMA max_page_count").fetchone()[0]):
+        return "the database reached its page limit (max_page_count)"
+    if path is not None:
+        folder = Path(path).parent
+        try:
+            stats = os.statvfs(folder)
+        except OSError as exc:
+            return f"{folder}: {exc.strerror}"
+        free = stats.f_bavail * stats.f_frsize
+        if free < LOW_SPACE_BYTES:
+            return f"the disk is full: {free // 1024} KiB free under {folder}"
+    return ""
+
+
+def probe_write(conn: sqlite3.Connection) -> None:
+    """Commit a write that changes nothing, to learn whether the file can be written.
+
+    SQLite opens a read-only file (or one in a read-only folder) without complaint
+    and fails only at the first write; reads work on a full disk. Rewriting the
+    header's ``user_version`` (unused by syncplayd) with its own value is a real
+    write through the WAL.
+
+    Raises:
+        sqlite3.Error: the write failed (read-only, disk full, I/O error...).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
 
 
 def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -144,9 +234,19 @@ class SqliteRepository(SqlRepository):
     Use :meth:`open`; the constructor takes connections made by :func:`connect`.
     """
 
-    def __init__(self, writer: sqlite3.Connection, readers: Sequence[sqlite3.Connection]) -> None:
+    def __init__(
+        self,
+        writer: sqlite3.Connection,
+        readers: Sequence[sqlite3.Connection],
+        *,
+        path: str | Path | None = None,
+    ) -> None:
         if not readers:
             raise ValueError("at least one reader connection is needed")
+        self._path = path
+        # Why the latest write failed (StorageUnavailable: full, read-only, locked...);
+        # None once one worked. ping() probes a write while it is set.
+        self._write_failure: str | None = None
         self._writer = writer
         # The read limiter never lets more threads in than there are connections,
         # so a thread always finds one here (list pop/append are atomic).
@@ -165,7 +265,8 @@ class SqliteRepository(SqlRepository):
         Raises:
             SchemaTooNew: a newer syncplayd migrated this database.
             StorageError: the schema is behind and ``auto_migrate`` is false.
-            StorageUnavailable: the file cannot be opened.
+            StorageUnavailable: the file cannot be opened or written (read-only file,
+                folder or file system, a full disk); the message names the file.
         """
 
         def setup() -> SqliteRepository:
@@ -174,41 +275,55 @@ class SqliteRepository(SqlRepository):
             opened = [writer]
             try:
                 migrations.prepare(writer, "sqlite", auto_migrate=auto_migrate)
+                probe_write(writer)
                 for _ in range(readers):
                     opened.append(connect(path, read_only=True))
             except BaseException:
                 for conn in opened:
                     conn.close()
                 raise
-            return cls(writer, opened[1:])
+            return cls(writer, opened[1:], path=path)
 
         try:
             return await trio.to_thread.run_sync(setup)
         except sqlite3.Error as exc:
-            raise translate_error(exc) from exc
+            error = translate_error(exc, path)
+            raise type(error)(f"cannot use the SQLite database {path}: {error}") from exc
         except OSError as exc:
             raise StorageUnavailable(f"cannot create {path}: {exc}") from exc
 
     async def _write(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         def transaction() -> T:
             self._check_open()
-            return self._run(self._writer, "BEGIN IMMEDIATE", fn, *args)
+            return self._run(self._writer, "BEGIN IMMEDIATE", fn, *args, path=self._path)
 
-        return await trio.to_thread.run_sync(transaction, limiter=self._write_limiter)
+        try:
+            result = await trio.to_thread.run_sync(transaction, limiter=self._write_limiter)
+        except StorageUnavailable as exc:
+            self._write_failure = str(exc)
+            raise
+        self._write_failure = None
+        return result
 
     async def _read(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         def transaction() -> T:
             self._check_open()
             conn = self._idle_readers.pop()
             try:
-                return self._run(conn, "BEGIN", fn, *args)
+                return self._run(conn, "BEGIN", fn, *args, path=self._path)
             finally:
                 self._idle_readers.append(conn)
 
         return await trio.to_thread.run_sync(transaction, limiter=self._read_limiter)
 
     @staticmethod
-    def _run(conn: sqlite3.Connection, begin: str, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
+    def _run(
+        conn: sqlite3.Connection,
+        begin: str,
+        fn: Callable[[Tx, *Ts], T],
+        *args: *Ts,
+        path: str | Path | None = None,
+    ) -> T:
         try:
             conn.execute(begin)
             try:
@@ -219,8 +334,38 @@ class SqliteRepository(SqlRepository):
                     conn.rollback()
                 raise
         except sqlite3.Error as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, path) from exc
         return result
+
+    async def ping(self) -> None:
+        """Reads work; and, once a write has failed, a write works again.
+
+        A full disk or a file turned read-only still reads: without the write check
+        ``/readyz`` would call ready a daemon that can store nothing. The probe runs
+        only while writes are failing, and clears the failure once it goes through.
+        """
+        await super().ping()
+        if self._write_failure is None:
+            return
+
+        def probe() -> None:
+            self._check_open()
+            try:
+                probe_write(self._writer)
+            except sqlite3.Error as exc:
+                raise translate_error(exc, self._path) from exc
+            # The probe rewrites a page that exists: it passes on a full disk as long
+            # as the WAL has room, while a write that needs a new page still fails.
+            no_room = _no_room(self._writer, self._path)
+            if no_room:
+                raise StorageUnavailable(f"database or disk is full ({no_room})")
+
+        try:
+            await trio.to_thread.run_sync(probe, limiter=self._write_limiter)
+        except StorageUnavailable as exc:
+            self._write_failure = str(exc)
+            raise StorageUnavailable(f"the database cannot be written: {exc}") from exc
+        self._write_failure = None
 
     def _check_open(self) -> None:
         if self._closed:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon_process import SECRET, DaemonProcess, run_daemon
-from tests.server.conftest import BACKENDS, backend_database_url
+from tests.daemon_process import SECRET, DaemonProcess
+from tests.server.conftest import BACKENDS, backend_daemon
 
 # Short timeouts so that waiting-room and idle rules fire within a test.
 E2E_ENV = {
@@ -26,15 +26,8 @@ E2E_ENV = {
 def live_daemon(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaemonProcess]:
-    folder = tmp_path_factory.mktemp(f"live-{request.param}")
-    url = backend_database_url(request.param, request, folder)
-    with run_daemon(url, folder / "state", E2E_ENV) as process:
+    with backend_daemon(request, tmp_path_factory, "live", E2E_ENV) as process:
         yield process
-        # Whatever the tests did, the daemon never crashed or logged a traceback.
-        assert process.process.poll() is None, "the daemon died during the tests"
-        assert not any("Traceback" in line for line in process.log_lines), "\n".join(
-            process.log_lines
-        )
         # Structured (JSON) logs, and never the secret in them.
         assert all(line.startswith("{") for line in process.log_lines)
         assert not any(SECRET in line for line in process.log_lines)

@@ -59,6 +59,9 @@ http {{
             proxy_set_header X-Remote-User-Name $http_x_test_name;
             proxy_set_header X-Remote-User-Admin "";
         }}
+        location /syncplay/ {{
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
     }}
 }}
 """
@@ -118,6 +121,20 @@ def test_rest_through_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:
         assert room.status_code == 200 and room.json()["name"] == "proxied"
         refused = http.get("/api/v1/syncplay/rooms", headers={"Authorization": "Bearer nope"})
         assert refused.status_code == 401
+
+
+def test_watch_page_through_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:
+    _, base = proxied
+    with httpx.Client(base_url=base, timeout=10.0) as client:
+        page = client.get("/syncplay/")
+        library = client.get("/syncplay/syncplay-client.js")
+        config = client.get("/syncplay/config.json")
+    assert page.status_code == 200
+    assert '<video id="video"' in page.text
+    assert "content-security-policy" in page.headers
+    assert library.status_code == 200
+    assert "PROTOCOL_VERSION" in library.text
+    assert config.json()["protocol"] == 1
 
 
 def test_trusted_identity_headers_only_through_the_proxy(

@@ -7,7 +7,8 @@ a whole module; tests that restart the daemon start their own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -61,16 +62,30 @@ def backend_database_url(backend: str, request: pytest.FixtureRequest, folder: P
 BACKENDS = [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def daemon(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def backend_daemon(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[DaemonProcess]:
-    folder = tmp_path_factory.mktemp(f"daemon-{request.param}")
+    """A daemon on the backend ``request.param`` names, checked when the tests are done.
+
+    Whatever the tests did, the daemon must not have crashed or logged a traceback.
+    """
+    folder = tmp_path_factory.mktemp(f"{name}-{request.param}")
     url = backend_database_url(request.param, request, folder)
-    with run_daemon(url, folder / "state", TEST_ENV) as process:
+    with run_daemon(url, folder / "state", env) as process:
         yield process
-        # Whatever the tests did, the daemon never crashed or logged a traceback.
         assert process.process.poll() is None, "the daemon died during the tests"
         assert not any("Traceback" in line for line in process.log_lines), "\n".join(
             process.log_lines
         )
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def daemon(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaemonProcess]:
+    with backend_daemon(request, tmp_path_factory, "daemon", TEST_ENV) as process:
+        yield process

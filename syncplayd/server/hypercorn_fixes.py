@@ -1,0 +1,118 @@
+"""A fix for hypercorn 0.18's WebSocket message buffer, applied once at daemon start.
+
+The bug (found by tests/fuzz/test_websocket_fuzzer.py): when a message grows past
+``websocket_max_message_size``, hypercorn sends close 1009 but keeps the partial
+message in the connection's buffer, and stops reading the events parsed so far.
+When more data arrives (the peer may send frames until it answers the close, and
+its close answer is itself data), the frames after the oversized one are appended
+to the same buffer:
+
+* a text frame after an oversized binary one, or the reverse, writes ``str`` into a
+  ``BytesIO`` (or ``bytes`` into a ``StringIO``); the ``TypeError`` escapes the
+  connection's task and hypercorn's server nursery, and **the whole daemon exits**;
+* frames of the same kind keep growing the buffer for as long as the peer streams
+  data, without bound.
+
+The fix replaces ``WSStream._handle_events`` with hypercorn's own code plus two
+changes: the partial message is dropped when it is refused, and every message after
+that is discarded unread while the events go on being handled (pings answered, the
+peer's close answer seen, so the connection ends as the close handshake says).
+
+A third one, found by the fuzzer's memory check: every WebSocket connection has a
+task that sends a ping every ``websocket_ping_interval`` and checks whether the
+stream closed only when it wakes up. hypercorn waits for that task before it lets
+the connection go, so a closed connection kept its task, buffers, ASGI scope and
+Quart objects (about 25 KiB) for up to 30 s: a client opening and closing sockets
+quickly held memory in proportion to its rate (hundreds of MiB at a few hundred
+connections a second). The ping loop now runs in a cancel scope that is cancelled
+as soon as the stream closes.
+
+A second, smaller one: hypercorn measures a text message in characters, so a text
+frame of up to four times ``max_request_bytes`` got through (docs/protocol.md §4.12
+promises bytes). ``WebsocketBuffer.extend`` counts UTF-8 bytes instead, and checks
+before it stores.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO, StringIO
+from typing import Any
+
+import trio
+from hypercorn.protocol import ws_stream
+from hypercorn.protocol.events import StreamClosed
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Message, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
+
+_REFUSED = "_syncplayd_message_too_big"
+
+
+async def _handle_events(self: Any) -> None:
+    for event in self.connection.events():
+        if isinstance(event, Message):
+            if getattr(self, _REFUSED, False):
+                continue  # close 1009 was sent: nothing the peer sends now is read
+            try:
+                self.buffer.extend(event)
+            except ws_stream.FrameTooLargeError:
+                self.buffer.clear()
+                setattr(self, _REFUSED, True)
+                await self._send_wsproto_event(CloseConnection(code=CloseReason.MESSAGE_TOO_BIG))
+                continue
+            if event.message_finished:
+                await self.app_put(self.buffer.to_message())
+                self.buffer.clear()
+        elif isinstance(event, Ping):
+            await self._send_wsproto_event(event.response())
+        elif isinstance(event, CloseConnection):
+            if self.connection.state == ConnectionState.REMOTE_CLOSING:
+                await self._send_wsproto_event(event.response())
+            await self.send(StreamClosed(stream_id=self.stream_id))
+
+
+def _extend(self: Any, event: Message[Any]) -> None:
+    data = event.data
+    self.length += len(data.encode()) if isinstance(data, str) else len(data)
+    if self.length > self.max_length:
+        raise ws_stream.FrameTooLargeError()
+    if self.value is None:
+        self.value = StringIO() if isinstance(event, TextMessage) else BytesIO()
+    self.value.write(data)
+
+
+_PINGS = "_syncplayd_ping_scope"
+
+
+async def _send_pings(self: Any) -> None:
+    with trio.CancelScope() as scope:
+        setattr(self, _PINGS, scope)
+        if self.closed:
+            return  # closed before this task got to run
+        while not self.closed:
+            await self._send_wsproto_event(Ping())
+            await self.context.sleep(self.config.websocket_ping_interval)
+
+
+def _closing_handle(original: Any) -> Any:
+    async def handle(self: Any, event: Any) -> None:
+        try:
+            await original(self, event)
+        finally:
+            scope = getattr(self, _PINGS, None)
+            if self.closed and scope is not None:
+                scope.cancel()  # the stream is done: do not keep it alive until the next ping
+
+    handle._syncplayd_fixed = True  # type: ignore[attr-defined]
+    return handle
+
+
+def install() -> None:
+    """Patch ``WSStream`` and ``WebsocketBuffer`` (idempotent)."""
+    stream_class: Any = ws_stream.WSStream
+    stream_class._handle_events = _handle_events
+    stream_class._send_pings = _send_pings
+    if not getattr(stream_class.handle, "_syncplayd_fixed", False):
+        stream_class.handle = _closing_handle(stream_class.handle)
+    buffer_class: Any = ws_stream.WebsocketBuffer
+    buffer_class.extend = _extend

@@ -1,0 +1,179 @@
+"""Plain tests for what the schemathesis run (test_openapi_schemathesis.py) found.
+
+Each test pins one disagreement between the daemon and api/openapi/syncplay.yaml,
+from both sides: what the daemon answers, and that the contract says the same.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from syncplayd.openapi import load_spec
+from syncplayd.server import wire
+from syncplayd.service import ServiceError
+from tests.daemon_process import DaemonProcess, new_user
+from tests.openapi_check import assert_request_conforms, schema_validator
+from tests.server.api_client import Api
+from tests.server.conftest import BACKENDS, backend_daemon
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def daemon(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaemonProcess]:
+    with backend_daemon(request, tmp_path_factory, "regressions") as process:
+        yield process
+        assert not any("Traceback" in line for line in process.log_lines)
+
+
+def _valid(pointer: str, instance: object) -> bool:
+    return bool(schema_validator(pointer).is_valid(instance))
+
+
+# -- integral numbers for integer fields ------------------------------------------------
+def test_integral_numbers_are_integers(daemon: DaemonProcess) -> None:
+    """To JSON (Schema) 52.0 is the integer 52; msgspec's strict mode refused it with 422."""
+    owner = Api(daemon, new_user("ints"))
+    room = owner.create_room(max_participants=12.0)
+    assert room["max_participants"] == 12
+    updated = owner.call(
+        "PUT", "/rooms/{room_id}", 200, json={"max_participants": 52.0}, room_id=room["id"]
+    )
+    assert updated.json()["max_participants"] == 52
+    invitation = owner.call(
+        "POST", "/rooms/{room_id}/invitations", 201, json={"max_uses": 3.0}, room_id=room["id"]
+    )
+    assert invitation.json()["max_uses"] == 3
+    # A fraction is still not an integer.
+    owner.problem(
+        "PUT", "/rooms/{room_id}", 422, "validation-failed",
+        json={"max_participants": 52.5}, room_id=room["id"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"max_uses": 5.0}', 5),
+        (b'{"max_uses": -0.0}', "422"),  # 0: below the minimum of 1
+        (b'{"max_uses": 5.5}', "422"),
+        (b'{"max_uses": 1e300}', "422"),  # integral, but far beyond 2**53: left as a float
+        (b'{"max_uses": 5.0, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "400"),
+    ],
+)
+def test_decode_body_integral_floats(body: bytes, expected: int | str) -> None:
+    if isinstance(expected, int):
+        assert wire.decode_body(body, wire.InvitationBody).max_uses == expected
+        return
+    with pytest.raises(ServiceError) as caught:
+        wire.decode_body(body, wire.InvitationBody)
+    assert str(caught.value.status) == expected
+
+
+# -- the YAML document --------------------------------------------------------------------
+def test_openapi_yaml_parses_to_the_documented_schema(daemon: DaemonProcess) -> None:
+    """The contract said the YAML body was a string; parsed, it is the document (an object)."""
+    response = Api(daemon).call("GET", "/openapi.yaml", 200)
+    document = yaml.safe_load(response.content)
+    pointer = "/paths/~1openapi.yaml/get/responses/200/content/application~1yaml/schema"
+    assert _valid(pointer, document)
+
+
+# -- max_participants: null at create ---------------------------------------------------------
+def test_create_room_with_null_max_participants_uses_the_default(daemon: DaemonProcess) -> None:
+    """The daemon accepted null (as "the default"); the contract now says so."""
+    body = {"name": "n", "content_type": "movie", "content_id": "1", "max_participants": None}
+    assert_request_conforms("POST", "/rooms", body)
+    room = Api(daemon, new_user("null-max")).call("POST", "/rooms", 201, json=body).json()
+    assert room["max_participants"] == 50  # the configured default
+
+
+# -- blank names and chat messages --------------------------------------------------------------
+@pytest.mark.parametrize("blank", [" ", "\x1d", " \x1c\x85 ", "\u3000\t"])
+def test_blank_names_and_messages_are_refused_by_both(daemon: DaemonProcess, blank: str) -> None:
+    """Whitespace-only (Unicode's, control separators included) was valid to the contract."""
+    owner = Api(daemon, new_user("blank"))
+    body = {"name": blank, "content_type": "movie", "content_id": "1"}
+    with pytest.raises(AssertionError):
+        assert_request_conforms("POST", "/rooms", body)
+    owner.problem("POST", "/rooms", 422, "validation-failed", json=body)
+    room = owner.create_room()
+    with pytest.raises(AssertionError):
+        assert_request_conforms("POST", "/rooms/{room_id}/chat", {"message": blank})
+    owner.problem(
+        "POST", "/rooms/{room_id}/chat", 422, "validation-failed",
+        json={"message": blank}, room_id=room["id"],
+    )  # fmt: skip
+    # Surrounding whitespace around a real character is fine for both.
+    assert_request_conforms("POST", "/rooms", body | {"name": blank + "x"})
+    assert_request_conforms("POST", "/rooms/{room_id}/chat", {"message": blank + "x"})
+
+
+# -- NUL characters --------------------------------------------------------------------------
+def test_nul_in_an_invitation_code_is_refused_by_both(daemon: DaemonProcess) -> None:
+    owner = Api(daemon, new_user("nul"))
+    room = owner.create_room(is_public=True)
+    with pytest.raises(AssertionError):
+        assert_request_conforms("POST", "/rooms/{room_id}/join", {"invitation_code": "AB\x00C"})
+    owner.problem(
+        "POST", "/rooms/{room_id}/join", 422, "validation-failed",
+        json={"invitation_code": "AB\x00C"}, room_id=room["id"],
+    )  # fmt: skip
+
+
+def _query_parameters() -> list[dict[str, Any]]:
+    spec: dict[str, Any] = load_spec()
+    found = []
+    for path_item in spec["paths"].values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if "$ref" in parameter:
+                    name = parameter["$ref"].rsplit("/", 1)[1]
+                    parameter = spec["components"]["parameters"][name]
+                if parameter["in"] == "query":
+                    found.append(parameter)
+    return found
+
+
+@pytest.mark.parametrize("name", ["content_type", "content_id"])
+def test_nul_in_a_query_filter_is_refused_by_both(daemon: DaemonProcess, name: str) -> None:
+    (parameter,) = [p for p in _query_parameters() if p["name"] == name]
+    assert re.search(parameter["schema"]["pattern"], "a\x00b") is None
+    assert re.search(parameter["schema"]["pattern"], "ab") is not None
+    Api(daemon, new_user("nulq")).problem(
+        "GET", "/rooms", 422, "validation-failed", params={name: "a\x00b"}
+    )
+
+
+# -- empty and unknown query parameters -----------------------------------------------------------
+def test_every_query_parameter_allows_an_empty_value() -> None:
+    """The daemon has always read ``?limit=`` as "not given"; the contract now says so."""
+    parameters = _query_parameters()
+    assert parameters
+    assert all(p.get("allowEmptyValue") is True for p in parameters), parameters
+
+
+@pytest.mark.parametrize(
+    ("template", "params"),
+    [
+        ("/rooms", dict.fromkeys(("public", "mine", "content_type", "content_id", "active"), "")),
+        ("/rooms", {"limit": "", "offset": ""}),
+        ("/rooms/{room_id}/participants", {"connected": ""}),
+        ("/rooms/{room_id}/chat", {"limit": "", "offset": ""}),
+        ("/rooms", {"unknown": "1", "": "false"}),  # unknown parameters are ignored
+    ],
+)
+def test_empty_query_values_count_as_not_given(
+    daemon: DaemonProcess, template: str, params: dict[str, str]
+) -> None:
+    owner = Api(daemon, new_user("empty"))
+    room = owner.create_room()
+    owner.call("GET", template, 200, params=params, room_id=room["id"])
+    owner.call("DELETE", "/rooms/{room_id}", 204, params={"purge": ""}, room_id=room["id"])
