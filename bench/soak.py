@@ -140,6 +140,7 @@ class Window:
     client_glitches: int = 0  # trio-websocket's, not the daemon's
     lost_playbacks: int = 0
     lost_chats: int = 0
+    lost_details: list[str] = field(default_factory=list)  # the first few, for a diagnosis
     error_frames: Counter[str] = field(default_factory=Counter)
     unexpected_closes: Counter[str] = field(default_factory=Counter)
     refused_joins: Counter[str] = field(default_factory=Counter)
@@ -171,7 +172,9 @@ class Room:
     conns: set[Conn] = field(default_factory=set)
     playback: _Playback = field(default_factory=lambda: _Playback("paused", 0.0, 1.0, 0.0, 0))
     sent: dict[float, int] = field(default_factory=dict)  # command position -> send ns
-    pending: deque[tuple[float, int, list[Conn]]] = field(default_factory=deque)
+    # (position, send ns, members expected to get it, command) of the last few seconds
+    pending: deque[tuple[float, int, list[Conn], str]] = field(default_factory=deque)
+    in_flight: set[float] = field(default_factory=set)  # sent, not seen broadcast yet
     next_position: float = 60.0
     chats: int = 0
 
@@ -311,6 +314,7 @@ class Worker:
                     if sent is not None:
                         window.delays.append((now - sent) / 1e6)
                         conn.received.add(position)
+                        room.in_flight.discard(position)
                     if frame.playback.version > room.playback.version:
                         room.playback = frame.playback
                 elif kind == "pong" and frame.t0 is not None:
@@ -368,18 +372,30 @@ class Worker:
             if not live:
                 continue
             conn = random.choice(live)
-            if room.playback.state == "playing":
+            if room.in_flight:
+                # The room's state is about to change: a play or pause chosen from the old
+                # one could be a no-op (no broadcast). A seek to a new position never is.
+                kind = "seek"
+            elif room.playback.state == "playing":
                 kind = random.choice(("pause", "seek"))
             else:
                 kind = random.choice(("play", "seek"))
             position = room.next_position
             room.next_position += random.uniform(1.0, 90.0)
             sent = time.monotonic_ns()
+            entry = (position, sent, live, kind)
             room.sent[position] = sent
-            room.pending.append((position, sent, live))
-            self.window.commands += 1
-            with contextlib.suppress(ConnectionClosed):
+            room.pending.append(entry)
+            room.in_flight.add(position)
+            try:
                 await conn.ws.send_message(json.dumps({"type": kind, "position": position}))
+            except ConnectionClosed:
+                # Its sender left meanwhile: the command was never sent.
+                room.pending.remove(entry)
+                room.sent.pop(position, None)
+                room.in_flight.discard(position)
+                continue
+            self.window.commands += 1
 
     async def chats(self, room: Room) -> None:
         while True:
@@ -423,13 +439,20 @@ class Worker:
             now = time.monotonic_ns()
             for room in self.rooms:
                 while room.pending and now - room.pending[0][1] > LOST_AFTER_NS:
-                    position, sent, expected = room.pending.popleft()
+                    position, sent, expected, kind = room.pending.popleft()
+                    lost = 0
                     for conn in expected:
                         stayed = conn.ended_ns is None or conn.ended_ns > sent + LOST_AFTER_NS
                         if position not in conn.received and stayed and conn.leaving is None:
-                            self.window.lost_playbacks += 1
+                            lost += 1
                         conn.received.discard(position)
+                    if lost:
+                        self.window.lost_playbacks += lost
+                        if len(self.window.lost_details) < 20:
+                            detail = f"room {room.index}: {kind} missed by {lost}/{len(expected)}"
+                            self.window.lost_details.append(detail)
                     room.sent.pop(position, None)
+                    room.in_flight.discard(position)
             for client_id, (sent, conn) in list(self.chat_sent.items()):
                 if now - sent > UNACKED_AFTER_NS:
                     del self.chat_sent[client_id]
@@ -559,6 +582,7 @@ class Sample:
     syncs: int
     client_glitches: int
     errors: dict[str, int]
+    lost_details: list[str]
 
     @property
     def error_count(self) -> int:
@@ -637,6 +661,7 @@ async def _sample(
         syncs=sum(r["syncs"] for r in reports),
         client_glitches=sum(r["client_glitches"] for r in reports),
         errors=_errors(reports),
+        lost_details=[d for r in reports for d in r["lost_details"]],
     )
 
 
@@ -804,6 +829,7 @@ def summarise(
             "client_glitches": sum(s.client_glitches for s in windows),
         },
         "errors": dict(errors),
+        "lost_details": [f"t={s.t:.0f} {d}" for s in samples for d in s.lost_details][:20],
         "error_total": sum(errors.values()),
         "minutes": round(samples[-1].t / 60, 1),
         "args": vars(args) | {"json": str(args.json)},
@@ -868,6 +894,8 @@ def main() -> None:
     print(f"# traffic: {summary['traffic']}")
     print(f"# errors: {summary['error_total']} {summary['errors'] or ''}; daemon tracebacks: "
           f"{len(tracebacks)}")  # fmt: skip
+    for detail in summary["lost_details"]:
+        print(f"#   lost: {detail}")
     record = {
         "machine": machine,
         "command": sys.argv,
