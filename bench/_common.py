@@ -29,12 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import msgspec
@@ -336,19 +336,20 @@ class Connected:
     errors: list[str]
 
 
-class WorkerHandle:
-    """The driver's side of one listener worker process (JSON lines over pipes)."""
+class WorkerProcess:
+    """The driver's side of a client worker process: JSON lines over its stdin and stdout."""
+
+    #: Seconds a worker gets to exit after ``{"op": "exit"}`` before it is killed.
+    stop_timeout = 10.0
 
     def __init__(self, process: trio.Process) -> None:
         self.process = process
         self._buffer = b""
 
     @classmethod
-    async def spawn(cls) -> WorkerHandle:
+    async def start(cls, script: Path, role: str) -> Self:
         process = await trio.lowlevel.open_process(
-            [sys.executable, str(WORKER_SCRIPT), "listener"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            [sys.executable, str(script), role], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         return cls(process)
 
@@ -362,11 +363,53 @@ class WorkerHandle:
         while b"\n" not in self._buffer:
             chunk = await self.process.stdout.receive_some(1 << 20)
             if not chunk:
-                raise RuntimeError(f"listener worker {self.process.pid} exited")
+                raise RuntimeError(f"worker {self.process.pid} exited")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         answer: dict[str, Any] = json.loads(line)
         return answer
+
+    async def stop(self) -> None:
+        """Ask the worker to exit; kill it (by its pid) if it does not within ``stop_timeout``."""
+        try:
+            assert self.process.stdin is not None
+            await self.process.stdin.send_all(b'{"op": "exit"}\n')
+            await self.process.stdin.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        with trio.move_on_after(self.stop_timeout):
+            await self.process.wait()
+            return
+        self.process.kill()
+        await self.process.wait()
+
+
+def answer_driver(message: dict[str, Any]) -> None:
+    """A worker's answer to its driver: one JSON line on stdout."""
+    sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+async def driver_requests() -> AsyncIterator[dict[str, Any]]:
+    """A worker's requests from its driver, one JSON line each; ends when the driver goes."""
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            chunk = await stdin.receive_some(65536)
+            if not chunk:
+                return
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        yield json.loads(line)
+
+
+class WorkerHandle(WorkerProcess):
+    """The driver's side of one listener worker process."""
+
+    @classmethod
+    async def spawn(cls) -> WorkerHandle:
+        return await cls.start(WORKER_SCRIPT, "listener")
 
     async def connect(
         self, url: str, rooms: list[tuple[str, int]], heartbeat: float, concurrency: int
@@ -392,41 +435,13 @@ class WorkerHandle:
         }
         return receipts, answer["alive"], answer["closed"]
 
-    async def stop(self) -> None:
-        """Ask the worker to exit; kill it (by its pid) if it does not within 10 s."""
-        try:
-            assert self.process.stdin is not None
-            await self.process.stdin.send_all(b'{"op": "exit"}\n')
-            await self.process.stdin.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        with trio.move_on_after(10):
-            await self.process.wait()
-            return
-        self.process.kill()
-        await self.process.wait()
-
 
 async def _worker() -> None:
     """Serve the driver: ``connect`` members, ``report`` receipts, ``exit``."""
-    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     members: list[Member] = []
-    buffer = b""
-
-    def answer(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-
+    answer = answer_driver
     async with trio.open_nursery() as nursery:
-        while True:
-            while b"\n" not in buffer:
-                chunk = await stdin.receive_some(65536)
-                if not chunk:  # the driver went away
-                    nursery.cancel_scope.cancel()
-                    return
-                buffer += chunk
-            line, buffer = buffer.split(b"\n", 1)
-            request = json.loads(line)
+        async for request in driver_requests():
             if request["op"] == "connect":
                 answer(await _connect_all(nursery, request, members))
             elif request["op"] == "report":
@@ -439,8 +454,8 @@ async def _worker() -> None:
                     {"receipts": receipts, "alive": len(members) - len(closed), "closed": closed}
                 )
             else:
-                nursery.cancel_scope.cancel()
-                return
+                break
+        nursery.cancel_scope.cancel()  # "exit", or the driver went away
 
 
 async def _connect_all(

@@ -41,7 +41,6 @@ import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,8 +55,11 @@ import httpx
 import msgspec
 import trio
 from _common import (
+    WorkerProcess,
+    answer_driver,
     cpu_seconds,
     create_rooms,
+    driver_requests,
     machine_line,
     markdown_table,
     percentile,
@@ -480,24 +482,10 @@ class Worker:
 
 async def _worker_main() -> None:
     """Serve the driver: ``start`` (returns once every member has tried to join), ``report``."""
-    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-    buffer = b""
     worker: Worker | None = None
-
-    def answer(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-
+    answer = answer_driver
     async with trio.open_nursery() as nursery:
-        while True:
-            while b"\n" not in buffer:
-                chunk = await stdin.receive_some(65536)
-                if not chunk:  # the driver went away
-                    nursery.cancel_scope.cancel()
-                    return
-                buffer += chunk
-            line, buffer = buffer.split(b"\n", 1)
-            request = json.loads(line)
+        async for request in driver_requests():
             if request["op"] == "start":
                 worker = Worker(request)
                 started = time.monotonic()
@@ -507,53 +495,23 @@ async def _worker_main() -> None:
             elif request["op"] == "report" and worker is not None:
                 answer(worker.report())
             else:
-                if worker is not None:
-                    for room in worker.rooms:
-                        for conn in room.conns:
-                            conn.leaving = "stop"
-                nursery.cancel_scope.cancel()
-                return
+                break
+        # "exit", or the driver went away: stop the members' churn, then everything.
+        if worker is not None:
+            for room in worker.rooms:
+                for conn in room.conns:
+                    conn.leaving = "stop"
+        nursery.cancel_scope.cancel()
 
 
-class WorkerHandle:
-    """The driver's side of one worker process (JSON lines over pipes)."""
+class WorkerHandle(WorkerProcess):
+    """The driver's side of one soak worker process."""
 
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self._buffer = b""
+    stop_timeout = 15.0
 
     @classmethod
     async def spawn(cls) -> WorkerHandle:
-        process = await trio.lowlevel.open_process(
-            [sys.executable, str(SCRIPT), "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-        return cls(process)
-
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
-        while b"\n" not in self._buffer:
-            chunk = await self.process.stdout.receive_some(1 << 20)
-            if not chunk:
-                raise RuntimeError(f"worker {self.process.pid} exited")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def stop(self) -> None:
-        try:
-            assert self.process.stdin is not None
-            await self.process.stdin.send_all(b'{"op": "exit"}\n')
-            await self.process.stdin.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        with trio.move_on_after(15):
-            await self.process.wait()
-            return
-        self.process.kill()
-        await self.process.wait()
+        return await cls.start(SCRIPT, "worker")
 
 
 # -- the driver ------------------------------------------------------------------------------------
