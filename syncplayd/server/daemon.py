@@ -86,7 +86,7 @@ class _HypercornConfig(HypercornConfig):
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
-    hypercorn_fixes.install()  # three WebSocket bugs of hypercorn 0.18 (see the module)
+    hypercorn_fixes.install()  # four bugs of hypercorn 0.18 (see the module)
     config = _HypercornConfig()
     config.bind = [settings.server.listen]
     config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
