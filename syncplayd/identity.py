@@ -180,6 +180,36 @@ def principal_from_proxy(
     )
 
 
+MAX_FORWARDED_HOPS = 16
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, *, trusted: Sequence[str]
+) -> str | None:
+    """The client's address: the TCP peer, or what a trusted proxy says it forwarded.
+
+    ``X-Forwarded-For`` is believed only from a peer in ``trusted``, and read from
+    the right: each proxy appends the address it got the request from, so the
+    rightmost entry that is not itself a trusted proxy is the client (entries
+    further left were written by the client and prove nothing). With the header
+    ignored, every user behind the proxy would share the proxy's address, and so
+    one per-address budget of failed join attempts.
+    """
+    if peer is None or not forwarded_for or not trusted or not _address_in(peer, trusted):
+        return peer
+    client = peer
+    for hop in reversed(forwarded_for.split(",")[-MAX_FORWARDED_HOPS:]):
+        hop = hop.strip()
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # not an address: nothing left of it can be believed
+        client = hop
+        if not _address_in(hop, trusted):
+            break
+    return client
+
+
 def _address_in(address: str, networks: Sequence[str]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

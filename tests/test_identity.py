@@ -15,6 +15,7 @@ import pytest
 from syncplayd.identity import (
     InvalidToken,
     Principal,
+    client_address,
     decode_token,
     encode_token,
     load_or_create_secret,
@@ -134,3 +135,45 @@ def test_a_trusted_proxy_sending_a_bad_id_is_refused() -> None:
             _headers({"X-Remote-User-Id": "bob"}), "10.0.0.1", trusted=["10.0.0.0/8"],
             user_id_header="X-Remote-User-Id", user_name_header="N", admin_header="A",
         )  # fmt: skip
+
+
+PROXIES = ("127.0.0.1", "10.0.0.0/8")
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        # The header counts only from a trusted proxy.
+        ("198.51.100.7", "203.0.113.5", "198.51.100.7"),
+        ("127.0.0.1", None, "127.0.0.1"),
+        ("127.0.0.1", "", "127.0.0.1"),
+        ("127.0.0.1", "203.0.113.5", "203.0.113.5"),
+        # Read from the right: what the client wrote itself (on the left) proves nothing.
+        ("127.0.0.1", "1.1.1.1, 203.0.113.5", "203.0.113.5"),
+        # A chain of trusted proxies is skipped to the first address that is not one.
+        ("127.0.0.1", "203.0.113.5, 10.1.2.3", "203.0.113.5"),
+        ("127.0.0.1", "2001:db8::1,10.1.2.3, 10.9.9.9", "2001:db8::1"),
+        # Only proxies in the header: the leftmost of them is as far as it goes.
+        ("127.0.0.1", "10.1.2.3, 10.9.9.9", "10.1.2.3"),
+        # Garbage stops the walk at the last hop that was believed.
+        ("127.0.0.1", "203.0.113.5, not-an-ip", "127.0.0.1"),
+        ("127.0.0.1", "not-an-ip, 10.1.2.3", "10.1.2.3"),
+        ("127.0.0.1", "203.0.113.5:4711", "127.0.0.1"),
+        # A unix socket peer (no address) is not a trusted proxy.
+        (None, "203.0.113.5", None),
+        ("unix-socket", "203.0.113.5", "unix-socket"),
+    ],
+)
+def test_client_address_through_trusted_proxies(
+    peer: str | None, forwarded_for: str | None, client: str | None
+) -> None:
+    assert client_address(peer, forwarded_for, trusted=PROXIES) == client
+
+
+def test_client_address_without_trusted_proxies_is_the_peer() -> None:
+    assert client_address("127.0.0.1", "203.0.113.5", trusted=()) == "127.0.0.1"
+
+
+def test_client_address_reads_a_bounded_number_of_hops() -> None:
+    hops = ", ".join(["10.0.0.1"] * 10_000)
+    assert client_address("127.0.0.1", "203.0.113.5, " + hops, trusted=PROXIES) == "10.0.0.1"

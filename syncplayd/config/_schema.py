@@ -227,6 +227,14 @@ class ProxySettings(Section):
         " are believed; empty: identity headers are ignored and only bearer tokens count.",
         check=check_network,
     )
+    real_ip_from: tuple[str, ...] = _setting(
+        (),
+        "SYNCPLAY_PROXY_REAL_IP_FROM",
+        "Proxy addresses (IPs or CIDR networks, env: comma-separated) whose X-Forwarded-For"
+        " header names the client's address, read from the right past these addresses (for"
+        " per-address limits); empty: the TCP peer is the client.",
+        check=check_network,
+    )
     user_id_header: str = _setting(
         "X-Remote-User-Id",
         "SYNCPLAY_PROXY_USER_ID_HEADER",

@@ -14,7 +14,7 @@ from quart import Blueprint, Response, current_app, g, request
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
 from syncplayd.server import wire
-from syncplayd.server.auth import bearer_token, proxy_principal, token_principal
+from syncplayd.server.auth import bearer_token, proxy_principal, request_address, token_principal
 from syncplayd.server.problems import json_response, problem
 from syncplayd.server.state import AppState
 from syncplayd.server.websocket import websocket_endpoint
@@ -177,7 +177,7 @@ async def join_room(room_id: str) -> Response:
         _uuid(room_id, "room"),
         password=body.password,
         invitation_code=body.invitation_code,
-        address=request.remote_addr,
+        address=request_address(_state(), request.headers.get, request.remote_addr),
     )
     return json_response(
         {"room": wire.room_json(room), "participant": wire.participant_json(participant)}
@@ -239,7 +239,9 @@ async def get_invitation(code: str) -> Response:
     if len(code) > 64 or "\x00" in code:
         raise not_found("invitation")
     invitation, room = await _state().service.get_invitation(
-        _principal(), code, address=request.remote_addr
+        _principal(),
+        code,
+        address=request_address(_state(), request.headers.get, request.remote_addr),
     )
     body = wire.invitation_json(invitation) | {"room": wire.room_summary_json(room)}
     return json_response(body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from syncplayd.identity import Principal, decode_token, principal_from_proxy
+from syncplayd.identity import Principal, client_address, decode_token, principal_from_proxy
 from syncplayd.server.state import AppState
 
 
@@ -24,6 +24,19 @@ def proxy_principal(
         user_id_header=proxy.user_id_header,
         user_name_header=proxy.user_name_header,
         admin_header=proxy.admin_header,
+    )
+
+
+def request_address(
+    state: AppState, header: Callable[[str], str | None], remote_addr: str | None
+) -> str | None:
+    """The client's address, through ``X-Forwarded-For`` from ``proxy.real_ip_from``.
+
+    A setting of its own, not ``proxy.trusted_addresses``: trusting a proxy's
+    word on addresses must not also make it trusted for identity headers.
+    """
+    return client_address(
+        remote_addr, header("X-Forwarded-For"), trusted=state.settings.proxy.real_ip_from
     )
 
 

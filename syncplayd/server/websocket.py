@@ -24,7 +24,7 @@ from quart import Response, current_app, websocket
 
 from syncplayd.core import protocol
 from syncplayd.identity import InvalidToken, Principal
-from syncplayd.server.auth import bearer_token, proxy_principal, token_principal
+from syncplayd.server.auth import bearer_token, proxy_principal, request_address, token_principal
 from syncplayd.server.connection import CLOSE_CODES, Connection, WebSocketLike
 from syncplayd.server.problems import problem
 from syncplayd.server.state import AppState
@@ -74,9 +74,8 @@ async def websocket_endpoint() -> Response | None:
         return problem(401, "unauthorized", str(exc))
     ws: WebSocketLike = QuartSocket(cast("Any", websocket)._get_current_object())
     await websocket.accept()
-    handshake = Handshake(
-        state, ws, headers.get("Authorization"), vouched, address=websocket.remote_addr
-    )
+    address = request_address(state, headers.get, websocket.remote_addr)
+    handshake = Handshake(state, ws, headers.get("Authorization"), vouched, address=address)
     await _without_cancelled_groups(handshake.run())
     return None
 

@@ -1,8 +1,9 @@
-"""The daemon behind a real nginx: REST, a websocket session, trusted identity headers.
+"""The daemon behind a real nginx: REST, websocket, identity headers, client addresses.
 
 nginx plays the media server's reverse proxy. Its upstream connections come
 from 127.0.0.2 (``proxy_bind``), the only address the daemon trusts for
-identity headers, so the tests can tell "through the proxy" from "around it".
+identity headers and ``X-Forwarded-For``, so the tests can tell "through the
+proxy" from "around it".
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.raw import Raw, token
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PER_ADDRESS = 3  # failed join attempts per client address
 
 CONFIG = """
 daemon off;
@@ -74,7 +76,11 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonPr
             pytest.fail("nginx is not installed (.ci/run installs the Debian package)")
         pytest.skip("nginx is not installed")
     folder = tmp_path_factory.mktemp("nginx")
-    env = {"SYNCPLAY_PROXY_TRUSTED_ADDRESSES": "127.0.0.2"}
+    env = {
+        "SYNCPLAY_PROXY_TRUSTED_ADDRESSES": "127.0.0.2",
+        "SYNCPLAY_PROXY_REAL_IP_FROM": "127.0.0.2",
+        "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS_PER_ADDRESS": str(PER_ADDRESS),
+    }
     with run_daemon(f"sqlite:///{folder / 'db.sqlite3'}", folder / "state", env) as daemon:
         upstream = urlsplit(daemon.base_url).port
         with socket.socket() as probe:  # a free port for nginx
@@ -158,6 +164,35 @@ def test_trusted_identity_headers_only_through_the_proxy(
     with httpx.Client(base_url=daemon.base_url, timeout=10) as direct:
         around = direct.get("/api/v1/syncplay/rooms", headers={"X-Remote-User-Id": user})
         assert around.status_code == 401
+
+
+def test_failed_attempts_are_counted_per_client_behind_the_proxy(
+    proxied: tuple[DaemonProcess, str],
+) -> None:
+    """nginx's ``X-Forwarded-For`` names the client: one guesser does not lock out the rest."""
+    _, base = proxied
+
+    def client(user_name: str, address: str) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {token(new_user(user_name))}"}
+        transport = httpx.HTTPTransport(local_address=address)
+        return httpx.Client(base_url=base, headers=auth, transport=transport, timeout=10)
+
+    with client("owner", "127.0.0.1") as owner:
+        created = owner.post(
+            "/api/v1/syncplay/rooms",
+            json={"name": "locked", "content_type": "movie", "content_id": "1", "password": "pw"},
+        )
+        assert created.status_code == 201, created.text
+    join = f"/api/v1/syncplay/rooms/{created.json()['id']}/join"
+    guesser, neighbour = "127.79.0.2", "127.79.0.3"
+    for n in range(PER_ADDRESS):  # new user ids each time: the address budget is what counts
+        with client(f"guess{n}", guesser) as http:
+            assert http.post(join, json={"password": "no"}).status_code == 403
+    with client("guess-again", guesser) as http:
+        refused = http.post(join, json={"password": "pw"})
+        assert refused.status_code == 429, refused.text
+    with client("neighbour", neighbour) as http:
+        assert http.post(join, json={"password": "pw"}).status_code == 200
 
 
 async def test_websocket_session_through_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:

@@ -37,6 +37,8 @@ CHAT_PER_MINUTE = 5
 CHAT_LENGTH = 50
 SOCKETS_PER_USER = 2
 ROOMS_PER_USER = 3
+#: The reverse proxy's address (outside support.fresh_address's 127.77.0.0/16).
+PROXY = "127.78.0.1"
 
 LIMITS_ENV = {
     "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS": str(PER_USER),
@@ -47,6 +49,7 @@ LIMITS_ENV = {
     "SYNCPLAY_WS_MAX_CONNECTIONS_PER_USER": str(SOCKETS_PER_USER),
     "SYNCPLAY_ROOMS_MAX_ROOMS_PER_USER": str(ROOMS_PER_USER),
     "SYNCPLAY_WS_ALLOWED_ORIGINS": "https://media.example",
+    "SYNCPLAY_PROXY_REAL_IP_FROM": PROXY,
 }
 
 JOIN = "/rooms/{room_id}/join"
@@ -248,6 +251,80 @@ async def test_websocket_join_is_refused_the_same_way(guarded: DaemonProcess) ->
         await client.send({"type": "ping", "id": 1, "t0": 0.0})
         assert (await client.expect("pong"))["id"] == 1
         await client.join(open_room)
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
+    guarded: DaemonProcess,
+) -> None:
+    """Through the proxy, the address is the one it forwarded for (``X-Forwarded-For``)."""
+    room_id = await in_thread(_password_room, guarded)
+    guesser, neighbour = "203.0.113.5", "203.0.113.6"
+
+    def guess(n: int) -> None:
+        # New user ids, and whatever the client writes into the header itself (on the left).
+        Http(guarded, new_user(f"p{n}"), address=PROXY).expect(
+            "POST",
+            JOIN,
+            403,
+            "wrong-password",
+            json={"password": "x"},
+            headers={"X-Forwarded-For": f"192.0.2.{n}, {guesser}"},
+            room_id=room_id,
+        )
+
+    for n in range(PER_ADDRESS):
+        await in_thread(guess, n)
+    await in_thread(
+        lambda: Http(guarded, new_user("p-next"), address=PROXY).expect(
+            "POST",
+            JOIN,
+            429,
+            "too-many-attempts",
+            json={"password": "right"},
+            headers={"X-Forwarded-For": guesser},
+            room_id=room_id,
+        )
+    )
+    # The same proxy's other users are not locked out by the guesser...
+    await in_thread(
+        lambda: Http(guarded, new_user("neighbour"), address=PROXY).expect(
+            "POST",
+            JOIN,
+            200,
+            json={"password": "right"},
+            headers={"X-Forwarded-For": neighbour},
+            room_id=room_id,
+        )
+    )
+    # ... and the websocket reads the header the same way.
+    async with ws_from(guarded, PROXY, headers=[(b"X-Forwarded-For", guesser.encode())]) as ws:
+        assert (await hello(ws, token_for(new_user("p-ws"))))["type"] == "welcome"
+        await ws.send({"type": "join", "room_id": room_id, "password": "right"})
+        assert (await ws.expect("error"))["code"] == "too-many-attempts"
+
+
+def test_a_client_cannot_choose_its_address_with_the_header(guarded: DaemonProcess) -> None:
+    room_id = _password_room(guarded)
+    address = fresh_address()  # not a trusted proxy: its X-Forwarded-For means nothing
+    for n in range(PER_ADDRESS):
+        Http(guarded, new_user(f"d{n}"), address=address).expect(
+            "POST",
+            JOIN,
+            403,
+            "wrong-password",
+            json={"password": "x"},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            room_id=room_id,
+        )
+    Http(guarded, new_user("d-next"), address=address).expect(
+        "POST",
+        JOIN,
+        429,
+        "too-many-attempts",
+        json={"password": "right"},
+        headers={"X-Forwarded-For": "198.51.100.200"},
+        room_id=room_id,
+    )
 
 
 def test_the_window_ends(tmp_path_factory: pytest.TempPathFactory) -> None:
