@@ -55,6 +55,10 @@ class RateLimiter(Generic[K]):
             self._buckets.move_to_end(key)
         return bucket.take(now)
 
+    def forget(self, key: K) -> None:
+        """Drop ``key``'s bucket: its owner is gone for good (a session that left)."""
+        self._buckets.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._buckets)
 

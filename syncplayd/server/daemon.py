@@ -27,6 +27,7 @@ from syncplayd.server.admin import admin_socket_path, bind_admin_socket, serve_a
 from syncplayd.server.app import create_app
 from syncplayd.server.clock import ServerClock
 from syncplayd.server.maintenance import Maintenance
+from syncplayd.server.memory import release_free_memory
 from syncplayd.server.metrics import Metrics, TimedRepository
 from syncplayd.server.persister import Persister
 from syncplayd.server.reload import reload
@@ -176,6 +177,7 @@ async def run(
                 room_ended=supervisor.room_ended,
             )
             await nursery.start(maintenance.run)
+            await nursery.start(release_free_memory)
             async with trio.open_nursery() as http:
                 admin_binds: list[str] = await http.start(
                     partial(

@@ -214,6 +214,10 @@ class LiveRoom:
                 del self.connections[session_id]
                 if session_id in self.state.sessions and not self.ended:
                     self.apply(engine.Disconnect(session_id=session_id))
+                if session_id not in self.state.sessions:
+                    # It left: no resume will come back to this bucket (every leave
+                    # and rejoin makes a new session, so the table would only grow).
+                    self._limits.forget(session_id)
                 user = connection.principal.user_id
                 if not any(c.principal.user_id == user for c in self.connections.values()):
                     self._deps.on_membership(self.room_id, user, False)

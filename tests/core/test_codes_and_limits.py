@@ -47,3 +47,13 @@ def test_rate_limiter_never_exceeds_rate(times: list[float]) -> None:
     allowed = sum(1 for t in times if limiter.hit("k", t) == 0)
     span = times[-1] - times[0]
     assert allowed <= per_minute + span * per_minute / 60 + 1e-6
+
+
+def test_rate_limiter_forgets_a_key() -> None:
+    limiter: RateLimiter[str] = RateLimiter(per_minute=60, burst=1)
+    assert limiter.hit("a", 0.0) == 0
+    assert limiter.hit("a", 0.0) > 0
+    limiter.forget("a")
+    limiter.forget("never-seen")
+    assert len(limiter) == 0
+    assert limiter.hit("a", 0.0) == 0  # a new bucket, full

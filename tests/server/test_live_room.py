@@ -198,3 +198,18 @@ async def test_a_database_outage_refuses_chat_but_sync_goes_on(world: World) -> 
     assert (error["code"], error["ref"]) == ("unavailable", "c1")
     assert socket.of_type("playback")[-1]["playback"]["state"] == "playing"
     assert world.supervisor.live_rooms == 1
+
+
+async def test_a_session_that_left_leaves_no_rate_bucket_behind(world: World) -> None:
+    # Every leave and rejoin is a new session: a bucket per past session would only grow.
+    live = await world.supervisor.live_room(world.room)
+    stays, leaves = FakeSocket(), FakeSocket()
+    for name, socket in (("stays", stays), ("leaves", leaves)):
+        await world.connect(name, socket)
+        await socket.to_server.send(json.dumps({"type": "ping", "id": 1, "t0": 0.0}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(live._limits) == 2
+    await leaves.to_server.send(json.dumps({"type": "leave"}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert leaves.of_type("closing")[-1]["reason"] == "left"
+    assert len(live._limits) == 1

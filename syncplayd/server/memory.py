@@ -1,0 +1,52 @@
+"""Hand the C heap's free memory back to the system, once a minute.
+
+Frames, JSON text and buffers larger than 512 bytes bypass Python's own
+allocator and come from the C library's ``malloc``. Under connection churn
+glibc keeps what is freed inside its heaps (one per thread that allocated, and
+the database work runs in threads) instead of returning it: the soak benchmark
+(docs/benchmarks.md) saw the heaps' *free* part grow from 11 to 30 MiB in
+five minutes while the part in use stayed at 22.5 MiB, and the daemon's
+resident memory with it. ``malloc_trim(0)`` releases the free pages (also
+those in the middle of a heap); with 2,000 connections it took 0.5 to 1.5 ms.
+
+Other C libraries (musl) have no ``malloc_trim``; there this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Callable
+
+import trio
+
+log = logging.getLogger(__name__)
+
+TRIM_INTERVAL_SECONDS = 60.0
+
+
+def find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` from this process, or ``None`` where there is none."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+async def release_free_memory(
+    interval: float = TRIM_INTERVAL_SECONDS,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Trim the C heap every ``interval`` seconds until cancelled."""
+    trim = find_malloc_trim()
+    task_status.started()
+    if trim is None:
+        log.debug("no malloc_trim in this C library: free heap memory stays with the process")
+        return
+    while True:
+        await trio.sleep(interval)
+        trim(0)
