@@ -37,7 +37,9 @@ def tune_garbage_collector() -> None:
     free nothing ran every few seconds and froze every room for 65 ms (200
     members) to 2.5 s (5,000 connections). Freezing what start-up allocated takes
     it out of every pass, and a larger first-generation threshold makes passes rare;
-    reference counting still frees almost everything at once.
+    reference counting still frees almost everything at once. That holds only while
+    closed connections leave no reference cycles (they would wait for a full
+    collection, an hour away): tests/server/test_connection_garbage.py checks it.
     """
     gc.collect()
     gc.freeze()
