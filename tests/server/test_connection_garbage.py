@@ -44,7 +44,8 @@ CYCLES = 10
 #: first-generation passes, since it dies within the request), and the test's own
 #: REST client leaves a few.
 SERVER_MODULES = ("syncplayd", "hypercorn", "quart", "quart_trio", "h11", "wsproto", "trio")
-#: 2 x the cushion, for a loaded machine; waiting for quiet is not waiting for a condition.
+#: How long every task must stay blocked (trio's cushion) before the server counts as done
+#: with the sockets the clients closed; loopback I/O arrives well within it.
 QUIET = 0.05
 
 
