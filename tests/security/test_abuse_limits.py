@@ -11,6 +11,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -253,49 +254,50 @@ async def test_websocket_join_is_refused_the_same_way(guarded: DaemonProcess) ->
         await client.join(open_room)
 
 
+def _forwarded_join(
+    daemon: DaemonProcess,
+    room_id: str,
+    *,
+    peer: str,
+    forwarded_for: str,
+    password: str,
+    status: int,
+    problem: str | None = None,
+) -> None:
+    """A fresh user's password join from ``peer``, with this ``X-Forwarded-For``."""
+    Http(daemon, new_user("forwarded"), address=peer).expect(
+        "POST",
+        JOIN,
+        status,
+        problem,
+        json={"password": password},
+        headers={"X-Forwarded-For": forwarded_for},
+        room_id=room_id,
+    )
+
+
 async def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
     guarded: DaemonProcess,
 ) -> None:
     """Through the proxy, the address is the one it forwarded for (``X-Forwarded-For``)."""
     room_id = await in_thread(_password_room, guarded)
     guesser, neighbour = "203.0.113.5", "203.0.113.6"
+    join = partial(_forwarded_join, guarded, room_id, peer=PROXY)
 
-    def guess(n: int) -> None:
-        # New user ids, and whatever the client writes into the header itself (on the left).
-        Http(guarded, new_user(f"p{n}"), address=PROXY).expect(
-            "POST",
-            JOIN,
-            403,
-            "wrong-password",
-            json={"password": "x"},
-            headers={"X-Forwarded-For": f"192.0.2.{n}, {guesser}"},
-            room_id=room_id,
-        )
+    def over_rest() -> None:
+        for n in range(PER_ADDRESS):
+            # New user ids, and whatever the client writes into the header itself (on the left).
+            join(
+                forwarded_for=f"192.0.2.{n}, {guesser}",
+                password="x",
+                status=403,
+                problem="wrong-password",
+            )
+        join(forwarded_for=guesser, password="right", status=429, problem="too-many-attempts")
+        # The same proxy's other users are not locked out by the guesser...
+        join(forwarded_for=neighbour, password="right", status=200)
 
-    for n in range(PER_ADDRESS):
-        await in_thread(guess, n)
-    await in_thread(
-        lambda: Http(guarded, new_user("p-next"), address=PROXY).expect(
-            "POST",
-            JOIN,
-            429,
-            "too-many-attempts",
-            json={"password": "right"},
-            headers={"X-Forwarded-For": guesser},
-            room_id=room_id,
-        )
-    )
-    # The same proxy's other users are not locked out by the guesser...
-    await in_thread(
-        lambda: Http(guarded, new_user("neighbour"), address=PROXY).expect(
-            "POST",
-            JOIN,
-            200,
-            json={"password": "right"},
-            headers={"X-Forwarded-For": neighbour},
-            room_id=room_id,
-        )
-    )
+    await in_thread(over_rest)
     # ... and the websocket reads the header the same way.
     async with ws_from(guarded, PROXY, headers=[(b"X-Forwarded-For", guesser.encode())]) as ws:
         assert (await hello(ws, token_for(new_user("p-ws"))))["type"] == "welcome"
@@ -305,26 +307,11 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
 
 def test_a_client_cannot_choose_its_address_with_the_header(guarded: DaemonProcess) -> None:
     room_id = _password_room(guarded)
-    address = fresh_address()  # not a trusted proxy: its X-Forwarded-For means nothing
+    join = partial(_forwarded_join, guarded, room_id, peer=fresh_address())
+    # Not a trusted proxy: its X-Forwarded-For means nothing, however it varies.
     for n in range(PER_ADDRESS):
-        Http(guarded, new_user(f"d{n}"), address=address).expect(
-            "POST",
-            JOIN,
-            403,
-            "wrong-password",
-            json={"password": "x"},
-            headers={"X-Forwarded-For": f"198.51.100.{n}"},
-            room_id=room_id,
-        )
-    Http(guarded, new_user("d-next"), address=address).expect(
-        "POST",
-        JOIN,
-        429,
-        "too-many-attempts",
-        json={"password": "right"},
-        headers={"X-Forwarded-For": "198.51.100.200"},
-        room_id=room_id,
-    )
+        join(forwarded_for=f"198.51.100.{n}", password="x", status=403, problem="wrong-password")
+    join(forwarded_for="198.51.100.200", password="right", status=429, problem="too-many-attempts")
 
 
 def test_the_window_ends(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -16,10 +16,9 @@ could free.
 from __future__ import annotations
 
 import gc
-import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,15 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import open_websocket_url
 
 from syncplayd.config import load_settings
-from syncplayd.identity import Principal, encode_token
+from syncplayd.identity import Principal
 from syncplayd.server import daemon
 from syncplayd.server.connection import Connection
 from tests.daemon_process import SECRET, new_user
+from tests.e2e.raw import Raw, token
+from tests.security.support import until_closed
 
 ROOMS = "/api/v1/syncplay/rooms"
 CYCLES = 10
@@ -47,10 +48,6 @@ SERVER_MODULES = ("syncplayd", "hypercorn", "quart", "quart_trio", "h11", "wspro
 #: How long every task must stay blocked (trio's cushion) before the server counts as done
 #: with the sockets the clients closed; loopback I/O arrives well within it.
 QUIET = 0.05
-
-
-def _token(user: Principal) -> str:
-    return encode_token(user, SECRET, ttl=timedelta(minutes=10))
 
 
 class Daemon:
@@ -66,7 +63,7 @@ class Daemon:
         self.ws_url = base_url.replace("http://", "ws://") + "/api/v1/syncplay/ws"
 
     async def _request(self, method: str, path: str, user: Principal, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {_token(user)}"}
+        headers = {"Authorization": f"Bearer {token(user)}"}
         request = partial(self.http.request, method, path, headers=headers, **kwargs)
         return await trio.to_thread.run_sync(request)
 
@@ -82,68 +79,57 @@ class Daemon:
         assert response.status_code in (200, 204), response.text
 
 
-async def _join(
-    ws: WebSocketConnection, user: Principal, room_id: str, resume: str | None = None
-) -> str:
-    await ws.send_message(json.dumps({"type": "hello", "protocol": 1, "token": _token(user)}))
-    join: dict[str, Any] = {"type": "join", "room_id": room_id}
-    if resume is not None:
-        join["resume"] = resume
-    await ws.send_message(json.dumps(join))
-    while True:
-        message = json.loads(await ws.get_message())
-        if message["type"] == "joined":
-            session: str = message["session_id"]
-            return session
+@asynccontextmanager
+async def _member(server: Daemon, user: Principal) -> AsyncIterator[Raw]:
+    """A socket that has said hello as ``user``."""
+    async with open_websocket_url(server.ws_url) as ws:
+        client = Raw(ws)
+        assert (await client.hello(user))["type"] == "welcome"
+        yield client
 
 
-async def _until_closed(ws: WebSocketConnection) -> int | None:
-    """Read (and drop) frames until the server closes; its close code."""
-    with trio.fail_after(10):
-        try:
-            while True:
-                await ws.get_message()
-        except ConnectionClosed as closed:
-            return closed.reason.code
+async def _code(client: Raw) -> int:
+    _, code = await until_closed(client)
+    return code
 
 
 # -- the ways a connection ends ----------------------------------------------------------
 async def peer_closes(server: Daemon, room_id: str, owner: Principal) -> None:
-    async with open_websocket_url(server.ws_url) as ws:
-        await _join(ws, new_user("closes"), room_id)
+    async with _member(server, new_user("closes")) as client:
+        await client.join(room_id)
 
 
 async def peer_leaves(server: Daemon, room_id: str, owner: Principal) -> None:
-    async with open_websocket_url(server.ws_url) as ws:
-        await _join(ws, new_user("leaves"), room_id)
-        await ws.send_message(json.dumps({"type": "leave"}))
-        assert await _until_closed(ws) == 1000
+    async with _member(server, new_user("leaves")) as client:
+        await client.join(room_id)
+        await client.send({"type": "leave"})
+        assert await _code(client) == 1000
 
 
 async def peer_resumes(server: Daemon, room_id: str, owner: Principal) -> None:
     user = new_user("resumes")
-    async with open_websocket_url(server.ws_url) as ws:
-        session = await _join(ws, user, room_id)
-    async with open_websocket_url(server.ws_url) as ws:
-        assert await _join(ws, user, room_id, resume=session) == session
+    async with _member(server, user) as client:
+        session = (await client.join(room_id))["session_id"]
+    async with _member(server, user) as client:
+        assert (await client.join(room_id, resume=session))["session_id"] == session
 
 
 async def session_replaced(server: Daemon, room_id: str, owner: Principal) -> None:
     user = new_user("replaced")
-    async with open_websocket_url(server.ws_url) as first:
-        session = await _join(first, user, room_id)
-        async with open_websocket_url(server.ws_url) as second:
-            await _join(second, user, room_id, resume=session)
-            assert await _until_closed(first) == 4003
+    async with _member(server, user) as first:
+        session = (await first.join(room_id))["session_id"]
+        async with _member(server, user) as second:
+            await second.join(room_id, resume=session)
+            assert await _code(first) == 4003
 
 
 async def room_ends(server: Daemon, room_id: str, owner: Principal) -> None:
     # A room of its own, so that the shared one stays live.
     ending = await server.create_room(owner)
-    async with open_websocket_url(server.ws_url) as ws:
-        await _join(ws, new_user("ended"), ending)
+    async with _member(server, new_user("ended")) as client:
+        await client.join(ending)
         await server.end_room(owner, ending)
-        assert await _until_closed(ws) == 4001
+        assert await _code(client) == 4001
 
 
 Ending = Callable[[Daemon, str, Principal], Awaitable[None]]
@@ -197,8 +183,8 @@ def _from_the_server(obj: object) -> bool:
 async def test_closed_connections_leave_no_cycles(server: Daemon, ending: Ending) -> None:
     owner = new_user("owner")
     room_id = await server.create_room(owner)
-    async with open_websocket_url(server.ws_url) as keeper:  # the room stays live throughout
-        await _join(keeper, owner, room_id)
+    async with _member(server, owner) as keeper:  # the room stays live throughout
+        await keeper.join(room_id)
         await ending(server, room_id, owner)  # warm-up: first-use caches are not garbage
         await trio.testing.wait_all_tasks_blocked(QUIET)
         gc.collect()
