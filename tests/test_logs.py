@@ -355,7 +355,7 @@ def test_redact(text: str, secret: str, expected: str) -> None:
         "authorization failed for user 42",
         "wrong or missing room password",
         "room 3f6c ended; 3 members left",
-        "syncplayd.server.live_room crashed",
+        "syncplayd.server.live.live_room crashed",
         "listening on http://127.0.0.1:8750 and http://[::1]:8750/path",
         "sqlite:////var/lib/syncplayd/syncplayd.sqlite3",
         "user@example.com wrote 5 messages",

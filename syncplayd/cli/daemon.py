@@ -117,9 +117,9 @@ def main(
         return
     setup_logging(settings)
     # The server stack is only needed to serve.
-    from syncplayd.server.admin import AdminSocketError
-    from syncplayd.server.daemon import run
-    from syncplayd.server.sdnotify import Notifier, watchdog_interval
+    from syncplayd.server.http.admin import AdminSocketError
+    from syncplayd.server.process.daemon import run
+    from syncplayd.server.process.sdnotify import Notifier, watchdog_interval
 
     tune_garbage_collector()
 

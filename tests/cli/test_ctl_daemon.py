@@ -31,7 +31,7 @@ from click.testing import CliRunner
 
 from syncplayd.cli.ctl import main
 from syncplayd.identity import Principal, encode_token
-from syncplayd.server.admin import (
+from syncplayd.server.http.admin import (
     SOCKET_SCOPE_KEY,
     AdminSocketError,
     bind_admin_socket,

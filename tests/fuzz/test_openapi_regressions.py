@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from syncplayd.openapi import load_spec
-from syncplayd.server import wire
+from syncplayd.server.http import payloads
 from syncplayd.service import ServiceError
 from tests.daemon_process import DaemonProcess, new_user
 from tests.openapi_check import assert_request_conforms, schema_validator
@@ -68,10 +68,10 @@ def test_integral_numbers_are_integers(daemon: DaemonProcess) -> None:
 )
 def test_decode_body_integral_floats(body: bytes, expected: int | str) -> None:
     if isinstance(expected, int):
-        assert wire.decode_body(body, wire.InvitationBody).max_uses == expected
+        assert payloads.decode_body(body, payloads.InvitationBody).max_uses == expected
         return
     with pytest.raises(ServiceError) as caught:
-        wire.decode_body(body, wire.InvitationBody)
+        payloads.decode_body(body, payloads.InvitationBody)
     assert str(caught.value.status) == expected
 
 

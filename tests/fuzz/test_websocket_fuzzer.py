@@ -53,7 +53,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessa
 from syncplayd.config import load_settings
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
-from syncplayd.server import daemon
+from syncplayd.server.process import daemon
 from tests.daemon_process import SECRET, DaemonProcess, new_user, run_daemon
 from tests.e2e.raw import Raw, create_room, raw_client, token
 
@@ -802,7 +802,7 @@ PING = b'{"type": "ping", "id": 1, "t0": 0}'
     [
         # hypercorn kept the oversized message's buffer and wrote the next frame into
         # it: str into BytesIO (or the reverse) raised TypeError through its server
-        # nursery and the daemon exited (fixed in syncplayd/server/hypercorn_fixes.py).
+        # nursery and the daemon exited (fixed in syncplayd/server/process/hypercorn_fixes.py).
         [_masked_frame(0x2, b"x" * (MAX_REQUEST_BYTES + 1))] + [_masked_frame(0x1, PING)] * 3,
         [_masked_frame(0x1, b"x" * (MAX_REQUEST_BYTES + 1))] + [_masked_frame(0x2, PING)] * 3,
         # Same kind: the buffer used to grow with every frame that followed.

@@ -35,7 +35,7 @@ from psycopg import sql
 from syncplayd.client import ClientOptions, SyncClient, SyncRefused, open_sync_client
 from syncplayd.core.protocol import ErrorOut, Joined, PlaybackChanged, ServerMessage
 from syncplayd.identity import Principal
-from syncplayd.server.persister import Persister
+from syncplayd.server.live.persister import Persister
 from syncplayd.storage import (
     ChatMessage,
     NewEvent,

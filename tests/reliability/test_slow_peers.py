@@ -57,9 +57,9 @@ from wsproto.events import (
 
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
-from syncplayd.server.connection import CLOSE_CODES, Connection
-from syncplayd.server.daemon import HTTP_IDLE_TIMEOUT_SECONDS
-from syncplayd.server.websocket import HELLO_TIMEOUT_SECONDS
+from syncplayd.server.live.connection import CLOSE_CODES, Connection
+from syncplayd.server.live.websocket import HELLO_TIMEOUT_SECONDS
+from syncplayd.server.process.daemon import HTTP_IDLE_TIMEOUT_SECONDS
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.raw import Raw, new_room, raw_client, token
 from tests.reliability.conftest import tracebacks

@@ -46,8 +46,8 @@ from trio_websocket import ConnectionClosed
 
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
-from syncplayd.server.admin import admin_blueprint
-from syncplayd.server.api import api as api_blueprint
+from syncplayd.server.http.admin import admin_blueprint
+from syncplayd.server.http.api import api as api_blueprint
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.raw import Raw
 from tests.openapi_check import iter_operations
@@ -647,7 +647,7 @@ async def test_a_kicked_member_needs_a_credential_to_come_back(site: Site) -> No
         assert (await hello(socket, token_for(member)))["type"] == "welcome"
         await socket.send({"type": "join", "room_id": world.room_id, "resume": session})
         assert (await socket.expect("error"))["code"] == "not-a-member"
-        # A kick is not a ban (see syncplayd/server/admin.py): the invitation still opens the room.
+        # A kick is not a ban (see server/http/admin.py): the invitation still opens the room.
         joined = await socket.join(world.room_id, invitation_code=world.code)
         assert joined["session_id"] != session and joined["you"]["role"] == "member"
 

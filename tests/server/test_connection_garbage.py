@@ -31,8 +31,8 @@ from trio_websocket import open_websocket_url
 
 from syncplayd.config import load_settings
 from syncplayd.identity import Principal
-from syncplayd.server import daemon
-from syncplayd.server.connection import Connection
+from syncplayd.server.live.connection import Connection
+from syncplayd.server.process import daemon
 from tests.daemon_process import SECRET, new_user
 from tests.e2e.raw import Raw, token
 from tests.security.support import until_closed

@@ -20,10 +20,10 @@ import trio.testing
 
 from syncplayd.config import load_settings
 from syncplayd.identity import Principal
-from syncplayd.server.clock import ServerClock
-from syncplayd.server.connection import OUTBOX_SIZE, Connection
-from syncplayd.server.persister import Persister
-from syncplayd.server.supervisor import RoomSupervisor
+from syncplayd.server.live.connection import OUTBOX_SIZE, Connection
+from syncplayd.server.live.persister import Persister
+from syncplayd.server.live.supervisor import RoomSupervisor
+from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage import MemoryRepository, NewEvent, Playback
 from syncplayd.storage.errors import StorageUnavailable

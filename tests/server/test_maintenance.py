@@ -7,7 +7,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 from syncplayd.config import load_settings
-from syncplayd.server.maintenance import Maintenance
+from syncplayd.server.process.maintenance import Maintenance
 from syncplayd.storage import Invitation, MemoryRepository, NewRoom
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

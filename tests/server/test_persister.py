@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from syncplayd.server import persister as persister_module
-from syncplayd.server.persister import Persister
+from syncplayd.server.live import persister as persister_module
+from syncplayd.server.live.persister import Persister
 from syncplayd.storage import MemoryRepository, NewEvent, NewRoom, Playback, PlaybackState
 from syncplayd.storage.errors import StorageUnavailable
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncplayd.config import ConfigError, Settings, load_settings
-from syncplayd.server.reload import plan, reload
+from syncplayd.server.process.reload import plan, reload
 
 
 def _settings(tmp_path: Path, **env: str) -> Settings:

@@ -22,7 +22,7 @@ import pytest
 import trio
 import trio.testing
 
-from syncplayd.server.sdnotify import (
+from syncplayd.server.process.sdnotify import (
     SEND_TIMEOUT_SECONDS,
     Notifier,
     run_watchdog,
@@ -239,7 +239,7 @@ async def test_no_socket_is_a_no_op(environ: dict[str, str]) -> None:
 def test_unsupported_address_disables_with_a_warning(
     address: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="syncplayd.server.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="syncplayd.server.process.sdnotify"):
         notifier = Notifier(address)
     assert not notifier.enabled
     assert "not supported" in caplog.text
@@ -250,7 +250,7 @@ async def test_send_error_is_logged_not_raised(
 ) -> None:
     notifier = Notifier(str(socket_dir / "nobody-listens.sock"))
     assert notifier.enabled
-    with caplog.at_level(logging.DEBUG, logger="syncplayd.server.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="syncplayd.server.process.sdnotify"):
         assert await notifier.ready() is False
         assert await notifier.watchdog() is False
     assert "sd_notify 'READY=1' failed" in caplog.text
@@ -271,7 +271,7 @@ async def test_a_wedged_manager_does_not_block_forever(
     notifier = Notifier.from_environ(manager.environ)
     results = []
     start = trio.current_time()
-    with caplog.at_level(logging.DEBUG, logger="syncplayd.server.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="syncplayd.server.process.sdnotify"):
         for _ in range(1000):
             sent = await notifier.status("busy")
             results.append(sent)

@@ -17,8 +17,8 @@ from quart.typing import TestClientProtocol as QuartClient
 
 from syncplayd.config import load_settings
 from syncplayd.identity import encode_token
-from syncplayd.server.app import create_app
-from syncplayd.server.state import AppState
+from syncplayd.server.http.app import create_app
+from syncplayd.server.http.state import AppState
 from syncplayd.service import RoomService
 from syncplayd.storage import MemoryRepository
 from tests.daemon_process import SECRET, new_user

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from syncplayd.server.web import CONTENT_SECURITY_POLICY, DEMO_VIDEO
+from syncplayd.server.http.web import CONTENT_SECURITY_POLICY, DEMO_VIDEO
 from tests.daemon_process import SECRET, DaemonProcess, run_daemon
 
 pytestmark = pytest.mark.slow

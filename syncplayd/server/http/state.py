@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from syncplayd.config import Settings
-from syncplayd.server.clock import ServerClock
 from syncplayd.server.metrics import Metrics
+from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage.base import Repository
 
 if TYPE_CHECKING:
-    from syncplayd.server.supervisor import RoomSupervisor
+    from syncplayd.server.live.supervisor import RoomSupervisor
 
 
 @dataclass(slots=True)

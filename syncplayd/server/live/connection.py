@@ -12,7 +12,7 @@ again cannot be cancelled; it ends when the socket does. Two things make sure
 the socket does end: once the room has let go of a connection, its frames
 are still read (and dropped), so that hypercorn keeps reading the socket and
 sees the peer's EOF, a read timeout or an error; and the daemon sets
-``TCP_USER_TIMEOUT`` on its listening sockets (``server/daemon.py``), so that
+``TCP_USER_TIMEOUT`` on its listening sockets (``server/process/daemon.py``), so that
 the kernel aborts a connection whose data stays unacknowledged.
 """
 

@@ -1,4 +1,4 @@
-"""The daemon hands free C-heap memory back to the system (``server/memory.py``)."""
+"""The daemon hands free C-heap memory back to the system (``server/process/heap.py``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import trio
 import trio.testing
 
-from syncplayd.server import memory
+from syncplayd.server.process import heap
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_malloc_trim_is_found_on_glibc() -> None:
-    trim = memory.find_malloc_trim()
+    trim = heap.find_malloc_trim()
     assert trim is not None
     assert trim(0) in (0, 1)  # 1: memory was released, 0: there was none to release
 
@@ -27,14 +27,14 @@ async def test_the_heap_is_trimmed_once_per_interval(
         calls.append(trio.current_time())
         return 1
 
-    monkeypatch.setattr(memory, "find_malloc_trim", lambda: trim)
+    monkeypatch.setattr(heap, "find_malloc_trim", lambda: trim)
     start = trio.current_time()
     with trio.move_on_after(200):
-        await memory.release_free_memory(60.0)
+        await heap.release_free_memory(60.0)
     assert [round(t - start) for t in calls] == [60, 120, 180]
 
 
 async def test_without_malloc_trim_the_task_ends_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(memory, "find_malloc_trim", lambda: None)
+    monkeypatch.setattr(heap, "find_malloc_trim", lambda: None)
     with trio.fail_after(1):
-        await memory.release_free_memory(60.0)
+        await heap.release_free_memory(60.0)

@@ -19,8 +19,8 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from syncplayd.core.protocol import PROTOCOL_VERSION
 from syncplayd.identity import MAX_NAME_LENGTH, Principal, encode_token
-from syncplayd.server.problems import json_response, problem
-from syncplayd.server.state import AppState
+from syncplayd.server.http.problems import json_response, problem
+from syncplayd.server.http.state import AppState
 
 WEB_ROOT: Final = Path(__file__).resolve().parent.parent / "web"
 DEMO_VIDEO: Final = WEB_ROOT / "demo" / "demo.webm"

@@ -4,7 +4,7 @@ Each live room runs in its own nursery: one reader task per connection, a
 clock task that wakes the engine when it asked to be woken, and a heartbeat
 task for the periodic checks (idle sessions, ready timeouts). Each
 connection's writer runs in its socket's handler task instead (see
-:mod:`syncplayd.server.connection`). The room applies commands to the pure
+:mod:`syncplayd.server.live.connection`). The room applies commands to the pure
 engine (:mod:`syncplayd.core.room`) and carries out the effects it returns;
 trio runs one task at a time, so an ``apply`` and its effects are atomic.
 """
@@ -28,11 +28,11 @@ from syncplayd.core import protocol
 from syncplayd.core import room as engine
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
-from syncplayd.server.clock import ServerClock
-from syncplayd.server.connection import Connection, PendingPong
+from syncplayd.server.http.payloads import room_json
+from syncplayd.server.live.connection import Connection, PendingPong
+from syncplayd.server.live.persister import Persister
 from syncplayd.server.metrics import Metrics, message_type
-from syncplayd.server.persister import Persister
-from syncplayd.server.wire import room_json
+from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService, ServiceError
 from syncplayd.storage.errors import StorageError
 from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Room

@@ -19,7 +19,7 @@ the app and marks each scope it hands over with ``scope["syncplayd.admin_socket"
 = True``; only that mark, which no HTTP client can set, grants trust.
 
 Answers are JSON; errors are the same RFC 9457 problem documents as the public
-API (the app's error handlers and :mod:`syncplayd.server.problems`). Unlike the
+API (the app's error handlers and :mod:`syncplayd.server.http.problems`). Unlike the
 public API, every answer has a body (no ``204``), so that scripts always get
 JSON.
 
@@ -59,19 +59,19 @@ from syncplayd.config import dump_settings
 from syncplayd.core import room as engine
 from syncplayd.core.codes import normalize_code
 from syncplayd.identity import InvalidToken, Principal
-from syncplayd.server import wire
-from syncplayd.server.api import MAX_OFFSET, _body, _query_bool, _query_int, _query_text, _uuid
-from syncplayd.server.auth import bearer_token, token_principal
-from syncplayd.server.problems import json_response, problem
-from syncplayd.server.state import AppState
+from syncplayd.server.http import payloads
+from syncplayd.server.http.api import MAX_OFFSET, _body, _query_bool, _query_int, _query_text, _uuid
+from syncplayd.server.http.auth import bearer_token, token_principal
+from syncplayd.server.http.problems import json_response, problem
+from syncplayd.server.http.state import AppState
 from syncplayd.service import ServiceError
 from syncplayd.service.errors import invalid, not_found
 from syncplayd.storage.errors import StorageUnavailable
 from syncplayd.storage.records import Event, Invitation, NewEvent, PlaybackControl, RoomFilters
 
 if TYPE_CHECKING:
-    from syncplayd.server.live_room import LiveRoom
-    from syncplayd.server.supervisor import RoomSupervisor
+    from syncplayd.server.live.live_room import LiveRoom
+    from syncplayd.server.live.supervisor import RoomSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,13 @@ class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """``POST /rooms``: the public API's fields plus the owner to create it for."""
 
     owner_id: UUID
-    name: wire.Name
-    content_type: wire.ContentType
-    content_id: wire.ContentId
-    owner_name: wire.Name | None = None
+    name: payloads.Name
+    content_type: payloads.ContentType
+    content_id: payloads.ContentId
+    owner_name: payloads.Name | None = None
     is_public: bool = False
-    password: wire.Password | None = None
-    max_participants: wire.MaxParticipants | None = None
+    password: payloads.Password | None = None
+    max_participants: payloads.MaxParticipants | None = None
     playback_control: PlaybackControl = PlaybackControl.EVERYONE
 
 
@@ -186,7 +186,7 @@ def _live_json(live: LiveRoom, now: float) -> dict[str, Any]:
                 "buffering": session.buffering,
                 "rtt_ms": None if session.rtt is None else round(session.rtt * 1000, 1),
                 "offset_seconds": session.last_offset,
-                "last_seen": wire.timestamp(_server_time(session.last_seen)),
+                "last_seen": payloads.timestamp(_server_time(session.last_seen)),
             }
         )
     return {
@@ -231,13 +231,13 @@ def event_json(event: Event) -> dict[str, Any]:
         "room_id": str(event.room_id),
         "type": event.type,
         "user_id": str(event.user_id) if event.user_id else None,
-        "created_at": wire.timestamp(event.created_at),
+        "created_at": payloads.timestamp(event.created_at),
         "payload": event.payload,
     }
 
 
 def _invitation_json(invitation: Invitation, now: datetime) -> dict[str, Any]:
-    return wire.invitation_json(invitation) | {
+    return payloads.invitation_json(invitation) | {
         "expired": invitation.is_expired(now),
         "used_up": invitation.is_used_up,
     }
@@ -260,7 +260,7 @@ async def status() -> Response:
     supervisor = state.supervisor
     body = {
         "version": __version__,
-        "started_at": wire.timestamp(datetime.fromtimestamp(started_at, UTC)),
+        "started_at": payloads.timestamp(datetime.fromtimestamp(started_at, UTC)),
         "uptime_seconds": round(time.monotonic() - started, 3),
         "live_rooms": supervisor.live_rooms if supervisor else 0,
         "connections": supervisor.connections if supervisor else 0,
@@ -304,8 +304,8 @@ async def list_rooms() -> Response:
     )
     limit, offset = _paging(50)
     rooms, total = await _state().repo.list_rooms(filters, limit, offset)
-    items = [wire.room_json(r) | {"connections": _connection_count(r.id)} for r in rooms]
-    return json_response(wire.page_json(items, total, limit, offset))
+    items = [payloads.room_json(r) | {"connections": _connection_count(r.id)} for r in rooms]
+    return json_response(payloads.page_json(items, total, limit, offset))
 
 
 def _query_uuid(name: str, value: str) -> UUID:
@@ -336,7 +336,7 @@ async def create_room() -> Response:
     )
     _audit("created room %s for %s", room.id, room.owner_id)
     location = f"{ADMIN_PREFIX}/rooms/{room.id}"
-    return json_response(wire.room_json(room), 201, {"Location": location})
+    return json_response(payloads.room_json(room), 201, {"Location": location})
 
 
 @admin_blueprint.get("/rooms/<room_id>")
@@ -345,7 +345,7 @@ async def show_room(room_id: str) -> Response:
     state = _state()
     room = await state.service.get_room(_admin(), _uuid(room_id, "room"))
     live = live_room(state.supervisor, room.id)
-    body = wire.room_json(room) | {
+    body = payloads.room_json(room) | {
         "live": _live_json(live, state.clock.now()) if live is not None else None
     }
     return json_response(body)
@@ -354,10 +354,10 @@ async def show_room(room_id: str) -> Response:
 @admin_blueprint.patch("/rooms/<room_id>")
 async def update_room(room_id: str) -> Response:
     """Change a room's settings (the public API's ``PUT`` body)."""
-    changes, given = wire.room_changes(await _body(wire.UpdateRoomBody))
+    changes, given = payloads.room_changes(await _body(payloads.UpdateRoomBody))
     room = await _state().service.update_room(_admin(), _uuid(room_id, "room"), changes)
     _audit("updated room %s (%s)", room.id, ", ".join(given))
-    return json_response(wire.room_json(room))
+    return json_response(payloads.room_json(room))
 
 
 @admin_blueprint.delete("/rooms/<room_id>")
@@ -385,9 +385,9 @@ async def list_participants(room_id: str) -> Response:
             user = str(connection.principal.user_id)
             sessions[user] = sessions.get(user, 0) + 1
     items = [
-        wire.participant_json(p) | {"sessions": sessions.get(str(p.user_id), 0)} for p in people
+        payloads.participant_json(p) | {"sessions": sessions.get(str(p.user_id), 0)} for p in people
     ]
-    return json_response(wire.page_json(items, len(items), len(items), 0))
+    return json_response(payloads.page_json(items, len(items), len(items), 0))
 
 
 @admin_blueprint.post("/rooms/<room_id>/participants/<user_id>/kick")
@@ -445,7 +445,9 @@ async def chat_history(room_id: str) -> Response:
     await _room_or_404(uid)
     limit, offset = _paging(50)
     items, total = await _state().repo.list_chat_messages(uid, limit, offset)
-    return json_response(wire.page_json([wire.chat_json(m) for m in items], total, limit, offset))
+    return json_response(
+        payloads.page_json([payloads.chat_json(m) for m in items], total, limit, offset)
+    )
 
 
 @admin_blueprint.delete("/chat/<message_id>")
@@ -462,7 +464,7 @@ async def delete_chat(message_id: str) -> Response:
 @admin_blueprint.post("/rooms/<room_id>/invitations")
 async def create_invitation(room_id: str) -> Response:
     """Create an invitation (``created_by`` is the admin: the nil UUID on the socket)."""
-    body = await _body(wire.InvitationBody)
+    body = await _body(payloads.InvitationBody)
     invitation = await _state().service.create_invitation(
         _admin(),
         _uuid(room_id, "room"),
@@ -488,7 +490,7 @@ async def show_invitation(code: str) -> Response:
     invitation = await _invitation(code)
     room = await _state().repo.get_room(invitation.room_id)
     body = _invitation_json(invitation, _now()) | {
-        "room": wire.room_summary_json(room) if room is not None else None
+        "room": payloads.room_summary_json(room) if room is not None else None
     }
     return json_response(body)
 
@@ -509,7 +511,7 @@ async def purge_expired() -> Response:
     before = _now() - timedelta(hours=body.older_than_hours)
     purged = await _state().repo.purge_expired_invitations(before)
     _audit("purged %d expired invitations", purged)
-    return json_response({"purged": purged, "expired_before": wire.timestamp(before)})
+    return json_response({"purged": purged, "expired_before": payloads.timestamp(before)})
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -527,7 +529,9 @@ async def room_events(room_id: str) -> Response:
     after_text = request.args.get("after")
     if not after_text:
         events, total = await repo.list_events(uid, limit, offset)
-        return json_response(wire.page_json([event_json(e) for e in events], total, limit, offset))
+        return json_response(
+            payloads.page_json([event_json(e) for e in events], total, limit, offset)
+        )
     after = _query_int("after", 0, 0, None)
     newer: list[Event] = []
     total = 0
@@ -539,7 +543,9 @@ async def room_events(room_id: str) -> Response:
         if len(page) < 100 or page[-1].id <= after:
             break
     newer.sort(key=lambda e: e.id)
-    return json_response(wire.page_json([event_json(e) for e in newer[:limit]], total, limit, 0))
+    return json_response(
+        payloads.page_json([event_json(e) for e in newer[:limit]], total, limit, 0)
+    )
 
 
 # -- the unix socket ---------------------------------------------------------------------------

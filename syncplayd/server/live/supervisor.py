@@ -23,11 +23,11 @@ from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
 from syncplayd.logs import log_context
-from syncplayd.server.clock import ServerClock
-from syncplayd.server.live_room import LiveRoom, RoomDeps
+from syncplayd.server.http.payloads import chat_json
+from syncplayd.server.live.live_room import LiveRoom, RoomDeps
+from syncplayd.server.live.persister import Persister
 from syncplayd.server.metrics import Metrics
-from syncplayd.server.persister import Persister
-from syncplayd.server.wire import chat_json
+from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage.base import Repository
 from syncplayd.storage.records import ChatMessage, Room

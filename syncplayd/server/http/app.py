@@ -9,11 +9,11 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from syncplayd.server.admin import admin_blueprint
-from syncplayd.server.api import api
-from syncplayd.server.problems import from_service_error, json_response, problem
-from syncplayd.server.state import AppState
-from syncplayd.server.web import web
+from syncplayd.server.http.admin import admin_blueprint
+from syncplayd.server.http.api import api
+from syncplayd.server.http.problems import from_service_error, json_response, problem
+from syncplayd.server.http.state import AppState
+from syncplayd.server.http.web import web
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageUnavailable
 

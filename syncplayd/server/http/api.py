@@ -13,11 +13,16 @@ from quart import Blueprint, Response, current_app, g, request
 
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
-from syncplayd.server import wire
-from syncplayd.server.auth import bearer_token, proxy_principal, request_address, token_principal
-from syncplayd.server.problems import json_response, problem
-from syncplayd.server.state import AppState
-from syncplayd.server.websocket import websocket_endpoint
+from syncplayd.server.http import payloads
+from syncplayd.server.http.auth import (
+    bearer_token,
+    proxy_principal,
+    request_address,
+    token_principal,
+)
+from syncplayd.server.http.problems import json_response, problem
+from syncplayd.server.http.state import AppState
+from syncplayd.server.live.websocket import websocket_endpoint
 from syncplayd.service import RoomQuery, ServiceError
 from syncplayd.service.errors import invalid, not_found
 
@@ -112,7 +117,7 @@ async def _body(kind: type[T]) -> T:
     data = received.encode() if isinstance(received, str) else received
     if data.strip() and request.mimetype != "application/json":
         raise ServiceError(415, "unsupported-media-type", "send the body as application/json")
-    return wire.decode_body(data, kind)
+    return payloads.decode_body(data, kind)
 
 
 # -- rooms -----------------------------------------------------------------------
@@ -128,13 +133,13 @@ async def list_rooms() -> Response:
         offset=_query_int("offset", 0, 0, MAX_OFFSET),
     )
     rooms, total = await _state().service.list_rooms(_principal(), query)
-    items = [wire.room_json(room) for room in rooms]
-    return json_response(wire.page_json(items, total, query.limit, query.offset))
+    items = [payloads.room_json(room) for room in rooms]
+    return json_response(payloads.page_json(items, total, query.limit, query.offset))
 
 
 @api.post("/rooms")
 async def create_room() -> Response:
-    body = await _body(wire.CreateRoomBody)
+    body = await _body(payloads.CreateRoomBody)
     room = await _state().service.create_room(
         _principal(),
         name=body.name,
@@ -146,20 +151,20 @@ async def create_room() -> Response:
         playback_control=body.playback_control,
     )
     location = f"{api.url_prefix}/rooms/{room.id}"
-    return json_response(wire.room_json(room), 201, {"Location": location})
+    return json_response(payloads.room_json(room), 201, {"Location": location})
 
 
 @api.get("/rooms/<room_id>")
 async def get_room(room_id: str) -> Response:
     room = await _state().service.get_room(_principal(), _uuid(room_id, "room"))
-    return json_response(wire.room_json(room))
+    return json_response(payloads.room_json(room))
 
 
 @api.put("/rooms/<room_id>")
 async def update_room(room_id: str) -> Response:
-    changes, _ = wire.room_changes(await _body(wire.UpdateRoomBody))
+    changes, _ = payloads.room_changes(await _body(payloads.UpdateRoomBody))
     room = await _state().service.update_room(_principal(), _uuid(room_id, "room"), changes)
-    return json_response(wire.room_json(room))
+    return json_response(payloads.room_json(room))
 
 
 @api.delete("/rooms/<room_id>")
@@ -171,7 +176,7 @@ async def end_room(room_id: str) -> Response:
 
 @api.post("/rooms/<room_id>/join")
 async def join_room(room_id: str) -> Response:
-    body = await _body(wire.JoinBody)
+    body = await _body(payloads.JoinBody)
     room, participant = await _state().service.join(
         _principal(),
         _uuid(room_id, "room"),
@@ -180,7 +185,7 @@ async def join_room(room_id: str) -> Response:
         address=request_address(_state(), request.headers.get, request.remote_addr),
     )
     return json_response(
-        {"room": wire.room_json(room), "participant": wire.participant_json(participant)}
+        {"room": payloads.room_json(room), "participant": payloads.participant_json(participant)}
     )
 
 
@@ -196,16 +201,16 @@ async def list_participants(room_id: str) -> Response:
     people = await _state().service.participants(
         _principal(), _uuid(room_id, "room"), connected_only=connected
     )
-    items = [wire.participant_json(p) for p in people]
-    return json_response(wire.page_json(items, len(items), len(items), 0))
+    items = [payloads.participant_json(p) for p in people]
+    return json_response(payloads.page_json(items, len(items), len(items), 0))
 
 
 # -- chat ------------------------------------------------------------------------
 @api.post("/rooms/<room_id>/chat")
 async def post_chat(room_id: str) -> Response:
-    body = await _body(wire.ChatBody)
+    body = await _body(payloads.ChatBody)
     message = await _state().service.post_chat(_principal(), _uuid(room_id, "room"), body.message)
-    return json_response(wire.chat_json(message), 201)
+    return json_response(payloads.chat_json(message), 201)
 
 
 @api.get("/rooms/<room_id>/chat")
@@ -216,14 +221,14 @@ async def chat_history(room_id: str) -> Response:
         _principal(), _uuid(room_id, "room"), limit=limit, offset=offset
     )
     return json_response(
-        wire.page_json([wire.chat_json(m) for m in items], total, effective, offset)
+        payloads.page_json([payloads.chat_json(m) for m in items], total, effective, offset)
     )
 
 
 # -- invitations -----------------------------------------------------------------
 @api.post("/rooms/<room_id>/invitations")
 async def create_invitation(room_id: str) -> Response:
-    body = await _body(wire.InvitationBody)
+    body = await _body(payloads.InvitationBody)
     invitation = await _state().service.create_invitation(
         _principal(),
         _uuid(room_id, "room"),
@@ -231,7 +236,7 @@ async def create_invitation(room_id: str) -> Response:
         expires_in_hours=body.expires_in_hours,
         max_uses=body.max_uses,
     )
-    return json_response(wire.invitation_json(invitation), 201)
+    return json_response(payloads.invitation_json(invitation), 201)
 
 
 @api.get("/invitations/<code>")
@@ -243,7 +248,7 @@ async def get_invitation(code: str) -> Response:
         code,
         address=request_address(_state(), request.headers.get, request.remote_addr),
     )
-    body = wire.invitation_json(invitation) | {"room": wire.room_summary_json(room)}
+    body = payloads.invitation_json(invitation) | {"room": payloads.room_summary_json(room)}
     return json_response(body)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from syncplayd.identity import Principal, client_address, decode_token, principal_from_proxy
-from syncplayd.server.state import AppState
+from syncplayd.server.http.state import AppState
 
 
 def proxy_principal(

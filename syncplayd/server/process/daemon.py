@@ -22,18 +22,18 @@ from hypercorn.trio import serve
 from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
 from syncplayd.logs import register_secret
-from syncplayd.server import hypercorn_fixes
-from syncplayd.server.admin import admin_socket_path, bind_admin_socket, serve_admin_socket
-from syncplayd.server.app import create_app
-from syncplayd.server.clock import ServerClock
-from syncplayd.server.maintenance import Maintenance
-from syncplayd.server.memory import release_free_memory
+from syncplayd.server.http.admin import admin_socket_path, bind_admin_socket, serve_admin_socket
+from syncplayd.server.http.app import create_app
+from syncplayd.server.http.state import AppState
+from syncplayd.server.live.persister import Persister
+from syncplayd.server.live.supervisor import RoomSupervisor
 from syncplayd.server.metrics import Metrics, TimedRepository
-from syncplayd.server.persister import Persister
-from syncplayd.server.reload import reload
-from syncplayd.server.sdnotify import Notifier, run_watchdog
-from syncplayd.server.state import AppState
-from syncplayd.server.supervisor import RoomSupervisor
+from syncplayd.server.process import hypercorn_fixes
+from syncplayd.server.process.heap import release_free_memory
+from syncplayd.server.process.maintenance import Maintenance
+from syncplayd.server.process.reload import reload
+from syncplayd.server.process.sdnotify import Notifier, run_watchdog
+from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage import open_repository
 
@@ -70,7 +70,7 @@ class _HypercornConfig(HypercornConfig):
     whose data stays unacknowledged, or unsent behind a closed receive window
     (a peer that stopped reading), for that long. hypercorn shields its socket
     writes, so without this such a write, and the connection, would last as
-    long as the peer keeps it open (see ``server/connection.py``).
+    long as the peer keeps it open (see ``server/live/connection.py``).
     """
 
     tcp_user_timeout_seconds: float | None = None

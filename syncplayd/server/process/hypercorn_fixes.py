@@ -38,7 +38,7 @@ reference cycle. A WebSocket connection lives long enough for the collector to m
 it to the oldest generation, so each closed one (with its buffers and the ASGI and
 Quart objects it reaches) stayed in memory until a full collection, which the
 daemon's tuned collector runs rarely (``cli/daemon.py``): memory grew by about
-10 MiB a minute under churn (with the exception groups of ``server/websocket.py``).
+10 MiB a minute under churn (with the exception groups of ``server/live/websocket.py``).
 ``TCPServer.run`` now lets go of the protocol when it returns.
 """
 

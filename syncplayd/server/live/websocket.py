@@ -24,11 +24,16 @@ from quart import Response, current_app, websocket
 
 from syncplayd.core import protocol
 from syncplayd.identity import InvalidToken, Principal
-from syncplayd.server.auth import bearer_token, proxy_principal, request_address, token_principal
-from syncplayd.server.connection import CLOSE_CODES, Connection, WebSocketLike
-from syncplayd.server.problems import problem
-from syncplayd.server.state import AppState
-from syncplayd.server.wire import chat_json
+from syncplayd.server.http.auth import (
+    bearer_token,
+    proxy_principal,
+    request_address,
+    token_principal,
+)
+from syncplayd.server.http.payloads import chat_json
+from syncplayd.server.http.problems import problem
+from syncplayd.server.http.state import AppState
+from syncplayd.server.live.connection import CLOSE_CODES, Connection, WebSocketLike
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageError
 from syncplayd.storage.records import ChatMessage

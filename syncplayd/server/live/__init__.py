@@ -1,0 +1,1 @@
+"""The live side: rooms in memory, their sockets, and what they write behind."""

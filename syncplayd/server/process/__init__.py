@@ -1,0 +1,1 @@
+"""Process plumbing: the daemon root, systemd, reloads, maintenance, the admin socket."""
