@@ -290,6 +290,14 @@ def list_events(tx: Tx, room_id: UUID, limit: int, offset: int) -> tuple[list[Ev
     return [event_from_row(tx, row) for row in rows], total
 
 
+def list_events_after(tx: Tx, room_id: UUID, after: int, limit: int) -> list[Event]:
+    rows = tx.execute(
+        "SELECT * FROM events WHERE room_id = ? AND id > ? ORDER BY id LIMIT ?",
+        [tx.id(room_id), after, limit],
+    ).fetchall()
+    return [event_from_row(tx, row) for row in rows]
+
+
 # -- invitations -----------------------------------------------------------------------
 def create_invitation(tx: Tx, i: Invitation) -> Invitation:
     row = tx.execute(

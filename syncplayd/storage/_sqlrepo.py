@@ -134,6 +134,10 @@ class SqlRepository(Repository, abc.ABC):
         check_page(limit, offset)
         return await self._read(q.list_events, room_id, limit, offset)
 
+    async def list_events_after(self, room_id: UUID, after: int, limit: int) -> list[Event]:
+        check_page(limit, 0)
+        return await self._read(q.list_events_after, room_id, after, limit)
+
     # -- invitations -------------------------------------------------------------------------
     async def create_invitation(self, invitation: Invitation) -> Invitation:
         return await self._write(q.create_invitation, invitation)

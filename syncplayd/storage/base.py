@@ -118,6 +118,9 @@ class Repository(Protocol):
     async def list_events(self, room_id: UUID, limit: int, offset: int) -> tuple[list[Event], int]:
         """Return a page of the room's events, newest first, and the total count."""
 
+    async def list_events_after(self, room_id: UUID, after: int, limit: int) -> list[Event]:
+        """Return up to ``limit`` of the room's events with an id above ``after``, oldest first."""
+
     # -- invitations -------------------------------------------------------------
     async def create_invitation(self, invitation: Invitation) -> Invitation:
         """Store an invitation.

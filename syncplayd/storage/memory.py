@@ -313,6 +313,15 @@ class MemoryRepository(Repository):
         ]
         return page, len(found)
 
+    async def list_events_after(self, room_id: UUID, after: int, limit: int) -> list[Event]:
+        check_page(limit, 0)
+        await self._enter()
+        found = [e for e in self._events if e[0].room_id == room_id and e[0].id > after]
+        return [
+            dataclasses.replace(event, payload=json.loads(payload))
+            for event, payload in found[:limit]
+        ]
+
     # -- invitations -------------------------------------------------------------------------
     async def create_invitation(self, invitation: Invitation) -> Invitation:
         await self._enter()

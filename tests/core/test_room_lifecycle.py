@@ -13,6 +13,7 @@ from syncplayd.core.room import (
     Disconnect,
     Leave,
     Playback,
+    RemoveUser,
     RoomState,
     SetControl,
     SetRole,
@@ -66,6 +67,31 @@ LIFECYCLE: list[tuple[str, RoomState, Command, list[str]]] = [
         Leave("bob"),
         ["presence:left:bob -bob", "log:left", "close:bob:left", *RESUMED],
     ),
+    (
+        "remove a user",
+        room(PAUSED),
+        RemoveUser("bob", "kicked", "removed"),
+        ["presence:left:bob -bob", "log:left", "close:bob:kicked"],
+    ),
+    (
+        "remove a user with two devices, one of them disconnected",
+        room(PAUSED, ANN, BOB, session("bob-tv", user_id="bob", connected=False)),
+        RemoveUser("bob"),
+        [
+            "presence:left:bob -bob",
+            "log:left",
+            "close:bob:left",
+            "presence:left:bob -bob-tv",
+            "log:left",
+        ],
+    ),
+    (
+        "the blocker is removed",
+        room(WAITING, ANN, BOB_BUFFERING),
+        RemoveUser("bob", "kicked", "removed"),
+        ["presence:left:bob -bob", "log:left", "close:bob:kicked", *RESUMED],
+    ),
+    ("remove a user who has no session", room(PAUSED), RemoveUser("zed"), []),
     ("control: moderators", room(PAUSED), SetControl("moderators"), ["log:control"]),
     ("control unchanged", room(PAUSED), SetControl("everyone"), []),
     (
@@ -119,6 +145,15 @@ def test_leaving_one_of_two_devices() -> None:
     assert isinstance(first, Broadcast) and isinstance(first.message, protocol.Presence)
     assert first.message.member.is_connected
     assert first.message.member.sessions == 1
+
+
+def test_removing_a_user_removes_every_session_and_the_last_presence_has_none() -> None:
+    state = room(PAUSED, ANN, session("ann-tv", user_id="ann", user_name="Ann"), BOB)
+    new, effects = apply(state, RemoveUser("ann", "kicked", "removed"), NOW)
+    assert list(new.sessions) == ["bob"]
+    last = [e for e in effects if isinstance(e, Broadcast)][-1]
+    assert isinstance(last.message, protocol.Presence)
+    assert last.message.member.sessions == 0 and not last.message.member.is_connected
 
 
 def test_set_control_and_role_change_the_state() -> None:

@@ -33,6 +33,7 @@ from syncplayd.core.room import (
     Playback,
     Ready,
     Refused,
+    RemoveUser,
     Role,
     RoomState,
     RttSample,
@@ -54,7 +55,7 @@ USERS: dict[str, tuple[str, str, Role]] = {
 }
 USERS["d"] = USERS["a"]  # Ann's second device
 KINDS = [
-    "connect", "disconnect", "leave", "play", "pause", "seek", "rate", "buffering",
+    "connect", "disconnect", "leave", "remove", "play", "pause", "seek", "rate", "buffering",
     "ready", "heartbeat", "rtt", "tick", "control", "role",
 ]  # fmt: skip
 RATES = [0.5, 1.0, 1.25, 2.0]
@@ -85,6 +86,8 @@ def build(action: Action, state: RoomState, t: float) -> Command:
             return Disconnect(sid)
         case "leave":
             return Leave(sid)
+        case "remove":
+            return RemoveUser(user, "kicked" if flag else "left", "removed")
         case "play":
             return Play(sid, x if flag else None)
         case "pause":

@@ -93,6 +93,21 @@ async def test_events_batch_and_paging(repo: Repository) -> None:
     assert (await repo.list_events(other.id, 10, 0))[1] == 1
 
 
+async def test_events_after_an_id_oldest_first(repo: Repository) -> None:
+    room = await repo.create_room(new_room())
+    other = await repo.create_room(new_room())
+    await repo.log_events(
+        [NewEvent(room.id, f"e{i}", at(i)) for i in range(5)] + [NewEvent(other.id, "x", at(1))]
+    )
+    everything = await repo.list_events_after(room.id, 0, 100)
+    assert [e.type for e in everything] == ["e0", "e1", "e2", "e3", "e4"]
+    newer = await repo.list_events_after(room.id, everything[1].id, 2)
+    assert [e.type for e in newer] == ["e2", "e3"]
+    assert await repo.list_events_after(room.id, everything[-1].id, 10) == []
+    with pytest.raises(ValueError, match="limit"):
+        await repo.list_events_after(room.id, 0, -1)
+
+
 async def test_event_batch_is_all_or_nothing(repo: Repository) -> None:
     room = await repo.create_room(new_room())
     with pytest.raises(RoomNotFound):

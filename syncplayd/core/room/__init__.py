@@ -24,6 +24,7 @@ from syncplayd.core.room._events import Pause as Pause
 from syncplayd.core.room._events import PersistPlayback as PersistPlayback
 from syncplayd.core.room._events import Play as Play
 from syncplayd.core.room._events import Ready as Ready
+from syncplayd.core.room._events import RemoveUser as RemoveUser
 from syncplayd.core.room._events import RttSample as RttSample
 from syncplayd.core.room._events import Seek as Seek
 from syncplayd.core.room._events import SendTo as SendTo

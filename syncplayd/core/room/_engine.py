@@ -85,6 +85,8 @@ RttSample  EMA of the RTT, ``last_seen``; one ``latency`` presence when half
 Connect    New or resumed session; presence ``joined``/``reconnected``.
 Disconnect Keeps the session; presence ``disconnected``; may resume.
 Leave      Removes the session, closes its socket; presence ``left``; may resume.
+RemoveUser Leave for every session of a user, closed with the given reason
+           (``left``, ``kicked``): how a REST leave or a kick reaches the room.
 Tick       Idle sessions: closed and disconnected. Waiting: overdue blockers
            skipped and named. May resume.
 SetControl Who may control playback (the shell checks who may ask).
@@ -108,6 +110,7 @@ from syncplayd.core.room._events import (
     Pause,
     Play,
     Ready,
+    RemoveUser,
     RttSample,
     Seek,
     SetControl,
@@ -169,6 +172,8 @@ def _dispatch(state: RoomState, command: Command, now: float) -> Result:
             return _membership.disconnect(state, command, now)
         case Leave():
             return _membership.leave(state, command, now)
+        case RemoveUser():
+            return _membership.remove_user(state, command, now)
         case Play():
             return _playback.play(state, command, now)
         case Pause():

@@ -51,6 +51,19 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoveUser:
+    """Every session of a user leaves the room: the user left or was removed.
+
+    Each connected session's socket is closed with ``reason``; the others see
+    presence ``left``. Idempotent: a user with no session changes nothing.
+    """
+
+    user_id: str
+    reason: CloseReason = "left"
+    message: str = "you left the room"
+
+
+@dataclass(frozen=True, slots=True)
 class Play:
     """Start (or resume) playback, at ``position`` or where the room stands."""
 
@@ -149,6 +162,7 @@ Command = (
     Connect
     | Disconnect
     | Leave
+    | RemoveUser
     | Play
     | Pause
     | Seek

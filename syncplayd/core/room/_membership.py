@@ -10,12 +10,14 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from syncplayd.core.room._events import (
+    CloseReason,
     CloseSession,
     Connect,
     Disconnect,
     Effect,
     Leave,
     LogEvent,
+    RemoveUser,
     SetControl,
     SetRole,
 )
@@ -106,7 +108,22 @@ def disconnect(state: RoomState, command: Disconnect, now: float) -> Result:
 
 def leave(state: RoomState, command: Leave, now: float) -> Result:
     """The session leaves the room (its socket is closed). Idempotent."""
-    session = state.sessions.get(command.session_id)
+    return _remove(state, command.session_id, "left", "you left the room", now)
+
+
+def remove_user(state: RoomState, command: RemoveUser, now: float) -> Result:
+    """Every session of the user leaves, closed with the command's reason. Idempotent."""
+    effects: list[Effect] = []
+    for session in [s for s in state.sessions.values() if s.user_id == command.user_id]:
+        state, removed = _remove(state, session.session_id, command.reason, command.message, now)
+        effects += removed
+    return state, effects
+
+
+def _remove(
+    state: RoomState, session_id: str, reason: CloseReason, message: str, now: float
+) -> Result:
+    session = state.sessions.get(session_id)
     if session is None:
         return state, []
     rest = {sid: s for sid, s in state.sessions.items() if sid != session.session_id}
@@ -116,7 +133,7 @@ def leave(state: RoomState, command: Leave, now: float) -> Result:
         LogEvent("left", session.user_id, {"session_id": session.session_id}),
     ]
     if session.connected:
-        effects.append(CloseSession(session.session_id, "left", "you left the room"))
+        effects.append(CloseSession(session.session_id, reason, message))
     state, resumed = maybe_resume(state, by=None, now=now)
     return state, effects + resumed
 
