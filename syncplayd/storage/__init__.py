@@ -6,6 +6,8 @@ Pick an engine by URL with :func:`open_repository`:
   slashes, so an absolute path gives four (``sqlite:////var/lib/syncplayd/db.sqlite3``);
 * ``postgresql://...`` or ``postgres://...`` -- any libpq URL;
 * ``memory://`` -- the in-memory fake (nothing survives the process).
+
+Wrap any of them in :class:`TimedRepository` to report how long each call takes.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from syncplayd.storage.records import Room as Room
 from syncplayd.storage.records import RoomFilters as RoomFilters
 from syncplayd.storage.records import RoomUpdate as RoomUpdate
 from syncplayd.storage.sqlite import SqliteRepository as SqliteRepository
+from syncplayd.storage.timed import RepositoryObserver as RepositoryObserver
+from syncplayd.storage.timed import TimedRepository as TimedRepository
 
 Engine = Literal["sqlite", "postgres", "memory"]
 
