@@ -11,6 +11,9 @@
 
 Databases are created in sync fixtures and connections opened in async ones
 (pytest-trio runs async fixtures inside the test's trio run).
+
+The suite also loads ``tests/clock_guard.py``: a test that asks for ``autojump_clock``
+(or ``mock_clock``) through a fixture, and so runs on the system clock, fails.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from syncplayd.storage import Repository, open_repository
+
+pytest_plugins = ("tests.clock_guard",)
 
 POSTGRES_ENV = "SYNCPLAY_TEST_DATABASE_URL"
 

@@ -117,8 +117,9 @@ def main(
         return
     setup_logging(settings)
     # The server stack is only needed to serve.
-    from syncplayd.server.http.admin import AdminSocketError
+    from syncplayd.server.process.admin_socket import AdminSocketError
     from syncplayd.server.process.daemon import run
+    from syncplayd.server.process.hypercorn_fixes import UnsupportedHypercorn
     from syncplayd.server.process.sdnotify import Notifier, watchdog_interval
 
     tune_garbage_collector()
@@ -139,7 +140,7 @@ def main(
         )
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled inside run
         pass
-    except (storage_errors.StorageError, AdminSocketError) as exc:
+    except (storage_errors.StorageError, AdminSocketError, UnsupportedHypercorn) as exc:
         logging.getLogger("syncplayd").error("cannot start: %s", exc)
         sys.exit(1)
 

@@ -1,49 +1,22 @@
-"""Fixes for four bugs of hypercorn 0.18, applied once at daemon start.
+"""Fixes for four bugs of hypercorn 0.18, installed once by the daemon at start-up.
 
-The first (found by tests/fuzz/test_websocket_fuzzer.py): when a message grows past
-``websocket_max_message_size``, hypercorn sends close 1009 but keeps the partial
-message in the connection's buffer, and stops reading the events parsed so far.
-When more data arrives (the peer may send frames until it answers the close, and
-its close answer is itself data), the frames after the oversized one are appended
-to the same buffer:
+They replace or wrap five of hypercorn's methods (``WSStream._handle_events``,
+``WebsocketBuffer.extend``, ``WSStream._send_pings``, ``WSStream.handle`` and
+``TCPServer.run``), so they are only as right as the code they were read against:
+``install`` refuses any hypercorn outside ``SUPPORTED`` (the bound pyproject.toml
+declares too) instead of patching code nobody checked. To move to a new
+hypercorn: read each patched method again, check whether its bug is still there
+(tests/fuzz/test_websocket_fuzzer.py and tests/server/test_connection_garbage.py
+reproduce them), drop or adapt the patch, then widen ``SUPPORTED`` and the bound.
 
-* a text frame after an oversized binary one, or the reverse, writes ``str`` into a
-  ``BytesIO`` (or ``bytes`` into a ``StringIO``); the ``TypeError`` escapes the
-  connection's task and hypercorn's server nursery, and **the whole daemon exits**;
-* frames of the same kind keep growing the buffer for as long as the peer streams
-  data, without bound.
-
-The fix replaces ``WSStream._handle_events`` with hypercorn's own code plus two
-changes: the partial message is dropped when it is refused, and every message after
-that is discarded unread while the events go on being handled (pings answered, the
-peer's close answer seen, so the connection ends as the close handshake says).
-
-A second, smaller one: hypercorn measures a text message in characters, so a text
-frame of up to four times ``max_request_bytes`` got through (docs/protocol.md §4.12
-promises bytes). ``WebsocketBuffer.extend`` counts UTF-8 bytes instead, and checks
-before it stores.
-
-A third one, found by the fuzzer's memory check: every WebSocket connection has a
-task that sends a ping every ``websocket_ping_interval`` and checks whether the
-stream closed only when it wakes up. hypercorn waits for that task before it lets
-the connection go, so a closed connection kept its task, buffers, ASGI scope and
-Quart objects (about 25 KiB) for up to 30 s: a client opening and closing sockets
-quickly held memory in proportion to its rate (hundreds of MiB at a few hundred
-connections a second). The ping loop now runs in a cancel scope that is cancelled
-as soon as the stream closes.
-
-A fourth, found by the soak benchmark: every connection's ``TCPServer`` holds its
-protocol, and the protocol holds the server's ``protocol_send`` as its ``send``: a
-reference cycle. A WebSocket connection lives long enough for the collector to move
-it to the oldest generation, so each closed one (with its buffers and the ASGI and
-Quart objects it reaches) stayed in memory until a full collection, which the
-daemon's tuned collector runs rarely (``cli/daemon.py``): memory grew by about
-10 MiB a minute under churn (with the exception groups of ``server/live/websocket.py``).
-``TCPServer.run`` now lets go of the protocol when it returns.
+Each patch below says where its bug came from and whether it is reported upstream
+(pgjones/hypercorn; searched on 2026-12-05).
 """
 
 from __future__ import annotations
 
+import re
+from importlib import metadata
 from io import BytesIO, StringIO
 from typing import Any
 
@@ -55,6 +28,52 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, TextMessage
 from wsproto.frame_protocol import CloseReason
 
+# The hypercorn releases these patches were checked against: [0.18, 0.19).
+SUPPORTED = ((0, 18), (0, 19))
+SUPPORTED_SPEC = ">=0.18,<0.19"  # the same, as pyproject.toml writes it
+
+
+class UnsupportedHypercorn(RuntimeError):
+    """The installed hypercorn is not a release these fixes were checked against."""
+
+
+def _installed_version() -> str:
+    return metadata.version("hypercorn")
+
+
+def check_version() -> None:
+    """Refuse a hypercorn these patches were not checked against.
+
+    Raises:
+        UnsupportedHypercorn: the installed release is outside ``SUPPORTED``.
+    """
+    installed = _installed_version()
+    match = re.match(r"(\d+)\.(\d+)", installed)
+    release = (int(match[1]), int(match[2])) if match else None
+    if release is None or not SUPPORTED[0] <= release < SUPPORTED[1]:
+        raise UnsupportedHypercorn(
+            f"hypercorn {installed} is installed, but syncplayd's fixes to it"
+            f" (server/process/hypercorn_fixes.py) support only hypercorn{SUPPORTED_SPEC}"
+        )
+
+
+# 1. An oversized message crashes the daemon, or grows without bound.
+#    Upstream: not reported upstream (no issue in pgjones/hypercorn). Found by
+#    tests/fuzz/test_websocket_fuzzer.py. When a message grows past
+#    ``websocket_max_message_size``, hypercorn sends close 1009 but keeps the partial
+#    message in the connection's buffer, and stops reading the events parsed so far
+#    (``break``). When more data arrives (the peer may send frames until it answers
+#    the close, and its close answer is itself data), the frames after the oversized
+#    one are appended to the same buffer:
+#    * a text frame after an oversized binary one, or the reverse, writes ``str`` into
+#      a ``BytesIO`` (or ``bytes`` into a ``StringIO``); the ``TypeError`` escapes the
+#      connection's task and hypercorn's server nursery, and **the whole daemon exits**;
+#    * frames of the same kind keep growing the buffer for as long as the peer streams
+#      data, without bound.
+#    The fix is hypercorn's own ``_handle_events`` with two changes: the partial
+#    message is dropped when it is refused, and every message after that is discarded
+#    unread while the events go on being handled (pings answered, the peer's close
+#    answer seen, so the connection ends as the close handshake says).
 _REFUSED = "_syncplayd_message_too_big"
 
 
@@ -81,6 +100,11 @@ async def _handle_events(self: Any) -> None:
             await self.send(StreamClosed(stream_id=self.stream_id))
 
 
+# 2. A text message is measured in characters, not bytes.
+#    Upstream: not reported upstream (no issue in pgjones/hypercorn). A text frame of
+#    up to four times ``max_request_bytes`` got through, where docs/protocol.md §4.12
+#    promises bytes. ``WebsocketBuffer.extend`` now counts UTF-8 bytes, and checks
+#    before it stores.
 def _extend(self: Any, event: Message[Any]) -> None:
     data = event.data
     self.length += len(data.encode()) if isinstance(data, str) else len(data)
@@ -91,6 +115,18 @@ def _extend(self: Any, event: Message[Any]) -> None:
     self.value.write(data)
 
 
+# 3. A closed WebSocket lives on until its next ping.
+#    Upstream: not reported upstream (no issue names it; the open pgjones/hypercorn#119,
+#    "Very high memory usage?", reports growth with no cause found and may be related).
+#    Found by the fuzzer's memory check.
+#    Every WebSocket connection has a task that sends a ping every
+#    ``websocket_ping_interval`` and checks whether the stream closed only when it
+#    wakes up. hypercorn waits for that task before it lets the connection go, so a
+#    closed connection kept its task, buffers, ASGI scope and Quart objects (about
+#    25 KiB) for up to 30 s: a client opening and closing sockets quickly held memory
+#    in proportion to its rate (hundreds of MiB at a few hundred connections a
+#    second). The ping loop now runs in a cancel scope that ``WSStream.handle``
+#    cancels as soon as the stream closes.
 _PINGS = "_syncplayd_ping_scope"
 
 
@@ -117,6 +153,17 @@ def _closing_handle(original: Any) -> Any:
     return handle
 
 
+# 4. Every closed connection waits for a full garbage collection.
+#    Upstream: not reported upstream (no issue names it; pgjones/hypercorn#119 again may
+#    be related). Found by the soak benchmark. Every connection's ``TCPServer`` holds
+#    its protocol, and the protocol holds the server's ``protocol_send`` as its
+#    ``send``: a reference cycle. A WebSocket connection lives long enough for the
+#    collector to move it to the oldest generation, so each closed one (with its
+#    buffers and the ASGI and Quart objects it reaches) stayed in memory until a full
+#    collection, which the daemon's tuned collector runs rarely (``cli/daemon.py``):
+#    memory grew by about 10 MiB a minute under churn (with the exception groups of
+#    ``server/live/websocket.py``). ``TCPServer.run`` now lets go of the protocol when
+#    it returns.
 def _releasing_run(original: Any) -> Any:
     async def run(self: Any) -> None:
         try:
@@ -129,7 +176,12 @@ def _releasing_run(original: Any) -> Any:
 
 
 def install() -> None:
-    """Patch ``WSStream``, ``WebsocketBuffer`` and ``TCPServer`` (idempotent)."""
+    """Check hypercorn's version, then patch it (idempotent: a second call changes nothing).
+
+    Raises:
+        UnsupportedHypercorn: the installed hypercorn was not checked; nothing is patched.
+    """
+    check_version()
     server_class: Any = tcp_server.TCPServer
     if not getattr(server_class.run, "_syncplayd_fixed", False):
         server_class.run = _releasing_run(server_class.run)
