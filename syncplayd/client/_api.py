@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 import trio
@@ -20,6 +19,7 @@ from syncplayd.core.clock import position_at
 from syncplayd.core.protocol import (
     Buffering,
     Chat,
+    ChatEntry,
     ClientMessage,
     Closing,
     Joined,
@@ -31,6 +31,7 @@ from syncplayd.core.protocol import (
     PlaybackWire,
     ProtocolError,
     Ready,
+    RoomInfo,
     Seek,
     ServerMessage,
     SetRate,
@@ -108,8 +109,8 @@ class ClientCore(ClientState):
         return self._view.session_id
 
     @property
-    def room(self) -> dict[str, Any]:
-        """The room object from ``joined``."""
+    def room(self) -> RoomInfo | None:
+        """The room from ``joined`` (``None`` before the first one)."""
         return self._view.room
 
     @property
@@ -128,7 +129,7 @@ class ClientCore(ClientState):
         return self._view.you
 
     @property
-    def chat_history(self) -> deque[dict[str, Any]]:
+    def chat_history(self) -> deque[ChatEntry]:
         """The latest chat messages (``joined`` snapshot + ``chat`` events), bounded."""
         return self._view.chat
 

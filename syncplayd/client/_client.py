@@ -32,6 +32,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
+from syncplayd.clocks import monotonic
 from syncplayd.core.protocol import PROTOCOL_VERSION, Hello, Join, Welcome
 
 from ._api import ClientCore
@@ -73,7 +74,7 @@ class SyncClient(ClientCore):
         player: LocalPlayer | None = None,
         options: ClientOptions | None = None,
     ) -> None:
-        base_clock = clock or trio.current_time
+        base_clock = clock or monotonic
         super().__init__(lambda: base_clock() + clock_skew, player, options or ClientOptions())
         self.url = url
         self.room_id = room_id
@@ -199,7 +200,7 @@ async def open_sync_client(
         room_id: the room to join.
         password: the room's password, if it has one.
         invitation_code: an invitation code, for a private room.
-        clock: the local clock (default :func:`trio.current_time`).
+        clock: the local clock (default :func:`syncplayd.clocks.monotonic`, trio's clock).
         clock_skew: a fixed offset added to ``clock`` (to test skewed clocks).
         auto_reconnect: reconnect (resuming the session) when the socket drops.
         header_auth: send the token in the ``Authorization`` header, else in ``hello``.

@@ -51,8 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import trio
-
+from syncplayd.clocks import monotonic
 from syncplayd.core.clock import DriftAction, classify_drift, position_at
 from syncplayd.core.protocol import PlaybackWire, SyncSettings
 
@@ -65,7 +64,7 @@ class LocalPlayer:
     """A media player model on an injectable local clock.
 
     Args:
-        clock: the local clock, in seconds (default :func:`trio.current_time`);
+        clock: the local clock, in seconds (default :func:`syncplayd.clocks.monotonic`);
             used when a method's ``now`` is omitted.
         max_pending: how many scheduled changes may wait at once; beyond it the
             earliest is committed early (a bound, never reached in practice:
@@ -79,7 +78,7 @@ class LocalPlayer:
     """
 
     def __init__(self, clock: Callable[[], float] | None = None, *, max_pending: int = 8) -> None:
-        self._clock = clock or trio.current_time
+        self._clock = clock or monotonic
         self._max_pending = max(1, max_pending)
         self._state = PlayerState(state="paused", position=0.0, anchor=float("-inf"))
         self._pending: list[PlayerState] = []  # sorted by ``since`` and by version

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from syncplayd.core.protocol import (
+    ChatEntry,
     ChatOut,
     Closing,
     Joined,
@@ -15,6 +15,7 @@ from syncplayd.core.protocol import (
     PlaybackChanged,
     PlaybackWire,
     Presence,
+    RoomInfo,
     ServerMessage,
     SyncCommand,
     SyncSettings,
@@ -35,7 +36,7 @@ class RoomView:
         self.playback: PlaybackWire | None = None
         self.last_change: PlaybackChanged | None = None
         self.closing: Closing | None = None
-        self.chat: deque[dict[str, Any]] = deque(maxlen=chat_history)
+        self.chat: deque[ChatEntry] = deque(maxlen=chat_history)
         self._members: dict[str, Member] = {}
         self._you: Member | None = None
 
@@ -51,9 +52,9 @@ class RoomView:
         return self.joined.settings if self.joined else None
 
     @property
-    def room(self) -> dict[str, Any]:
-        """The room object from ``joined`` (empty before)."""
-        return self.joined.room if self.joined else {}
+    def room(self) -> RoomInfo | None:
+        """The room from ``joined`` (``None`` before)."""
+        return self.joined.room if self.joined else None
 
     @property
     def participants(self) -> Mapping[str, Member]:

@@ -13,7 +13,7 @@ and ``pong``), positions are seconds into the media, rates are multipliers.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -246,13 +246,66 @@ class Member(msgspec.Struct, frozen=True):
     latency_ms: float | None
 
 
+# The room and chat objects are the REST API's (``api/openapi/syncplay.yaml``: ``Room``
+# and ``ChatMessage``), sent unchanged so that a client parses one shape wherever it
+# meets them. The shell fills them from storage records
+# (``syncplayd.server.live.messages``); here they are plain values: ids are strings,
+# timestamps RFC 3339 strings in UTC with ``Z`` (wall-clock time, not server-clock
+# seconds). Field order is the JSON order.
+StoredState = Literal["playing", "paused", "waiting"]
+ControlMode = Literal["everyone", "moderators"]
+
+
+class RoomPlayback(msgspec.Struct, frozen=True):
+    """The playback as last *stored* (written behind): ``joined.playback`` is the live one."""
+
+    state: StoredState
+    position: float
+    rate: float
+    version: int
+    #: When ``position`` held; ``None`` until the first change.
+    updated_at: str | None
+
+
+class RoomInfo(msgspec.Struct, frozen=True):
+    """``joined.room``: the room as ``GET /rooms/{id}`` shows it (no password hash)."""
+
+    id: str
+    name: str
+    owner_id: str
+    content_type: str
+    content_id: str
+    is_public: bool
+    has_password: bool
+    max_participants: int
+    participant_count: int
+    playback: RoomPlayback
+    playback_control: ControlMode
+    created_at: str
+    updated_at: str
+    #: Set once the room has ended.
+    ended_at: str | None
+
+
+class ChatEntry(msgspec.Struct, frozen=True):
+    """A stored chat message (``joined.chat``, ``chat.message``), as on REST."""
+
+    id: str
+    room_id: str
+    user_id: str
+    user_name: str
+    message: str
+    created_at: str
+
+
 class Joined(_Server, tag="joined", frozen=True):
     session_id: str
     server_time: float
-    room: dict[str, Any]
+    room: RoomInfo
     playback: PlaybackWire
     participants: list[Member]
-    chat: list[dict[str, Any]]
+    #: The most recent messages, oldest first.
+    chat: list[ChatEntry]
     settings: SyncSettings
     you: Member
 
@@ -296,7 +349,7 @@ class Presence(_Server, tag="presence", frozen=True):
 
 
 class ChatOut(_Server, tag="chat", frozen=True):
-    message: dict[str, Any]
+    message: ChatEntry
 
 
 class ChatAck(_Server, tag="chat_ack", frozen=True):

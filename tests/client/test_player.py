@@ -36,6 +36,7 @@ from syncplayd.core.clock import (
     position_at,
 )
 from syncplayd.core.protocol import (
+    ChatEntry,
     ChatOut,
     Closing,
     Joined,
@@ -43,6 +44,8 @@ from syncplayd.core.protocol import (
     PlaybackChanged,
     PlaybackWire,
     Presence,
+    RoomInfo,
+    RoomPlayback,
     ServerMessage,
     SyncCommand,
     SyncSettings,
@@ -394,14 +397,25 @@ def member(user: str, *, sessions: int = 1, connected: bool = True) -> Member:
     return Member(user, user.title(), "member", connected, sessions, False, None)
 
 
+def entry(message_id: str, text: str = "hi") -> ChatEntry:
+    return ChatEntry(message_id, "r1", "u1", "Ada", text, "2026-12-05T12:00:00Z")
+
+
+ROOM = RoomInfo(
+    "r1", "Film night", "u1", "movie", "tt0133093", False, False, 10, 2,
+    RoomPlayback("paused", 0.0, 1.0, 0, None), "everyone",
+    "2026-12-05T12:00:00Z", "2026-12-05T12:00:00Z", None,
+)  # fmt: skip
+
+
 def joined_snapshot(chat: int = 0) -> Joined:
     return Joined(
         session_id="s1",
         server_time=OFFSET,
-        room={"id": "r1"},
+        room=ROOM,
         playback=wire("paused", 3.0),
         participants=[member("ada"), member("bob")],
-        chat=[{"id": str(i)} for i in range(chat)],
+        chat=[entry(str(i)) for i in range(chat)],
         settings=SETTINGS,
         you=member("ada"),
     )
@@ -410,7 +424,7 @@ def joined_snapshot(chat: int = 0) -> Joined:
 def test_room_view_follows_presence_chat_and_playback() -> None:
     view = RoomView(chat_history=3)
     view.install(joined_snapshot(chat=5))
-    assert [m["id"] for m in view.chat] == ["2", "3", "4"]
+    assert [m.id for m in view.chat] == ["2", "3", "4"]
     assert sorted(view.participants) == ["ada", "bob"]
     view.apply(Presence("joined", member("cy")))
     view.apply(Presence("disconnected", member("bob", sessions=0, connected=False)))
@@ -418,8 +432,8 @@ def test_room_view_follows_presence_chat_and_playback() -> None:
     view.apply(Presence("buffering", member("ada")))
     assert sorted(view.participants) == ["ada", "bob"]
     assert not view.participants["bob"].is_connected
-    view.apply(ChatOut({"id": "5"}))
-    assert [m["id"] for m in view.chat] == ["3", "4", "5"]
+    view.apply(ChatOut(entry("5")))
+    assert [m.id for m in view.chat] == ["3", "4", "5"]
     newer = PlaybackChanged(wire(version=4), OFFSET, "play")
     assert view.apply(newer) == newer.playback
     assert view.apply(SyncCommand(wire(version=3), 3.0)) is None  # stale
@@ -429,7 +443,7 @@ def test_room_view_follows_presence_chat_and_playback() -> None:
 
 async def test_events_drop_the_oldest_and_waiters_see_everything() -> None:
     hub = EventHub(capacity=2, history=3)
-    messages: list[ServerMessage] = [ChatOut({"id": str(i)}) for i in range(5)]
+    messages: list[ServerMessage] = [ChatOut(entry(str(i))) for i in range(5)]
     for message in messages:
         hub.publish(message)
     assert hub.dropped == 3
@@ -449,20 +463,20 @@ async def test_a_waiter_gets_the_first_match_and_closing_fails_the_rest() -> Non
         try:
             got.append(await hub.wait_for(predicate, 5.0))
         except SyncClosed as exc:
-            got.append(ChatOut({"closed": str(exc)}))
+            got.append(ChatOut(entry("closed", str(exc))))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(wait, lambda m: isinstance(m, ChatOut) and m.message["id"] == "b")
+        nursery.start_soon(wait, lambda m: isinstance(m, ChatOut) and m.message.id == "b")
         nursery.start_soon(wait, lambda m: False)
         await trio.testing.wait_all_tasks_blocked()
-        hub.publish(ChatOut({"id": "a"}))
-        hub.publish(ChatOut({"id": "b"}))
+        hub.publish(ChatOut(entry("a")))
+        hub.publish(ChatOut(entry("b")))
         await trio.testing.wait_all_tasks_blocked()
         hub.close(SyncClosed("bye"))
-    assert got == [ChatOut({"id": "b"}), ChatOut({"closed": "bye"})]
+    assert got == [ChatOut(entry("b")), ChatOut(entry("closed", "bye"))]
     assert [hub.channel.receive_nowait() for _ in range(2)] == [
-        ChatOut({"id": "a"}),
-        ChatOut({"id": "b"}),
+        ChatOut(entry("a")),
+        ChatOut(entry("b")),
     ]
     with pytest.raises(trio.EndOfChannel):
         await hub.channel.receive()

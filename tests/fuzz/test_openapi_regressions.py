@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -73,6 +74,87 @@ def test_decode_body_integral_floats(body: bytes, expected: int | str) -> None:
     with pytest.raises(ServiceError) as caught:
         payloads.decode_body(body, payloads.InvitationBody)
     assert str(caught.value.status) == expected
+
+
+# -- null where the contract's type has no null -----------------------------------------------
+NULL_REFUSED = [
+    ("/rooms/{room_id}/join", "JoinRoom", "password", "str"),
+    ("/rooms/{room_id}/join", "JoinRoom", "invitation_code", "str"),
+    ("/rooms/{room_id}/invitations", "CreateInvitation", "expires_in_hours", "float"),
+]
+
+
+@pytest.mark.parametrize(("template", "schema", "field", "type_name"), NULL_REFUSED)
+def test_null_is_refused_by_both(
+    daemon: DaemonProcess, template: str, schema: str, field: str, type_name: str
+) -> None:
+    """The daemon read null as "not given" (``X | None = None``); the contract refuses it."""
+    assert not _valid(f"/components/schemas/{schema}", {field: None})
+    owner = Api(daemon, new_user("nulls"))
+    room = owner.create_room(is_public=True)
+    problem = owner.problem(
+        "POST", template, 422, "validation-failed", json={field: None}, room_id=room["id"]
+    )
+    assert problem["errors"] == [{"field": field, "message": f"Expected `{type_name}`, got `null`"}]
+    # Absent is still "not given".
+    owner.call("POST", template, 200 if schema == "JoinRoom" else 201, json={}, room_id=room["id"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        (payloads.JoinBody, "password"),
+        (payloads.JoinBody, "invitation_code"),
+        (payloads.InvitationBody, "expires_in_hours"),
+    ],
+)
+def test_decode_body_refuses_null(kind: type[object], field: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        payloads.decode_body(b'{"%s": null}' % field.encode(), kind)
+    assert (caught.value.status, caught.value.code) == (422, "validation-failed")
+    assert [e.field for e in caught.value.errors or []] == [field]
+
+
+def test_decode_body_absent_is_not_given() -> None:
+    join = payloads.decode_body(b"", payloads.JoinBody)
+    assert (join.password, join.invitation_code) == (None, None)
+    join = payloads.decode_body(b'{"password": "p", "invitation_code": "C"}', payloads.JoinBody)
+    assert (join.password, join.invitation_code) == ("p", "C")
+    assert payloads.decode_body(b"{}", payloads.InvitationBody).expires_in_hours is None
+    # An integral number takes the int-retry path of decode_body: the wire names still apply.
+    given = payloads.decode_body(
+        b'{"expires_in_hours": 2, "max_uses": 3.0}', payloads.InvitationBody
+    )
+    assert (given.expires_in_hours, given.max_uses) == (2, 3)
+
+
+# -- an invitation expired on creation -------------------------------------------------------------
+@pytest.mark.parametrize("hours", [1e-300, 1e-7, 0.0166])
+def test_an_expiry_below_a_minute_is_refused_by_both(daemon: DaemonProcess, hours: float) -> None:
+    """``1e-300`` hours was valid to both, and created an invitation expired on creation."""
+    assert not _valid("/components/schemas/CreateInvitation", {"expires_in_hours": hours})
+    owner = Api(daemon, new_user("brief"))
+    room = owner.create_room()
+    problem = owner.problem(
+        "POST", "/rooms/{room_id}/invitations", 422, "validation-failed",
+        json={"expires_in_hours": hours}, room_id=room["id"],
+    )  # fmt: skip
+    assert [e["field"] for e in problem["errors"]] == ["expires_in_hours"]
+
+
+def test_a_one_minute_invitation_is_valid_to_both(daemon: DaemonProcess) -> None:
+    minute = payloads.MIN_EXPIRY_HOURS
+    assert _valid("/components/schemas/CreateInvitation", {"expires_in_hours": minute})
+    owner = Api(daemon, new_user("minute"))
+    room = owner.create_room()
+    before = datetime.now(UTC)
+    invitation = owner.call(
+        "POST", "/rooms/{room_id}/invitations", 201,
+        json={"expires_in_hours": minute}, room_id=room["id"],
+    ).json()  # fmt: skip
+    expires = datetime.fromisoformat(invitation["expires_at"])
+    assert timedelta(seconds=59) < expires - before < timedelta(seconds=70)
+    owner.call("GET", "/invitations/{code}", 200, code=invitation["code"])
 
 
 # -- the YAML document --------------------------------------------------------------------

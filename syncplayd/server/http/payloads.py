@@ -4,24 +4,31 @@ Request bodies are decoded with msgspec into strict structs (unknown fields are
 refused, types are exact); the bounds here are the hard limits of the contract
 in ``api/openapi/syncplay.yaml``. Limits that depend on configuration (chat
 message length) are checked by the service.
+
+Absent and ``null`` are told apart: an absent field is "not given"; ``null`` is
+accepted only where the contract lists it among the field's types, and then means
+what the contract says (``CreateRoom.password``: no password). Elsewhere the field
+is ``X | UnsetType``, so that ``null`` is a 422 like any other wrong type. Where the
+handlers want "given or ``None``", the struct field is private (``_x``, named ``x``
+on the wire) and a property of that name reads it.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
+from syncplayd.server.live.messages import chat_entry, room_info
+from syncplayd.server.live.messages import timestamp as timestamp
 from syncplayd.service.errors import FieldError, ServiceError
 from syncplayd.service.rooms import RoomChanges
 from syncplayd.storage.records import (
     ChatMessage,
     Invitation,
     Participant,
-    Playback,
     PlaybackControl,
     Room,
 )
@@ -37,7 +44,10 @@ ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 MaxParticipants = Annotated[int, msgspec.Meta(ge=2, le=1000)]
 InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
-ExpiresInHours = Annotated[float, msgspec.Meta(gt=0, le=720)]
+#: An invitation lives at least a minute (it must not be expired when it is handed
+#: out) and at most 30 days, the bound of ``invitations.default_expiry_hours``.
+MIN_EXPIRY_HOURS = 1 / 60
+ExpiresInHours = Annotated[float, msgspec.Meta(ge=MIN_EXPIRY_HOURS, le=720)]
 MaxUses = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NO_NUL)]
 
@@ -64,8 +74,18 @@ class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class JoinBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    password: Password | None = None
-    invitation_code: InvitationCode | None = None
+    _password: Password | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="password")
+    _invitation_code: InvitationCode | msgspec.UnsetType = msgspec.field(
+        default=msgspec.UNSET, name="invitation_code"
+    )
+
+    @property
+    def password(self) -> str | None:
+        return _given(self._password)
+
+    @property
+    def invitation_code(self) -> str | None:
+        return _given(self._invitation_code)
 
 
 class ChatBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -74,11 +94,23 @@ class ChatBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class InvitationBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     invited_user_id: UUID | None = None
-    expires_in_hours: ExpiresInHours | None = None
+    _expires_in_hours: ExpiresInHours | msgspec.UnsetType = msgspec.field(
+        default=msgspec.UNSET, name="expires_in_hours"
+    )
+    # null: unlimited, as the contract says; for a personal invitation the service
+    # still reads null as "not given" (1 use): docs/api.md documents that.
     max_uses: MaxUses | None = None
+
+    @property
+    def expires_in_hours(self) -> float | None:
+        return _given(self._expires_in_hours)
 
 
 T = TypeVar("T")
+
+
+def _given(value: T | msgspec.UnsetType) -> T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
 
 
 def room_changes(body: UpdateRoomBody) -> tuple[RoomChanges, list[str]]:
@@ -170,41 +202,12 @@ def _validation_error(message: str) -> ServiceError:
     )
 
 
-def timestamp(value: datetime | None) -> str | None:
-    """RFC 3339, UTC, with a ``Z``: the one timestamp form on the wire."""
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def playback_json(playback: Playback) -> dict[str, Any]:
-    return {
-        "state": playback.state.value,
-        "position": playback.position,
-        "rate": playback.rate,
-        "version": playback.version,
-        "updated_at": timestamp(playback.updated_at),
-    }
-
-
+# ``timestamp`` (re-exported above) and the room and chat objects are shared with the
+# WebSocket protocol: one definition in ``syncplayd.server.live.messages``.
 def room_json(room: Room) -> dict[str, Any]:
-    # Built field by field so that nothing new (a password hash) leaks by accident.
-    return {
-        "id": str(room.id),
-        "name": room.name,
-        "owner_id": str(room.owner_id),
-        "content_type": room.content_type,
-        "content_id": room.content_id,
-        "is_public": room.is_public,
-        "has_password": room.has_password,
-        "max_participants": room.max_participants,
-        "participant_count": room.participant_count,
-        "playback": playback_json(room.playback),
-        "playback_control": room.playback_control.value,
-        "created_at": timestamp(room.created_at),
-        "updated_at": timestamp(room.updated_at),
-        "ended_at": timestamp(room.ended_at),
-    }
+    """The contract's ``Room``: ``joined.room`` as a dict (callers add admin fields)."""
+    room_dict: dict[str, Any] = msgspec.to_builtins(room_info(room))
+    return room_dict
 
 
 def room_summary_json(room: Room) -> dict[str, Any]:
@@ -233,14 +236,9 @@ def participant_json(participant: Participant) -> dict[str, Any]:
 
 
 def chat_json(message: ChatMessage) -> dict[str, Any]:
-    return {
-        "id": str(message.id),
-        "room_id": str(message.room_id),
-        "user_id": str(message.user_id),
-        "user_name": message.user_name,
-        "message": message.message,
-        "created_at": timestamp(message.created_at),
-    }
+    """The contract's ``ChatMessage``, the same object as the WebSocket's ``ChatEntry``."""
+    chat_dict: dict[str, Any] = msgspec.to_builtins(chat_entry(message))
+    return chat_dict
 
 
 def invitation_json(invitation: Invitation) -> dict[str, Any]:
