@@ -15,7 +15,7 @@ and the clocks have settled, every ``--every`` seconds for ``--seconds``:
 The true server time is ``time.monotonic()`` plus the daemon's shift, measured
 before the run by pinging the daemon directly (the best of 200 loopback pings;
 its uncertainty is printed). The daemon's clock is trio's (``CLOCK_MONOTONIC``)
-shifted to Unix time once at start (``syncplayd/server_clock.py``).
+shifted to Unix time once at start (``syncplayd/clocks.py``).
 
 NTP-style estimation cannot see a path's asymmetry: a client whose way up is
 slower than its way down is off by half the difference, whatever it does. The

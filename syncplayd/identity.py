@@ -13,11 +13,13 @@ import os
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import jwt
+
+from syncplayd.clocks import utc_now
 
 ALGORITHM = "HS256"
 MAX_NAME_LENGTH = 100
@@ -99,7 +101,7 @@ def encode_token(
     issuer: str | None = None,
 ) -> str:
     """Mint a token for ``principal`` valid for ``ttl`` (used by ``syncplayctl`` and tests)."""
-    issued = now or datetime.now(UTC)
+    issued = now or utc_now()
     claims: dict[str, object] = {
         "sub": str(principal.user_id),
         "name": principal.name,

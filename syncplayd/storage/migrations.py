@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeAlias
 import psycopg
 from psycopg.rows import tuple_row
 
+from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
 SCHEMA_VERSION = 2
@@ -202,7 +203,7 @@ def _applied(conn: Connection) -> dict[int, tuple[str, datetime]]:
 
 
 def _now_param(conn: Connection) -> Any:
-    now = datetime.now(UTC)
+    now = utc_now()
     if isinstance(conn, sqlite3.Connection):
         return now.isoformat(timespec="microseconds")
     return now

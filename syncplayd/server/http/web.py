@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -22,7 +22,7 @@ from syncplayd.identity import MAX_NAME_LENGTH, Principal, encode_token
 from syncplayd.server.http.problems import json_response, problem
 from syncplayd.server.http.state import AppState
 
-WEB_ROOT: Final = Path(__file__).resolve().parent.parent / "web"
+WEB_ROOT: Final = Path(__file__).resolve().parents[2] / "web"
 DEMO_VIDEO: Final = WEB_ROOT / "demo" / "demo.webm"
 # Relative to the page, so that it also works under a reverse proxy's path prefix.
 DEMO_MEDIA_PATH: Final = "demo/demo.webm"
@@ -146,7 +146,7 @@ async def demo_guest() -> Response:
         return problem(422, "invalid", f"name must be 1 to {MAX_NAME_LENGTH} printable characters")
     principal = Principal(user_id=uuid.uuid4(), name=name)
     ttl = timedelta(hours=state.settings.web.guest_token_hours)
-    now = datetime.now(UTC)
+    now = state.clock.wall()
     token = encode_token(
         principal,
         state.jwt_secret,

@@ -25,9 +25,11 @@ from typing import Protocol
 
 import trio
 
+from syncplayd.clocks import monotonic
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
-from syncplayd.server.metrics import Metrics, frame_type
+from syncplayd.server.metric_labels import frame_type
+from syncplayd.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +192,7 @@ class Connection:
     async def _send_watched(self, data: str) -> None:
         """``ws.send``, with its start visible to :meth:`_watch_writes`."""
         self._writes += 1
-        self._sending_since = trio.current_time()
+        self._sending_since = monotonic()
         self._write_started.set()
         try:
             await self.ws.send(data)

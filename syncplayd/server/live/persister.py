@@ -28,6 +28,7 @@ from uuid import UUID
 
 import trio
 
+from syncplayd.clocks import monotonic
 from syncplayd.storage.base import Repository
 from syncplayd.storage.errors import RoomNotFound, StorageError, StorageUnavailable
 from syncplayd.storage.records import NewEvent, Playback
@@ -137,7 +138,7 @@ class Persister:
         except StorageUnavailable as exc:
             self.failures += 1
             if self.failing_since is None:
-                self.failing_since = trio.current_time()
+                self.failing_since = monotonic()
                 log.warning(
                     "database unavailable: %d writes wait (retried with a backoff of up to"
                     " %.0f s): %s",
@@ -150,7 +151,7 @@ class Persister:
             log.info(
                 "database back: pending writes stored after %.1f s (%d events and %d presence"
                 " changes were dropped meanwhile)",
-                trio.current_time() - self.failing_since,
+                monotonic() - self.failing_since,
                 self.dropped_events,
                 self.dropped_presence,
             )

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import trio
 
+from syncplayd.clocks import utc_now
 from syncplayd.config import SyncplaySettings
 from syncplayd.storage.base import Repository
 from syncplayd.storage.errors import StorageError
@@ -35,10 +36,6 @@ class Sweep:
     purged_invitations: int
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Maintenance:
     """Runs the sweeps; the clock and the live-room hooks are injected."""
 
@@ -49,7 +46,7 @@ class Maintenance:
         *,
         is_busy: Callable[[UUID], bool],
         room_ended: Callable[[UUID], None],
-        wall_clock: Callable[[], datetime] = _utcnow,
+        wall_clock: Callable[[], datetime] = utc_now,
         interval: float = INTERVAL_SECONDS,
     ) -> None:
         self._repo = repo
