@@ -18,7 +18,6 @@ This module stays light (no server imports) so that ``syncplayctl`` starts fast.
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -26,21 +25,11 @@ from uuid import UUID
 
 import httpx
 
-from syncplayd.config import Settings
-
 ADMIN_PREFIX = "/api/v1/admin"
-ADMIN_SOCKET_NAME = "admin.sock"
 UNIX_PREFIX = "unix:"
 DEFAULT_TIMEOUT = 10.0
 
 JSON = dict[str, Any]
-
-
-def admin_socket_path(settings: Settings) -> Path:
-    """``admin.socket``, or ``<state_dir>/admin.sock`` when it is not set."""
-    if settings.admin.socket is not None:
-        return Path(settings.admin.socket)
-    return Path(settings.server.state_dir) / ADMIN_SOCKET_NAME
 
 
 # -- errors ---------------------------------------------------------------------------

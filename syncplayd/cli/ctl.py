@@ -20,7 +20,7 @@ from uuid import UUID
 import click
 
 from syncplayd import __version__
-from syncplayd.cli.admin_client import AdminClient, AdminError, admin_socket_path
+from syncplayd.cli.admin_client import AdminClient, AdminError
 from syncplayd.cli.common import fail_line, load, run_migrations_command
 from syncplayd.cli.output import (
     Column,
@@ -80,7 +80,7 @@ class CtlContext:
         """``--url``, else the configured admin socket."""
         if self.url is not None:
             return self.url
-        return f"unix:{admin_socket_path(self.settings)}"
+        return f"unix:{self.settings.admin_socket_path()}"
 
     def client(self) -> AdminClient:
         """The admin API client (closed when the command ends)."""
@@ -815,7 +815,7 @@ def config_check(ctl: CtlContext) -> None:
     settings = ctl.settings
     body = {
         "ok": True,
-        "admin_socket": str(admin_socket_path(settings)),
+        "admin_socket": str(settings.admin_socket_path()),
         "listen": settings.server.listen,
     }
     ctl.emit(body, lambda _: click.echo("configuration OK"))

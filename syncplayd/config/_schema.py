@@ -28,6 +28,8 @@ from ._values import (
 )
 
 META_KEY: Final = "syncplayd.config"
+#: The admin socket's file name in the state directory when ``admin.socket`` is not set.
+ADMIN_SOCKET_NAME: Final = "admin.sock"
 _V = TypeVar("_V")
 
 
@@ -510,7 +512,7 @@ class CleanupSettings(Section):
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class SyncplaySettings(Section):
-    """The watch-together feature (the seed's `syncplay:` block)."""
+    """The watch-together feature: rooms, sync, the WebSocket, chat and invitations."""
 
     enabled: bool = _setting(True, "SYNCPLAY_ENABLED", "Feature switch for watch-together.")
     rooms: RoomSettings = field(default_factory=RoomSettings)
@@ -539,3 +541,9 @@ class Settings(Section):
     proxy: ProxySettings = field(default_factory=ProxySettings)
     web: WebSettings = field(default_factory=WebSettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)
+
+    def admin_socket_path(self) -> Path:
+        """``admin.socket``, or ``<state_dir>/admin.sock`` when it is not set."""
+        if self.admin.socket is not None:
+            return Path(self.admin.socket)
+        return Path(self.server.state_dir) / ADMIN_SOCKET_NAME

@@ -43,6 +43,21 @@ def can_invite(caller: Caller) -> bool:
     return caller.is_owner or caller.is_admin or caller.role in (Role.OWNER, Role.MODERATOR)
 
 
+def can_remove_member(caller: Caller) -> bool:
+    """Removing someone else from a room (a kick) is for administrators."""
+    return caller.is_admin
+
+
+def can_delete_chat(caller: Caller) -> bool:
+    """Deleting a chat message is for administrators."""
+    return caller.is_admin
+
+
+def can_audit(caller: Caller) -> bool:
+    """The event log, the whole chat history and every invitation are for administrators."""
+    return caller.is_admin
+
+
 class JoinCheck(enum.Enum):
     """What a non-member must present to join."""
 

@@ -13,18 +13,20 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
 import trio
 
+from syncplayd.clocks import monotonic, utc_now
 from syncplayd.config import SyncplaySettings
 from syncplayd.core import access
 from syncplayd.core.codes import new_code, normalize_code
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.identity import Principal
 from syncplayd.passwords import hash_password, verify_password
+from syncplayd.service.admin import AdminQueries
 from syncplayd.service.attempts import SecretAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
 from syncplayd.storage import errors as storage_errors
@@ -32,6 +34,7 @@ from syncplayd.storage.base import Repository
 from syncplayd.storage.records import (
     ChatMessage,
     Invitation,
+    NewEvent,
     NewRoom,
     Participant,
     PlaybackControl,
@@ -43,10 +46,6 @@ from syncplayd.storage.records import (
 # How many fresh codes to draw when one collides with an existing code. With
 # ~40 bits per code a second collision in a row means something else is wrong.
 _CODE_ATTEMPTS = 5
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,35 +75,59 @@ class RoomChanges:
     playback_control: PlaybackControl | None = None
 
 
-class RoomListener(Protocol):
-    """Told about changes that live rooms must see (the realtime side implements it).
+#: Why a user's sessions leave a live room: they left, or someone removed them.
+Removal = Literal["left", "kicked"]
 
-    Methods are called after the change is durable and must not block.
+_REMOVAL_MESSAGES: dict[Removal, str] = {
+    "left": "you left the room",
+    "kicked": "an administrator removed you from the room",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """What a kick did: the membership removed, and how many live sessions were closed."""
+
+    removed: bool
+    sessions_closed: int
+
+
+class LiveRooms(Protocol):
+    """The rooms that are live right now, as the service reaches them.
+
+    The realtime side (the room supervisor) implements it. The service calls it
+    after a change is durable, whichever transport asked for the change, so that
+    a REST call, an admin command and a socket frame have one effect on a live
+    room. Methods must not block; a room that is not live ignores them.
     """
 
     def chat_posted(self, message: ChatMessage) -> None: ...
     def room_ended(self, room_id: UUID) -> None: ...
-    def member_left(self, room_id: UUID, user_id: UUID) -> None: ...
     def room_updated(self, room: Room) -> None: ...
+    def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
+        """Close the user's sessions in the live room with ``reason``; return how many."""
+        ...
 
 
 class RoomService:
     """Rooms, membership, chat and invitations, with their permission rules."""
 
     #: Set by the daemon once the realtime side exists.
-    listener: RoomListener | None = None
+    live: LiveRooms | None = None
 
     def __init__(
         self,
         repo: Repository,
         settings: SyncplaySettings,
         *,
-        wall_clock: Callable[[], datetime] = _utcnow,
-        monotonic: Callable[[], float] = trio.current_time,
+        wall_clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = monotonic,
         randbelow: Callable[[int], int] = secrets.randbelow,
     ) -> None:
         self._repo = repo
         self._settings = settings
+        #: Server-wide reads and housekeeping for the admin API.
+        self.admin = AdminQueries(repo)
         self._now = wall_clock
         self._monotonic = monotonic
         self._randbelow = randbelow
@@ -285,8 +308,8 @@ class RoomService:
         )
         if updated is None:
             raise not_found("room")
-        if self.listener is not None:
-            self.listener.room_updated(updated)
+        if self.live is not None:
+            self.live.room_updated(updated)
         return updated
 
     async def end_room(self, principal: Principal, room_id: UUID, *, purge: bool = False) -> None:
@@ -298,8 +321,8 @@ class RoomService:
             await self._repo.end_room(room_id, self._now())
         if purge:
             await self._repo.delete_room(room_id)
-        if self.listener is not None:
-            self.listener.room_ended(room_id)
+        if self.live is not None:
+            self.live.room_ended(room_id)
 
     # -- membership --------------------------------------------------------------
     async def join(
@@ -365,12 +388,34 @@ class RoomService:
         return await self._room(room_id), participant
 
     async def leave(self, principal: Principal, room_id: UUID) -> None:
-        """Leave a room the caller is a member of."""
+        """Leave a room the caller is a member of; their live sessions leave with them."""
         await self._room(room_id)
         if not await self._repo.remove_participant(room_id, principal.user_id):
             raise ServiceError(404, "not-a-member", "you are not a member of this room")
-        if self.listener is not None:
-            self.listener.member_left(room_id, principal.user_id)
+        self._remove_live(room_id, principal.user_id, "left")
+
+    async def kick(self, principal: Principal, room_id: UUID, user_id: UUID) -> Kick:
+        """Remove a member and close their live sessions with ``kicked``.
+
+        A kick is not a ban: the user may join again if the room lets them. It
+        is logged as a ``kicked`` event naming who kicked.
+        """
+        room = await self._room(room_id)
+        caller, _ = await self._caller(principal, room)
+        if not access.can_remove_member(caller):
+            raise forbidden("only an administrator can remove members")
+        removed = await self._repo.remove_participant(room_id, user_id)
+        closed = self._remove_live(room_id, user_id, "kicked")
+        if not removed and not closed:
+            raise ServiceError(404, "not-a-member", "that user is not a participant of this room")
+        payload = {"by": str(principal.user_id), "sessions": closed}
+        await self._repo.log_events([NewEvent(room_id, "kicked", self._now(), user_id, payload)])
+        return Kick(removed=removed, sessions_closed=closed)
+
+    def _remove_live(self, room_id: UUID, user_id: UUID, reason: Removal) -> int:
+        if self.live is None:
+            return 0
+        return self.live.remove_user(room_id, user_id, reason, _REMOVAL_MESSAGES[reason])
 
     async def participants(
         self, principal: Principal, room_id: UUID, *, connected_only: bool = False
@@ -413,9 +458,29 @@ class RoomService:
                 created_at=self._now(),
             )
         )
-        if self.listener is not None:
-            self.listener.chat_posted(stored)
+        if self.live is not None:
+            self.live.chat_posted(stored)
         return stored
+
+    async def recent_chat(self, room_id: UUID) -> list[ChatMessage]:
+        """The newest ``chat.history_limit`` messages, oldest first, for a member who just joined.
+
+        Empty when chat is off. The caller has just been admitted by :meth:`join`,
+        so no permission is checked again.
+        """
+        chat = self._settings.chat
+        if not chat.enabled:
+            return []
+        items, _ = await self._repo.list_chat_messages(room_id, chat.history_limit, 0)
+        items.reverse()
+        return items
+
+    async def delete_chat(self, principal: Principal, message_id: UUID) -> None:
+        """Delete one chat message (clients that already show it keep it until they rejoin)."""
+        if not access.can_delete_chat(_server_wide(principal)):
+            raise forbidden("only an administrator can delete chat messages")
+        if not await self._repo.delete_chat_message(message_id):
+            raise not_found("chat message")
 
     async def chat_history(
         self, principal: Principal, room_id: UUID, *, limit: int | None, offset: int
@@ -516,6 +581,11 @@ class RoomService:
             raise ServiceError(410, "invitation-expired", "the invitation has expired")
         if invitation.is_used_up:
             raise ServiceError(410, "invitation-used-up", "the invitation has been used up")
+
+
+def _server_wide(principal: Principal) -> access.Caller:
+    """The caller of an operation that concerns no room in particular."""
+    return access.Caller(is_admin=principal.is_admin, role=None, is_owner=False)
 
 
 def _clean_name(name: str) -> str:

@@ -13,13 +13,14 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -31,7 +32,7 @@ from click.testing import CliRunner
 
 from syncplayd.cli.ctl import main
 from syncplayd.identity import Principal, encode_token
-from syncplayd.server.http.admin import (
+from syncplayd.server.process.admin_socket import (
     SOCKET_SCOPE_KEY,
     AdminSocketError,
     bind_admin_socket,
@@ -58,6 +59,7 @@ class Daemon:
     admin_token_file: Path
     user_token_file: Path
     forged_token_file: Path
+    database: Path
 
     @property
     def base_url(self) -> str:
@@ -89,6 +91,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
                 _token_file(
                     folder, "forged.jwt", new_user("evil", admin=True), "another-secret-" * 3
                 ),
+                folder / "state" / "syncplayd.sqlite3",
             )
             assert process.process.poll() is None, "the daemon died during the tests"
             assert not any("Traceback" in line for line in process.log_lines), "\n".join(
@@ -384,12 +387,15 @@ def test_invitations_create_show_revoke(runner: CliRunner, via: list[str]) -> No
     assert failing(runner, [*via, "invitations", "revoke", code]) == line
 
 
-def test_invitations_purge_expired(runner: CliRunner, via: list[str]) -> None:
+def test_invitations_purge_expired(
+    runner: CliRunner, via: list[str], daemon: Daemon, tmp_path: Path
+) -> None:
     room = new_room(runner, via)
-    # 1e-7 h is 0.36 ms: expired by the time the next command runs.
-    code = ctl(runner, via, "invitations", "create", room["id"], "--expires-in-hours", "1e-7")[
-        "code"
-    ]
+    code = ctl(runner, via, "invitations", "create", room["id"], "--expires-in-hours", "1")["code"]
+    # An invitation lasts at least a minute; one that expired a minute ago is written here.
+    expired = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="microseconds")
+    with sqlite3.connect(daemon.database) as db:
+        db.execute("UPDATE invitations SET expires_at = ? WHERE code = ?", [expired, code])
     assert ctl(runner, via, "invitations", "show", code)["expired"] is True
     kept = ctl(runner, via, "invitations", "purge-expired", "--older-than-hours", "1")
     assert kept["purged"] == 0

@@ -7,8 +7,11 @@ import pytest
 from syncplayd.core.access import (
     Caller,
     JoinCheck,
+    can_audit,
+    can_delete_chat,
     can_invite,
     can_manage,
+    can_remove_member,
     can_view,
     join_requirement,
     role_on_join,
@@ -78,3 +81,22 @@ def test_owner_rejoins_as_owner() -> None:
     assert role_on_join(OWNER_WHO_LEFT) is Role.OWNER
     assert role_on_join(STRANGER) is Role.MEMBER
     assert role_on_join(ADMIN) is Role.MEMBER
+
+
+@pytest.mark.parametrize(
+    ("caller", "allowed"),
+    [
+        (STRANGER, False),
+        (MEMBER, False),
+        (MODERATOR, False),
+        (OWNER, False),
+        (OWNER_WHO_LEFT, False),
+        (ADMIN, True),
+    ],
+)
+def test_removing_members_deleting_chat_and_auditing_are_for_admins(
+    caller: Caller, allowed: bool
+) -> None:
+    assert can_remove_member(caller) is allowed
+    assert can_delete_chat(caller) is allowed
+    assert can_audit(caller) is allowed

@@ -18,12 +18,12 @@ import pytest
 import trio
 import trio.testing
 
+from syncplayd.clocks import ServerClock
 from syncplayd.config import load_settings
 from syncplayd.identity import Principal
 from syncplayd.server.live.connection import OUTBOX_SIZE, Connection
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
-from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage import MemoryRepository, NewEvent, Playback
 from syncplayd.storage.errors import StorageUnavailable
@@ -105,8 +105,14 @@ class World:
         return connection
 
 
+# Every test here runs on the autojump clock, and asks for it itself: pytest-trio hands
+# trio.run only a clock among the test function's own arguments, so one asked for by a
+# fixture (``world``) was never installed and the tests slept for real (tests/clock_guard.py
+# now fails such a test).
+
+
 @pytest.fixture
-async def world(autojump_clock: trio.testing.MockClock, tmp_path: Any) -> AsyncIterator[World]:
+async def world(tmp_path: Any) -> AsyncIterator[World]:
     env = {
         "SYNCPLAY_STATE_DIR": str(tmp_path),
         "SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE": "10000",
@@ -115,8 +121,8 @@ async def world(autojump_clock: trio.testing.MockClock, tmp_path: Any) -> AsyncI
     repo = CountingRepository()
     service = RoomService(repo, settings.syncplay)
     persister = Persister(repo)
-    supervisor = RoomSupervisor(settings, service, persister, ServerClock(), repo)
-    service.listener = supervisor
+    supervisor = RoomSupervisor(settings, service, persister, ServerClock())
+    service.live = supervisor
     owner = Principal(uuid4(), "owner")
     room = await service.create_room(
         owner, name="r", content_type="movie", content_id="1", is_public=True, password=None,
@@ -129,7 +135,9 @@ async def world(autojump_clock: trio.testing.MockClock, tmp_path: Any) -> AsyncI
         nursery.cancel_scope.cancel()
 
 
-async def test_heartbeats_never_touch_the_database(world: World) -> None:
+async def test_heartbeats_never_touch_the_database(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
     socket = FakeSocket()
     await world.connect("viewer", socket)
     await trio.sleep(2)  # let the join's own writes (presence) settle
@@ -145,7 +153,9 @@ async def test_heartbeats_never_touch_the_database(world: World) -> None:
     assert world.repo.writes == before
 
 
-async def test_playback_changes_are_written_behind_in_one_batch(world: World) -> None:
+async def test_playback_changes_are_written_behind_in_one_batch(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
     socket = FakeSocket()
     await world.connect("viewer", socket)
     await trio.sleep(2)
@@ -159,7 +169,9 @@ async def test_playback_changes_are_written_behind_in_one_batch(world: World) ->
     assert stored is not None and stored.playback.version == 20
 
 
-async def test_a_stalled_socket_is_dropped_and_others_get_everything(world: World) -> None:
+async def test_a_stalled_socket_is_dropped_and_others_get_everything(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
     fast, stalled = FakeSocket(), FakeSocket(stalled=True)
     await world.connect("fast", fast)
     slow_connection = await world.connect("stalled", stalled)
@@ -173,7 +185,9 @@ async def test_a_stalled_socket_is_dropped_and_others_get_everything(world: Worl
     assert [m["member"]["user_name"] for m in left] == ["stalled"]
 
 
-async def test_ending_a_room_tells_every_connection_and_stops_it(world: World) -> None:
+async def test_ending_a_room_tells_every_connection_and_stops_it(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
     sockets = [FakeSocket() for _ in range(3)]
     for i, socket in enumerate(sockets):
         await world.connect(f"v{i}", socket)
@@ -187,7 +201,9 @@ async def test_ending_a_room_tells_every_connection_and_stops_it(world: World) -
     assert world.supervisor.live_rooms == 0
 
 
-async def test_a_database_outage_refuses_chat_but_sync_goes_on(world: World) -> None:
+async def test_a_database_outage_refuses_chat_but_sync_goes_on(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
     socket = FakeSocket()
     await world.connect("viewer", socket)
     world.repo.chat_down = True
@@ -200,7 +216,9 @@ async def test_a_database_outage_refuses_chat_but_sync_goes_on(world: World) -> 
     assert world.supervisor.live_rooms == 1
 
 
-async def test_a_session_that_left_leaves_no_rate_bucket_behind(world: World) -> None:
+async def test_a_session_that_left_leaves_no_rate_bucket_behind(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
     # Every leave and rejoin is a new session: a bucket per past session would only grow.
     live = await world.supervisor.live_room(world.room)
     stays, leaves = FakeSocket(), FakeSocket()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from quart import current_app
+
+from syncplayd.clocks import ServerClock
 from syncplayd.config import Settings
 from syncplayd.server.metrics import Metrics
-from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
 from syncplayd.storage.base import Repository
 
@@ -27,3 +29,9 @@ class AppState:
     #: The realtime side; ``None`` in tests of the REST API alone.
     supervisor: RoomSupervisor | None = None
     metrics: Metrics = field(default_factory=Metrics)
+
+
+def app_state() -> AppState:
+    """The daemon's objects, in a request handler."""
+    state: AppState = current_app.extensions["syncplayd"]
+    return state

@@ -15,25 +15,25 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import trio
 
+from syncplayd.clocks import ServerClock
 from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
-from syncplayd.server.http.payloads import room_json
 from syncplayd.server.live.connection import Connection, PendingPong
+from syncplayd.server.live.messages import room_info
 from syncplayd.server.live.persister import Persister
-from syncplayd.server.metrics import Metrics, message_type
-from syncplayd.server_clock import ServerClock
-from syncplayd.service import RoomService, ServiceError
+from syncplayd.server.metric_labels import message_type
+from syncplayd.server.metrics import Metrics
+from syncplayd.service import Removal, RoomService, ServiceError
 from syncplayd.storage.errors import StorageError
 from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Room
 from syncplayd.storage.records import Playback as StoredPlayback
@@ -53,6 +53,25 @@ class RoomDeps:
     clock: ServerClock
     on_membership: Callable[[UUID, UUID, bool], None]  # (room, user, connected)
     metrics: Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOverview:
+    """One session of a live room, and whether a socket serves it right now."""
+
+    session: engine.Session
+    has_socket: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOverview:
+    """A live room as operators see it (``syncplayctl rooms show``)."""
+
+    connections: int
+    control: engine.ControlMode
+    playback: protocol.PlaybackWire
+    members: list[protocol.Member]
+    sessions: list[SessionOverview]
 
 
 def sync_config(settings: Settings) -> engine.SyncConfig:
@@ -91,8 +110,8 @@ class LiveRoom:
         self.room_id = room.id
         self._deps = deps
         self._clock = deps.clock
-        self.state = initial_state(room, deps.settings, deps.clock.now())
-        self.connections: dict[str, Connection] = {}
+        self._state = initial_state(room, deps.settings, deps.clock.now())
+        self._connections: dict[str, Connection] = {}
         self._nursery: trio.Nursery | None = None
         self._cancel = trio.CancelScope()
         self._wake = trio.Event()
@@ -109,7 +128,7 @@ class LiveRoom:
     def reconfigure(self, deps: RoomDeps) -> None:
         """Take new settings (SIGHUP): sync thresholds and the message rate."""
         self._deps = deps
-        self.state = dataclasses.replace(self.state, config=sync_config(deps.settings))
+        self._state = dataclasses.replace(self._state, config=sync_config(deps.settings))
         per_second = deps.settings.syncplay.websocket.max_messages_per_second
         self._limits = RateLimiter(per_second * 60, burst=per_second * 2)
 
@@ -129,18 +148,50 @@ class LiveRoom:
     async def end(self, reason: protocol.CloseReason, message: str) -> None:
         """Tell every connection why, give them a moment to hear it, then stop."""
         self.ended = True
-        for connection in list(self.connections.values()):
+        for connection in list(self._connections.values()):
             connection.close(reason, message)
         with trio.move_on_after(END_GRACE_SECONDS):
-            for connection in list(self.connections.values()):
+            for connection in list(self._connections.values()):
                 await connection.done.wait()
         self._cancel.cancel()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def sessions_by_user(self) -> Counter[UUID]:
+        """Sockets per user."""
+        return Counter(c.principal.user_id for c in self._connections.values())
+
+    def overview(self) -> LiveOverview:
+        now = self._clock.now()
+        return LiveOverview(
+            connections=len(self._connections),
+            control=self._state.control,
+            playback=engine.snapshot(self._state, now),
+            members=engine.members(self._state),
+            sessions=[
+                SessionOverview(s, s.session_id in self._connections)
+                for s in self._state.sessions.values()
+            ],
+        )
+
+    def remove_user(self, user_id: UUID, reason: Removal, message: str) -> int:
+        """Every session of the user leaves with ``reason``; returns how many had sockets."""
+        user = str(user_id)
+        with_socket = sum(
+            1
+            for s in self._state.sessions.values()
+            if s.user_id == user and s.session_id in self._connections
+        )
+        self.apply(engine.RemoveUser(user_id=user, reason=reason, message=message))
+        return with_socket
 
     @property
     def is_idle(self) -> bool:
         idle_for = self._deps.settings.syncplay.sync.disconnect_timeout_seconds
         return (
-            not self.connections
+            not self._connections
             and self._empty_since is not None
             and self._clock.now() - self._empty_since > idle_for
         )
@@ -151,7 +202,7 @@ class LiveRoom:
         connection: Connection,
         participant: Participant,
         room: Room,
-        recent_chat: list[dict[str, Any]],
+        recent_chat: list[protocol.ChatEntry],
         resume: str | None,
     ) -> None:
         """Join a connection to the room and serve it until it ends.
@@ -161,15 +212,15 @@ class LiveRoom:
         if self._nursery is None or self.ended:
             raise ServiceError(410, "room-ended", "the room has ended")
         user_id = str(participant.user_id)
-        known = self.state.sessions.get(resume) if resume else None
+        known = self._state.sessions.get(resume) if resume else None
         session_id = resume if known is not None and known.user_id == user_id else None
         if session_id is None:
             session_id = secrets.token_urlsafe(12)
-        replaced = self.connections.get(session_id)
+        replaced = self._connections.get(session_id)
         if replaced is not None:
             replaced.close("replaced", "this session was resumed on another connection")
         connection.session_id = session_id
-        self.connections[session_id] = connection
+        self._connections[session_id] = connection
         self._empty_since = None
         self.apply(
             engine.Connect(
@@ -185,15 +236,15 @@ class LiveRoom:
             protocol.Joined(
                 session_id=session_id,
                 server_time=now,
-                room=room_json(room),
-                playback=engine.snapshot(self.state, now),
-                participants=engine.members(self.state),
+                room=room_info(room),
+                playback=engine.snapshot(self._state, now),
+                participants=engine.members(self._state),
                 chat=recent_chat,
                 settings=engine.sync_settings(
-                    self.state,
+                    self._state,
                     heartbeat_interval=self._deps.settings.syncplay.sync.heartbeat_interval_seconds,
                 ),
-                you=engine.member(self.state, session_id),
+                you=engine.member(self._state, session_id),
             )
         )
         # Sent (encoded into the outbox). This frame and the caller's last as long as the
@@ -210,30 +261,30 @@ class LiveRoom:
         try:
             await connection.serve_reader(self._on_frame)
         finally:
-            if self.connections.get(session_id) is connection:
-                del self.connections[session_id]
-                if session_id in self.state.sessions and not self.ended:
+            if self._connections.get(session_id) is connection:
+                del self._connections[session_id]
+                if session_id in self._state.sessions and not self.ended:
                     self.apply(engine.Disconnect(session_id=session_id))
-                if session_id not in self.state.sessions:
+                if session_id not in self._state.sessions:
                     # It left: no resume will come back to this bucket (every leave
                     # and rejoin makes a new session, so the table would only grow).
                     self._limits.forget(session_id)
                 user = connection.principal.user_id
-                if not any(c.principal.user_id == user for c in self.connections.values()):
+                if not any(c.principal.user_id == user for c in self._connections.values()):
                     self._deps.on_membership(self.room_id, user, False)
-            if not self.connections:
+            if not self._connections:
                 self._empty_since = self._clock.now()
 
     # -- the engine ----------------------------------------------------------------------------
     def apply(self, command: engine.Command) -> None:
         """Apply a command and carry out its effects (raises ``Refused``, state unchanged)."""
-        self.state, effects = engine.apply(self.state, command, self._clock.now())
+        self._state, effects = engine.apply(self._state, command, self._clock.now())
         for effect in effects:
             self._execute(effect)
 
     def broadcast(self, message: protocol.ServerMessage, exclude: str | None = None) -> None:
         text = protocol.encode(message)  # once, not once per member
-        for session_id, connection in list(self.connections.items()):
+        for session_id, connection in list(self._connections.items()):
             if session_id != exclude:
                 connection.send(text)
         if self._frame_started is not None:
@@ -245,7 +296,7 @@ class LiveRoom:
             case engine.Broadcast(message=message, exclude=exclude):
                 self.broadcast(message, exclude)
             case engine.SendTo(session_id=session_id, message=message):
-                target = self.connections.get(session_id)
+                target = self._connections.get(session_id)
                 if target is not None:
                     target.send(message)
             case engine.PersistPlayback(playback=playback, user_id=user_id):
@@ -255,13 +306,13 @@ class LiveRoom:
                     NewEvent(
                         room_id=self.room_id,
                         type=kind,
-                        created_at=datetime.now(UTC),
+                        created_at=self._clock.wall(),
                         user_id=_uuid(user_id),
                         payload=dict(payload),
                     )
                 )
             case engine.CloseSession(session_id=session_id, reason=reason, message=text):
-                target = self.connections.get(session_id)
+                target = self._connections.get(session_id)
                 if target is not None:
                     target.close(reason, text)
             case engine.WakeAt(time=at):
@@ -306,7 +357,7 @@ class LiveRoom:
         metrics = self._deps.metrics
         received = self._clock.now()
         session_id = connection.session_id
-        if self._limits.hit(session_id, trio.current_time()) > 0:
+        if self._limits.hit(session_id, received) > 0:
             # Dropped. One notice per second: answering every frame of a flood
             # would only fill the flooder's outbox.
             if received - connection.limited_notice_at >= 1.0:
@@ -347,7 +398,7 @@ class LiveRoom:
             case protocol.Heartbeat():
                 if message.rtt is not None:
                     self.apply(engine.RttSample(session_id=sid, rtt=message.rtt))
-                before = self.state.sessions.get(sid)
+                before = self._state.sessions.get(sid)
                 self.apply(
                     engine.Heartbeat(
                         session_id=sid,
@@ -357,7 +408,7 @@ class LiveRoom:
                         playing=message.playing,
                     )
                 )
-                after = self.state.sessions.get(sid)
+                after = self._state.sessions.get(sid)
                 if (
                     after is not None
                     and after.last_offset is not None
@@ -390,13 +441,16 @@ class LiveRoom:
                     raise protocol.ProtocolError("unavailable", detail, ref=client_id) from None
                 connection.send(protocol.ChatAck(client_id=client_id, message_id=str(stored.id)))
             case protocol.Leave():
+                # The service removes the membership and then, through the supervisor,
+                # this user's sessions here (each socket closed with ``left``).
                 try:
                     await self._deps.service.leave(connection.principal, self.room_id)
                 except ServiceError as exc:
                     if exc.code != "not-a-member":
                         raise
-                # The engine answers with CloseSession("left") for this session.
-                self.apply(engine.Leave(session_id=sid))
+                    # No membership left to remove (a race with a REST leave): the
+                    # sessions still go, the same way.
+                    self.remove_user(connection.principal.user_id, "left", "you left the room")
             case protocol.Hello() | protocol.Join():
                 raise protocol.ProtocolError("already-joined", "this connection is in a room")
 

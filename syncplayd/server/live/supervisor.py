@@ -6,8 +6,11 @@ network blips can resume its session). The supervisor's nursery holds one
 child per live room; ending a room (REST, CLI, shutdown) closes each of its
 connections with a reason and then cancels the room's nursery.
 
-It is also the service's listener: a chat message posted over REST reaches
-the room's sockets, and a room ended over REST ends its live counterpart.
+It is the service's view of the live rooms (:class:`~syncplayd.service.LiveRooms`):
+whatever transport asked for a change, the service decides and stores it, then
+calls one method here, which finds the live room and has it apply an engine
+command (a chat message reaching the sockets, a user removed with a reason, a
+new playback control, the room ended). Rooms that are not live ignore them.
 """
 
 from __future__ import annotations
@@ -19,17 +22,17 @@ from uuid import UUID
 
 import trio
 
+from syncplayd.clocks import ServerClock
 from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
 from syncplayd.logs import log_context
-from syncplayd.server.http.payloads import chat_json
-from syncplayd.server.live.live_room import LiveRoom, RoomDeps
+from syncplayd.server.live.live_room import LiveOverview, LiveRoom, RoomDeps
+from syncplayd.server.live.messages import chat_entry
 from syncplayd.server.live.persister import Persister
+from syncplayd.server.live.user_connections import UserConnections
 from syncplayd.server.metrics import Metrics
-from syncplayd.server_clock import ServerClock
-from syncplayd.service import RoomService
-from syncplayd.storage.base import Repository
+from syncplayd.service import Removal, RoomService
 from syncplayd.storage.records import ChatMessage, Room
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ IDLE_CHECK_SECONDS = 5.0
 
 
 class RoomSupervisor:
-    """Live rooms by id, and the per-user connection count."""
+    """Live rooms by id, and the sockets each user holds."""
 
     def __init__(
         self,
@@ -46,17 +49,15 @@ class RoomSupervisor:
         service: RoomService,
         persister: Persister,
         clock: ServerClock,
-        repo: Repository,
         metrics: Metrics | None = None,
     ) -> None:
         self._deps = RoomDeps(
             settings, service, persister, clock, self.membership_changed, metrics or Metrics()
         )
-        self._repo = repo
         self._rooms: dict[UUID, LiveRoom] = {}
         self._opening: dict[UUID, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
-        self.user_connections: Counter[UUID] = Counter()
+        self.user_connections = UserConnections()
         self.shutting_down = False
 
     @property
@@ -65,7 +66,7 @@ class RoomSupervisor:
 
     @property
     def connections(self) -> int:
-        return sum(len(room.connections) for room in self._rooms.values())
+        return sum(room.connection_count for room in self._rooms.values())
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -129,31 +130,40 @@ class RoomSupervisor:
     def is_busy(self, room_id: UUID) -> bool:
         """Whether anyone is connected to the room right now."""
         live = self._rooms.get(room_id)
-        return live is not None and bool(live.connections)
+        return live is not None and live.connection_count > 0
 
-    # -- the service's listener ----------------------------------------------------------
+    def connection_count(self, room_id: UUID) -> int:
+        live = self.get_live(room_id)
+        return live.connection_count if live is not None else 0
+
+    def sessions_by_user(self, room_id: UUID) -> Counter[UUID]:
+        """Connected sessions per user in the room (empty when it is not live)."""
+        live = self.get_live(room_id)
+        return live.sessions_by_user() if live is not None else Counter()
+
+    def overview(self, room_id: UUID) -> LiveOverview | None:
+        """What the room looks like live, for operators; ``None`` when it is not live."""
+        live = self.get_live(room_id)
+        return live.overview() if live is not None else None
+
+    # -- what the service asks of live rooms (service.LiveRooms) --------------------------
     def chat_posted(self, message: ChatMessage) -> None:
         live = self._rooms.get(message.room_id)
         if live is not None:
-            live.broadcast(protocol.ChatOut(message=chat_json(message)))
+            live.broadcast(protocol.ChatOut(message=chat_entry(message)))
 
     def room_ended(self, room_id: UUID) -> None:
         live = self._rooms.get(room_id)
         if live is not None and self._nursery is not None:
             self._nursery.start_soon(live.end, "room-ended", "the room has ended")
 
-    def member_left(self, room_id: UUID, user_id: UUID) -> None:
-        live = self._rooms.get(room_id)
-        if live is None:
-            return
-        for session_id, session in list(live.state.sessions.items()):
-            if session.user_id == str(user_id):
-                # The engine tells the others "left" and closes the session's socket.
-                live.apply(engine.Leave(session_id=session_id))
+    def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
+        live = self.get_live(room_id)
+        return live.remove_user(user_id, reason, message) if live is not None else 0
 
     def room_updated(self, room: Room) -> None:
         live = self._rooms.get(room.id)
-        if live is not None and live.state.control != room.playback_control.value:
+        if live is not None:
             live.apply(engine.SetControl(mode=room.playback_control.value))
 
     # -- presence in storage ------------------------------------------------------------------
@@ -164,5 +174,5 @@ class RoomSupervisor:
         stored (in order, one write per burst), and one made while the database is
         down is written once it is back instead of being lost.
         """
-        seen = self._deps.clock.to_datetime(self._deps.clock.now())
+        seen = self._deps.clock.wall()
         self._deps.persister.presence(room_id, user_id, connected, seen)

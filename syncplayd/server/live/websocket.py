@@ -30,13 +30,13 @@ from syncplayd.server.http.auth import (
     request_address,
     token_principal,
 )
-from syncplayd.server.http.payloads import chat_json
 from syncplayd.server.http.problems import problem
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.connection import CLOSE_CODES, Connection, WebSocketLike
+from syncplayd.server.live.messages import chat_entry
+from syncplayd.server.live.user_connections import TooManyConnections
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageError
-from syncplayd.storage.records import ChatMessage
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class Handshake:
             return None
 
     async def _hello(self) -> Principal | None:
-        message = await self._receive(trio.current_time() + HELLO_TIMEOUT_SECONDS)
+        message = await self._receive(self._clock.deadline(HELLO_TIMEOUT_SECONDS))
         if message is None:
             return None
         if not isinstance(message, protocol.Hello):
@@ -241,7 +241,7 @@ class Handshake:
         return principal
 
     async def _join(self, principal: Principal) -> None:
-        deadline = trio.current_time() + JOIN_TIMEOUT_SECONDS
+        deadline = self._clock.deadline(JOIN_TIMEOUT_SECONDS)
         state = self._state
         supervisor = state.supervisor
         assert supervisor is not None  # noqa: S101 - checked before accept
@@ -258,60 +258,60 @@ class Handshake:
             except ValueError:
                 await self._error("bad-message", "room_id must be a UUID")
                 continue
-            if supervisor.user_connections[principal.user_id] >= limit:
-                await self._error("too-many-connections", f"at most {limit} connections per user")
+            # Counted from here, before the join's first await: checked first and
+            # counted later, concurrent joins all passed the check.
+            try:
+                with supervisor.user_connections.reserve(principal.user_id, limit):
+                    if await self._join_room(principal, room_id, message):
+                        return
+            except TooManyConnections as exc:
+                await self._error("too-many-connections", str(exc))
                 await self._close("too-many-connections", "too many connections for this user")
                 return
-            try:
-                room, participant = await state.service.join(
-                    principal,
-                    room_id,
-                    password=message.password,
-                    invitation_code=message.invitation_code,
-                    address=self._address,
-                )
-                chat_settings = state.settings.syncplay.chat
-                chat: list[ChatMessage] = []
-                if chat_settings.enabled:
-                    chat, _ = await state.repo.list_chat_messages(
-                        room_id, chat_settings.history_limit, 0
-                    )
-                live = await supervisor.live_room(room)
-            except ServiceError as exc:
-                await self._error(exc.code, exc.detail)
-                continue
-            except StorageError as exc:
-                log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
-                await self._error("unavailable", "the database is unavailable; retry")
-                continue
-            # A peer that takes nothing for the disconnect timeout is as gone as a silent one.
-            connection = Connection(
-                self._ws,
+
+    async def _join_room(self, principal: Principal, room_id: UUID, message: protocol.Join) -> bool:
+        """Join the room and serve the connection until it ends; ``False`` if refused."""
+        state = self._state
+        supervisor = state.supervisor
+        assert supervisor is not None  # noqa: S101 - checked before accept
+        try:
+            room, participant = await state.service.join(
                 principal,
-                self._clock.now,
-                state.metrics,
-                send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+                room_id,
+                password=message.password,
+                invitation_code=message.invitation_code,
+                address=self._address,
             )
-            supervisor.user_connections[principal.user_id] += 1
-            recent = [chat_json(m) for m in reversed(chat)]
-            # The history is sent once, in ``joined``; the connection may last for hours,
-            # and this frame with it: keep none of it (``attach`` empties ``recent``).
-            del chat
-            try:
-                async with trio.open_nursery() as writer:
-                    writer.start_soon(connection.run_writer)
-                    try:
-                        await live.attach(connection, participant, room, recent, message.resume)
-                    finally:
-                        # The reader (in the room) stops if this handler is cancelled
-                        # because the peer vanished; the writer finishes its queue.
-                        connection.scope.cancel()
-                        connection.finish()
-            except ServiceError as exc:
-                await self._error(exc.code, exc.detail)
-                continue
-            finally:
-                supervisor.user_connections[principal.user_id] -= 1
-                if supervisor.user_connections[principal.user_id] <= 0:
-                    del supervisor.user_connections[principal.user_id]
-            return
+            recent = [chat_entry(m) for m in await state.service.recent_chat(room_id)]
+            live = await supervisor.live_room(room)
+        except ServiceError as exc:
+            await self._error(exc.code, exc.detail)
+            return False
+        except StorageError as exc:
+            log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
+            await self._error("unavailable", "the database is unavailable; retry")
+            return False
+        # A peer that takes nothing for the disconnect timeout is as gone as a silent one.
+        connection = Connection(
+            self._ws,
+            principal,
+            self._clock.now,
+            state.metrics,
+            send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+        )
+        # The history is sent once, in ``joined``; the connection may last for hours,
+        # and this frame with it: keep none of it (``attach`` empties ``recent``).
+        try:
+            async with trio.open_nursery() as writer:
+                writer.start_soon(connection.run_writer)
+                try:
+                    await live.attach(connection, participant, room, recent, message.resume)
+                finally:
+                    # The reader (in the room) stops if this handler is cancelled
+                    # because the peer vanished; the writer finishes its queue.
+                    connection.scope.cancel()
+                    connection.finish()
+        except ServiceError as exc:
+            await self._error(exc.code, exc.detail)
+            return False
+        return True

@@ -19,23 +19,23 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 from hypercorn.trio import serve
 
+from syncplayd.clocks import ServerClock, monotonic
 from syncplayd.config import Settings
 from syncplayd.identity import load_or_create_secret
 from syncplayd.logs import register_secret
-from syncplayd.server.http.admin import admin_socket_path, bind_admin_socket, serve_admin_socket
 from syncplayd.server.http.app import create_app
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
-from syncplayd.server.metrics import Metrics, TimedRepository
+from syncplayd.server.metrics import Metrics
 from syncplayd.server.process import hypercorn_fixes
+from syncplayd.server.process.admin_socket import bind_admin_socket, serve_admin_socket
 from syncplayd.server.process.heap import release_free_memory
 from syncplayd.server.process.maintenance import Maintenance
 from syncplayd.server.process.reload import reload
 from syncplayd.server.process.sdnotify import Notifier, run_watchdog
-from syncplayd.server_clock import ServerClock
 from syncplayd.service import RoomService
-from syncplayd.storage import open_repository
+from syncplayd.storage import TimedRepository, open_repository
 
 log = logging.getLogger("syncplayd")
 
@@ -87,7 +87,6 @@ class _HypercornConfig(HypercornConfig):
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
-    hypercorn_fixes.install()  # four bugs of hypercorn 0.18 (see the module)
     config = _HypercornConfig()
     config.bind = [settings.server.listen]
     config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
@@ -123,6 +122,9 @@ async def run(
     ``reload_settings`` reads the configuration again on SIGHUP; ``notifier``
     speaks systemd's notify protocol (READY once listening, WATCHDOG, STOPPING).
     """
+    # First, before anything is opened: refuses a hypercorn the fixes were not checked
+    # against (UnsupportedHypercorn), else patches four of its bugs (see the module).
+    hypercorn_fixes.install()
     notifier = notifier or Notifier(None)
     secret = resolve_jwt_secret(settings)
     metrics = Metrics()
@@ -138,13 +140,13 @@ async def run(
         clock = ServerClock()
         service = RoomService(repo, settings.syncplay)
         persister = Persister(repo)
-        supervisor = RoomSupervisor(settings, service, persister, clock, repo, metrics)
-        service.listener = supervisor
+        supervisor = RoomSupervisor(settings, service, persister, clock, metrics)
+        service.live = supervisor
         metrics.track_live(lambda: supervisor.live_rooms, lambda: supervisor.connections)
         state = AppState(settings, repo, service, secret, clock, supervisor, metrics)
         app = create_app(state)
         # Bound before the nurseries: a refusal (socket in use...) is a plain error.
-        admin_path = admin_socket_path(settings)
+        admin_path = settings.admin_socket_path()
         admin_socket = await trio.to_thread.run_sync(bind_admin_socket, admin_path)
         stop = trio.Event()
         stop_http = trio.Event()
@@ -215,7 +217,7 @@ async def run(
                 with trio.move_on_after(GRACEFUL_TIMEOUT_SECONDS):
                     await supervisor.shutdown("server-restarting")
                 stop_http.set()
-                http.cancel_scope.deadline = trio.current_time() + GRACEFUL_TIMEOUT_SECONDS
+                http.cancel_scope.deadline = monotonic() + GRACEFUL_TIMEOUT_SECONDS
             # The persister flushes what is still pending as it is cancelled.
             nursery.cancel_scope.cancel()
     finally:

@@ -1,0 +1,69 @@
+"""Reading a request: path ids, query parameters and JSON bodies, with clear refusals."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+from uuid import UUID
+
+from quart import request
+
+from syncplayd.server.http import payloads
+from syncplayd.service import ServiceError
+from syncplayd.service.errors import invalid
+
+T = TypeVar("T")
+
+# Deep offsets are never a real client's need and overflow database integers.
+MAX_OFFSET = 1_000_000
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def path_uuid(value: str, what: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ServiceError(400, "bad-request", f"the {what} id must be a UUID") from None
+
+
+def query_bool(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise invalid(name, "must be true or false")
+
+
+def query_int(name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, "must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise invalid(name, f"must be {bound}")
+    return value
+
+
+def query_text(name: str, max_length: int = 200) -> str | None:
+    raw = request.args.get(name)
+    if raw is not None and len(raw) > max_length:
+        raise invalid(name, f"must be at most {max_length} characters")
+    if raw is not None and "\x00" in raw:
+        raise invalid(name, "must not contain NUL characters")
+    return raw or None
+
+
+async def read_body(kind: type[T]) -> T:
+    received = await request.get_data(as_text=False)
+    data = received.encode() if isinstance(received, str) else received
+    if data.strip() and request.mimetype != "application/json":
+        raise ServiceError(415, "unsupported-media-type", "send the body as application/json")
+    return payloads.decode_body(data, kind)
