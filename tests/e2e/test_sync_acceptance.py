@@ -1,7 +1,7 @@
 """The sync acceptance points, with the Python client against a daemon process.
 
 "Truth" is the room's position at the true server time. The daemon's server
-clock is this machine's wall clock (see syncplayd/server_clock.py), so the
+clock is this machine's wall clock (see syncplayd/clocks.py), so the
 tests read it with ``time.time()`` while each client only has its own,
 deliberately skewed clock and what it learns over the socket.
 """

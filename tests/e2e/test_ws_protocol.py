@@ -6,6 +6,7 @@ Raw frames on purpose: these tests misbehave the way broken or hostile clients d
 from __future__ import annotations
 
 import json
+from contextlib import AsyncExitStack
 from uuid import uuid4
 
 import pytest
@@ -202,6 +203,28 @@ async def test_connections_per_user_are_limited(live_daemon: DaemonProcess) -> N
         await fourth.send({"type": "join", "room_id": room_id})
         assert (await fourth.expect("error"))["code"] == "too-many-connections"
         await _closed_with(fourth, 4006, "too-many-connections")
+
+
+async def test_concurrent_joins_with_one_token_stay_within_the_limit(
+    live_daemon: DaemonProcess,
+) -> None:
+    """The limit is counted before the join's first await: a burst cannot slip through it."""
+    user = new_user("burst")
+    room_id = await new_room(live_daemon, user)
+    outcomes: list[str] = []
+    async with AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(raw_client(live_daemon, user)) for _ in range(12)
+        ]
+
+        async def join(socket: Raw) -> None:
+            await socket.send({"type": "join", "room_id": room_id})
+            outcomes.append((await socket.recv())["type"])
+
+        async with trio.open_nursery() as nursery:
+            for socket in sockets:
+                nursery.start_soon(join, socket)
+    assert sorted(outcomes) == ["error"] * 9 + ["joined"] * 3
 
 
 async def test_flood_is_rate_limited_without_disturbing_others(live_daemon: DaemonProcess) -> None:

@@ -1,0 +1,200 @@
+"""The service is the one door into live rooms: it decides, stores, then tells ``LiveRooms``.
+
+A recording ``LiveRooms`` stands in for the supervisor (the real one is exercised
+end to end in tests/e2e and tests/cli); what is checked here is the rule itself:
+who may do it, what is stored, and the one call a live room gets for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from syncplayd.config import load_settings
+from syncplayd.identity import Principal
+from syncplayd.service import LiveRooms, Removal, RoomChanges, RoomService, ServiceError
+from syncplayd.storage import MemoryRepository
+from syncplayd.storage.records import ChatMessage, PlaybackControl, Room
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+ADMIN = Principal(uuid4(), "root", is_admin=True)
+
+
+@dataclass
+class RecordedRooms:
+    """Every call the service made, in order; ``sessions`` says how many a removal closes."""
+
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    sessions: int = 0
+
+    def chat_posted(self, message: ChatMessage) -> None:
+        self.calls.append(("chat_posted", message.message))
+
+    def room_ended(self, room_id: UUID) -> None:
+        self.calls.append(("room_ended", room_id))
+
+    def room_updated(self, room: Room) -> None:
+        self.calls.append(("room_updated", room.playback_control))
+
+    def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
+        self.calls.append(("remove_user", (room_id, user_id, reason, message)))
+        return self.sessions
+
+
+@dataclass
+class WallClock:
+    """The service's wall clock, moved by hand."""
+
+    at: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class World:
+    clock: WallClock
+    service: RoomService
+    repo: MemoryRepository
+    live: RecordedRooms
+    owner: Principal
+    guest: Principal
+    room: Room
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> World:
+    repo = MemoryRepository()
+    settings = load_settings(None, {"SYNCPLAY_STATE_DIR": str(tmp_path)}).syncplay
+    clock = WallClock()
+    service = RoomService(repo, settings, wall_clock=clock)
+    live = RecordedRooms()
+    checked: LiveRooms = live  # the fake keeps to the protocol (mypy checks it)
+    service.live = checked
+    owner, guest = Principal(uuid4(), "owner"), Principal(uuid4(), "guest")
+    room = await service.create_room(
+        owner, name="r", content_type="movie", content_id="1", is_public=True,
+        password=None, max_participants=None,
+    )  # fmt: skip
+    await service.join(guest, room.id)
+    return World(clock, service, repo, live, owner, guest, room)
+
+
+async def test_leaving_removes_the_membership_then_the_live_sessions(world: World) -> None:
+    await world.service.leave(world.guest, world.room.id)
+    assert await world.repo.get_participant(world.room.id, world.guest.user_id) is None
+    assert world.live.calls == [
+        ("remove_user", (world.room.id, world.guest.user_id, "left", "you left the room"))
+    ]
+    with pytest.raises(ServiceError) as refused:
+        await world.service.leave(world.guest, world.room.id)
+    assert refused.value.code == "not-a-member"
+    assert len(world.live.calls) == 1  # a refusal reaches no live room
+
+
+async def test_a_kick_is_for_admins(world: World) -> None:
+    for caller in (world.owner, world.guest):
+        with pytest.raises(ServiceError) as refused:
+            await world.service.kick(caller, world.room.id, world.guest.user_id)
+        assert (refused.value.status, refused.value.code) == (403, "forbidden")
+    assert await world.repo.get_participant(world.room.id, world.guest.user_id) is not None
+    assert world.live.calls == []
+
+
+async def test_a_kick_removes_closes_and_logs(world: World) -> None:
+    world.live.sessions = 2
+    done = await world.service.kick(ADMIN, world.room.id, world.guest.user_id)
+    assert (done.removed, done.sessions_closed) == (True, 2)
+    assert await world.repo.get_participant(world.room.id, world.guest.user_id) is None
+    (call,) = world.live.calls
+    assert call[0] == "remove_user" and call[1][2] == "kicked"
+    (event,), _ = await world.repo.list_events(world.room.id, 10, 0)
+    assert (event.type, event.user_id, event.created_at) == ("kicked", world.guest.user_id, NOW)
+    assert event.payload == {"by": str(ADMIN.user_id), "sessions": 2}
+
+
+async def test_a_kick_of_someone_only_connected_closes_their_sessions(world: World) -> None:
+    stranger = uuid4()
+    world.live.sessions = 1
+    done = await world.service.kick(ADMIN, world.room.id, stranger)
+    assert (done.removed, done.sessions_closed) == (False, 1)
+    world.live.sessions = 0
+    with pytest.raises(ServiceError) as refused:
+        await world.service.kick(ADMIN, world.room.id, stranger)
+    assert (refused.value.status, refused.value.code) == (404, "not-a-member")
+
+
+async def test_settings_chat_and_the_end_reach_the_live_room(world: World) -> None:
+    changes = RoomChanges(playback_control=PlaybackControl.MODERATORS)
+    await world.service.update_room(world.owner, world.room.id, changes)
+    await world.service.post_chat(world.guest, world.room.id, "  hello  ")
+    await world.service.end_room(world.owner, world.room.id)
+    assert world.live.calls == [
+        ("room_updated", PlaybackControl.MODERATORS),
+        ("chat_posted", "hello"),
+        ("room_ended", world.room.id),
+    ]
+
+
+async def test_deleting_chat_is_for_admins(world: World) -> None:
+    message = await world.service.post_chat(world.guest, world.room.id, "oops")
+    with pytest.raises(ServiceError) as refused:
+        await world.service.delete_chat(world.owner, message.id)
+    assert refused.value.code == "forbidden"
+    await world.service.delete_chat(ADMIN, message.id)
+    assert await world.service.recent_chat(world.room.id) == []
+    with pytest.raises(ServiceError) as missing:
+        await world.service.delete_chat(ADMIN, message.id)
+    assert missing.value.code == "not-found"
+
+
+async def test_recent_chat_is_oldest_first(world: World) -> None:
+    for seconds, text in enumerate(("one", "two", "three")):
+        world.clock.at = NOW + timedelta(seconds=seconds)
+        await world.service.post_chat(world.guest, world.room.id, text)
+    assert [m.message for m in await world.service.recent_chat(world.room.id)] == [
+        "one",
+        "two",
+        "three",
+    ]
+
+
+async def test_admin_queries_refuse_everyone_else(world: World) -> None:
+    admin = world.service.admin
+    refusals = [
+        admin.chat_log(world.owner, world.room.id, 10, 0),
+        admin.events(world.owner, world.room.id, 10, 0),
+        admin.events_after(world.owner, world.room.id, 0, 10),
+        admin.find_invitation(world.owner, "ABCD-EFGH"),
+        admin.revoke_invitation(world.owner, "ABCD-EFGH"),
+        admin.purge_invitations(world.owner, NOW),
+    ]
+    for refused_call in refusals:
+        with pytest.raises(ServiceError) as refused:
+            await refused_call
+        assert refused.value.code == "forbidden"
+
+
+async def test_events_after_an_id_for_admins(world: World) -> None:
+    await world.service.kick(ADMIN, world.room.id, world.guest.user_id)
+    await world.service.join(world.guest, world.room.id)
+    await world.service.kick(ADMIN, world.room.id, world.guest.user_id)
+    first, second = (await world.service.admin.events_after(ADMIN, world.room.id, 0, 10))[0]
+    newer, total = await world.service.admin.events_after(ADMIN, world.room.id, first.id, 10)
+    assert (newer, total) == ([second], 2)
+    with pytest.raises(ServiceError) as missing:
+        await world.service.admin.events_after(ADMIN, uuid4(), 0, 10)
+    assert missing.value.code == "not-found"
+
+
+async def test_an_expired_invitation_is_still_found_by_admins(world: World) -> None:
+    invitation = await world.service.create_invitation(world.owner, world.room.id)
+    found, room = await world.service.admin.find_invitation(ADMIN, invitation.code.lower())
+    assert (found.id, room) == (invitation.id, await world.repo.get_room(world.room.id))
+    purged = await world.service.admin.purge_invitations(ADMIN, NOW + timedelta(days=30))
+    assert purged == 1
