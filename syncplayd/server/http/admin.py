@@ -42,6 +42,7 @@ from syncplayd.server.http.auth import bearer_token, token_principal
 from syncplayd.server.http.problems import json_response, problem
 from syncplayd.server.http.requests import (
     MAX_OFFSET,
+    create_invitation_from_body,
     path_uuid,
     query_bool,
     query_int,
@@ -368,14 +369,7 @@ async def delete_chat(message_id: str) -> Response:
 @admin_blueprint.post("/rooms/<room_id>/invitations")
 async def create_invitation(room_id: str) -> Response:
     """Create an invitation (``created_by`` is the admin: the nil UUID on the socket)."""
-    body = await read_body(payloads.InvitationBody)
-    invitation = await app_state().service.create_invitation(
-        _admin(),
-        path_uuid(room_id, "room"),
-        invited_user_id=body.invited_user_id,
-        expires_in_hours=body.expires_in_hours,
-        max_uses=body.max_uses,
-    )
+    invitation = await create_invitation_from_body(_admin(), room_id)
     return json_response(_invitation_json(invitation), 201)
 
 

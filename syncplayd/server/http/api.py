@@ -22,6 +22,7 @@ from syncplayd.server.http.auth import (
 from syncplayd.server.http.problems import json_response, problem
 from syncplayd.server.http.requests import (
     MAX_OFFSET,
+    create_invitation_from_body,
     path_uuid,
     query_bool,
     query_int,
@@ -176,14 +177,7 @@ async def chat_history(room_id: str) -> Response:
 # -- invitations -----------------------------------------------------------------
 @api.post("/rooms/<room_id>/invitations")
 async def create_invitation(room_id: str) -> Response:
-    body = await read_body(payloads.InvitationBody)
-    invitation = await app_state().service.create_invitation(
-        _principal(),
-        path_uuid(room_id, "room"),
-        invited_user_id=body.invited_user_id,
-        expires_in_hours=body.expires_in_hours,
-        max_uses=body.max_uses,
-    )
+    invitation = await create_invitation_from_body(_principal(), room_id)
     return json_response(payloads.invitation_json(invitation), 201)
 
 

@@ -7,9 +7,12 @@ from uuid import UUID
 
 from quart import request
 
+from syncplayd.identity import Principal
 from syncplayd.server.http import payloads
+from syncplayd.server.http.state import app_state
 from syncplayd.service import ServiceError
 from syncplayd.service.errors import invalid
+from syncplayd.storage.records import Invitation
 
 T = TypeVar("T")
 
@@ -67,3 +70,15 @@ async def read_body(kind: type[T]) -> T:
     if data.strip() and request.mimetype != "application/json":
         raise ServiceError(415, "unsupported-media-type", "send the body as application/json")
     return payloads.decode_body(data, kind)
+
+
+async def create_invitation_from_body(principal: Principal, room_id: str) -> Invitation:
+    """``POST …/rooms/{id}/invitations``: one body for the public and the admin API."""
+    body = await read_body(payloads.InvitationBody)
+    return await app_state().service.create_invitation(
+        principal,
+        path_uuid(room_id, "room"),
+        invited_user_id=body.invited_user_id,
+        expires_in_hours=body.expires_in_hours,
+        max_uses=body.max_uses,
+    )
