@@ -66,7 +66,6 @@ def assert_invariants(state: RoomState) -> None:
     for session_id, session in state.sessions.items():
         _require(session_id == session.session_id, f"session filed under {session_id!r}")
         _require(session.buffering == (session.buffering_since is not None), repr(session))
-        _require(not (session.skipped and not session.buffering), f"skipped but ready: {session}")
 
 
 def _require(condition: bool, message: str) -> None:

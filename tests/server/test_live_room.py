@@ -178,7 +178,7 @@ async def test_a_stalled_socket_is_dropped_and_others_get_everything(
     owner = Principal(world.room.owner_id, "owner")
     for i in range(OUTBOX_SIZE + 50):
         await world.service.post_chat(owner, world.room.id, f"message {i}")
-    await trio.testing.wait_all_tasks_blocked()
+    await trio.sleep(1)  # presence goes out once per window (PRESENCE_WINDOW_SECONDS)
     assert len(fast.of_type("chat")) == OUTBOX_SIZE + 50
     assert slow_connection.closing is not None and slow_connection.closing[0] == "too-slow"
     left = [m for m in fast.of_type("presence") if m["event"] == "disconnected"]
@@ -231,3 +231,29 @@ async def test_a_session_that_left_leaves_no_rate_bucket_behind(
     await trio.testing.wait_all_tasks_blocked()
     assert leaves.of_type("closing")[-1]["reason"] == "left"
     assert len(live._limits) == 1
+
+
+async def test_a_burst_of_one_users_sessions_cannot_evict_a_prompt_reader(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Presence is coalesced per user: 300 sessions of one user cost a reader a message or two."""
+    reader = FakeSocket()
+    reader_connection = await world.connect("reader", reader)
+    flooder = Principal(uuid4(), "flooder")
+    participant, _ = await world.repo.add_participant(
+        world.room.id, flooder.user_id, "flooder", Role.MEMBER, NOW
+    )
+    live = await world.supervisor.live_room(world.room)
+    before = len(reader.of_type("presence"))
+    # All in one scheduling batch: the reader's writer gets no turn in between.
+    for _ in range(OUTBOX_SIZE + 44):
+        connection = Connection(FakeSocket(), flooder, ServerClock().now)
+        world.nursery.start_soon(connection.run_writer)
+        world.nursery.start_soon(live.attach, connection, participant, world.room, [], None)
+    await trio.sleep(1)
+    assert reader_connection.closing is None
+    about_flooder = [
+        m for m in reader.of_type("presence")[before:] if m["member"]["user_name"] == "flooder"
+    ]
+    assert 1 <= len(about_flooder) <= 2
+    assert about_flooder[-1]["member"]["sessions"] == OUTBOX_SIZE + 44

@@ -31,7 +31,12 @@ for the lead time and then jump back; at ``now`` the position stays
 continuous and a late receiver is off by only ``latency * delta_rate``.
 
 Waiting. A session *blocks* when it is connected, buffering, and neither a
-late joiner (``catching_up``, until its first ``ready``) nor ``skipped``.
+late joiner (``catching_up``, until its first ``ready``) nor ``skipped`` (once
+the ready timeout ran out for it, for as long as the session lasts); the room
+waits for a blocking session only if it may control playback (anyone in an
+``everyone`` room; owners and moderators in a ``moderators`` room), so no
+member holds the room longer than one ready timeout, and in a ``moderators``
+room a member does not hold it at all.
 The invariants, checked by the property tests:
 
 * ``playing`` implies nobody blocks (a play with blockers goes to
@@ -76,7 +81,7 @@ SetRate    control. Same rate: no-op. Else re-anchored at now (a scheduled
            start keeps its time), new rate (``rate``).
 Buffering  Marks the session (repeats are no-ops). A blocker sends a playing
            room to ``waiting`` at the live position.
-Ready      Clears buffering, ``catching_up`` and ``skipped``; may resume.
+Ready      Clears buffering and ``catching_up`` (not ``skipped``); may resume.
 Heartbeat  ``last_seen``. Compared unless stale, waiting or buffering: beyond
            the threshold a ``sync`` goes to that session; in step, a late
            joiner counts as caught up.
@@ -187,9 +192,9 @@ def _dispatch(state: RoomState, command: Command, now: float) -> Result:
         case Ready():
             return _playback.ready(state, command, now)
         case SetControl():
-            return _membership.set_control(state, command)
+            return _membership.set_control(state, command, now)
         case SetRole():
-            return _membership.set_role(state, command)
+            return _membership.set_role(state, command, now)
         case Heartbeat() | RttSample() | Tick():  # pragma: no cover - apply() handles these
             raise AssertionError("handled by apply()")
         case _:  # pragma: no cover - exhaustiveness, checked by mypy

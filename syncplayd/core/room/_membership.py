@@ -26,6 +26,7 @@ from syncplayd.core.room._transitions import (
     PresenceEvent,
     Result,
     maybe_resume,
+    maybe_wait,
     presence,
     put,
     skip_overdue,
@@ -160,17 +161,21 @@ def tick(state: RoomState, now: float) -> Result:
     return state, effects + resumed
 
 
-def set_control(state: RoomState, command: SetControl) -> Result:
+def set_control(state: RoomState, command: SetControl, now: float) -> Result:
     """Change who may control playback."""
     if not is_control_mode(command.mode):
         raise Refused("bad-message", f"unknown control mode {command.mode!r}")
     if command.mode == state.control:
         return state, []
     state = replace(state, control=command.mode)
-    return state, [LogEvent("control", None, {"control": command.mode})]
+    effects: list[Effect] = [LogEvent("control", None, {"control": command.mode})]
+    # Who the room waits for depends on the control mode.
+    state, waiting = maybe_wait(state, now)
+    state, resumed = maybe_resume(state, by=None, now=now)
+    return state, effects + waiting + resumed
 
 
-def set_role(state: RoomState, command: SetRole) -> Result:
+def set_role(state: RoomState, command: SetRole, now: float) -> Result:
     """Change a user's role in all of their sessions; a no-op for a user with none."""
     if not is_role(command.role):
         raise Refused("bad-message", f"unknown role {command.role!r}")
@@ -182,7 +187,11 @@ def set_role(state: RoomState, command: SetRole) -> Result:
     if not changed:
         return state, []
     state = put(state, *changed)
-    return state, [
+    effects: list[Effect] = [
         presence(state, "role", changed[0], exclude=None, detail=command.role),
         LogEvent("role", command.user_id, {"role": command.role}),
     ]
+    # Who the room waits for depends on the role in a ``moderators`` room.
+    state, waiting = maybe_wait(state, now)
+    state, resumed = maybe_resume(state, by=None, now=now)
+    return state, effects + waiting + resumed

@@ -31,6 +31,7 @@ from syncplayd.core.room._transitions import (
     check_position,
     live_session,
     maybe_resume,
+    maybe_wait,
     presence,
     put,
     start,
@@ -121,15 +122,8 @@ def buffering(state: RoomState, command: Buffering, now: float) -> Result:
     session = replace(session, buffering=True, buffering_since=now)
     state = put(state, session)
     effects: list[Effect] = [presence(state, "buffering", session, exclude=session.session_id)]
-    current = state.playback
-    if session.blocks and current.state == "playing":
-        at = position_at(current, now)
-        waiting = Playback("waiting", at, current.rate, now, current.version + 1, session.user_name)
-        state, changed = change_playback(
-            state, waiting, reason="waiting", execute_at=now, by=session
-        )
-        effects += changed
-    return state, effects
+    state, waiting = maybe_wait(state, now)
+    return state, effects + waiting
 
 
 def ready(state: RoomState, command: Ready, now: float) -> Result:
@@ -137,12 +131,11 @@ def ready(state: RoomState, command: Ready, now: float) -> Result:
     session = live_session(state, command.session_id)
     if command.position is not None:
         check_position(command.position)
-    if not (session.buffering or session.catching_up or session.skipped):
+    if not (session.buffering or session.catching_up):
         return state, []
     was_buffering = session.buffering
-    session = replace(
-        session, buffering=False, buffering_since=None, catching_up=False, skipped=False
-    )
+    # ``skipped`` stays: a member the room stopped waiting for is not waited for again.
+    session = replace(session, buffering=False, buffering_since=None, catching_up=False)
     state = put(state, session)
     effects: list[Effect] = []
     if was_buffering:

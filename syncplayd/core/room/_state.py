@@ -83,7 +83,9 @@ class Session:
         buffering: the player reported it is loading.
         buffering_since: when it started buffering (for the ready timeout).
         catching_up: a late joiner; its buffering stalls nobody until its first ``ready``.
-        skipped: it outlived the ready timeout and is no longer waited for until ``ready``.
+        skipped: it outlived the ready timeout; the room does not wait for it again
+            while the session lasts (it catches up on its own), so that no member can
+            stall the room over and over.
         rtt: smoothed ping round trip, seconds.
         last_seen: server time of the last heartbeat or ping report.
         last_offset: its position minus the room's at its last heartbeat, seconds.
@@ -106,7 +108,8 @@ class Session:
 
     @property
     def blocks(self) -> bool:
-        """Whether the room waits for it: connected, buffering, neither late nor skipped."""
+        """Whether it stalls the room (see :meth:`RoomState.waits_for`): connected, buffering,
+        neither late nor skipped."""
         return self.connected and self.buffering and not (self.catching_up or self.skipped)
 
 
@@ -176,6 +179,15 @@ class RoomState:
     resume_playing: bool = False
     control: ControlMode = "everyone"
     config: SyncConfig = field(default_factory=SyncConfig)
+
+    def waits_for(self, session: Session) -> bool:
+        """Whether the room waits for ``session``'s player.
+
+        Only those who may control playback can hold it: in a ``moderators`` room a
+        member's buffering stalls nobody (the member catches up on its own), since a
+        member there may not pause the room either.
+        """
+        return session.blocks and (self.control == "everyone" or session.role != "member")
 
     def __post_init__(self) -> None:
         # A caller's dict must not be able to change the room behind its back.

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from syncplayd.core import protocol
-from syncplayd.core.clock import lead_time
+from syncplayd.core.clock import lead_time, position_at
 from syncplayd.core.room._events import Broadcast, Effect, LogEvent, PersistPlayback
 from syncplayd.core.room._state import Playback, Refused, RoomState, Session
 from syncplayd.core.room._views import blocking, member, member_after, wire
@@ -177,6 +177,22 @@ def start(
     playing = Playback("playing", position, current.rate, execute_at, current.version + 1, name)
     state, changed = change_playback(state, playing, reason=reason, execute_at=execute_at, by=by)
     return state, effects + changed
+
+
+def maybe_wait(state: RoomState, now: float) -> Result:
+    """A playing room that now has someone to wait for goes to ``waiting`` at the live position.
+
+    A session starting to buffer, or a change of control or role that makes a
+    buffering session one the room waits for.
+    """
+    current = state.playback
+    blockers = blocking(state)
+    if current.state != "playing" or not blockers:
+        return state, []
+    first = blockers[0]
+    at = position_at(current, now)
+    waiting = Playback("waiting", at, current.rate, now, current.version + 1, first.user_name)
+    return change_playback(state, waiting, reason="waiting", execute_at=now, by=first)
 
 
 def maybe_resume(state: RoomState, *, by: Session | None, now: float) -> Result:

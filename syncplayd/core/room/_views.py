@@ -113,13 +113,14 @@ def member_after(state: RoomState, gone: Session) -> protocol.Member:
 
 
 def blocking(state: RoomState) -> list[Session]:
-    """The sessions the room waits for (connected, buffering, not late, not skipped)."""
-    return [s for s in state.sessions.values() if s.blocks]
+    """The sessions the room waits for (:meth:`RoomState.waits_for`)."""
+    return [s for s in state.sessions.values() if state.waits_for(s)]
 
 
 def ready_deadline(state: RoomState, session: Session) -> float | None:
     """When a waiting room stops waiting for ``session``; ``None`` if it does not wait for it."""
-    if state.playback.state != "waiting" or not session.blocks or session.buffering_since is None:
+    waits = state.waits_for(session)
+    if state.playback.state != "waiting" or not waits or session.buffering_since is None:
         return None
     return session.buffering_since + state.config.ready_timeout_seconds
 

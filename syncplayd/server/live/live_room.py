@@ -41,6 +41,11 @@ from syncplayd.storage.records import Playback as StoredPlayback
 log = logging.getLogger(__name__)
 
 END_GRACE_SECONDS = 2.0
+#: Comings and goings are sent at most this often, the latest per user: a burst of
+#: joins and leaves (a reconnect loop, a join flood) costs each member one message
+#: per user per window instead of one per event, so it cannot fill a reader's outbox.
+PRESENCE_WINDOW_SECONDS = 0.05
+_COALESCED_PRESENCE = frozenset({"joined", "reconnected", "disconnected", "left"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,8 @@ class LiveRoom:
         self.ended = False
         self.stopped = trio.Event()
         self._frame_started: float | None = None
+        self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
+        self._presence_due = trio.Event()
 
     def reconfigure(self, deps: RoomDeps) -> None:
         """Take new settings (SIGHUP): sync thresholds and the message rate."""
@@ -140,6 +147,7 @@ class LiveRoom:
                     self._nursery = nursery
                     nursery.start_soon(self._clock_task)
                     nursery.start_soon(self._heartbeat_task)
+                    nursery.start_soon(self._presence_task)
                     task_status.started()
         finally:
             self.ended = True
@@ -293,6 +301,13 @@ class LiveRoom:
 
     def _execute(self, effect: engine.Effect) -> None:
         match effect:
+            case engine.Broadcast(message=protocol.Presence() as message, exclude=exclude) if (
+                message.event in _COALESCED_PRESENCE
+            ):
+                # A newer event about the user replaces an unsent one: the member entry
+                # it carries is the user's whole state after it.
+                self._pending_presence[message.member.user_id] = (message, exclude)
+                self._presence_due.set()
             case engine.Broadcast(message=message, exclude=exclude):
                 self.broadcast(message, exclude)
             case engine.SendTo(session_id=session_id, message=message):
@@ -332,6 +347,15 @@ class LiveRoom:
                 continue  # a new deadline arrived: sleep until that one instead
             self._wake_at = None
             self.apply(engine.Tick())
+
+    async def _presence_task(self) -> None:
+        while True:
+            await self._presence_due.wait()
+            await trio.sleep(PRESENCE_WINDOW_SECONDS)
+            self._presence_due = trio.Event()
+            pending, self._pending_presence = self._pending_presence, {}
+            for message, exclude in pending.values():
+                self.broadcast(message, exclude)
 
     async def _heartbeat_task(self) -> None:
         interval = self._deps.settings.syncplay.sync.heartbeat_interval_seconds
