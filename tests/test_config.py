@@ -91,6 +91,7 @@ DEFAULTS: list[tuple[str, object]] = [
     ("server.listen", "127.0.0.1:8750"),
     ("server.state_dir", Path("/var/lib/syncplayd")),
     ("server.max_request_bytes", 65536),
+    ("server.allowed_hosts", ()),
     ("database.url", "sqlite:////var/lib/syncplayd/syncplayd.sqlite3"),
     ("database.auto_migrate", True),
     ("database.pool_size", 10),
@@ -103,14 +104,19 @@ DEFAULTS: list[tuple[str, object]] = [
     ("logging.format", "auto"),
     ("metrics.enabled", True),
     ("admin.socket", None),
+    ("proxy.socket", None),
     ("proxy.trusted_addresses", ()),
+    ("proxy.secret", None),
+    ("proxy.secret_file", None),
     ("proxy.real_ip_from", ()),
     ("proxy.user_id_header", "X-Remote-User-Id"),
     ("proxy.user_name_header", "X-Remote-User-Name"),
     ("proxy.admin_header", "X-Remote-User-Admin"),
     ("web.enabled", True),
     ("web.media_url_template", "{content_id}"),
+    ("web.allow_any_media_url", False),
     ("web.demo", False),
+    ("web.demo_allow_remote", False),
     ("web.guest_token_hours", 12.0),
     ("syncplay.enabled", True),
     ("syncplay.rooms.default_max_participants", 50),
@@ -121,6 +127,12 @@ DEFAULTS: list[tuple[str, object]] = [
     ("syncplay.rooms.failed_join_attempts", 10),
     ("syncplay.rooms.failed_join_attempts_per_address", 100),
     ("syncplay.rooms.failed_join_window_seconds", 300.0),
+    ("syncplay.rooms.creates_per_hour", 20),
+    ("syncplay.rooms.password_changes_per_hour", 20),
+    ("syncplay.rooms.password_hash_memory_kib", 19456),
+    ("syncplay.rooms.password_hash_time_cost", 2),
+    ("syncplay.rooms.password_hash_parallelism", 1),
+    ("syncplay.rooms.password_hash_concurrency", 2),
     ("syncplay.sync.threshold_seconds", 2.0),
     ("syncplay.sync.heartbeat_interval_seconds", 5.0),
     ("syncplay.sync.disconnect_timeout_seconds", 30.0),
@@ -132,15 +144,21 @@ DEFAULTS: list[tuple[str, object]] = [
     ("syncplay.chat.rate_limit_messages_per_minute", 60),
     ("syncplay.invitations.default_expiry_hours", 24.0),
     ("syncplay.invitations.code_length", 8),
+    ("syncplay.invitations.max_live_per_room", 100),
+    ("syncplay.invitations.creates_per_hour", 60),
     ("syncplay.websocket.read_buffer_size", 4096),
     ("syncplay.websocket.write_buffer_size", 4096),
     ("syncplay.websocket.ping_interval_seconds", 30.0),
     ("syncplay.websocket.pong_timeout_seconds", 60.0),
     ("syncplay.websocket.max_connections_per_user", 5),
+    ("syncplay.websocket.joins_per_minute", 60.0),
     ("syncplay.websocket.max_messages_per_second", 20.0),
     ("syncplay.websocket.allowed_origins", ()),
     ("syncplay.cleanup.inactive_rooms_hours", 24.0),
     ("syncplay.cleanup.expired_invitations_hours", 48.0),
+    ("syncplay.cleanup.ended_rooms_days", 30.0),
+    ("syncplay.cleanup.events_days", 30.0),
+    ("syncplay.cleanup.max_events_per_room", 10000),
 ]
 
 
@@ -232,6 +250,7 @@ EXPECTED_ENV_NAMES = {
     "server.listen": "SYNCPLAY_LISTEN",
     "server.state_dir": "SYNCPLAY_STATE_DIR",
     "server.max_request_bytes": "SYNCPLAY_MAX_REQUEST_BYTES",
+    "server.allowed_hosts": "SYNCPLAY_ALLOWED_HOSTS",
     "database.url": "SYNCPLAY_DATABASE_URL",
     "database.auto_migrate": "SYNCPLAY_DATABASE_AUTO_MIGRATE",
     "database.pool_size": "SYNCPLAY_DATABASE_POOL_SIZE",
@@ -244,14 +263,19 @@ EXPECTED_ENV_NAMES = {
     "logging.format": "SYNCPLAY_LOG_FORMAT",
     "metrics.enabled": "SYNCPLAY_METRICS_ENABLED",
     "admin.socket": "SYNCPLAY_ADMIN_SOCKET",
+    "proxy.socket": "SYNCPLAY_PROXY_SOCKET",
     "proxy.trusted_addresses": "SYNCPLAY_PROXY_TRUSTED_ADDRESSES",
+    "proxy.secret": "SYNCPLAY_PROXY_SECRET",
+    "proxy.secret_file": "SYNCPLAY_PROXY_SECRET_FILE",
     "proxy.real_ip_from": "SYNCPLAY_PROXY_REAL_IP_FROM",
     "proxy.user_id_header": "SYNCPLAY_PROXY_USER_ID_HEADER",
     "proxy.user_name_header": "SYNCPLAY_PROXY_USER_NAME_HEADER",
     "proxy.admin_header": "SYNCPLAY_PROXY_ADMIN_HEADER",
     "web.enabled": "SYNCPLAY_WEB_ENABLED",
     "web.media_url_template": "SYNCPLAY_WEB_MEDIA_URL_TEMPLATE",
+    "web.allow_any_media_url": "SYNCPLAY_WEB_ALLOW_ANY_MEDIA_URL",
     "web.demo": "SYNCPLAY_WEB_DEMO",
+    "web.demo_allow_remote": "SYNCPLAY_WEB_DEMO_ALLOW_REMOTE",
     "web.guest_token_hours": "SYNCPLAY_WEB_GUEST_TOKEN_HOURS",
     "syncplay.enabled": "SYNCPLAY_ENABLED",
     "syncplay.rooms.default_max_participants": "SYNCPLAY_DEFAULT_MAX_PARTICIPANTS",
@@ -264,6 +288,12 @@ EXPECTED_ENV_NAMES = {
         "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS_PER_ADDRESS"
     ),
     "syncplay.rooms.failed_join_window_seconds": "SYNCPLAY_ROOMS_FAILED_JOIN_WINDOW_SECONDS",
+    "syncplay.rooms.creates_per_hour": "SYNCPLAY_ROOMS_CREATES_PER_HOUR",
+    "syncplay.rooms.password_changes_per_hour": "SYNCPLAY_ROOMS_PASSWORD_CHANGES_PER_HOUR",
+    "syncplay.rooms.password_hash_memory_kib": "SYNCPLAY_ROOMS_PASSWORD_HASH_MEMORY_KIB",
+    "syncplay.rooms.password_hash_time_cost": "SYNCPLAY_ROOMS_PASSWORD_HASH_TIME_COST",
+    "syncplay.rooms.password_hash_parallelism": "SYNCPLAY_ROOMS_PASSWORD_HASH_PARALLELISM",
+    "syncplay.rooms.password_hash_concurrency": "SYNCPLAY_ROOMS_PASSWORD_HASH_CONCURRENCY",
     "syncplay.sync.threshold_seconds": "SYNCPLAY_SYNC_THRESHOLD_SECONDS",
     "syncplay.sync.heartbeat_interval_seconds": "SYNCPLAY_HEARTBEAT_INTERVAL_SECONDS",
     "syncplay.sync.disconnect_timeout_seconds": "SYNCPLAY_DISCONNECT_TIMEOUT_SECONDS",
@@ -275,15 +305,21 @@ EXPECTED_ENV_NAMES = {
     "syncplay.chat.rate_limit_messages_per_minute": "SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE",
     "syncplay.invitations.default_expiry_hours": "SYNCPLAY_INVITE_EXPIRY_HOURS",
     "syncplay.invitations.code_length": "SYNCPLAY_INVITATIONS_CODE_LENGTH",
+    "syncplay.invitations.max_live_per_room": "SYNCPLAY_INVITATIONS_MAX_LIVE_PER_ROOM",
+    "syncplay.invitations.creates_per_hour": "SYNCPLAY_INVITATIONS_CREATES_PER_HOUR",
     "syncplay.websocket.read_buffer_size": "SYNCPLAY_WS_READ_BUFFER_SIZE",
     "syncplay.websocket.write_buffer_size": "SYNCPLAY_WS_WRITE_BUFFER_SIZE",
     "syncplay.websocket.ping_interval_seconds": "SYNCPLAY_WS_PING_INTERVAL_SECONDS",
     "syncplay.websocket.pong_timeout_seconds": "SYNCPLAY_WS_PONG_TIMEOUT_SECONDS",
     "syncplay.websocket.max_connections_per_user": "SYNCPLAY_WS_MAX_CONNECTIONS_PER_USER",
+    "syncplay.websocket.joins_per_minute": "SYNCPLAY_WS_JOINS_PER_MINUTE",
     "syncplay.websocket.max_messages_per_second": "SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND",
     "syncplay.websocket.allowed_origins": "SYNCPLAY_WS_ALLOWED_ORIGINS",
     "syncplay.cleanup.inactive_rooms_hours": "SYNCPLAY_CLEANUP_INACTIVE_ROOMS_HOURS",
     "syncplay.cleanup.expired_invitations_hours": "SYNCPLAY_CLEANUP_EXPIRED_INVITATIONS_HOURS",
+    "syncplay.cleanup.ended_rooms_days": "SYNCPLAY_CLEANUP_ENDED_ROOMS_DAYS",
+    "syncplay.cleanup.events_days": "SYNCPLAY_CLEANUP_EVENTS_DAYS",
+    "syncplay.cleanup.max_events_per_room": "SYNCPLAY_CLEANUP_MAX_EVENTS_PER_ROOM",
 }
 
 
@@ -398,6 +434,10 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "server.listen": ("[::1]:0", "[::1]:0"),
     "server.state_dir": ("/srv/syncplayd", Path("/srv/syncplayd")),
     "server.max_request_bytes": ("1024", 1024),
+    "server.allowed_hosts": (
+        " Media.Example.org. ,[::1], 192.0.2.7",
+        ("media.example.org", "::1", "192.0.2.7"),
+    ),
     "database.url": ("postgresql://sp:pw@db:5432/sp", "postgresql://sp:pw@db:5432/sp"),
     "database.auto_migrate": ("FALSE", False),
     "database.pool_size": ("100", 100),
@@ -410,14 +450,19 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "logging.format": ("json", "json"),
     "metrics.enabled": ("false", False),
     "admin.socket": ("/run/syncplayd/admin.sock", Path("/run/syncplayd/admin.sock")),
+    "proxy.socket": ("/run/syncplayd-proxy/http.sock", Path("/run/syncplayd-proxy/http.sock")),
     "proxy.trusted_addresses": ("127.0.0.1, 10.0.0.0/8", ("127.0.0.1/32", "10.0.0.0/8")),
+    "proxy.secret": (GOOD_SECRET, Secret(GOOD_SECRET)),
+    "proxy.secret_file": ("/run/secret", Path("/run/secret")),
     "proxy.real_ip_from": ("::1, fd00::/8", ("::1/128", "fd00::/8")),
     "proxy.user_id_header": ("X-User", "X-User"),
     "proxy.user_name_header": ("X-Name", "X-Name"),
     "proxy.admin_header": ("X-Admin", "X-Admin"),
     "web.enabled": ("no", False),
     "web.media_url_template": ("/Videos/{content_id}", "/Videos/{content_id}"),
+    "web.allow_any_media_url": ("true", True),
     "web.demo": ("true", True),
+    "web.demo_allow_remote": ("yes", True),
     "web.guest_token_hours": ("1.5", 1.5),
     "syncplay.enabled": ("Off", False),
     "syncplay.rooms.default_max_participants": ("2", 2),
@@ -428,6 +473,12 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "syncplay.rooms.failed_join_attempts": ("3", 3),
     "syncplay.rooms.failed_join_attempts_per_address": ("0", 0),
     "syncplay.rooms.failed_join_window_seconds": ("0.5", 0.5),
+    "syncplay.rooms.creates_per_hour": ("5", 5),
+    "syncplay.rooms.password_changes_per_hour": ("7", 7),
+    "syncplay.rooms.password_hash_memory_kib": ("65536", 65536),
+    "syncplay.rooms.password_hash_time_cost": ("3", 3),
+    "syncplay.rooms.password_hash_parallelism": ("4", 4),
+    "syncplay.rooms.password_hash_concurrency": ("1", 1),
     "syncplay.sync.threshold_seconds": ("1e-1", 0.1),
     "syncplay.sync.heartbeat_interval_seconds": ("2", 2.0),
     "syncplay.sync.disconnect_timeout_seconds": ("10", 10.0),
@@ -439,11 +490,14 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "syncplay.chat.rate_limit_messages_per_minute": ("5", 5),
     "syncplay.invitations.default_expiry_hours": ("720", 720.0),
     "syncplay.invitations.code_length": ("32", 32),
+    "syncplay.invitations.max_live_per_room": ("3", 3),
+    "syncplay.invitations.creates_per_hour": ("9", 9),
     "syncplay.websocket.read_buffer_size": ("512", 512),
     "syncplay.websocket.write_buffer_size": ("1048576", 1048576),
     "syncplay.websocket.ping_interval_seconds": ("5", 5.0),
     "syncplay.websocket.pong_timeout_seconds": ("7.5", 7.5),
     "syncplay.websocket.max_connections_per_user": ("100", 100),
+    "syncplay.websocket.joins_per_minute": ("30", 30.0),
     "syncplay.websocket.max_messages_per_second": ("2.5", 2.5),
     "syncplay.websocket.allowed_origins": (
         " https://A.example , http://b.example:8080,",
@@ -451,6 +505,9 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     ),
     "syncplay.cleanup.inactive_rooms_hours": ("1", 1.0),
     "syncplay.cleanup.expired_invitations_hours": ("0.5", 0.5),
+    "syncplay.cleanup.ended_rooms_days": ("1.5", 1.5),
+    "syncplay.cleanup.events_days": ("0.25", 0.25),
+    "syncplay.cleanup.max_events_per_room": ("500", 500),
 }
 SECRET_FILES = {"/run/secret": GOOD_SECRET + "\n"}
 
@@ -948,7 +1005,8 @@ def test_postgres_engine() -> None:
 
 
 def test_dump_round_trips_through_yaml() -> None:
-    overrides = {key: text for key, (text, _) in SAMPLES.items() if key != "auth.jwt_secret_file"}
+    files = ("auth.jwt_secret_file", "proxy.secret_file")  # their values would be dumped too
+    overrides = {key: text for key, (text, _) in SAMPLES.items() if key not in files}
     settings_ = load(overrides=overrides)
     text = yaml.safe_dump(dump_settings(settings_, mask_secrets=False))
     assert load_settings(text, {}) == settings_
@@ -1004,6 +1062,9 @@ def test_example_file_documents_every_key_with_its_env_name() -> None:
         "auth.jwt_secret",
         "auth.jwt_secret_file",
         "admin.socket",
+        "proxy.socket",
+        "proxy.secret",
+        "proxy.secret_file",
     }
 
 
@@ -1147,6 +1208,7 @@ def test_property_any_overrides(overrides: dict[str, str]) -> None:
 def test_property_valid_values_round_trip(keys: set[str]) -> None:
     """Any combination of valid values loads, and its unmasked dump loads back to the same."""
     keys.discard("auth.jwt_secret_file")  # its value would be dumped beside it
+    keys.discard("proxy.secret_file")
     settings_ = load(overrides={key: SAMPLES[key][0] for key in keys})
     for key in keys:
         assert get(settings_, key) == SAMPLES[key][1]

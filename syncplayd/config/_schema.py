@@ -20,6 +20,7 @@ from ._values import (
     LogLevel,
     Secret,
     check_database_url,
+    check_host,
     check_listen,
     check_network,
     check_origin,
@@ -117,6 +118,17 @@ class ServerSettings(Section):
         " (close 1009), in bytes; the protocol itself refuses frames above 16 KiB.",
         ge=1024,
         le=16777216,
+    )
+
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "SYNCPLAY_ALLOWED_HOSTS",
+        "Host names (or IP addresses) requests may name in their Host header, without a port,"
+        " e.g. [media.example.org] (env: comma-separated); others get 421 host-not-allowed,"
+        " WebSocket upgrades too."
+        " Loopback addresses and localhost are always allowed. Empty: any host (set it:"
+        " it stops DNS rebinding).",
+        check=check_host,
     )
 
     @property
@@ -222,12 +234,36 @@ class LoggingSettings(Section):
 class ProxySettings(Section):
     """Identity from a reverse proxy that authenticates users itself."""
 
+    socket: Path | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_PROXY_SOCKET",
+        "Unix socket (mode 0660) on which the daemon also serves the proxy; identity headers"
+        " are believed on it. Put it in a folder only the proxy and the daemon can enter."
+        " null: none.",
+        example="/run/syncplayd-proxy/http.sock",
+    )
     trusted_addresses: tuple[str, ...] = _setting(
         (),
         "SYNCPLAY_PROXY_TRUSTED_ADDRESSES",
         "Proxy addresses (IPs or CIDR networks, env: comma-separated) whose identity headers"
-        " are believed; empty: identity headers are ignored and only bearer tokens count.",
+        " are believed over TCP when the request also carries the proxy secret (needs"
+        " secret); empty: over TCP, identity headers are ignored and bearer tokens count.",
         check=check_network,
+    )
+    secret: Secret | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_PROXY_SECRET",
+        "Shared secret, at least 32 bytes, the proxy sends in X-Syncplay-Proxy-Secret with"
+        " identity headers over TCP (needs trusted_addresses); prefer secret_file.",
+        min_bytes=32,
+        example='"<at least 32 random bytes>"',
+    )
+    secret_file: Path | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_PROXY_SECRET_FILE",
+        "File whose content (stripped) is secret, e.g. a systemd credential.",
+        file_for="secret",
+        example="/run/credentials/syncplayd.service/proxy_secret",
     )
     real_ip_from: tuple[str, ...] = _setting(
         (),
@@ -294,11 +330,25 @@ class WebSettings(Section):
         " {content_id} are replaced (percent-encoded); the default, a lone {content_id}, takes"
         " the content id itself as the URL. Example: /Videos/{content_id}/stream?static=true",
     )
+    allow_any_media_url: bool = _setting(
+        False,
+        "SYNCPLAY_WEB_ALLOW_ANY_MEDIA_URL",
+        "Let a room's media URL leave the template's base: with the default template, any"
+        " http(s) URL on any host. Every member's browser then fetches the URL the room's"
+        " owner chose, which hands that host their addresses. Off: a lone {content_id} must be"
+        " a path on the page's own origin, and a value cannot climb out of a template's path.",
+    )
     demo: bool = _setting(
         False,
         "SYNCPLAY_WEB_DEMO",
         "Demo mode: serve a test video and hand out guest tokens to anyone who opens the page"
         " (for trying syncplayd locally; never on a public server).",
+    )
+    demo_allow_remote: bool = _setting(
+        False,
+        "SYNCPLAY_WEB_DEMO_ALLOW_REMOTE",
+        "Allow demo mode on a listen address other than loopback, where anyone who can reach"
+        " it gets a guest token; false: the daemon refuses to start in demo mode there.",
     )
     guest_token_hours: float = _setting(
         12.0,
@@ -358,6 +408,52 @@ class RoomSettings(Section):
         "The window of the failed-attempt budgets, in seconds, from the first failure.",
         gt=0,
         le=86400,
+    )
+    creates_per_hour: int = _setting(
+        20,
+        "SYNCPLAY_ROOMS_CREATES_PER_HOUR",
+        "Rooms one user may create per hour (a burst of N, then one every 60/N"
+        " minutes); beyond that: 429 rate-limited. Administrators are not limited.",
+        ge=1,
+        le=100000,
+    )
+    password_changes_per_hour: int = _setting(
+        20,
+        "SYNCPLAY_ROOMS_PASSWORD_CHANGES_PER_HOUR",
+        "Room password changes (PUT with a password) one user may make per hour, as"
+        " creates_per_hour counts; beyond that: 429 rate-limited. Administrators are not limited.",
+        ge=1,
+        le=100000,
+    )
+    password_hash_memory_kib: int = _setting(
+        19456,
+        "SYNCPLAY_ROOMS_PASSWORD_HASH_MEMORY_KIB",
+        "Memory of one argon2id room-password hash, in KiB (OWASP: 19456 with time cost 2)."
+        " Hashes stored with other parameters keep working.",
+        ge=4096,
+        le=1048576,
+    )
+    password_hash_time_cost: int = _setting(
+        2,
+        "SYNCPLAY_ROOMS_PASSWORD_HASH_TIME_COST",
+        "Passes of one argon2id room-password hash.",
+        ge=1,
+        le=20,
+    )
+    password_hash_parallelism: int = _setting(
+        1,
+        "SYNCPLAY_ROOMS_PASSWORD_HASH_PARALLELISM",
+        "Threads (lanes) of one argon2id room-password hash.",
+        ge=1,
+        le=16,
+    )
+    password_hash_concurrency: int = _setting(
+        2,
+        "SYNCPLAY_ROOMS_PASSWORD_HASH_CONCURRENCY",
+        "Room-password hashes and checks that run at once (others wait their turn); the"
+        " memory they take is at most this times password_hash_memory_kib.",
+        ge=1,
+        le=64,
     )
 
 
@@ -438,6 +534,22 @@ class InvitationSettings(Section):
     code_length: int = _setting(
         8, "SYNCPLAY_INVITATIONS_CODE_LENGTH", "Characters in an invitation code.", ge=6, le=32
     )
+    max_live_per_room: int = _setting(
+        100,
+        "SYNCPLAY_INVITATIONS_MAX_LIVE_PER_ROOM",
+        "Invitations of one room that are neither expired nor used up; beyond that:"
+        " 409 too-many-invitations until some expire, are used up or are revoked.",
+        ge=1,
+        le=100000,
+    )
+    creates_per_hour: int = _setting(
+        60,
+        "SYNCPLAY_INVITATIONS_CREATES_PER_HOUR",
+        "Invitations one user may create per hour, over all rooms (a burst of N, then"
+        " one every 60/N minutes); beyond that: 429 rate-limited. Administrators are not limited.",
+        ge=1,
+        le=100000,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -475,6 +587,14 @@ class WebSocketSettings(Section):
         ge=1,
         le=100,
     )
+    joins_per_minute: float = _setting(
+        60.0,
+        "SYNCPLAY_WS_JOINS_PER_MINUTE",
+        "WebSocket joins one user may make per minute on average (bursts of 20); more are"
+        " refused with 'rate-limited' before any work is done.",
+        gt=0,
+        le=10000,
+    )
     max_messages_per_second: float = _setting(
         20.0,
         "SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND",
@@ -507,6 +627,28 @@ class CleanupSettings(Section):
         "SYNCPLAY_CLEANUP_EXPIRED_INVITATIONS_HOURS",
         "Invitations expired this many hours ago are deleted.",
         gt=0,
+    )
+    ended_rooms_days: float = _setting(
+        30.0,
+        "SYNCPLAY_CLEANUP_ENDED_ROOMS_DAYS",
+        "Rooms ended this many days ago are deleted with their members, chat, invitations"
+        " and events.",
+        gt=0,
+        le=36500,
+    )
+    events_days: float = _setting(
+        30.0,
+        "SYNCPLAY_CLEANUP_EVENTS_DAYS",
+        "Room events (the playback and membership log) older than this many days are deleted.",
+        gt=0,
+        le=36500,
+    )
+    max_events_per_room: int = _setting(
+        10000,
+        "SYNCPLAY_CLEANUP_MAX_EVENTS_PER_ROOM",
+        "Events kept per room: the oldest beyond this many are deleted.",
+        ge=100,
+        le=10000000,
     )
 
 

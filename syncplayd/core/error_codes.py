@@ -46,8 +46,12 @@ PROBLEM_CODES: Final = frozenset(
         "unavailable",
         "disabled",
         "too-many-rooms",
+        "too-many-invitations",
         "too-many-attempts",
         "method-not-allowed",
+        # server.allowed_hosts (421), and a cross-site request under the proxy's identity (403).
+        "host-not-allowed",
+        "origin-not-allowed",
         "internal-error",
         "http-error",
     }
@@ -85,4 +89,6 @@ ERROR_FRAME_CODES: Final = frozenset(
 
 #: ``code`` of the problem documents that refuse a WebSocket upgrade (identity headers from a
 #: trusted proxy that do not parse also get the REST API's ``unauthorized``).
-UPGRADE_REFUSAL_CODES: Final = frozenset({"disabled", "origin-not-allowed", "unavailable"})
+UPGRADE_REFUSAL_CODES: Final = frozenset(
+    {"host-not-allowed", "disabled", "origin-not-allowed", "unavailable"}
+)

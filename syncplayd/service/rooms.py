@@ -20,12 +20,13 @@ from uuid import UUID, uuid4
 import trio
 
 from syncplayd.clocks import monotonic, utc_now
-from syncplayd.config import SyncplaySettings
+from syncplayd.config import RoomSettings, SyncplaySettings
 from syncplayd.core import access
 from syncplayd.core.codes import new_code, normalize_code
 from syncplayd.core.ratelimit import RateLimiter
+from syncplayd.core.text import chat_refusal
 from syncplayd.identity import Principal
-from syncplayd.passwords import hash_password, verify_password
+from syncplayd.passwords import HashCost, Passwords
 from syncplayd.service.admin import AdminQueries
 from syncplayd.service.attempts import SecretAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
@@ -123,6 +124,7 @@ class RoomService:
         wall_clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = monotonic,
         randbelow: Callable[[int], int] = secrets.randbelow,
+        passwords: Passwords | None = None,
     ) -> None:
         self._repo = repo
         self._settings = settings
@@ -135,6 +137,14 @@ class RoomService:
             settings.chat.rate_limit_messages_per_minute
         )
         self._create_locks: dict[UUID, trio.Lock] = {}
+        #: Per owner: rooms being created (quota passed, not stored yet).
+        self._creating: dict[UUID, int] = {}
+        rooms = settings.rooms
+        #: Every hash and check of a room password, under one bound (see passwords.py).
+        self._passwords = passwords or Passwords(_hash_cost(rooms), rooms.password_hash_concurrency)
+        self._create_limiter = _hourly(rooms.creates_per_hour)
+        self._password_limiter = _hourly(rooms.password_changes_per_hour)
+        self._invite_limiter = _hourly(settings.invitations.creates_per_hour)
         # Built once: a reload does not apply new budgets (a restart does), so
         # that a SIGHUP never hands a guesser a fresh budget.
         self._attempts = SecretAttempts(
@@ -154,6 +164,14 @@ class RoomService:
             self._settings.chat.rate_limit_messages_per_minute
         ):
             self._chat_limiter = RateLimiter(settings.chat.rate_limit_messages_per_minute)
+        old, new = self._settings, settings
+        if new.rooms.creates_per_hour != old.rooms.creates_per_hour:
+            self._create_limiter = _hourly(new.rooms.creates_per_hour)
+        if new.rooms.password_changes_per_hour != old.rooms.password_changes_per_hour:
+            self._password_limiter = _hourly(new.rooms.password_changes_per_hour)
+        if new.invitations.creates_per_hour != old.invitations.creates_per_hour:
+            self._invite_limiter = _hourly(new.invitations.creates_per_hour)
+        self._passwords.reconfigure(_hash_cost(new.rooms), new.rooms.password_hash_concurrency)
         self._settings = settings
 
     # -- helpers ---------------------------------------------------------------
@@ -162,6 +180,19 @@ class RoomService:
         if room is None:
             raise not_found("room")
         return room
+
+    def _rate(self, limiter: RateLimiter[UUID], principal: Principal, what: str) -> None:
+        """Take one from the caller's budget, or raise ``429 rate-limited``; admins are exempt."""
+        if principal.is_admin:
+            return
+        wait = limiter.hit(principal.user_id, self._monotonic())
+        if wait > 0:
+            raise ServiceError(
+                429,
+                "rate-limited",
+                f"too many {what}; retry in {_ceil(wait)} s",
+                retry_after=_ceil(wait),
+            )
 
     async def _caller(
         self, principal: Principal, room: Room
@@ -205,30 +236,47 @@ class RoomService:
                 "password-protected rooms are disabled on this server", "password-rooms-disabled"
             )
         name = _clean_name(name)
-        # Refuse before hashing: argon2 is expensive on purpose, so a user at the
-        # limit must not be able to make the server hash for nothing.
-        await self._check_room_quota(principal.user_id)
-        password_hash = await _hash(password)
-        # Count again and create under the owner's lock: checked concurrently, a
-        # burst of creates would all see the same count and all pass the limit. (One
-        # daemon per database is the supported set-up; several would need a database lock.)
-        async with self._owner_lock(principal.user_id):
-            await self._check_room_quota(principal.user_id)
-            return await self._repo.create_room(
-                NewRoom(
-                    id=uuid4(),
-                    name=name,
-                    owner_id=principal.user_id,
-                    owner_name=principal.name,
-                    content_type=content_type,
-                    content_id=content_id,
-                    is_public=is_public,
-                    password_hash=password_hash,
-                    max_participants=max_participants or rules.default_max_participants,
-                    created_at=self._now(),
-                    playback_control=playback_control,
+        owner = principal.user_id
+        # Count under the owner's lock, and hold a place there for this room until it
+        # is stored: checked concurrently, a burst of creates would all see the same
+        # count and all pass the limit. The password is hashed outside the lock, but
+        # only with a place held, so a burst makes the server hash at most as many
+        # times as the owner has free places. (One daemon per database is the supported
+        # set-up; several would need a database lock.)
+        async with self._owner_lock(owner):
+            await self._check_room_quota(owner, self._creating.get(owner, 0))
+            self._rate(self._create_limiter, principal, "rooms created")
+            self._creating[owner] = self._creating.get(owner, 0) + 1
+        holding = True
+        try:
+            password_hash = None if password is None else await self._passwords.hash(password)
+            async with self._owner_lock(owner):
+                # Stored before the lock is let go: the next count sees the room instead.
+                self._give_back_place(owner)
+                holding = False
+                return await self._repo.create_room(
+                    NewRoom(
+                        id=uuid4(),
+                        name=name,
+                        owner_id=principal.user_id,
+                        owner_name=principal.name,
+                        content_type=content_type,
+                        content_id=content_id,
+                        is_public=is_public,
+                        password_hash=password_hash,
+                        max_participants=max_participants or rules.default_max_participants,
+                        created_at=self._now(),
+                        playback_control=playback_control,
+                    )
                 )
-            )
+        finally:
+            if holding:
+                self._give_back_place(owner)
+
+    def _give_back_place(self, owner: UUID) -> None:
+        left = self._creating.pop(owner) - 1
+        if left:
+            self._creating[owner] = left
 
     @asynccontextmanager
     async def _owner_lock(self, user_id: UUID) -> AsyncIterator[None]:
@@ -242,12 +290,13 @@ class RoomService:
             if not lock.locked() and not lock.statistics().tasks_waiting:
                 self._create_locks.pop(user_id, None)
 
-    async def _check_room_quota(self, user_id: UUID) -> None:
-        """Refuse a new room to a user who owns ``max_rooms_per_user`` active rooms."""
+    async def _check_room_quota(self, user_id: UUID, creating: int) -> None:
+        """Refuse a new room to a user who owns ``max_rooms_per_user`` active rooms,
+        counting the ``creating`` ones not stored yet."""
         limit = self._settings.rooms.max_rooms_per_user
         # The member filter also returns rooms the user merely joined: page
         # through them rather than trusting the first page to hold every owned room.
-        owned, offset, page = 0, 0, 500
+        owned, offset, page = creating, 0, 500
         while owned < limit:
             rooms, total = await self._repo.list_rooms(
                 RoomFilters(member=user_id, active=True), limit=page, offset=offset
@@ -292,6 +341,10 @@ class RoomService:
             raise forbidden(
                 "password-protected rooms are disabled on this server", "password-rooms-disabled"
             )
+        password_hash = None
+        if changes.password is not None:
+            self._rate(self._password_limiter, principal, "password changes")
+            password_hash = await self._passwords.hash(changes.password)
         updated = await self._repo.update_room(
             room_id,
             RoomUpdate(
@@ -300,7 +353,7 @@ class RoomService:
                 content_type=changes.content_type,
                 content_id=changes.content_id,
                 is_public=changes.is_public,
-                password_hash=await _hash(changes.password),
+                password_hash=password_hash,
                 clear_password=changes.clear_password,
                 max_participants=changes.max_participants,
                 playback_control=changes.playback_control,
@@ -361,7 +414,9 @@ class RoomService:
                     # Not a guess: clients join without one first to learn that one is needed.
                     raise forbidden("wrong or missing room password", "wrong-password")
                 with self._attempts.attempt(principal.user_id, address):
-                    if not await _password_matches(room.password_hash, password):
+                    if room.password_hash is None or not await self._passwords.verify(
+                        room.password_hash, password
+                    ):
                         raise forbidden("wrong or missing room password", "wrong-password")
         if invitation is not None:
             consumed = await self._repo.consume_invitation(invitation.code, self._now())
@@ -438,6 +493,10 @@ class RoomService:
             raise forbidden("only members can chat in this room; join it first", "not-a-member")
         if not room.is_active:
             raise room_ended()
+        # Before the strip: a control character at either end is refused too, as by REST.
+        refusal = chat_refusal(text)
+        if refusal is not None:
+            raise invalid("message", refusal)
         text = text.strip()
         if not text:
             raise invalid("message", "must not be blank")
@@ -518,6 +577,7 @@ class RoomService:
         hours = expires_in_hours if expires_in_hours is not None else settings.default_expiry_hours
         if max_uses is None and invited_user_id is not None:
             max_uses = 1  # an invitation for one person is for one join
+        self._rate(self._invite_limiter, principal, "invitations created")
         for _ in range(_CODE_ATTEMPTS):
             try:
                 return await self._repo.create_invitation(
@@ -531,10 +591,18 @@ class RoomService:
                         max_uses=max_uses,
                         use_count=0,
                         created_at=now,
-                    )
+                    ),
+                    max_live=settings.max_live_per_room,
                 )
             except storage_errors.DuplicateCode:
                 continue
+            except storage_errors.TooManyInvitations:
+                raise ServiceError(
+                    409,
+                    "too-many-invitations",
+                    f"the room has {settings.max_live_per_room} invitations that are neither"
+                    " expired nor used up; wait for some to expire or be used",
+                ) from None
             except storage_errors.RoomNotFound:
                 raise not_found("room") from None  # purged while we were here
         # Five collisions in a row at ~40 bits each: the code space is not the problem.
@@ -595,17 +663,17 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-async def _hash(password: str | None) -> str | None:
-    # argon2 costs tens of milliseconds of CPU on purpose: keep it off the event loop.
-    if password is None:
-        return None
-    return await trio.to_thread.run_sync(hash_password, password)
+def _hash_cost(rooms: RoomSettings) -> HashCost:
+    return HashCost(
+        memory_kib=rooms.password_hash_memory_kib,
+        time_cost=rooms.password_hash_time_cost,
+        parallelism=rooms.password_hash_parallelism,
+    )
 
 
-async def _password_matches(password_hash: str | None, password: str | None) -> bool:
-    if password_hash is None or password is None:
-        return False
-    return await trio.to_thread.run_sync(verify_password, password_hash, password)
+def _hourly(per_hour: int) -> RateLimiter[UUID]:
+    """A per-user budget of ``per_hour``: a burst of that many, then one every 60/N minutes."""
+    return RateLimiter(per_hour / 60.0, burst=float(per_hour))
 
 
 def _ceil(seconds: float) -> int:

@@ -31,6 +31,7 @@ from syncplayd.storage.errors import RoomNotFound as RoomNotFound
 from syncplayd.storage.errors import SchemaTooNew as SchemaTooNew
 from syncplayd.storage.errors import StorageError as StorageError
 from syncplayd.storage.errors import StorageUnavailable as StorageUnavailable
+from syncplayd.storage.errors import TooManyInvitations as TooManyInvitations
 from syncplayd.storage.memory import MemoryRepository as MemoryRepository
 from syncplayd.storage.migrations import SCHEMA_VERSION as SCHEMA_VERSION
 from syncplayd.storage.migrations import MigrationStatus as MigrationStatus
@@ -173,7 +174,7 @@ async def run_migrations(
         if engine == "sqlite":
             path = Path(where)
             if action == "up":
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _sqlite.create_private(path)
             elif not path.exists():
                 # Report on an empty database without creating the file.
                 path = Path(":memory:")

@@ -23,7 +23,13 @@ from syncplayd.storage._sql import (
     participant_from_row,
     room_from_row,
 )
-from syncplayd.storage.errors import RoomEnded, RoomFull, RoomNotFound, StorageError
+from syncplayd.storage.errors import (
+    RoomEnded,
+    RoomFull,
+    RoomNotFound,
+    StorageError,
+    TooManyInvitations,
+)
 from syncplayd.storage.records import (
     ChatMessage,
     Event,
@@ -299,7 +305,20 @@ def list_events_after(tx: Tx, room_id: UUID, after: int, limit: int) -> list[Eve
 
 
 # -- invitations -----------------------------------------------------------------------
-def create_invitation(tx: Tx, i: Invitation) -> Invitation:
+def create_invitation(tx: Tx, i: Invitation, max_live: int | None) -> Invitation:
+    if max_live is not None:
+        # Lock the room row first, as add_participant does: concurrent creates for one
+        # room queue here, and each then counts the others' rows.
+        sql = f"SELECT id FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608  # nosec B608
+        if tx.execute(sql, [tx.id(i.room_id)]).fetchone() is None:
+            raise RoomNotFound(str(i.room_id))
+        live = tx.execute(
+            "SELECT count(*) AS n FROM invitations WHERE room_id = ? AND expires_at > ?"
+            " AND (max_uses IS NULL OR use_count < max_uses)",
+            [tx.id(i.room_id), tx.ts(i.created_at)],
+        ).fetchone()["n"]
+        if live >= max_live:
+            raise TooManyInvitations(str(i.room_id))
     row = tx.execute(
         "INSERT INTO invitations (id, code, room_id, created_by, invited_user_id, expires_at,"
         " max_uses, use_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -353,3 +372,29 @@ def list_inactive_rooms(tx: Tx, idle_since: datetime, limit: int) -> list[UUID]:
 def purge_expired_invitations(tx: Tx, expired_before: datetime) -> int:
     sql = "DELETE FROM invitations WHERE expires_at < ?"
     return tx.execute(sql, [tx.ts(expired_before)]).rowcount
+
+
+def purge_ended_rooms(tx: Tx, ended_before: datetime, limit: int) -> int:
+    # The cascades delete the rooms' participants, chat, events and invitations.
+    return tx.execute(
+        "DELETE FROM rooms WHERE id IN (SELECT id FROM rooms WHERE ended_at IS NOT NULL"
+        " AND ended_at < ? ORDER BY ended_at, id LIMIT ?)",
+        [tx.ts(ended_before), limit],
+    ).rowcount
+
+
+def purge_events(tx: Tx, created_before: datetime, keep_per_room: int) -> int:
+    old = tx.execute("DELETE FROM events WHERE created_at < ?", [tx.ts(created_before)]).rowcount
+    # Rooms over the cap, then per room everything up to its (keep+1)-th newest id: both
+    # walk the (room_id, id) index.
+    crowded = tx.execute(
+        "SELECT room_id FROM events GROUP BY room_id HAVING count(*) > ?", [keep_per_room]
+    ).fetchall()
+    trimmed = 0
+    for row in crowded:
+        trimmed += tx.execute(
+            "DELETE FROM events WHERE room_id = ? AND id <= (SELECT id FROM events"
+            " WHERE room_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [row["room_id"], row["room_id"], keep_per_room],
+        ).rowcount
+    return old + trimmed

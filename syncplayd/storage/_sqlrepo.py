@@ -139,8 +139,10 @@ class SqlRepository(Repository, abc.ABC):
         return await self._read(q.list_events_after, room_id, after, limit)
 
     # -- invitations -------------------------------------------------------------------------
-    async def create_invitation(self, invitation: Invitation) -> Invitation:
-        return await self._write(q.create_invitation, invitation)
+    async def create_invitation(
+        self, invitation: Invitation, *, max_live: int | None = None
+    ) -> Invitation:
+        return await self._write(q.create_invitation, invitation, max_live)
 
     async def get_invitation(self, code: str) -> Invitation | None:
         return await self._read(q.get_invitation, code)
@@ -159,3 +161,11 @@ class SqlRepository(Repository, abc.ABC):
 
     async def purge_expired_invitations(self, expired_before: datetime) -> int:
         return await self._write(q.purge_expired_invitations, expired_before)
+
+    async def purge_ended_rooms(self, ended_before: datetime, limit: int) -> int:
+        check_page(limit, 0)
+        return await self._write(q.purge_ended_rooms, ended_before, limit)
+
+    async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:
+        check_page(keep_per_room, 0)
+        return await self._write(q.purge_events, created_before, keep_per_room)

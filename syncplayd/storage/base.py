@@ -122,12 +122,19 @@ class Repository(Protocol):
         """Return up to ``limit`` of the room's events with an id above ``after``, oldest first."""
 
     # -- invitations -------------------------------------------------------------
-    async def create_invitation(self, invitation: Invitation) -> Invitation:
-        """Store an invitation.
+    async def create_invitation(
+        self, invitation: Invitation, *, max_live: int | None = None
+    ) -> Invitation:
+        """Store an invitation, atomically against the room's live invitations.
+
+        With ``max_live``, the room may have at most that many live invitations (not
+        expired at ``invitation.created_at`` and not used up) before this one; concurrent
+        creates are counted one after the other.
 
         Raises:
             DuplicateCode: the code is taken; draw another.
             RoomNotFound: the room does not exist.
+            TooManyInvitations: the room has ``max_live`` live invitations already.
         """
 
     async def get_invitation(self, code: str) -> Invitation | None:
@@ -151,3 +158,11 @@ class Repository(Protocol):
 
     async def purge_expired_invitations(self, expired_before: datetime) -> int:
         """Delete invitations that expired before the given time; return how many."""
+
+    async def purge_ended_rooms(self, ended_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` rooms that ended before the given time, oldest first,
+        with their participants, chat, events and invitations; return how many rooms."""
+
+    async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:
+        """Delete events created before the given time, and every room's events beyond its
+        newest ``keep_per_room``; return how many. Ids are never reused."""

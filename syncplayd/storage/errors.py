@@ -19,6 +19,10 @@ class RoomFull(StorageError):
     """The room already has ``max_participants`` participants."""
 
 
+class TooManyInvitations(StorageError):
+    """The room already has as many live invitations as the caller allows."""
+
+
 class DuplicateCode(StorageError):
     """An invitation with this code already exists (the caller draws a new one)."""
 

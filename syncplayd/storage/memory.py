@@ -27,6 +27,7 @@ from syncplayd.storage.errors import (
     RoomNotFound,
     StorageError,
     StorageUnavailable,
+    TooManyInvitations,
 )
 from syncplayd.storage.records import (
     ChatMessage,
@@ -323,8 +324,19 @@ class MemoryRepository(Repository):
         ]
 
     # -- invitations -------------------------------------------------------------------------
-    async def create_invitation(self, invitation: Invitation) -> Invitation:
+    async def create_invitation(
+        self, invitation: Invitation, *, max_live: int | None = None
+    ) -> Invitation:
         await self._enter()
+        if max_live is not None:
+            self._must_room(invitation.room_id)
+            now = _utc(invitation.created_at)
+            live = sum(
+                i.room_id == invitation.room_id and not i.is_expired(now) and not i.is_used_up
+                for i in self._invitations.values()
+            )
+            if live >= max_live:
+                raise TooManyInvitations(str(invitation.room_id))
         if invitation.code in self._invitations:
             raise DuplicateCode(invitation.code)
         if any(i.id == invitation.id for i in self._invitations.values()):
@@ -386,3 +398,38 @@ class MemoryRepository(Repository):
         for code in expired:
             del self._invitations[code]
         return len(expired)
+
+    async def purge_ended_rooms(self, ended_before: datetime, limit: int) -> int:
+        check_page(limit, 0)
+        await self._enter()
+        cutoff = _utc(ended_before)
+        ended = sorted(
+            (r for r in self._rooms.values() if r.ended_at is not None and r.ended_at < cutoff),
+            key=lambda r: (r.ended_at, r.id),
+        )[:limit]
+        gone = {room.id for room in ended}
+        for room_id in gone:  # ON DELETE CASCADE
+            del self._rooms[room_id], self._members[room_id]
+        self._chat = {k: m for k, m in self._chat.items() if m.room_id not in gone}
+        self._events = [e for e in self._events if e[0].room_id not in gone]
+        self._invitations = {k: i for k, i in self._invitations.items() if i.room_id not in gone}
+        return len(gone)
+
+    async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:
+        check_page(keep_per_room, 0)
+        await self._enter()
+        cutoff = _utc(created_before)
+        kept: list[tuple[Event, str]] = []
+        per_room: dict[UUID, int] = {}
+        for entry in reversed(self._events):  # newest first
+            event = entry[0]
+            if event.created_at < cutoff:
+                continue
+            seen = per_room.get(event.room_id, 0)
+            if seen < keep_per_room:
+                per_room[event.room_id] = seen + 1
+                kept.append(entry)
+        purged = len(self._events) - len(kept)
+        kept.reverse()
+        self._events = kept
+        return purged

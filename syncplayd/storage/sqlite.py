@@ -182,6 +182,35 @@ def probe_write(conn: sqlite3.Connection) -> None:
         raise
 
 
+#: The database's folder and files hold invitation codes and private chat: only the
+#: daemon's user may read them (the shipped unit also sets UMask=0027).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def create_private(path: str | Path) -> None:
+    """Create the database file (0600) and its folder (0700) if missing, whatever the umask.
+
+    SQLite would create the file 0644 less the umask; it creates the ``-wal`` and
+    ``-shm`` files with the database file's own mode, so they are private too.
+    What exists already keeps its mode (the operator's choice).
+    """
+    file = Path(path)
+    if not file.parent.exists():
+        file.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        file.parent.chmod(PRIVATE_DIR_MODE)  # mkdir's mode is less the umask
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a read-only folder, say: SQLite's open then fails and says why (diagnose)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # as above: the umask can only have removed bits
+    finally:
+        os.close(fd)
+
+
 def connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
     """Open a connection configured as every syncplayd connection must be.
 
@@ -270,7 +299,7 @@ class SqliteRepository(SqlRepository):
         """
 
         def setup() -> SqliteRepository:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(path)
             writer = connect(path)
             opened = [writer]
             try:

@@ -120,6 +120,8 @@ class TimedRepository:
     delete_invitation = _timed(Repository.delete_invitation)
     list_inactive_rooms = _timed(Repository.list_inactive_rooms)
     purge_expired_invitations = _timed(Repository.purge_expired_invitations)
+    purge_ended_rooms = _timed(Repository.purge_ended_rooms)
+    purge_events = _timed(Repository.purge_events)
 
 
 if TYPE_CHECKING:

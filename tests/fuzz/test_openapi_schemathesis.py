@@ -41,11 +41,16 @@ AUTH = {"Authorization": f"Bearer {token(OWNER)}"}
 
 # Limits raised to the contract's hard bounds, so that a value the schema allows is
 # not refused by a smaller configured limit (the chat length is configurable up to
-# the 10,000 of the schema), and so that the fuzzer does not run out of rooms.
+# the 10,000 of the schema), and so that the fuzzer does not run out of rooms (nor of its
+# hourly room, password and invitation budgets).
 FUZZ_ENV = {
     "SYNCPLAY_CHAT_MAX_MESSAGE_LENGTH": "10000",
     "SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE": "10000",
     "SYNCPLAY_ROOMS_MAX_ROOMS_PER_USER": "1000",
+    "SYNCPLAY_ROOMS_CREATES_PER_HOUR": "100000",
+    "SYNCPLAY_ROOMS_PASSWORD_CHANGES_PER_HOUR": "100000",
+    "SYNCPLAY_INVITATIONS_CREATES_PER_HOUR": "100000",
+    "SYNCPLAY_INVITATIONS_MAX_LIVE_PER_ROOM": "100000",
 }
 
 # Schemathesis' defaults for invalid input, plus 413 (see below).

@@ -16,12 +16,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import httpx
 import trio
 from trio_websocket import ConnectionClosed, wrap_client_stream
 
 from syncplayd.identity import Principal, encode_token
+from syncplayd.service import RoomService
 from tests.daemon_process import SECRET, DaemonProcess
 from tests.e2e.raw import Raw
 from tests.openapi_check import assert_response_conforms
@@ -205,3 +207,19 @@ async def until_closed(client: Raw, limit: float = TIMEOUT) -> tuple[list[dict[s
 async def in_thread(fn: Any, *args: Any) -> Any:
     """Run a blocking HTTP helper off the event loop."""
     return await trio.to_thread.run_sync(fn, *args)
+
+
+async def service_room(
+    service: RoomService, owner: Principal, *, password: str | None = None, public: bool = True
+) -> UUID:
+    """Create a room through the service itself (no daemon); return its id."""
+    room = await service.create_room(
+        owner,
+        name="Security",
+        content_type="movie",
+        content_id="1",
+        is_public=public,
+        password=password,
+        max_participants=None,
+    )
+    return room.id

@@ -1,4 +1,5 @@
-"""Maintenance sweeps with a controllable clock: idle rooms end, old invitations go."""
+"""Maintenance sweeps with a controllable clock: idle rooms end; old invitations, ended rooms and
+events go."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from syncplayd.config import load_settings
-from syncplayd.server.process.maintenance import Maintenance
-from syncplayd.storage import Invitation, MemoryRepository, NewRoom
+from syncplayd.config import SyncplaySettings, load_settings
+from syncplayd.server.process.maintenance import BATCH, Maintenance
+from syncplayd.storage import Invitation, MemoryRepository, NewEvent, NewRoom
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -21,20 +22,21 @@ class Clock:
         return self.now
 
 
+def _settings(tmp_path: Path, **env: str) -> SyncplaySettings:
+    return load_settings(None, {"SYNCPLAY_STATE_DIR": str(tmp_path)} | env).syncplay
+
+
 def _new_room(created: datetime) -> NewRoom:
     return NewRoom(uuid4(), "r", uuid4(), "o", "movie", "1", True, None, 10, created)
 
 
 async def test_idle_rooms_end_and_expired_invitations_are_purged(tmp_path: Path) -> None:
-    settings = load_settings(
-        None,
-        {
-            "SYNCPLAY_STATE_DIR": str(tmp_path),
-            "SYNCPLAY_MAX_ROOM_AGE_HOURS": "24",
-            "SYNCPLAY_CLEANUP_INACTIVE_ROOMS_HOURS": "12",
-            "SYNCPLAY_CLEANUP_EXPIRED_INVITATIONS_HOURS": "48",
-        },
-    ).syncplay
+    settings = _settings(
+        tmp_path,
+        SYNCPLAY_MAX_ROOM_AGE_HOURS="24",
+        SYNCPLAY_CLEANUP_INACTIVE_ROOMS_HOURS="12",
+        SYNCPLAY_CLEANUP_EXPIRED_INVITATIONS_HOURS="48",
+    )
     repo = MemoryRepository()
     clock = Clock()
     busy: set[UUID] = set()
@@ -70,3 +72,39 @@ async def test_idle_rooms_end_and_expired_invitations_are_purged(tmp_path: Path)
     assert sweep.purged_invitations == 1
     assert await repo.get_invitation(invitation.code) is None
     assert fresh.id in sweep.ended_rooms and occupied.id not in sweep.ended_rooms
+
+
+async def test_ended_rooms_and_old_events_are_purged(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path,
+        SYNCPLAY_CLEANUP_ENDED_ROOMS_DAYS="7",
+        SYNCPLAY_CLEANUP_EVENTS_DAYS="3",
+        SYNCPLAY_CLEANUP_MAX_EVENTS_PER_ROOM="100",
+    )
+    repo = MemoryRepository()
+    clock = Clock()
+    maintenance = Maintenance(
+        repo, settings, is_busy=lambda _: True, room_ended=lambda _: None, wall_clock=clock
+    )
+    ended = [await repo.create_room(_new_room(START)) for _ in range(BATCH + 2)]
+    for room in ended:
+        await repo.end_room(room.id, START)
+    live = await repo.create_room(_new_room(START))
+    await repo.log_events([NewEvent(live.id, "seek", START)] * 150)
+    await repo.log_events([NewEvent(live.id, "play", START + timedelta(days=2))] * 50)
+
+    clock.now = START + timedelta(days=2, hours=1)
+    sweep = await maintenance.sweep()
+    assert (sweep.purged_rooms, sweep.purged_events) == (0, 100)  # the oldest beyond 100
+    assert (await repo.list_events(live.id, 0, 0))[1] == 100
+
+    clock.now = START + timedelta(days=3, hours=1)
+    sweep = await maintenance.sweep()
+    assert (sweep.purged_rooms, sweep.purged_events) == (0, 50)  # older than 3 days
+    assert (await repo.list_events(live.id, 0, 0))[1] == 50
+
+    clock.now = START + timedelta(days=7, hours=1)
+    sweep = await maintenance.sweep()
+    assert sweep.purged_rooms == BATCH + 2  # in batches, all in one sweep
+    assert all([await repo.get_room(room.id) is None for room in ended])
+    assert await repo.get_room(live.id) is not None

@@ -1,10 +1,15 @@
-"""Housekeeping the daemon does by itself: end idle rooms, purge old invitations.
+"""Housekeeping the daemon does by itself: end idle rooms, purge what is old.
 
 A room is idle when nobody is connected and neither its settings nor its
 playback changed for ``min(rooms.max_room_age_hours, cleanup.inactive_rooms_hours)``;
-such a room is ended (not deleted: its history stays readable). Invitations
+such a room is ended (not deleted: its history stays readable for a while). Invitations
 are deleted ``cleanup.expired_invitations_hours`` after they expired, so that
 for a while an invitee still gets "expired" rather than "unknown".
+
+Retention is what bounds the database against one busy (or hostile) user, together
+with the service's per-user rates: rooms ended ``cleanup.ended_rooms_days`` ago are
+deleted with everything in them, and the event log keeps ``cleanup.events_days`` and
+at most ``cleanup.max_events_per_room`` events per room.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class Sweep:
 
     ended_rooms: list[UUID]
     purged_invitations: int
+    purged_rooms: int = 0
+    purged_events: int = 0
 
 
 class Maintenance:
@@ -64,7 +71,8 @@ class Maintenance:
         return timedelta(hours=hours)
 
     async def sweep(self) -> Sweep:
-        """One pass: end idle rooms nobody is in, purge long-expired invitations."""
+        """One pass: end idle rooms nobody is in, purge long-expired invitations, rooms
+        ended before the retention and old events."""
         now = self._now()
         ended: list[UUID] = []
         for room_id in await self._repo.list_inactive_rooms(now - self.idle_limit, BATCH):
@@ -73,11 +81,29 @@ class Maintenance:
             if await self._repo.end_room(room_id, now):
                 ended.append(room_id)
                 self._room_ended(room_id)
-        keep = timedelta(hours=self._settings.cleanup.expired_invitations_hours)
+        cleanup = self._settings.cleanup
+        keep = timedelta(hours=cleanup.expired_invitations_hours)
         purged = await self._repo.purge_expired_invitations(now - keep)
-        if ended or purged:
-            log.info("maintenance: ended %d idle rooms, purged %d invitations", len(ended), purged)
-        return Sweep(ended, purged)
+        # In batches, so that no one transaction holds the database for long.
+        ended_before = now - timedelta(days=cleanup.ended_rooms_days)
+        rooms = 0
+        while (batch := await self._repo.purge_ended_rooms(ended_before, BATCH)) > 0:
+            rooms += batch
+            if batch < BATCH:
+                break
+        events = await self._repo.purge_events(
+            now - timedelta(days=cleanup.events_days), cleanup.max_events_per_room
+        )
+        if ended or purged or rooms or events:
+            log.info(
+                "maintenance: ended %d idle rooms, purged %d invitations, %d ended rooms"
+                " and %d events",
+                len(ended),
+                purged,
+                rooms,
+                events,
+            )
+        return Sweep(ended, purged, rooms, events)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sweep every ``interval`` seconds until cancelled; a failed sweep is retried later."""
