@@ -4,10 +4,16 @@ Tokens are HS256 with the shared secret; ``sub`` is the user's UUID, ``name`` th
 display name, ``exp`` is required and ``"role": "admin"`` marks administrators.
 Only HS256 is accepted: pinning the algorithm is what stops ``alg: none`` and
 algorithm-confusion tokens.
+
+A reverse proxy that logs users in itself may name them in headers instead
+(:func:`principal_from_proxy`), believed only on the proxy's own channel
+(:func:`proxy_channel_trusted`); :func:`client_address` reads the client's
+address from the proxy's ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import secrets
@@ -131,7 +137,10 @@ def load_or_create_secret(state_dir: Path) -> tuple[str, bool]:
         return path.read_text(encoding="ascii").strip(), False
     except FileNotFoundError:
         pass
-    state_dir.mkdir(parents=True, exist_ok=True)
+    if not state_dir.exists():
+        # Private, whatever the umask: it also holds the SQLite database by default.
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir.chmod(0o700)
     secret = secrets.token_urlsafe(48)
     # O_EXCL: if two processes race on first start, one wins and the other reads it.
     try:
@@ -147,38 +156,74 @@ def _create_exclusive(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
 
-def principal_from_proxy(
-    header: Callable[[str], str | None],
-    client_address: str | None,
+#: The header in which the proxy presents ``proxy.secret`` over TCP.
+PROXY_SECRET_HEADER = "X-Syncplay-Proxy-Secret"  # noqa: S105 - a header name
+
+
+def proxy_channel_trusted(
     *,
+    via_socket: bool,
+    peer: str | None,
+    presented: Sequence[str],
+    secret: str | None,
     trusted: Sequence[str],
+) -> bool:
+    """Whether a request came through a channel only the reverse proxy can use.
+
+    That is the proxy socket (``via_socket``: its file permissions keep everyone
+    else out), or TCP from an address in ``trusted`` carrying the shared ``secret``
+    (``presented``: every line of :data:`PROXY_SECRET_HEADER`). An address alone
+    is not enough: on the proxy's host every local user, and every browser page
+    that rebinds a DNS name to it, connects from the same address as the proxy.
+    """
+    if via_socket:
+        return True
+    if secret is None or not trusted or peer is None or not _address_in(peer, trusted):
+        return False
+    if len(presented) != 1:
+        return False
+    # Header values reach us decoded as latin-1: encoding them back gives the bytes
+    # the proxy sent. Constant time, so the comparison leaks no prefix of the secret.
+    return hmac.compare_digest(presented[0].encode("latin-1", "replace"), secret.encode())
+
+
+def principal_from_proxy(
+    header_lines: Callable[[str], Sequence[str]],
+    *,
     user_id_header: str,
     user_name_header: str,
     admin_header: str,
 ) -> Principal | None:
-    """The user a trusted reverse proxy vouches for, or ``None`` to fall back to tokens.
+    """The user the proxy vouches for, or ``None`` to fall back to tokens.
 
-    Headers are believed only from an address in ``trusted``: anyone else could
-    send them. A trusted proxy that sends a malformed identity is refused
-    rather than ignored, so a misconfiguration is loud.
+    Call it only for a request that came through the proxy's channel
+    (:func:`proxy_channel_trusted`): anyone else could send these headers. A
+    proxy that sends a malformed identity is refused rather than ignored, so a
+    misconfiguration is loud; so is a header sent twice (the proxy appended
+    one where it should have replaced the client's).
 
     Raises:
-        InvalidToken: the trusted proxy sent a user id that is not a UUID.
+        InvalidToken: the user id is not a UUID, or a header came more than once.
     """
-    if not trusted or client_address is None or not _address_in(client_address, trusted):
-        return None
-    raw_id = header(user_id_header)
+
+    def single(name: str) -> str | None:
+        lines = header_lines(name)
+        if len(lines) > 1:
+            raise InvalidToken(f"invalid identity: more than one {name} header")
+        return lines[0] if lines else None
+
+    raw_id = single(user_id_header)
     if raw_id is None:
         return None
     try:
         user_id = UUID(raw_id.strip())
     except ValueError:
         raise InvalidToken(f"invalid identity: {user_id_header} is not a UUID") from None
-    name = "".join(ch for ch in header(user_name_header) or "" if ch.isprintable()).strip()
+    name = "".join(ch for ch in single(user_name_header) or "" if ch.isprintable()).strip()
     return Principal(
         user_id=user_id,
         name=(name or str(user_id)[:8])[:MAX_NAME_LENGTH],
-        is_admin=(header(admin_header) or "").strip().lower() == "true",
+        is_admin=(single(admin_header) or "").strip().lower() == "true",
     )
 
 
@@ -186,21 +231,33 @@ MAX_FORWARDED_HOPS = 16
 
 
 def client_address(
-    peer: str | None, forwarded_for: str | None, *, trusted: Sequence[str]
+    peer: str | None,
+    forwarded_for: list[str],
+    *,
+    trusted: Sequence[str],
+    peer_trusted: bool = False,
 ) -> str | None:
     """The client's address: the TCP peer, or what a trusted proxy says it forwarded.
 
-    ``X-Forwarded-For`` is believed only from a peer in ``trusted``, and read from
-    the right: each proxy appends the address it got the request from, so the
-    rightmost entry that is not itself a trusted proxy is the client (entries
-    further left were written by the client and prove nothing). With the header
-    ignored, every user behind the proxy would share the proxy's address, and so
-    one per-address budget of failed join attempts.
+    ``forwarded_for`` holds every ``X-Forwarded-For`` line of the request, read as
+    one list: a proxy that adds a line of its own (rather than appending to the
+    client's) puts the client's address last, and reading only the first line
+    would let the client choose whose address it is. The header is believed only
+    from a peer in ``trusted``, or from any peer when ``peer_trusted`` (the
+    proxy's own socket, which has no address), and read from the right: each
+    proxy appends the address it got the request from, so the rightmost entry
+    that is not itself a trusted proxy is the client (entries further left were
+    written by the client and prove nothing). With the header ignored, every user
+    behind the proxy would share the proxy's address, and so one per-address
+    budget of failed join attempts.
     """
-    if peer is None or not forwarded_for or not trusted or not _address_in(peer, trusted):
+    if not forwarded_for:
+        return peer
+    if not peer_trusted and (peer is None or not trusted or not _address_in(peer, trusted)):
         return peer
     client = peer
-    for hop in reversed(forwarded_for.split(",")[-MAX_FORWARDED_HOPS:]):
+    hops = ",".join(forwarded_for).split(",")
+    for hop in reversed(hops[-MAX_FORWARDED_HOPS:]):
         hop = hop.strip()
         try:
             ipaddress.ip_address(hop)

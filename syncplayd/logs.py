@@ -75,6 +75,10 @@ _QUIET_LOGGERS: Final = ("hypercorn.error", "psycopg.pool")
 # Access logs would double every request in the log (the reverse proxy keeps those); hypercorn
 # only writes them when configured to, but a level above CRITICAL keeps it off regardless.
 _SILENT_LOGGERS: Final = ("hypercorn.access",)
+# Held at WARNING even at debug level: the HTTP/2 header codec logs every header it encodes
+# or decodes at debug, cookies and media-server tokens (X-Emby-Token ...) included, in forms
+# no redaction pattern knows. Nothing in them helps debug syncplayd.
+_HEADER_LOGGERS: Final = ("hpack", "h2")
 _OFF: Final = logging.CRITICAL + 10
 
 # Registered secrets shorter than this are ignored: masking every occurrence of a short
@@ -390,3 +394,5 @@ def configure_logging(level: str, fmt: LogFormat = "auto", *, stream: TextIO | N
         logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)
     for name in _SILENT_LOGGERS:
         logging.getLogger(name).setLevel(_OFF)
+    for name in _HEADER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

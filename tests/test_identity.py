@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -20,6 +20,7 @@ from syncplayd.identity import (
     encode_token,
     load_or_create_secret,
     principal_from_proxy,
+    proxy_channel_trusted,
 )
 
 SECRET = "s" * 64
@@ -99,41 +100,90 @@ def test_control_characters_are_dropped_from_names() -> None:
         decode_token(only_controls, SECRET)
 
 
-def _headers(values: dict[str, str]) -> Callable[[str], str | None]:
-    return values.get
+def _lines(values: Mapping[str, str | list[str]]) -> Callable[[str], list[str]]:
+    def lines(name: str) -> list[str]:
+        value = values.get(name, [])
+        return [value] if isinstance(value, str) else value
+
+    return lines
+
+
+PROXY_SECRET = "p" * 40
 
 
 @pytest.mark.parametrize(
-    ("client", "trusted", "expected"),
+    ("via_socket", "peer", "presented", "trusted", "expected"),
     [
-        ("10.1.2.3", ["10.0.0.0/8"], True),
-        ("10.1.2.3", [], False),
-        ("192.168.1.5", ["10.0.0.0/8"], False),
-        (None, ["10.0.0.0/8"], False),
-        ("not-an-ip", ["10.0.0.0/8"], False),
-        ("::1", ["::1/128"], True),
+        # The proxy socket: its file permissions are the guard.
+        (True, None, [], [], True),
+        # TCP: a trusted address and the secret, both.
+        (False, "10.1.2.3", [PROXY_SECRET], ["10.0.0.0/8"], True),
+        (False, "::1", [PROXY_SECRET], ["::1/128"], True),
+        # An address alone is what every local process has.
+        (False, "127.0.0.1", [], ["127.0.0.1/32"], False),
+        (False, "127.0.0.1", ["p" * 39 + "q"], ["127.0.0.1/32"], False),
+        (False, "127.0.0.1", [PROXY_SECRET, PROXY_SECRET], ["127.0.0.1/32"], False),
+        # The secret alone, from anywhere else.
+        (False, "192.168.1.5", [PROXY_SECRET], ["10.0.0.0/8"], False),
+        (False, "10.1.2.3", [PROXY_SECRET], [], False),
+        (False, None, [PROXY_SECRET], ["10.0.0.0/8"], False),
+        (False, "not-an-ip", [PROXY_SECRET], ["10.0.0.0/8"], False),
     ],
 )
-def test_proxy_identity_only_from_trusted_addresses(
-    client: str | None, trusted: list[str], expected: bool
+def test_proxy_channel_is_the_socket_or_address_and_secret(
+    via_socket: bool, peer: str | None, presented: list[str], trusted: list[str], expected: bool
 ) -> None:
+    assert (
+        proxy_channel_trusted(
+            via_socket=via_socket,
+            peer=peer,
+            presented=presented,
+            secret=PROXY_SECRET,
+            trusted=trusted,
+        )
+        is expected
+    )
+
+
+def test_without_a_secret_tcp_is_never_the_proxy_channel() -> None:
+    assert not proxy_channel_trusted(
+        via_socket=False, peer="127.0.0.1", presented=[""], secret=None, trusted=["127.0.0.1"]
+    )
+
+
+def test_proxy_identity_from_the_headers() -> None:
     user = uuid4()
     headers = {"X-Remote-User-Id": str(user), "X-Remote-User-Name": "Pat\x00", "X-Admin": "true"}
     principal = principal_from_proxy(
-        _headers(headers), client, trusted=trusted, user_id_header="X-Remote-User-Id",
+        _lines(headers), user_id_header="X-Remote-User-Id",
         user_name_header="X-Remote-User-Name", admin_header="X-Admin",
     )  # fmt: skip
-    if expected:
-        assert principal == Principal(user, "Pat", is_admin=True)
-    else:
-        assert principal is None
+    assert principal == Principal(user, "Pat", is_admin=True)
 
 
-def test_a_trusted_proxy_sending_a_bad_id_is_refused() -> None:
+def test_no_identity_header_falls_back_to_tokens() -> None:
+    assert (
+        principal_from_proxy(
+            _lines({}), user_id_header="X-Remote-User-Id", user_name_header="N", admin_header="A"
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Remote-User-Id": "bob"},
+        # The proxy appended its line instead of replacing the client's.
+        {"X-Remote-User-Id": [str(uuid4()), str(uuid4())]},
+        {"X-Remote-User-Id": str(uuid4()), "A": ["", "true"]},
+    ],
+)
+def test_a_proxy_sending_a_bad_identity_is_refused(headers: dict[str, str | list[str]]) -> None:
     with pytest.raises(InvalidToken):
         principal_from_proxy(
-            _headers({"X-Remote-User-Id": "bob"}), "10.0.0.1", trusted=["10.0.0.0/8"],
-            user_id_header="X-Remote-User-Id", user_name_header="N", admin_header="A",
+            _lines(headers), user_id_header="X-Remote-User-Id", user_name_header="N",
+            admin_header="A",
         )  # fmt: skip
 
 
@@ -167,13 +217,37 @@ PROXIES = ("127.0.0.1", "10.0.0.0/8")
 def test_client_address_through_trusted_proxies(
     peer: str | None, forwarded_for: str | None, client: str | None
 ) -> None:
-    assert client_address(peer, forwarded_for, trusted=PROXIES) == client
+    lines = [] if forwarded_for is None else [forwarded_for]
+    assert client_address(peer, lines, trusted=PROXIES) == client
 
 
 def test_client_address_without_trusted_proxies_is_the_peer() -> None:
-    assert client_address("127.0.0.1", "203.0.113.5", trusted=()) == "127.0.0.1"
+    assert client_address("127.0.0.1", ["203.0.113.5"], trusted=()) == "127.0.0.1"
 
 
 def test_client_address_reads_a_bounded_number_of_hops() -> None:
     hops = ", ".join(["10.0.0.1"] * 10_000)
-    assert client_address("127.0.0.1", "203.0.113.5, " + hops, trusted=PROXIES) == "10.0.0.1"
+    assert client_address("127.0.0.1", ["203.0.113.5, " + hops], trusted=PROXIES) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("lines", "client"),
+    [
+        # A proxy that adds a line of its own: the client's own line (first) proves
+        # nothing, the proxy's (last) names the client.
+        (["198.51.100.9", "203.0.113.5"], "203.0.113.5"),
+        (["198.51.100.9, 192.0.2.1", "203.0.113.5"], "203.0.113.5"),
+        # Lines of trusted proxies are skipped like entries of one line.
+        (["203.0.113.5", "10.1.2.3"], "203.0.113.5"),
+    ],
+)
+def test_client_address_reads_every_header_line(lines: list[str], client: str) -> None:
+    assert client_address("127.0.0.1", lines, trusted=PROXIES) == client
+
+
+def test_on_the_proxy_socket_the_header_is_believed() -> None:
+    # The socket has no peer address: the proxy's header is all there is.
+    assert client_address(None, ["203.0.113.5"], trusted=(), peer_trusted=True) == "203.0.113.5"
+    assert client_address(None, ["1.1.1.1, 203.0.113.5, 10.1.2.3"], trusted=PROXIES,
+                          peer_trusted=True) == "203.0.113.5"  # fmt: skip
+    assert client_address(None, [], trusted=(), peer_trusted=True) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 import os
 import sys
@@ -13,8 +14,8 @@ import click
 import trio
 
 from syncplayd import __version__
-from syncplayd.cli.common import load, run_migrations_command
-from syncplayd.config import Settings, load_settings_from_path
+from syncplayd.cli.common import fail_config, load, run_migrations_command
+from syncplayd.config import ConfigError, Settings, load_settings_from_path
 from syncplayd.logs import configure_logging, register_secret
 from syncplayd.storage import errors as storage_errors
 
@@ -26,6 +27,7 @@ def _overrides(**flags: str | None) -> dict[str, str]:
         "state_dir": "server.state_dir",
         "log_level": "logging.level",
         "demo": "web.demo",
+        "demo_remote": "web.demo_allow_remote",
     }
     return {paths[name]: value for name, value in flags.items() if value is not None}
 
@@ -49,9 +51,53 @@ def tune_garbage_collector() -> None:
 def setup_logging(settings: Settings) -> None:
     configure_logging(settings.logging.level, settings.logging.format)
     # Exact values no pattern would spot: they never reach a log line.
-    if settings.auth.jwt_secret is not None:
-        register_secret(settings.auth.jwt_secret.reveal())
+    for secret in (settings.auth.jwt_secret, settings.proxy.secret):
+        if secret is not None:
+            register_secret(secret.reveal())
     register_secret(urlsplit(settings.database.url).password)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: it may well resolve to a public address
+
+
+def refusal(settings: Settings) -> ConfigError | None:
+    """A setting that loads but that the daemon will not serve with, or ``None``.
+
+    Rules between settings that are not wrong as such, but expose the daemon:
+    demo mode (guest tokens for anyone) on an address others can reach, and
+    half of the proxy's TCP channel (an address without the secret believes
+    every local process; a secret without addresses is not used).
+    """
+    if (
+        settings.web.demo
+        and not settings.web.demo_allow_remote
+        and not _is_loopback(settings.server.listen_host)
+    ):
+        return ConfigError(
+            f"demo mode hands a guest token to anyone who can reach {settings.server.listen};"
+            " listen on a loopback address, or confirm with web.demo_allow_remote: true"
+            " (--demo-remote)",
+            ("web", "demo"),
+        )
+    proxy = settings.proxy
+    if proxy.trusted_addresses and proxy.secret is None:
+        return ConfigError(
+            "identity headers over TCP need proxy.secret (or proxy.secret_file) as well:"
+            " from an address alone any local process could send them; or use proxy.socket",
+            ("proxy", "trusted_addresses"),
+        )
+    if proxy.secret is not None and not proxy.trusted_addresses:
+        return ConfigError(
+            "proxy.secret is only used with proxy.trusted_addresses (the proxy's address)",
+            ("proxy", "secret"),
+        )
+    return None
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,6 +129,12 @@ def setup_logging(settings: Settings) -> None:
     default=None,
     help="Demo mode: serve a test video and guest tokens at /syncplay/ [env: SYNCPLAY_WEB_DEMO].",
 )
+@click.option(
+    "--demo-remote",
+    is_flag=True,
+    default=None,
+    help="Allow demo mode on a non-loopback address [env: SYNCPLAY_WEB_DEMO_ALLOW_REMOTE].",
+)
 @click.option("--check-config", is_flag=True, help="Validate the configuration and exit.")
 @click.version_option(__version__, prog_name="syncplayd")
 @click.pass_context
@@ -94,6 +146,7 @@ def main(
     state_dir: str | None,
     log_level: str | None,
     demo: bool | None,
+    demo_remote: bool | None,
     check_config: bool,
 ) -> None:
     """Self-hosted watch-together server.
@@ -107,11 +160,15 @@ def main(
         state_dir=state_dir,
         log_level=log_level,
         demo="true" if demo else None,
+        demo_remote="true" if demo_remote else None,
     )
     settings = load(config_path, overrides, prog="syncplayd")
     ctx.obj = settings
     if ctx.invoked_subcommand is not None:
         return
+    refused = refusal(settings)
+    if refused is not None:
+        fail_config("syncplayd", str(refused))
     if check_config:
         click.echo("configuration OK")
         return

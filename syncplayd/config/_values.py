@@ -177,8 +177,14 @@ def check_listen(value: str) -> str:
 SQLITE_PREFIX: Final = "sqlite:///"
 
 
+# Query parameters that hold a password (libpq: ``password``, ``sslpassword`` for the client
+# key) or another credential; matched anywhere in the name, so ``sslpassword`` is covered.
+_SECRET_PARAM: Final = re.compile(r"(?i)password|passwd|pwd|secret|token")
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of a URL (userinfo and ``password=`` query parameter).
+    """Hide the password of a URL (userinfo, and query parameters such as ``password=``
+    and ``sslpassword=``).
 
     The URL is edited in place rather than rebuilt with ``urlunsplit``, which would turn
     ``sqlite:////abs/path`` into ``sqlite://abs/path``.
@@ -195,8 +201,9 @@ def mask_url(url: str) -> str:
         user = userinfo.partition(":")[0]
         masked = masked.replace(parts.netloc, f"{user}:{Secret.MASK}@{hostport}", 1)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in pairs):
-        query = urlencode([(k, Secret.MASK if k == "password" else v) for k, v in pairs], safe="*")
+    if any(_SECRET_PARAM.search(key) for key, _ in pairs):
+        masked_pairs = [(k, Secret.MASK if _SECRET_PARAM.search(k) else v) for k, v in pairs]
+        query = urlencode(masked_pairs, safe="*")
         masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
     return masked
 
@@ -241,6 +248,27 @@ def check_network(value: str) -> str:
         raise Invalid(
             f"expected an IP address or network like 10.0.0.0/8, got {describe(value)}"
         ) from None
+
+
+def check_host(value: str) -> str:
+    """A host name or IP address a request may name in its ``Host`` header (no port).
+
+    Stored in the form the daemon compares a ``Host`` header in (``server/http/auth.py``):
+    lower case, an IP address in its canonical form without brackets, no trailing dot.
+    """
+    host = value.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", host) or not _HOSTNAME_RE.fullmatch(host):
+        raise Invalid(
+            f"expected a host name or IP address like media.example.org (no port),"
+            f" got {describe(value)}"
+        )
+    return host
 
 
 def check_origin(origin: str) -> str:

@@ -1,9 +1,10 @@
 """The daemon behind a real nginx: REST, websocket, identity headers, client addresses.
 
-nginx plays the media server's reverse proxy. Its upstream connections come
-from 127.0.0.2 (``proxy_bind``), the only address the daemon trusts for
-identity headers and ``X-Forwarded-For``, so the tests can tell "through the
-proxy" from "around it".
+nginx plays the media server's reverse proxy, set up as docs/deployment.md says:
+it reaches the daemon through the proxy socket (``proxy.socket``), the only
+channel on which identity headers and ``X-Forwarded-For`` are believed, so the
+tests can tell "through the proxy" from "around it" (TCP on 127.0.0.1, where
+every local process could connect). ``server.allowed_hosts`` names the site.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 from uuid import uuid4
 
 import httpx
@@ -27,6 +27,7 @@ from tests.e2e.raw import Raw, token
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PER_ADDRESS = 3  # failed join attempts per client address
+SITE = "media.example"  # server.allowed_hosts
 
 CONFIG = """
 daemon off;
@@ -45,8 +46,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location /api/v1/syncplay/ {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_bind 127.0.0.2;
+            proxy_pass http://unix:{socket}:;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
@@ -62,7 +62,8 @@ http {{
             proxy_set_header X-Remote-User-Admin "";
         }}
         location /syncplay/ {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://unix:{socket}:;
+            proxy_set_header Host $http_host;
         }}
     }}
 }}
@@ -76,18 +77,18 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonPr
             pytest.fail("nginx is not installed (.ci/run installs the Debian package)")
         pytest.skip("nginx is not installed")
     folder = tmp_path_factory.mktemp("nginx")
+    proxy_socket = folder / "proxy" / "http.sock"
     env = {
-        "SYNCPLAY_PROXY_TRUSTED_ADDRESSES": "127.0.0.2",
-        "SYNCPLAY_PROXY_REAL_IP_FROM": "127.0.0.2",
+        "SYNCPLAY_PROXY_SOCKET": str(proxy_socket),
+        "SYNCPLAY_ALLOWED_HOSTS": SITE,
         "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS_PER_ADDRESS": str(PER_ADDRESS),
     }
     with run_daemon(f"sqlite:///{folder / 'db.sqlite3'}", folder / "state", env) as daemon:
-        upstream = urlsplit(daemon.base_url).port
         with socket.socket() as probe:  # a free port for nginx
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         conf = folder / "nginx.conf"
-        conf.write_text(CONFIG.format(tmp=folder, port=port, upstream=upstream))
+        conf.write_text(CONFIG.format(tmp=folder, port=port, socket=proxy_socket))
         nginx = subprocess.Popen(
             [NGINX, "-c", str(conf)],
             stdin=subprocess.DEVNULL,
@@ -160,10 +161,52 @@ def test_trusted_identity_headers_only_through_the_proxy(
         # A client's own identity header is dropped by the proxy.
         spoofed = http.get("/api/v1/syncplay/rooms", headers={"X-Remote-User-Id": user})
         assert spoofed.status_code == 401
-    # Around the proxy (from 127.0.0.1, not trusted) the header is ignored too.
+    # Around the proxy (TCP from 127.0.0.1, the proxy's host) the header is ignored too:
+    # any local process could connect there.
     with httpx.Client(base_url=daemon.base_url, timeout=10) as direct:
         around = direct.get("/api/v1/syncplay/rooms", headers={"X-Remote-User-Id": user})
         assert around.status_code == 401
+
+
+def test_a_rebound_host_name_is_refused_through_the_proxy(
+    proxied: tuple[DaemonProcess, str],
+) -> None:
+    """DNS rebinding: a page on another name that now points here gets nothing, as anyone."""
+    _, base = proxied
+    login = {"X-Test-Login": str(uuid4()), "X-Test-Name": "Proxy Pat"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        rebound = http.get("/api/v1/syncplay/rooms", headers=login | {"Host": "rebound.example"})
+        assert rebound.status_code == 421, rebound.text
+        assert rebound.json()["code"] == "host-not-allowed"
+        page = http.get("/syncplay/", headers={"Host": "rebound.example"})
+        assert page.status_code == 421
+        site = http.get("/api/v1/syncplay/rooms", headers=login | {"Host": SITE})
+        assert site.status_code == 200, site.text
+
+
+def test_a_cross_site_form_post_is_refused_through_the_proxy(
+    proxied: tuple[DaemonProcess, str],
+) -> None:
+    """The proxy knows its users by cookie: another site's page must not act for them."""
+    _, base = proxied
+    owner = {"X-Test-Login": str(uuid4()), "X-Test-Name": "Owner"}
+    victim = {"X-Test-Login": str(uuid4()), "X-Test-Name": "Victim"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        created = http.post(
+            "/api/v1/syncplay/rooms",
+            headers=owner,
+            json={"name": "csrf", "content_type": "movie", "content_id": "1", "is_public": True},
+        )
+        assert created.status_code == 201, created.text
+        join = f"/api/v1/syncplay/rooms/{created.json()['id']}/join"
+        form = {
+            "Origin": "https://evil.example",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        refused = http.post(join, headers=victim | form)
+        assert refused.status_code == 403, refused.text
+        same_site = {"Origin": f"http://{SITE}", "Host": SITE, "Sec-Fetch-Site": "same-origin"}
+        assert http.post(join, headers=victim | same_site).status_code == 200
 
 
 def test_failed_attempts_are_counted_per_client_behind_the_proxy(
@@ -224,3 +267,18 @@ async def test_websocket_session_through_the_proxy(proxied: tuple[DaemonProcess,
         assert (await a.expect("chat"))["message"]["message"] == "through nginx"
         await b.send({"type": "ping", "id": 3, "t0": 1.0})
         assert (await b.expect("pong"))["id"] == 3
+
+
+async def test_websocket_identity_from_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:
+    """A browser behind the proxy's login: no token in ``hello``, the proxy names the user."""
+    _, base = proxied
+    user = str(uuid4())
+    url = base.replace("http://", "ws://") + "/api/v1/syncplay/ws"
+    login = [("X-Test-Login", user), ("X-Test-Name", "Socket Sam")]
+    async with open_websocket_url(url, extra_headers=login) as ws:  # type: ignore[arg-type]
+        client = Raw(ws)
+        welcome = await client.hello(None)
+        assert welcome["type"] == "welcome", welcome
+        assert welcome["user_id"] == user
+        assert welcome["user_name"] == "Socket Sam"
+        assert welcome["is_admin"] is False

@@ -15,6 +15,7 @@ from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
 from syncplayd.server.http import payloads
 from syncplayd.server.http.auth import (
     bearer_token,
+    cross_site_request,
     proxy_principal,
     request_address,
     token_principal,
@@ -53,8 +54,15 @@ async def _authenticate() -> Response | None:
         return problem(503, "disabled", "SyncPlay is disabled on this server")
     challenge = {"WWW-Authenticate": 'Bearer realm="syncplayd"'}
     try:
-        vouched = proxy_principal(state, request.headers.get, request.remote_addr)
+        vouched = proxy_principal(state, request)
         if vouched is not None:
+            # The proxy knows its users by a cookie, which any site's page can make the
+            # browser send (a form post to join or leave needs no JavaScript): a
+            # request from another site's page is refused, never run as that user.
+            if cross_site_request(request.headers):
+                return problem(
+                    403, "origin-not-allowed", "a page of another site may not act for you here"
+                )
             g.principal = vouched
             return None
         token = bearer_token(request.headers.get("Authorization"))
@@ -129,7 +137,7 @@ async def join_room(room_id: str) -> Response:
         path_uuid(room_id, "room"),
         password=body.password,
         invitation_code=body.invitation_code,
-        address=request_address(app_state(), request.headers.get, request.remote_addr),
+        address=request_address(app_state(), request),
     )
     return json_response(
         {"room": payloads.room_json(room), "participant": payloads.participant_json(participant)}
@@ -188,7 +196,7 @@ async def get_invitation(code: str) -> Response:
     invitation, room = await app_state().service.get_invitation(
         _principal(),
         code,
-        address=request_address(app_state(), request.headers.get, request.remote_addr),
+        address=request_address(app_state(), request),
     )
     body = payloads.invitation_json(invitation) | {"room": payloads.room_summary_json(room)}
     return json_response(body)

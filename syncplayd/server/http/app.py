@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 
 import trio
-from quart import Response, request
+from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from syncplayd.server.http.admin import admin_blueprint
 from syncplayd.server.http.api import api
+from syncplayd.server.http.auth import Incoming, host_allowed
 from syncplayd.server.http.problems import from_service_error, json_response, problem
 from syncplayd.server.http.state import AppState
 from syncplayd.server.http.web import web
+from syncplayd.server.process.admin_socket import SOCKET_SCOPE_KEY
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageUnavailable
 
@@ -49,6 +51,26 @@ def create_app(state: AppState) -> QuartTrio:
         # requests that ignore it, rules that out; bodies are capped by
         # MAX_CONTENT_LENGTH, so this costs nothing.
         await request.get_data()
+
+    def misdirected(incoming: Incoming) -> Response | None:
+        # server.allowed_hosts: a page whose DNS name was rebound to this daemon (or to
+        # the proxy in front of it) names its own host, and is answered with nothing.
+        # The admin socket is exempt: no browser reaches a unix socket.
+        if incoming.scope.get(SOCKET_SCOPE_KEY) is True or host_allowed(
+            incoming.headers.getlist("Host"), state.settings.server.allowed_hosts
+        ):
+            return None
+        return problem(421, "host-not-allowed", "this server does not answer for that host")
+
+    # Registered after _read_body_first, so it runs after it (see there).
+    @app.before_request
+    async def _check_host() -> Response | None:
+        return misdirected(request)
+
+    @app.before_websocket
+    async def _check_websocket_host() -> Response | None:
+        # Before the upgrade is accepted: the refusal is an HTTP answer.
+        return misdirected(websocket)
 
     @app.after_request
     async def _count(response: Response) -> Response:

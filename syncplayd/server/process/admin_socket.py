@@ -33,8 +33,11 @@ class AdminSocketError(Exception):
     """The admin socket cannot be served (in use, not a socket, cannot bind)."""
 
 
-def socket_app(app: ASGIFramework) -> ASGIFramework:
+def socket_app(app: ASGIFramework, mark: str = SOCKET_SCOPE_KEY) -> ASGIFramework:
     """``app`` as served on the admin socket: scopes marked trusted, no second lifespan.
+
+    ``mark`` is the scope key set to ``True``; the proxy socket
+    (``proxy_socket.py``) is served the same way under a key of its own.
 
     The TCP server already runs the app's lifespan (QuartTrio keeps its
     nursery there); running it twice would start the app twice, so the
@@ -50,7 +53,7 @@ def socket_app(app: ASGIFramework) -> ASGIFramework:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        marked = cast("Scope", {**scope, SOCKET_SCOPE_KEY: True})
+        marked = cast("Scope", {**scope, mark: True})
         await app(marked, receive, send)
 
     return asgi
@@ -66,11 +69,12 @@ def _in_use(path: Path) -> bool:
     return True
 
 
-def bind_admin_socket(path: Path) -> socket.socket:
+def bind_admin_socket(path: Path, what: str = "admin socket") -> socket.socket:
     """A bound (not yet listening) unix socket at ``path``, mode 0660.
 
     A stale socket file is removed; a socket someone still serves is not.
     The mode is set before ``listen``, so no one can connect in between.
+    ``what`` names the socket in error messages.
 
     Raises:
         AdminSocketError: see :func:`serve_admin_socket`.
@@ -81,12 +85,12 @@ def bind_admin_socket(path: Path) -> socket.socket:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise AdminSocketError(f"cannot use the admin socket path {path}: {exc}") from exc
+        raise AdminSocketError(f"cannot use the {what} path {path}: {exc}") from exc
     else:
         if not stat.S_ISSOCK(mode):
             raise AdminSocketError(f"{path} exists and is not a socket; not replacing it")
         if _in_use(path):
-            raise AdminSocketError(f"another process serves the admin socket {path}")
+            raise AdminSocketError(f"another process serves the {what} {path}")
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -94,7 +98,7 @@ def bind_admin_socket(path: Path) -> socket.socket:
         os.chmod(path, SOCKET_MODE)
     except OSError as exc:
         sock.close()
-        raise AdminSocketError(f"cannot bind the admin socket {path}: {exc}") from exc
+        raise AdminSocketError(f"cannot bind the {what} {path}: {exc}") from exc
     return sock
 
 
@@ -105,6 +109,8 @@ async def serve_admin_socket(
     sock: socket.socket | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     graceful_timeout: float = 5.0,
+    mark: str = SOCKET_SCOPE_KEY,
+    config: HypercornConfig | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on the unix socket ``path`` until ``shutdown_trigger`` returns.
@@ -115,6 +121,9 @@ async def serve_admin_socket(
     ``sock`` is the socket :func:`bind_admin_socket` bound at ``path``, for a
     caller that binds early (outside its nurseries, so that a failure is a
     plain exception rather than an exception group); by default it is bound here.
+    ``mark`` is the scope key that tells the app where a request came from;
+    ``config`` the hypercorn settings to serve with (its bind is replaced),
+    by default hypercorn's own.
 
     Raises:
         AdminSocketError: the socket is in use, the path exists and is not a
@@ -124,7 +133,7 @@ async def serve_admin_socket(
     if sock is None:
         sock = await trio.to_thread.run_sync(bind_admin_socket, path)
     inode = os.lstat(path).st_ino  # to remove our socket file at exit, not a successor's
-    config = HypercornConfig()
+    config = config or HypercornConfig()
     # Hypercorn adopts the bound socket (and listens on it) through its fd.
     config.bind = [f"fd://{sock.detach()}"]
     config.graceful_timeout = graceful_timeout
@@ -132,7 +141,7 @@ async def serve_admin_socket(
     config.errorlog = logging.getLogger("hypercorn.error")
     try:
         await serve(
-            socket_app(app),
+            socket_app(app, mark),
             config,
             shutdown_trigger=shutdown_trigger,
             task_status=task_status,

@@ -32,6 +32,7 @@ from syncplayd.server.process import hypercorn_fixes
 from syncplayd.server.process.admin_socket import bind_admin_socket, serve_admin_socket
 from syncplayd.server.process.heap import release_free_memory
 from syncplayd.server.process.maintenance import Maintenance
+from syncplayd.server.process.proxy_socket import bind_proxy_socket, serve_proxy_socket
 from syncplayd.server.process.reload import reload
 from syncplayd.server.process.sdnotify import Notifier, run_watchdog
 from syncplayd.service import RoomService
@@ -148,6 +149,14 @@ async def run(
         # Bound before the nurseries: a refusal (socket in use...) is a plain error.
         admin_path = settings.admin_socket_path()
         admin_socket = await trio.to_thread.run_sync(bind_admin_socket, admin_path)
+        proxy_path = settings.proxy.socket
+        proxy_socket = None
+        if proxy_path is not None:
+            try:
+                proxy_socket = await trio.to_thread.run_sync(bind_proxy_socket, Path(proxy_path))
+            except BaseException:
+                admin_socket.close()
+                raise
         stop = trio.Event()
         stop_http = trio.Event()
         in_force = settings
@@ -192,6 +201,19 @@ async def run(
                     )
                 )
                 log.info("admin API on %s", admin_binds[0].removeprefix("http://"))
+                if proxy_path is not None:
+                    # The same app and listener settings as TCP; identity headers count here.
+                    await http.start(
+                        partial(
+                            serve_proxy_socket,
+                            app,
+                            Path(proxy_path),
+                            hypercorn_config(settings),
+                            sock=proxy_socket,
+                            shutdown_trigger=stop_http.wait,
+                        )
+                    )
+                    log.info("reverse proxy socket on unix:%s", proxy_path)
                 binds: list[str] = await http.start(
                     partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait)
                 )
