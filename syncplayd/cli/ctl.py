@@ -395,7 +395,7 @@ def rooms_create(
         max_participants=max_participants,
         playback_control=playback_control,
     )
-    ctl.emit(room, lambda r: click.echo(f"created room {r['id']} ({r['name']})"))
+    ctl.emit(room, lambda r: click.echo(f"created room {r['id']} ({cell(r['name'], width=None)})"))
 
 
 @rooms.command("update")
@@ -443,7 +443,7 @@ def rooms_update(
     if not changes:
         raise click.UsageError("give at least one setting to change")
     room = ctl.client().update_room(room_id, changes)
-    ctl.emit(room, lambda r: click.echo(f"updated room {r['id']} ({r['name']})"))
+    ctl.emit(room, lambda r: click.echo(f"updated room {r['id']} ({cell(r['name'], width=None)})"))
 
 
 @rooms.command("end")

@@ -3,11 +3,18 @@
 With ``--json`` a command prints the daemon's JSON answer as it is (indented),
 so scripts see exactly the admin API's documents; ``events --follow`` prints
 one compact JSON object per line instead (JSON Lines), since it never ends.
+
+Names, ids and chat come from users, and a terminal obeys control characters:
+ESC starts escape sequences (OSC 52 sets the clipboard, others retitle the
+window or rewrite what is shown), BEL rings, C1 characters act as ESC on some
+terminals. None is ever printed raw: tables and fields show them as escapes
+(``\\x1b``), JSON as ``\\u`` escapes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -15,14 +22,25 @@ import click
 
 MAX_CELL = 60
 ELLIPSIS = "…"
+# C0 controls, DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What json.dumps leaves raw with ensure_ascii=False (it escapes C0 itself).
+_JSON_RAW_CONTROL = re.compile(r"[\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (ESC as ``\\x1b``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def echo_json(data: Any, *, compact: bool = False) -> None:
-    """Print ``data`` as JSON (indented unless ``compact``)."""
+    """Print ``data`` as JSON (indented unless ``compact``), no control character raw."""
     if compact:
-        click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     else:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        text = json.dumps(data, ensure_ascii=False, indent=2)
+    # Outside strings JSON is plain ASCII, so these can only be inside a string.
+    click.echo(_JSON_RAW_CONTROL.sub(lambda m: f"\\u{ord(m[0]):04x}", text))
 
 
 def cell(value: Any, *, width: int | None = MAX_CELL) -> str:
@@ -35,7 +53,7 @@ def cell(value: Any, *, width: int | None = MAX_CELL) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     else:
         text = str(value)
-    text = " ".join(text.split())  # no newlines or tabs inside a row
+    text = printable(" ".join(text.split()))  # no newlines or tabs inside a row
     if width is not None and len(text) > width:
         text = text[: width - 1] + ELLIPSIS
     return text

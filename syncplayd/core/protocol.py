@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from syncplayd.core.text import NO_CONTROL
+
 PROTOCOL_VERSION = 1
 
 #: The largest text frame a client may send; bigger ones are refused unread.
@@ -59,8 +61,13 @@ class Hello(_Client, tag="hello", frozen=True):
 
 class Join(_Client, tag="join", frozen=True):
     room_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    #: Only hashed, never stored or shown: any character goes, as for REST.
     password: ShortText | None = None
-    invitation_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    #: As REST's ``JoinRoom.invitation_code``: a code is looked up in the database,
+    #: which cannot hold NUL, and shown by syncplayctl: no control characters.
+    invitation_code: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_CONTROL)] | None
+    ) = None
     #: The session id from an earlier ``joined``: come back as the same participant.
     resume: Ident | None = None
 

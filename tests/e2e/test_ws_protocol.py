@@ -227,6 +227,18 @@ async def test_concurrent_joins_with_one_token_stay_within_the_limit(
     assert sorted(outcomes) == ["error"] * 9 + ["joined"] * 3
 
 
+async def test_a_join_loop_is_refused_before_any_work(live_daemon: DaemonProcess) -> None:
+    """One user's joins are paced: a burst of 20, then ``websocket.joins_per_minute``."""
+    owner, looper = new_user("owner"), new_user("looper")
+    room_id = await new_room(live_daemon, owner, is_public=False)
+    codes: list[str] = []
+    async with raw_client(live_daemon, looper) as socket:
+        for _ in range(25):
+            await socket.send({"type": "join", "room_id": room_id})
+            codes.append((await socket.expect("error"))["code"])
+    assert codes == ["not-a-member"] * 20 + ["rate-limited"] * 5
+
+
 async def test_flood_is_rate_limited_without_disturbing_others(live_daemon: DaemonProcess) -> None:
     flooder, other = new_user("flooder"), new_user("other")
     room_id = await new_room(live_daemon, flooder)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from syncplayd.core.text import CHAT_CONTROL_CHARS, CONTROL_CHARS
 from syncplayd.openapi import load_spec
 from syncplayd.server.http import payloads
 from syncplayd.service import ServiceError
@@ -191,9 +192,17 @@ def test_blank_names_and_messages_are_refused_by_both(daemon: DaemonProcess, bla
         "POST", "/rooms/{room_id}/chat", 422, "validation-failed",
         json={"message": blank}, room_id=room["id"],
     )  # fmt: skip
-    # Surrounding whitespace around a real character is fine for both.
-    assert_request_conforms("POST", "/rooms", body | {"name": blank + "x"})
-    assert_request_conforms("POST", "/rooms/{room_id}/chat", {"message": blank + "x"})
+    # Surrounding whitespace around a real character is fine for both, unless it is a
+    # control character: refused in names, and in chat but for tab and newline.
+    for path, padded, refused in [
+        ("/rooms", body | {"name": blank + "x"}, CONTROL_CHARS),
+        ("/rooms/{room_id}/chat", {"message": blank + "x"}, CHAT_CONTROL_CHARS),
+    ]:
+        if re.search(f"[{refused}]", blank):
+            with pytest.raises(AssertionError):
+                assert_request_conforms("POST", path, padded)
+        else:
+            assert_request_conforms("POST", path, padded)
 
 
 # -- NUL characters --------------------------------------------------------------------------

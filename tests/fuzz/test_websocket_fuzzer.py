@@ -104,7 +104,9 @@ def _daemon(
 def ws_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     # The bystanders are checked after every example, faster than the default 20
     # frames/s allow; each fuzzed socket is a new session with a fresh budget anyway.
-    yield from _daemon(tmp_path_factory, {"SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND": "1000"})
+    # The fuzz users join hundreds of times a minute, past the per-user join pacing.
+    env = {"SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND": "1000", "SYNCPLAY_WS_JOINS_PER_MINUTE": "10000"}
+    yield from _daemon(tmp_path_factory, env)
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,7 @@ def test_config_tells_the_page_what_it_needs(demo_daemon: DaemonProcess) -> None
     assert body == {
         "protocol": 1,
         "media_url_template": "/Videos/{content_id}/stream",
+        "allow_any_media_url": False,
         "demo": True,
         "demo_media_url": "demo/demo.webm",
         "chat_enabled": True,

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import msgspec
 
+from syncplayd.core import text
 from syncplayd.server.live.messages import chat_entry, room_info
 from syncplayd.server.live.messages import timestamp as timestamp
 from syncplayd.service.errors import FieldError, ServiceError
@@ -33,23 +34,24 @@ from syncplayd.storage.records import (
     Room,
 )
 
-# NUL is refused everywhere: PostgreSQL cannot store it in text, and no
-# legitimate name, id or message contains it.
-NO_NUL = r"^[^\x00]*$"
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+# Names, ids and codes refuse control characters (C0, DEL, C1): they reach
+# terminals, and PostgreSQL cannot store NUL. Chat keeps newline and tab.
+# Passwords are only hashed, never stored or shown: any character goes.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=text.NO_CONTROL)]
+CONTENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]+(?![\s\S])"
 ContentType = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=CONTENT_TYPE_PATTERN)
 ]
-ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=text.NO_CONTROL)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 MaxParticipants = Annotated[int, msgspec.Meta(ge=2, le=1000)]
-InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=text.NO_CONTROL)]
 #: An invitation lives at least a minute (it must not be expired when it is handed
 #: out) and at most 30 days, the bound of ``invitations.default_expiry_hours``.
 MIN_EXPIRY_HOURS = 1 / 60
 ExpiresInHours = Annotated[float, msgspec.Meta(ge=MIN_EXPIRY_HOURS, le=720)]
 MaxUses = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NO_NUL)]
+ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=text.CHAT_TEXT)]
 
 
 class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -142,6 +144,12 @@ def room_changes(body: UpdateRoomBody) -> tuple[RoomChanges, list[str]]:
 
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+# msgspec names a refused pattern by its regex: say what it means instead.
+_PATTERN_TEXT = {
+    text.NO_CONTROL: "must not contain control characters",
+    text.CHAT_TEXT: "must not contain control characters (newlines and tabs are allowed)",
+    CONTENT_TYPE_PATTERN: "must be letters, digits and _ . : - only",
+}
 
 
 def decode_body(data: bytes, kind: type[T]) -> T:
@@ -156,6 +164,9 @@ def decode_body(data: bytes, kind: type[T]) -> T:
         first_error = exc
     except msgspec.DecodeError:
         raise ServiceError(400, "bad-request", "the request body is not valid JSON") from None
+    except UnicodeDecodeError:
+        # What msgspec raises for bytes that are not UTF-8 inside a string.
+        raise ServiceError(400, "bad-request", "the request body is not valid UTF-8") from None
     # JSON has one number type: to JSON Schema (and so to the contract) 52.0 is the
     # integer 52, and some serialisers (Python's, for a float) write it that way.
     # msgspec's strict mode refuses it for an int field, so integral numbers of the
@@ -184,21 +195,24 @@ def _integral(value: Any) -> Any:
 def _validation_error(message: str) -> ServiceError:
     """Turn msgspec's "Expected ... - at `$.name`" into a field-named problem."""
     match = _PATH_RE.search(message)
-    text = message[: match.start()] if match else message
+    reason = message[: match.start()] if match else message
     prefix = match.group("path").lstrip(".") + "." if match and match.group("path") else ""
-    if text.startswith("Object contains unknown field"):
-        field_name, text = prefix + text.split("`")[1], "unknown field"
-    elif text.startswith("Object missing required field"):
-        field_name, text = prefix + text.split("`")[1], "this field is required"
+    if reason.startswith("Object contains unknown field"):
+        field_name, reason = prefix + reason.split("`")[1], "unknown field"
+    elif reason.startswith("Object missing required field"):
+        field_name, reason = prefix + reason.split("`")[1], "this field is required"
     elif match is not None and match.group("path"):
         field_name = match.group("path").lstrip(".")
     else:
         # The whole body was the wrong type (an array, a string, ...).
         return ServiceError(400, "bad-request", "the request body must be a JSON object")
+    pattern = reason.removeprefix("Expected `str` matching regex ")
+    if pattern != reason:
+        reason = _PATTERN_TEXT.get(pattern.strip("'").replace("\\\\", "\\"), reason)
     # The name may come from the caller (an unknown key): keep the echo short and non-empty.
     field_name = field_name[:100] or "body"
     return ServiceError(
-        422, "validation-failed", f"{field_name}: {text}", [FieldError(field_name, text)]
+        422, "validation-failed", f"{field_name}: {reason}", [FieldError(field_name, reason)]
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TypeVar
 from uuid import UUID
 
+import msgspec
 from quart import request
 
 from syncplayd.identity import Principal
 from syncplayd.server.http import payloads
 from syncplayd.server.http.state import app_state
+from syncplayd.server.http.web import media_url_refusal
 from syncplayd.service import ServiceError
 from syncplayd.service.errors import invalid
 from syncplayd.storage.records import Invitation
@@ -65,11 +67,34 @@ def query_text(name: str, max_length: int = 200) -> str | None:
 
 
 async def read_body(kind: type[T]) -> T:
+    """The JSON body as ``kind``; a room's content is checked against the watch page's rule."""
     received = await request.get_data(as_text=False)
     data = received.encode() if isinstance(received, str) else received
     if data.strip() and request.mimetype != "application/json":
         raise ServiceError(415, "unsupported-media-type", "send the body as application/json")
-    return payloads.decode_body(data, kind)
+    body = payloads.decode_body(data, kind)
+    _check_media(body)
+    return body
+
+
+def _check_media(body: object) -> None:
+    """Refuse content whose media URL the watch page would not load (``web.*`` settings).
+
+    Every body that sets a room's content (create or update, public or admin API)
+    comes through :func:`read_body`; the rule depends on the page's settings, which
+    the service does not see.
+    """
+    content_type = getattr(body, "content_type", msgspec.UNSET)
+    content_id = getattr(body, "content_id", msgspec.UNSET)
+    if content_type is msgspec.UNSET and content_id is msgspec.UNSET:
+        return
+    refusal = media_url_refusal(
+        app_state().settings.web,
+        content_type if isinstance(content_type, str) else None,
+        content_id if isinstance(content_id, str) else None,
+    )
+    if refusal is not None:
+        raise invalid(*refusal)
 
 
 async def create_invitation_from_body(principal: Principal, room_id: str) -> Invitation:

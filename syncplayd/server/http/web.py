@@ -12,11 +12,13 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 import msgspec
 from quart import Blueprint, Response, current_app, redirect, request, send_file
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
+from syncplayd.config import WebSettings
 from syncplayd.core.protocol import PROTOCOL_VERSION
 from syncplayd.identity import MAX_NAME_LENGTH, Principal, encode_token
 from syncplayd.server.http.problems import json_response, problem
@@ -57,6 +59,52 @@ _PAGE_HEADERS: Final = {
     # A new release must reach browsers at once: revalidate every time (ETags make it cheap).
     "Cache-Control": "no-cache",
 }
+
+
+# -- where the page may fetch a room's media --------------------------------------------------
+# A room's content id comes from whoever created the room, and every member's browser
+# fetches the URL made from it. Unless ``web.allow_any_media_url`` opens it, that URL
+# must stay under the template's base: a lone ``{content_id}`` must be a path on the
+# page's own origin (not ``https://elsewhere/``, not ``//elsewhere``), and a value put
+# into a template must not climb out of its path as a ``..`` segment. The
+# page checks the URL it builds (``watch-util.js``, which knows its origin); the
+# server refuses what it can tell without knowing it, when a room is created or changed.
+_LONE_TEMPLATE: Final = "{content_id}"
+_PLACEHOLDER: Final = re.compile(r"\{(content_type|content_id)\}")
+# Another origin: an http(s) URL, or a scheme-relative one (browsers read \ as /).
+_OTHER_ORIGIN: Final = re.compile(r"(?i)[\x00-\x20]*(https?:|[/\\]{2})")
+# What encodeURIComponent leaves as it is, as the page encodes values.
+_URI_COMPONENT_SAFE: Final = "-_.!~*'()"
+
+
+def media_url_refusal(
+    settings: WebSettings, content_type: str | None, content_id: str | None
+) -> tuple[str, str] | None:
+    """``(field, reason)`` if the page would refuse to load the room's media, else ``None``.
+
+    ``None`` for a value not given (an update that keeps it): the other one is checked
+    with a harmless stand-in.
+    """
+    if not settings.enabled or settings.allow_any_media_url:
+        return None
+    template = settings.media_url_template
+    if template.strip() == _LONE_TEMPLATE:
+        if content_id is not None and _OTHER_ORIGIN.match(content_id):
+            return "content_id", "must be a path on this server, not a link to another host"
+        return None
+    values = {"content_type": content_type, "content_id": content_id}
+    path = re.split(r"[?#]", template, maxsplit=1)[0]
+    for segment in re.split(r"[/\\]", path):
+        names = _PLACEHOLDER.findall(segment)
+        given = [name for name in names if values[name] is not None]
+        if not given:
+            continue
+        filled = _PLACEHOLDER.sub(
+            lambda m: quote(values[m[1]] or "x", safe=_URI_COMPONENT_SAFE), segment
+        )
+        if filled.lower().replace("%2e", ".") == "..":
+            return given[-1], "must not be .. (it would leave the media path)"
+    return None
 
 
 class GuestBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -113,6 +161,7 @@ async def page_config() -> Response:
     body = {
         "protocol": PROTOCOL_VERSION,
         "media_url_template": settings.web.media_url_template,
+        "allow_any_media_url": settings.web.allow_any_media_url,
         "demo": settings.web.demo,
         "demo_media_url": DEMO_MEDIA_PATH if settings.web.demo else None,
         "chat_enabled": settings.syncplay.chat.enabled,
@@ -141,6 +190,9 @@ async def demo_guest() -> Response:
         return problem(422, "invalid", f"invalid guest request: {exc}")
     except msgspec.DecodeError:
         return problem(400, "bad-request", "the body must be a JSON object")
+    except UnicodeDecodeError:
+        # What msgspec raises for bytes that are not UTF-8 inside a string.
+        return problem(400, "bad-request", "the body is not valid UTF-8")
     name = body.name.strip()
     if not name or len(name) > MAX_NAME_LENGTH or re.search(r"[\x00-\x1f\x7f]", name):
         return problem(422, "invalid", f"name must be 1 to {MAX_NAME_LENGTH} printable characters")

@@ -22,10 +22,11 @@ from uuid import UUID
 
 import trio
 
-from syncplayd.clocks import ServerClock
+from syncplayd.clocks import ServerClock, monotonic
 from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
+from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
 from syncplayd.server.live.live_room import LiveOverview, LiveRoom, RoomDeps
 from syncplayd.server.live.messages import chat_entry
@@ -38,6 +39,8 @@ from syncplayd.storage.records import ChatMessage, Room
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 5.0
+#: Joins one user may make at once before ``websocket.joins_per_minute`` paces them.
+JOIN_BURST = 20.0
 
 
 class RoomSupervisor:
@@ -58,6 +61,7 @@ class RoomSupervisor:
         self._opening: dict[UUID, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
         self.user_connections = UserConnections()
+        self._joins = _join_budget(settings)
         self.shutting_down = False
 
     @property
@@ -118,6 +122,11 @@ class RoomSupervisor:
 
     def reconfigure(self, settings: Settings) -> None:
         """New settings (SIGHUP) for rooms opened from now on and for the live ones."""
+        if (
+            settings.syncplay.websocket.joins_per_minute
+            != self._deps.settings.syncplay.websocket.joins_per_minute
+        ):
+            self._joins = _join_budget(settings)
         self._deps = dataclasses.replace(self._deps, settings=settings)
         for live in self._rooms.values():
             live.reconfigure(self._deps)
@@ -126,6 +135,14 @@ class RoomSupervisor:
         """The room's live counterpart, if any; never starts one."""
         live = self._rooms.get(room_id)
         return live if live is not None and not live.ended else None
+
+    def join_wait(self, user_id: UUID) -> float:
+        """Count a join of the user: 0 if it may go ahead, else the seconds to wait.
+
+        Checked before any work is done for the join, so that a join loop costs its
+        author refusals, not the database and every room member a join notice.
+        """
+        return self._joins.hit(user_id, monotonic())
 
     def is_busy(self, room_id: UUID) -> bool:
         """Whether anyone is connected to the room right now."""
@@ -176,3 +193,8 @@ class RoomSupervisor:
         """
         seen = self._deps.clock.wall()
         self._deps.persister.presence(room_id, user_id, connected, seen)
+
+
+def _join_budget(settings: Settings) -> RateLimiter[UUID]:
+    per_minute = settings.syncplay.websocket.joins_per_minute
+    return RateLimiter(per_minute, burst=min(JOIN_BURST, max(1.0, per_minute)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from math import ceil
 from typing import Any, cast
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -23,6 +24,7 @@ import trio
 from quart import Response, current_app, websocket
 
 from syncplayd.core import protocol
+from syncplayd.core.ratelimit import TokenBucket
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.server.http.auth import (
     bearer_token,
@@ -74,12 +76,12 @@ async def websocket_endpoint() -> Response | None:
         return problem(503, "unavailable", "the server is restarting")
     # The proxied object itself: the room's tasks use it outside this request context.
     try:
-        vouched = proxy_principal(state, headers.get, websocket.remote_addr)
+        vouched = proxy_principal(state, websocket)
     except InvalidToken as exc:
         return problem(401, "unauthorized", str(exc))
     ws: WebSocketLike = QuartSocket(cast("Any", websocket)._get_current_object())
     await websocket.accept()
-    address = request_address(state, headers.get, websocket.remote_addr)
+    address = request_address(state, websocket)
     handshake = Handshake(state, ws, headers.get("Authorization"), vouched, address=address)
     await _without_cancelled_groups(handshake.run())
     return None
@@ -156,6 +158,13 @@ class Handshake:
         self._vouched = vouched
         self._address = address  # the peer, for the failed-attempt budget of joins
         self._clock = state.clock
+        # The live room's frame budget (live_room.py), from the first frame on: a
+        # client must not get unlimited work (token checks, joins) before it joins.
+        per_second = state.settings.syncplay.websocket.max_messages_per_second
+        self._frames = TokenBucket(
+            capacity=per_second * 2, rate=per_second, tokens=per_second * 2, stamp=state.clock.now()
+        )
+        self._limited_notice_at: float | None = None
 
     async def run(self) -> None:
         try:
@@ -186,6 +195,13 @@ class Handshake:
             with trio.move_on_at(deadline):
                 data = await self._ws.receive()
                 received = self._clock.now()
+                if self._frames.take(received) > 0:
+                    # Dropped. One notice per second, as in the live room.
+                    last = self._limited_notice_at
+                    if last is None or received - last >= 1.0:
+                        self._limited_notice_at = received
+                        await self._error("rate-limited", "too many messages")
+                    continue
                 if isinstance(data, bytes):
                     await self._error("bad-message", "binary frames are not supported")
                     continue
@@ -257,6 +273,10 @@ class Handshake:
                 room_id = UUID(message.room_id)
             except ValueError:
                 await self._error("bad-message", "room_id must be a UUID")
+                continue
+            wait = supervisor.join_wait(principal.user_id)
+            if wait > 0:
+                await self._error("rate-limited", f"too many joins; retry in {ceil(wait)} s")
                 continue
             # Counted from here, before the join's first await: checked first and
             # counted later, concurrent joins all passed the check.

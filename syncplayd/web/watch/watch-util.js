@@ -102,15 +102,40 @@ export const store = {
 };
 
 /**
- * Moves `#token=...` from the address bar into sessionStorage. The fragment never reaches
- * the server, but it would stay in the history and in copied links: remove it at once.
+ * Takes `#token=...` out of the address bar and returns it (null without one). The fragment
+ * never reaches the server, but it would stay in the history and in copied links: it is
+ * removed at once. Whether the tab adopts the token is the caller's decision: a link must
+ * not silently replace the identity the tab already has (see `tokenSwitch`).
  */
-export function captureFragmentToken() {
+export function takeFragmentToken() {
   const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
   const token = fragment.get("token");
-  if (!token) return;
-  store.setToken(token);
+  if (!token) return null;
   history.replaceState(history.state, "", `${location.pathname}${location.search}`);
+  return token;
+}
+
+/**
+ * What a link's token would change: null when it can be adopted without asking (the tab has no
+ * token, or one for the same user, a fresher pass from the media server), else the two
+ * identities, `{current, offered}`, each `{name, userId}`. Anyone can send a link that holds
+ * their own token; adopted silently, it would make the tab act as them (login CSRF).
+ */
+export function tokenSwitch(current, offered) {
+  if (!current || current === offered) return null;
+  const was = tokenIdentity(current);
+  const next = tokenIdentity(offered);
+  if (was.userId !== null && was.userId === next.userId) return null;
+  return { current: was, offered: next };
+}
+
+/** The user a token names, `{name, userId}` (nulls when it cannot be read). */
+export function tokenIdentity(token) {
+  const claims = tokenClaims(token) || {};
+  return {
+    name: typeof claims.name === "string" && claims.name ? claims.name : null,
+    userId: typeof claims.sub === "string" && claims.sub ? claims.sub : null,
+  };
 }
 
 /** The JWT's claims, or null when it cannot be read (the server decides validity anyway). */
@@ -129,6 +154,43 @@ export function tokenExpired(token, marginSeconds = 30) {
   const claims = tokenClaims(token);
   if (!claims || typeof claims.exp !== "number") return false;
   return claims.exp * 1000 < Date.now() + marginSeconds * 1000;
+}
+
+// --- media URLs -----------------------------------------------------------------------
+
+const LONE_TEMPLATE = "{content_id}";
+const PLACEHOLDER = /\{(content_type|content_id)\}/;
+
+/**
+ * Where a template's media URLs must stay: the page's origin for a lone `{content_id}` (the
+ * content id is the URL), else the folder of the template's fixed start
+ * (`/Videos/{content_id}/stream` -> `/Videos/`; a start with no folder: the page's folder).
+ */
+export function mediaBase(template) {
+  if (template.trim() === LONE_TEMPLATE) return "/";
+  const start = template.trimStart();
+  const at = start.search(PLACEHOLDER);
+  const fixed = at < 0 ? start : start.slice(0, at);
+  return fixed.slice(0, fixed.lastIndexOf("/") + 1) || "./";
+}
+
+/**
+ * Whether `url` (what `mediaUrl` built from `template`) stays under the template's base, as
+ * the page resolves it: the same origin and a path below the base's. A room's content id is
+ * chosen by whoever created the room, and every member's browser fetches the URL: without this
+ * check it could send them to any host (`https://elsewhere/`, `//elsewhere`, `/\\elsewhere`) or
+ * climb out of the template's path (`..`). `web.allow_any_media_url` turns the check off.
+ */
+export function underMediaBase(url, template, pageUrl = location.href) {
+  let target;
+  let base;
+  try {
+    target = new URL(url, pageUrl);
+    base = new URL(mediaBase(template), pageUrl);
+  } catch {
+    return false;
+  }
+  return target.origin === base.origin && target.pathname.startsWith(base.pathname);
 }
 
 // --- formatting -----------------------------------------------------------------------

@@ -8,7 +8,6 @@
 import { SyncClient, mediaUrl } from "./syncplay-client.js";
 import {
   ApiError,
-  captureFragmentToken,
   codePointLength,
   formatClock,
   formatRate,
@@ -17,13 +16,16 @@ import {
   pageUrl,
   requestJson,
   store,
+  takeFragmentToken,
   tokenExpired,
+  tokenSwitch,
+  underMediaBase,
   wsUrl,
 } from "./watch-util.js";
 
 const $ = (id) => document.getElementById(id);
 
-const VIEWS = ["landing", "name-panel", "password-panel", "message-panel", "room"];
+const VIEWS = ["landing", "identity-panel", "name-panel", "password-panel", "message-panel", "room"];
 const DEFAULT_TITLE = "Watch together · syncplayd";
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TICK_MS = 250;
@@ -31,6 +33,7 @@ const TICK_MS = 250;
 const DEFAULT_CONFIG = {
   protocol: 1,
   media_url_template: "{content_id}",
+  allow_any_media_url: false,
   demo: false,
   demo_media_url: null,
   chat_enabled: true,
@@ -58,6 +61,7 @@ const app = {
   authRetried: false, // a fresh guest pass was refused too: stop asking for more
   nameResolver: null, // pending askName()
   passwordResolver: null, // pending askPassword()
+  identityResolver: null, // pending askSwitch()
 };
 
 // For the browser tests and for debugging from the console.
@@ -138,8 +142,9 @@ function withTimeout(promise, ms) {
 // --- start-up and routing -------------------------------------------------------------------
 
 async function main() {
-  captureFragmentToken();
+  const offered = takeFragmentToken();
   bindStaticUi();
+  if (offered) await offerToken(offered);
   try {
     const loaded = await requestJson(new URL("./config.json", location.href));
     app.config = { ...DEFAULT_CONFIG, ...loaded };
@@ -303,6 +308,38 @@ async function startDemo(event) {
 }
 
 // --- tokens -------------------------------------------------------------------------------------
+
+/**
+ * The token of a link's `#token=`: adopted when it changes nothing (no token yet, or a fresh one
+ * for the same user), else only if the user says so. Anyone can send a link with their own
+ * token; adopted silently, everything this tab did next would be done as them.
+ */
+async function offerToken(offered) {
+  const change = tokenSwitch(store.token(), offered);
+  if (change === null || (await askSwitch(change))) store.setToken(offered);
+}
+
+function identityText({ name, userId }) {
+  if (!name && !userId) return "an unknown user";
+  return userId ? `${name || "someone"} (user ${userId.slice(0, 8)})` : name;
+}
+
+/** Resolves true for "Switch", false for "Keep". */
+function askSwitch({ current, offered }) {
+  $("identity-current").textContent = identityText(current);
+  $("identity-offered").textContent = identityText(offered);
+  showView("identity-panel");
+  $("identity-keep").focus();
+  return new Promise((resolve) => {
+    app.identityResolver = resolve;
+  });
+}
+
+function answerSwitch(switching) {
+  const resolve = app.identityResolver;
+  app.identityResolver = null;
+  if (resolve) resolve(switching);
+}
 
 /**
  * The token for this tab: from the link's fragment (already moved to sessionStorage), from
@@ -671,13 +708,19 @@ function renderRoomHeader(room, you) {
 
 function setMediaSource(room) {
   let url = null;
+  const template = app.config.media_url_template;
   try {
-    url = room ? mediaUrl(app.config.media_url_template, room.content_type, room.content_id) : null;
+    url = room ? mediaUrl(template, room.content_type, room.content_id) : null;
   } catch {
     url = null;
   }
   if (!url) {
     showMediaMessage("This room's media cannot be played in the browser.");
+    return;
+  }
+  if (!app.config.allow_any_media_url && !underMediaBase(url, template)) {
+    // Never fetched: the request alone would tell that host who is watching.
+    showMediaMessage("This room's media is on another site, which this server does not allow.");
     return;
   }
   if (video.getAttribute("src") === url) return;
@@ -1113,6 +1156,8 @@ async function leaveRoom() {
 
 function bindStaticUi() {
   $("demo-form").addEventListener("submit", startDemo);
+  $("identity-keep").addEventListener("click", () => answerSwitch(false));
+  $("identity-switch").addEventListener("click", () => answerSwitch(true));
   $("name-form").addEventListener("submit", submitName);
   $("password-form").addEventListener("submit", submitPassword);
   $("message-retry").addEventListener("click", () => {
