@@ -32,6 +32,7 @@ from syncplayd.config import (
     parse_listen,
     render_default_config,
     unknown_env_names,
+    unknown_env_warnings,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -609,16 +610,37 @@ def test_env_booleans(text: str, expected: bool) -> None:
     assert load(environ={"SYNCPLAY_ENABLED": text}).syncplay.enabled is expected
 
 
-def test_unknown_env_is_ignored_and_reported() -> None:
+def test_unknown_env_is_ignored_and_reported_with_the_variable_meant() -> None:
     environ = {
-        "SYNCPLAY_SYNC_TRESHOLD_SECONDS": "abc",
+        "SYNCPLAY_SYNC_THRESHOLD": "abc",
+        # the spelling the YAML path gives, where the variable's name is shorter
+        "SYNCPLAY_WEBSOCKET_PING_INTERVAL_SECONDS": "10",
+        "SYNCPLAY_ROOMS_DEFAULT_MAX_PARTICIPANTS": "9",
+        "SYNCPLAY_LISTN": "127.0.0.1:1",
+        "SYNCPLAY_SOMETHING_ELSE_ENTIRELY": "x",
         "SYNCPLAY_CONFIG": "/etc/syncplayd/config.yaml",
         "SYNCPLAY_TEST_DATABASE_URL": "postgresql://x",
         "SYNCPLAY_ENABLED": "true",
         "PATH": "/usr/bin",
     }
-    assert load(environ=environ) == load()
-    assert unknown_env_names(environ) == ["SYNCPLAY_SYNC_TRESHOLD_SECONDS"]
+    assert load(environ=environ) == load()  # only warnings: the environment is shared
+    assert unknown_env_names(environ) == [
+        "SYNCPLAY_LISTN",
+        "SYNCPLAY_ROOMS_DEFAULT_MAX_PARTICIPANTS",
+        "SYNCPLAY_SOMETHING_ELSE_ENTIRELY",
+        "SYNCPLAY_SYNC_THRESHOLD",
+        "SYNCPLAY_WEBSOCKET_PING_INTERVAL_SECONDS",
+    ]
+    assert unknown_env_warnings(environ) == [
+        "SYNCPLAY_LISTN is not a setting and is ignored; did you mean SYNCPLAY_LISTEN?",
+        "SYNCPLAY_ROOMS_DEFAULT_MAX_PARTICIPANTS is not a setting and is ignored;"
+        " did you mean SYNCPLAY_DEFAULT_MAX_PARTICIPANTS?",
+        "SYNCPLAY_SOMETHING_ELSE_ENTIRELY is not a setting and is ignored",
+        "SYNCPLAY_SYNC_THRESHOLD is not a setting and is ignored;"
+        " did you mean SYNCPLAY_SYNC_THRESHOLD_SECONDS?",
+        "SYNCPLAY_WEBSOCKET_PING_INTERVAL_SECONDS is not a setting and is ignored;"
+        " did you mean SYNCPLAY_WS_PING_INTERVAL_SECONDS?",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,9 +663,13 @@ def test_error_message_format_from_env() -> None:
     [
         (
             "syncplay:\n  sync:\n    treshold_seconds: 2\n",
-            "Error in configuration at 'syncplay.sync.treshold_seconds': unknown key",
+            "Error in configuration at 'syncplay.sync.treshold_seconds': unknown key;"
+            " did you mean 'syncplay.sync.threshold_seconds'?",
         ),
-        ("servr:\n  listen: x\n", "Error in configuration at 'servr': unknown key"),
+        (
+            "servr:\n  listen: x\n",
+            "Error in configuration at 'servr': unknown key; did you mean 'server'?",
+        ),
         ("syncplay:\n  sync:\n    threshold_seconds:\n      x: 1\n", None),
         ("1: 2\n", "Error in configuration at '1': unknown key"),
         (
@@ -762,6 +788,8 @@ BAD_VALUES: list[tuple[str, object, str | _Skip, str]] = [
     ("auth.jwt_secret", "short", "short", "the secret must be at least 32 bytes long"),
     ("auth.jwt_secret", 12345, SKIP, "expected a string, got 12345"),
     ("auth.jwt_secret_file", "secret.txt", "secret.txt", "expected an absolute path"),
+    ("web.media_url_template", "/V/{contentid}", "/V/{id}", "unknown placeholder {"),
+    ("web.media_url_template", "/V/{content_id", "{content_id}}", "a brace outside"),
 ]
 
 
@@ -796,7 +824,10 @@ def test_bad_value(source: str, key: str, value: object, message: str) -> None:
 
 def test_unknown_override_key() -> None:
     err = error_of(overrides={"syncplay.sync.treshold_seconds": "2"})
-    assert str(err) == "Error in configuration at 'syncplay.sync.treshold_seconds': unknown key"
+    assert str(err) == (
+        "Error in configuration at 'syncplay.sync.treshold_seconds': unknown key;"
+        " did you mean 'syncplay.sync.threshold_seconds'?"
+    )
     assert "unknown key" in str(error_of(overrides={"syncplay.sync": "2"}))
 
 

@@ -10,7 +10,12 @@ from typing import Literal, NoReturn, cast
 
 import click
 
-from syncplayd.config import ConfigError, Settings, load_settings_from_path, unknown_env_names
+from syncplayd.config import (
+    ConfigError,
+    Settings,
+    load_settings_from_path,
+    unknown_env_warnings,
+)
 
 # sysexits.h EX_CONFIG: systemd units can refuse to restart on it
 # (RestartPreventExitStatus=78) instead of looping on a broken config file.
@@ -20,14 +25,15 @@ EXIT_CONFIG = 78
 def load(config_path: str | None, overrides: Mapping[str, str], *, prog: str) -> Settings:
     """Load settings from the file (``--config`` or ``SYNCPLAY_CONFIG``), env and flags.
 
-    Exits with a one-line message and status 78 when the configuration is bad.
+    Warns about unknown ``SYNCPLAY_*`` variables; exits with status 78 and every problem, one
+    per line, when the configuration is bad.
     """
-    for name in unknown_env_names(os.environ):
-        click.echo(f"{prog}: warning: ignoring unknown environment variable {name}", err=True)
+    for warning in unknown_env_warnings(os.environ):
+        click.echo(f"{prog}: warning: {warning}", err=True)
     try:
         return load_settings_from_path(config_path, os.environ, overrides)
     except ConfigError as exc:
-        fail_config(prog, str(exc))
+        fail_config(prog, exc)
 
 
 def fail_line(prog: str, message: str) -> NoReturn:
@@ -52,6 +58,8 @@ def run_migrations_command(settings: Settings, action: str, steps: int, *, prog:
         fail_line(prog, str(exc))
 
 
-def fail_config(prog: str, message: str) -> NoReturn:
-    click.echo(f"{prog}: {message}", err=True)
+def fail_config(prog: str, error: ConfigError) -> NoReturn:
+    """A bad configuration: each problem on its own line on stderr, exit status 78."""
+    for problem in error.problems:
+        click.echo(f"{prog}: {problem}", err=True)
     sys.exit(EXIT_CONFIG)

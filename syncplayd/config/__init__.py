@@ -2,7 +2,8 @@
 
 The package is split by concern: ``_values`` (Secret, ConfigError, checks), ``_schema`` (the
 settings classes, i.e. the schema), ``_spec`` (the flat table derived from them and per-value
-parsing), ``_loader`` (YAML and layering) and ``_output`` (dump and the example file).
+parsing), ``_loader`` (YAML and layering), ``_suggest`` (what a misspelt key or variable
+probably meant) and ``_output`` (dump and the example file).
 
 Theory of operation
 -------------------
@@ -27,11 +28,18 @@ replaced the value. Then the derived defaults are filled in (``server.state_dir`
 systemd/XDG environment, ``database.url`` from the state directory), ``*_file`` secrets are read,
 and cross-field rules are checked.
 
+Loading does not stop at the first problem: every layer and every rule is checked, and the one
+``ConfigError`` carries all the problems (``ConfigError.problems``), each with its key, its
+variable and a hint where one fits (``did you mean 'server.listen'?``), so one run of
+``--check-config`` names everything to fix. A rule between keys is skipped when one of its keys
+already has a problem, because it would only report that problem's consequence.
+
 Rules worth knowing:
 
 * Unknown YAML keys and unknown override paths are errors (typos must not be silently ignored).
   Unknown ``SYNCPLAY_*`` environment variables are ignored, because the environment is shared
-  with other programs; ``unknown_env_names`` lists them so the daemon can warn.
+  with other programs; ``unknown_env_names`` lists them and ``unknown_env_warnings`` words a
+  warning for each, with the variable it probably misspells, so the daemon can warn.
   ``SYNCPLAY_CONFIG`` (the file path) and ``SYNCPLAY_TEST_*`` are not settings.
 * YAML values must have the exact type: ``"5"`` is not an integer and ``true`` is not a number;
   an integer is accepted where a number (float) is expected. NaN and infinities are rejected.
@@ -50,6 +58,7 @@ from ._loader import (
     load_settings,
     load_settings_from_path,
     unknown_env_names,
+    unknown_env_warnings,
 )
 from ._output import (
     dump_settings,
@@ -76,7 +85,9 @@ from ._spec import (
     SettingSpec,
 )
 from ._values import (
+    MEDIA_URL_PLACEHOLDERS,
     ConfigError,
+    ConfigProblem,
     LogLevel,
     PlainValue,
     Secret,
@@ -87,11 +98,13 @@ from ._values import (
 
 __all__ = [
     "ENV_NAMES",
+    "MEDIA_URL_PLACEHOLDERS",
     "SCHEMA",
     "AuthSettings",
     "ChatSettings",
     "CleanupSettings",
     "ConfigError",
+    "ConfigProblem",
     "DatabaseSettings",
     "InvitationSettings",
     "LogLevel",
@@ -114,4 +127,5 @@ __all__ = [
     "parse_listen",
     "render_default_config",
     "unknown_env_names",
+    "unknown_env_warnings",
 ]

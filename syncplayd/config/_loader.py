@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
@@ -24,7 +24,16 @@ from ._spec import (
     from_text,
     from_yaml,
 )
-from ._values import SQLITE_PREFIX, ConfigError, Invalid, Secret, SettingValue, describe
+from ._suggest import env_warning, suggest_key
+from ._values import (
+    SQLITE_PREFIX,
+    ConfigError,
+    ConfigProblem,
+    Invalid,
+    Secret,
+    SettingValue,
+    describe,
+)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -131,68 +140,114 @@ class _Entry:
 _Layer: TypeAlias = dict[tuple[str, ...], _Entry]
 
 
+@dataclass(slots=True)
+class _Report:
+    """The problems found so far, and the keys whose intended value is unknown because of them.
+
+    Loading goes on past a problem so that one run names them all; a rule between keys (a
+    derived default, ``greater_than``) is skipped when one of its keys is *tainted* (its value
+    was bad, its section was not a mapping, or an unknown key looked like a misspelling of it),
+    since it would only report the consequence of a problem already named.
+    """
+
+    problems: list[ConfigProblem] = field(default_factory=list)
+    _tainted: set[tuple[str, ...]] = field(default_factory=set)
+
+    def add(self, problem: ConfigProblem, taints: Iterable[tuple[str, ...]] = ()) -> None:
+        self.problems.append(problem)
+        self._tainted.update(taints)
+
+    def invalid(self, exc: Invalid, path: tuple[str, ...], env: str | None = None) -> None:
+        self.add(ConfigProblem(str(exc), path, env, exc.hint), [path])
+
+    def unknown_key(self, path: tuple[str, ...]) -> None:
+        hint = suggest_key(path)
+        if hint is None:
+            self.add(ConfigProblem("unknown key", path))
+        else:
+            # Only settings are tainted: a misplaced section says nothing about the rules of
+            # the section it resembles, which is set (or defaulted) as written.
+            meant = [p for p in hint.paths if p in LEAVES]
+            self.add(ConfigProblem("unknown key", path, hint=hint.text), meant)
+
+    def tainted(self, *paths: tuple[str, ...]) -> bool:
+        """Whether a problem touched any of ``paths`` (or a section holding one)."""
+        return any(path[:i] in self._tainted for path in paths for i in range(len(path) + 1))
+
+
 def _read_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-def _yaml_layer(data: object) -> _Layer:
+def _yaml_layer(data: object, report: _Report) -> _Layer:
     layer: _Layer = {}
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"the top level must be a mapping, got {describe(data)}")
-    _walk_yaml(data, (), layer)
+        message = f"the top level must be a mapping, got {describe(data)}"
+        report.add(ConfigProblem(message), [()])
+        return layer
+    _walk_yaml(data, (), layer, report)
     return layer
 
 
-def _walk_yaml(node: object, prefix: tuple[str, ...], layer: _Layer) -> None:
+def _walk_yaml(node: object, prefix: tuple[str, ...], layer: _Layer, report: _Report) -> None:
     if node is None:
         return  # an empty section (everything below it commented out) is fine
     if not isinstance(node, dict):
-        raise ConfigError(f"expected a mapping, got {describe(node)}", prefix)
+        report.add(ConfigProblem(f"expected a mapping, got {describe(node)}", prefix), [prefix])
+        return
     for key, raw in node.items():
         path = (*prefix, str(key))
         if not isinstance(key, str):
-            raise ConfigError("unknown key", path)  # e.g. `1:` or `true:`, never a setting
-        if path in SECTIONS:
-            _walk_yaml(raw, path, layer)
+            # e.g. `1:` or `true:`, never a setting, and nothing to suggest
+            report.add(ConfigProblem("unknown key", path))
+        elif path in SECTIONS:
+            _walk_yaml(raw, path, layer, report)
         elif (leaf := LEAVES.get(path)) is not None:
             try:
                 layer[path] = _Entry(check_value(leaf, from_yaml(leaf.type, raw)), None)
             except Invalid as exc:
-                raise ConfigError(str(exc), path) from None
+                report.invalid(exc, path)
         else:
-            raise ConfigError("unknown key", path)
-    _check_pairs(layer, prefix, env_layer=False)
+            report.unknown_key(path)
+    _check_pairs(layer, prefix, report, env_layer=False)
 
 
 def _text_entry(leaf: Leaf, text: str, env: str | None) -> _Entry:
-    try:
-        return _Entry(check_value(leaf, from_text(leaf.type, text)), env)
-    except Invalid as exc:
-        raise ConfigError(str(exc), leaf.path, env=env) from None
+    return _Entry(check_value(leaf, from_text(leaf.type, text)), env)
 
 
-def _env_layer(environ: Mapping[str, str]) -> _Layer:
-    layer = {
-        leaf.path: _text_entry(leaf, environ[leaf.meta.env], leaf.meta.env)
-        for leaf in LEAVES.values()
-        if leaf.meta.env in environ
-    }
-    _check_pairs(layer, None, env_layer=True)
+def _env_layer(environ: Mapping[str, str], report: _Report) -> _Layer:
+    layer: _Layer = {}
+    for leaf in LEAVES.values():
+        env = leaf.meta.env
+        if env in environ:
+            try:
+                layer[leaf.path] = _text_entry(leaf, environ[env], env)
+            except Invalid as exc:
+                report.invalid(exc, leaf.path, env)
+    _check_pairs(layer, None, report, env_layer=True)
     return layer
 
 
-def _override_layer(overrides: Mapping[str, str]) -> _Layer:
+def _override_layer(overrides: Mapping[str, str], report: _Report) -> _Layer:
     layer: _Layer = {}
     for dotted, text in overrides.items():
-        leaf = LEAVES.get(tuple(dotted.split(".")))
+        path = tuple(dotted.split("."))
+        leaf = LEAVES.get(path)
         if leaf is None:
-            raise ConfigError("unknown key", tuple(dotted.split(".")))
-        layer[leaf.path] = _text_entry(leaf, text, None)
-    _check_pairs(layer, None, env_layer=False)
+            report.unknown_key(path)
+            continue
+        try:
+            layer[leaf.path] = _text_entry(leaf, text, None)
+        except Invalid as exc:
+            report.invalid(exc, leaf.path)
+    _check_pairs(layer, None, report, env_layer=False)
     return layer
 
 
-def _check_pairs(layer: _Layer, prefix: tuple[str, ...] | None, *, env_layer: bool) -> None:
+def _check_pairs(
+    layer: _Layer, prefix: tuple[str, ...] | None, report: _Report, *, env_layer: bool
+) -> None:
     for value_path, file_path in FILE_PAIRS:
         if prefix is not None and value_path[:-1] != prefix:
             continue
@@ -202,7 +257,10 @@ def _check_pairs(layer: _Layer, prefix: tuple[str, ...] | None, *, env_layer: bo
                 names = f"{LEAVES[value_path].meta.env} and {LEAVES[file_path].meta.env}"
             else:
                 names = f"'{'.'.join(value_path)}' and '{'.'.join(file_path)}'"
-            raise ConfigError(f"{names} are both set; set only one", file_path, env=file.env)
+            problem = ConfigProblem(f"{names} are both set; set only one", file_path, file.env)
+            report.add(problem, [value_path, file_path])
+            # Neither wins: leaving both out keeps the secret file from being read.
+            del layer[value_path], layer[file_path]
 
 
 def _apply(merged: _Layer, layer: _Layer) -> None:
@@ -229,7 +287,7 @@ def _default_state_dir(environ: Mapping[str, str]) -> Path | None:
     return None
 
 
-def _resolve_secret_files(merged: _Layer, read_file: Callable[[str], str]) -> None:
+def _resolve_secret_files(merged: _Layer, read_file: Callable[[str], str], report: _Report) -> None:
     for value_path, file_path in FILE_PAIRS:
         entry = merged.get(file_path)
         if entry is None or entry.value is None:
@@ -238,14 +296,56 @@ def _resolve_secret_files(merged: _Layer, read_file: Callable[[str], str]) -> No
             content = read_file(str(entry.value))
         except (OSError, ValueError) as exc:  # ValueError covers UnicodeDecodeError
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError(
-                f"cannot read {str(entry.value)!r}: {reason}", file_path, env=entry.env
-            ) from None
+            message = f"cannot read {str(entry.value)!r}: {reason}"
+            report.add(ConfigProblem(message, file_path, entry.env), [value_path])
+            continue
         try:
             secret = check_value(LEAVES[value_path], Secret(content.strip()))
         except Invalid as exc:
-            raise ConfigError(f"in {str(entry.value)!r}: {exc}", file_path, env=entry.env) from None
+            message = f"in {str(entry.value)!r}: {exc}"
+            report.add(ConfigProblem(message, file_path, entry.env, exc.hint), [value_path])
+            continue
         merged[value_path] = _Entry(secret, entry.env)
+
+
+def _fill_derived(merged: _Layer, environ: Mapping[str, str], report: _Report) -> None:
+    state_path = ("server", "state_dir")
+    if state_path not in merged:
+        if report.tainted(state_path):
+            return  # the operator set it, wrongly: that is the problem to report
+        state_dir = _default_state_dir(environ)
+        if state_dir is None:
+            report.add(
+                ConfigProblem(
+                    "no default can be derived: set it, or STATE_DIRECTORY, XDG_STATE_HOME or HOME",
+                    state_path,
+                )
+            )
+            return
+        merged[state_path] = _Entry(state_dir, None)
+    url_path = ("database", "url")
+    if url_path not in merged:
+        database = Path(str(merged[state_path].value)) / "syncplayd.sqlite3"
+        merged[url_path] = _Entry(f"{SQLITE_PREFIX}{database}", None)
+
+
+def _check_greater_than(merged: _Layer, report: _Report) -> None:
+    for leaf in LEAVES.values():
+        if leaf.meta.greater_than is None:
+            continue
+        other = (*leaf.path[:-1], leaf.meta.greater_than)
+        if report.tainted(leaf.path, other):
+            continue
+        entry, bound_entry = merged[leaf.path], merged[other]
+        bound = bound_entry.value
+        if isinstance(entry.value, float) and isinstance(bound, float) and entry.value <= bound:
+            # Either side may be the one the operator just changed: name both sources.
+            source = f", from {bound_entry.env}" if bound_entry.env else ""
+            message = (
+                f"must be greater than {'.'.join(other)} ({fmt_num(bound)}{source}), "
+                f"got {fmt_num(entry.value)}"
+            )
+            report.add(ConfigProblem(message, leaf.path, entry.env))
 
 
 _S = TypeVar("_S", bound=Section)
@@ -261,6 +361,36 @@ def _build(cls: type[_S], prefix: tuple[str, ...], values: Mapping[tuple[str, ..
         else:
             kwargs[f.name] = values[path].value
     return cls(**kwargs)
+
+
+def _load(
+    yaml_text: str | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str] | None,
+    read_file: Callable[[str], str],
+    report: _Report,
+) -> Settings:
+    merged: _Layer = {
+        leaf.path: _Entry(leaf.default, None) for leaf in LEAVES.values() if not leaf.derived
+    }
+    if yaml_text is not None:
+        try:
+            data = _parse_yaml(yaml_text)
+        except ConfigError as exc:
+            # Nothing of the file is known, but the environment can still be checked.
+            for problem in exc.problems:
+                report.add(problem, [()])
+        else:
+            _apply(merged, _yaml_layer(data, report))
+    _apply(merged, _env_layer(environ, report))
+    if overrides:
+        _apply(merged, _override_layer(overrides, report))
+    _fill_derived(merged, environ, report)
+    _resolve_secret_files(merged, read_file, report)
+    _check_greater_than(merged, report)
+    if report.problems:
+        raise ConfigError.of(report.problems)
+    return _build(Settings, (), merged)
 
 
 def load_settings(
@@ -284,51 +414,11 @@ def load_settings(
         The complete, validated, frozen settings tree.
 
     Raises:
-        ConfigError: Anything is wrong; the message names the key and, if it came from the
-            environment, the variable.
+        ConfigError: Anything is wrong. Its ``problems`` are every problem found, in the order
+            file, environment, overrides, then the rules between keys; each names the key and,
+            if it came from the environment, the variable, with a hint where one fits.
     """
-    merged: _Layer = {
-        leaf.path: _Entry(leaf.default, None) for leaf in LEAVES.values() if not leaf.derived
-    }
-    if yaml_text is not None:
-        _apply(merged, _yaml_layer(_parse_yaml(yaml_text)))
-    _apply(merged, _env_layer(environ))
-    if overrides:
-        _apply(merged, _override_layer(overrides))
-
-    state_path = ("server", "state_dir")
-    if state_path not in merged:
-        state_dir = _default_state_dir(environ)
-        if state_dir is None:
-            raise ConfigError(
-                "no default can be derived: set it, or STATE_DIRECTORY, XDG_STATE_HOME or HOME",
-                state_path,
-            )
-        merged[state_path] = _Entry(state_dir, None)
-    url_path = ("database", "url")
-    if url_path not in merged:
-        database = Path(str(merged[state_path].value)) / "syncplayd.sqlite3"
-        merged[url_path] = _Entry(f"{SQLITE_PREFIX}{database}", None)
-
-    _resolve_secret_files(merged, read_file)
-
-    for leaf in LEAVES.values():
-        if leaf.meta.greater_than is None:
-            continue
-        other = (*leaf.path[:-1], leaf.meta.greater_than)
-        entry, bound_entry = merged[leaf.path], merged[other]
-        bound = bound_entry.value
-        if isinstance(entry.value, float) and isinstance(bound, float) and entry.value <= bound:
-            # Either side may be the one the operator just changed: name both sources.
-            source = f", from {bound_entry.env}" if bound_entry.env else ""
-            raise ConfigError(
-                f"must be greater than {'.'.join(other)} ({fmt_num(bound)}{source}), "
-                f"got {fmt_num(entry.value)}",
-                leaf.path,
-                env=entry.env,
-            )
-
-    return _build(Settings, (), merged)
+    return _load(yaml_text, environ, overrides, read_file, _Report())
 
 
 def load_settings_from_path(
@@ -338,7 +428,7 @@ def load_settings_from_path(
     *,
     read_file: Callable[[str], str] = _read_text,
 ) -> Settings:
-    """Read the configuration file (if any) and call ``load_settings``.
+    """Read the configuration file (if any) and load it as ``load_settings`` does.
 
     Args:
         path: The YAML file; None means ``$SYNCPLAY_CONFIG`` if set and non-empty, else no file.
@@ -347,8 +437,10 @@ def load_settings_from_path(
         read_file: Reads the file and any ``*_file`` secrets.
 
     Raises:
-        ConfigError: The file cannot be read, or the configuration is invalid.
+        ConfigError: The file cannot be read, or the configuration is invalid (an unreadable
+            file is one problem; the environment and overrides are still checked).
     """
+    report = _Report()
     env = None
     if path is None and environ.get("SYNCPLAY_CONFIG"):
         path, env = environ["SYNCPLAY_CONFIG"], "SYNCPLAY_CONFIG"
@@ -358,8 +450,8 @@ def load_settings_from_path(
             text = read_file(path)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError(f"cannot read {path!r}: {reason}", env=env) from None
-    return load_settings(text, environ, overrides, read_file=read_file)
+            report.add(ConfigProblem(f"cannot read {path!r}: {reason}", env=env), [()])
+    return _load(text, environ, overrides, read_file, report)
 
 
 def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
@@ -376,3 +468,11 @@ def unknown_env_names(environ: Mapping[str, str]) -> list[str]:
         and name != "SYNCPLAY_CONFIG"
         and not name.startswith("SYNCPLAY_TEST_")
     )
+
+
+def unknown_env_warnings(environ: Mapping[str, str]) -> list[str]:
+    """One line for each of ``unknown_env_names``, with the variable it probably misspells,
+    e.g. ``"SYNCPLAY_SYNC_THRESHOLD is not a setting and is ignored; did you mean
+    SYNCPLAY_SYNC_THRESHOLD_SECONDS?"``.
+    """
+    return [env_warning(name) for name in unknown_env_names(environ)]

@@ -22,6 +22,7 @@ from ._values import (
     check_database_url,
     check_host,
     check_listen,
+    check_media_url_template,
     check_network,
     check_origin,
     mask_url,
@@ -328,7 +329,10 @@ class WebSettings(Section):
         "SYNCPLAY_WEB_MEDIA_URL_TEMPLATE",
         "How the watch page turns a room's content into a media URL: {content_type} and"
         " {content_id} are replaced (percent-encoded); the default, a lone {content_id}, takes"
-        " the content id itself as the URL. Example: /Videos/{content_id}/stream?static=true",
+        " the content id itself as the URL. Example: /Videos/{content_id}/stream?static=true."
+        " {media_token} is the viewer's media server credential, which the page takes from its"
+        " link (#media_token=...) and never sends to syncplayd (docs/integration.md)",
+        check=check_media_url_template,
     )
     allow_any_media_url: bool = _setting(
         False,

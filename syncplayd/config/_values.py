@@ -6,10 +6,13 @@ raise ``Invalid`` and the loader turns that into a ``ConfigError`` that names th
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import ipaddress
 import re
 import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -68,30 +71,103 @@ PlainValue: TypeAlias = "str | int | float | bool | list[str] | dict[str, PlainV
 """A YAML/JSON-ready value, as returned by ``dump_settings``."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with the configuration; ``str(problem)`` is one line for the operator.
+
+    Attributes:
+        message: What is wrong, e.g. ``"expected a number, got 'abc'"``.
+        path: The setting's path, e.g. ``("syncplay", "sync", "threshold_seconds")``; empty for
+            problems with the file as a whole (unreadable, bad YAML).
+        env: The environment variable the bad value came from, if it came from one.
+        hint: What the operator probably meant, e.g. ``"did you mean 'server.listen'?"``.
+    """
+
+    message: str
+    path: tuple[str, ...] = ()
+    env: str | None = None
+    hint: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The dotted path (empty for the file as a whole)."""
+        return ".".join(self.path)
+
+    def __str__(self) -> str:
+        where = f" at '{self.key}'" if self.path else ""
+        source = f" (from {self.env})" if self.env else ""
+        hint = f"; {self.hint}" if self.hint else ""
+        return one_line(f"Error in configuration{where}{source}: {self.message}{hint}")
+
+
 class ConfigError(Exception):
-    """The configuration is invalid; ``str(error)`` is one line meant for the operator.
+    """The configuration is invalid: one or more ``problems``, all found in one pass.
+
+    ``str(error)`` is one line (the problems joined by ``"; "``), for a log line; a command line
+    prints ``problems`` one per line. ``message``, ``path`` and ``env`` are the first problem's.
 
     Args:
         message: What is wrong, e.g. ``"expected a number, got 'abc'"``.
         path: The setting's path, e.g. ``("syncplay", "sync", "threshold_seconds")``; empty for
             problems with the file as a whole (unreadable, bad YAML).
         env: The environment variable the bad value came from, if it came from one.
+        hint: A suggestion, e.g. ``"did you mean 'server.listen'?"``.
     """
 
-    def __init__(self, message: str, path: tuple[str, ...] = (), *, env: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        path: tuple[str, ...] = (),
+        *,
+        env: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problems: tuple[ConfigProblem, ...] = (ConfigProblem(message, path, env, hint),)
         super().__init__(message, path)
-        self.message = message
-        self.path = path
-        self.env = env
+
+    @classmethod
+    def of(cls, problems: Sequence[ConfigProblem]) -> ConfigError:
+        """One error carrying several problems (at least one), in the order given."""
+        if not problems:
+            raise ValueError("a ConfigError needs at least one problem")
+        first = problems[0]
+        error = cls(first.message, first.path, env=first.env, hint=first.hint)
+        error.problems = tuple(problems)
+        return error
+
+    @property
+    def message(self) -> str:
+        return self.problems[0].message
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return self.problems[0].path
+
+    @property
+    def env(self) -> str | None:
+        return self.problems[0].env
 
     def __str__(self) -> str:
-        where = f" at '{'.'.join(self.path)}'" if self.path else ""
-        source = f" (from {self.env})" if self.env else ""
-        return one_line(f"Error in configuration{where}{source}: {self.message}")
+        return "; ".join(str(problem) for problem in self.problems)
 
 
 class Invalid(ValueError):
-    """A value failed validation; the loader adds the path and source."""
+    """A value failed validation; the loader adds the path and source.
+
+    ``hint``, if given, is a suggestion (``"did you mean {content_id}?"``) for the problem.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The ``candidates`` that ``word`` looks like a typo of, best first (case is ignored)."""
+    folded: dict[str, str] = {}
+    for candidate in candidates:
+        folded.setdefault(candidate.lower(), candidate)
+    return [folded[m] for m in difflib.get_close_matches(word.lower(), folded, n=n)]
 
 
 def one_line(text: str) -> str:
@@ -278,3 +354,34 @@ def check_origin(origin: str) -> str:
         )
     # Browsers send scheme and host in lower case; store what we will compare against.
     return origin.lower()
+
+
+#: What the watch page replaces in ``web.media_url_template`` (``mediaUrl`` in
+#: ``web/syncplay-client.js``, ``media_url_refusal`` in ``server/http/web.py``; ``{media_token}``,
+#: the link's ``#media_token=``, by ``withMediaToken`` in ``web/watch/watch-util.js``): nothing
+#: else is a placeholder, so a misspelt one would reach every member's browser as literal text.
+MEDIA_URL_PLACEHOLDERS: Final = ("content_type", "content_id", "media_token")
+_BRACED: Final = re.compile(r"\{([^{}]*)\}")
+
+
+def check_media_url_template(template: str) -> str:
+    """Every ``{...}`` in the template must be a known placeholder, and every brace in one."""
+    unknown = [m[1] for m in _BRACED.finditer(template) if m[1] not in MEDIA_URL_PLACEHOLDERS]
+    *most, last = (f"{{{name}}}" for name in MEDIA_URL_PLACEHOLDERS)
+    known = f"{', '.join(most)} and {last}"
+    if unknown:
+        names = ", ".join(short(f"{{{name}}}", 40) for name in unknown)
+        guesses = []
+        for name in unknown:
+            match = close_matches(name.strip(), MEDIA_URL_PLACEHOLDERS, n=1)
+            if match:
+                guess = f"{{{match[0]}}}"
+                guesses.append(guess if len(unknown) == 1 else f"{guess} for {{{short(name, 40)}}}")
+        raise Invalid(
+            f"unknown placeholder{'s' if len(unknown) > 1 else ''} {names}:"
+            f" the watch page replaces only {known}",
+            hint=f"did you mean {' and '.join(guesses)}?" if guesses else None,
+        )
+    if re.search(r"[{}]", _BRACED.sub("", template)):
+        raise Invalid(f"a brace outside a placeholder in {describe(template)}: braces mark {known}")
+    return template
