@@ -11,11 +11,17 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck audit pytest lock bench soak clean
 
+# The first run takes a minute or two: each step says what it does, and pip shows each
+# package as it fetches it, so a slow download does not look like a hang.
 $(STAMP): pyproject.toml requirements.lock
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@echo "==> installing the locked dependencies into $(VENV) (about a minute, once)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock
+	@echo "==> installing syncplayd itself (editable)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	@touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 run: $(STAMP)
 	SYNCPLAY_STATE_DIR=$${SYNCPLAY_STATE_DIR:-$(CURDIR)/.state} $(BIN)/syncplayd --demo $(ARGS)

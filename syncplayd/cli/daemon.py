@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from functools import partial
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 import click
@@ -15,9 +18,12 @@ import trio
 
 from syncplayd import __version__
 from syncplayd.cli.common import fail_config, load, run_migrations_command
-from syncplayd.config import ConfigError, Settings, load_settings_from_path
+from syncplayd.config import ConfigError, ConfigProblem, Settings, load_settings_from_path
 from syncplayd.logs import configure_logging, register_secret
 from syncplayd.storage import errors as storage_errors
+
+if TYPE_CHECKING:
+    from syncplayd.server.process.daemon import StartupError
 
 
 def _overrides(**flags: str | None) -> dict[str, str]:
@@ -67,37 +73,89 @@ def _is_loopback(host: str) -> bool:
 
 
 def refusal(settings: Settings) -> ConfigError | None:
-    """A setting that loads but that the daemon will not serve with, or ``None``.
+    """The settings that load but that the daemon will not serve with, or ``None``.
 
     Rules between settings that are not wrong as such, but expose the daemon:
     demo mode (guest tokens for anyone) on an address others can reach, and
     half of the proxy's TCP channel (an address without the secret believes
-    every local process; a secret without addresses is not used).
+    every local process; a secret without addresses is not used). All that
+    apply are reported together.
     """
+    problems: list[ConfigProblem] = []
     if (
         settings.web.demo
         and not settings.web.demo_allow_remote
         and not _is_loopback(settings.server.listen_host)
     ):
-        return ConfigError(
-            f"demo mode hands a guest token to anyone who can reach {settings.server.listen};"
-            " listen on a loopback address, or confirm with web.demo_allow_remote: true"
-            " (--demo-remote)",
-            ("web", "demo"),
+        problems.append(
+            ConfigProblem(
+                f"demo mode hands a guest token to anyone who can reach {settings.server.listen};"
+                " listen on a loopback address, or confirm with web.demo_allow_remote: true"
+                " (--demo-remote)",
+                ("web", "demo"),
+            )
         )
     proxy = settings.proxy
     if proxy.trusted_addresses and proxy.secret is None:
-        return ConfigError(
-            "identity headers over TCP need proxy.secret (or proxy.secret_file) as well:"
-            " from an address alone any local process could send them; or use proxy.socket",
-            ("proxy", "trusted_addresses"),
+        problems.append(
+            ConfigProblem(
+                "identity headers over TCP need proxy.secret (or proxy.secret_file) as well:"
+                " from an address alone any local process could send them; or use proxy.socket",
+                ("proxy", "trusted_addresses"),
+            )
         )
     if proxy.secret is not None and not proxy.trusted_addresses:
-        return ConfigError(
-            "proxy.secret is only used with proxy.trusted_addresses (the proxy's address)",
-            ("proxy", "secret"),
+        problems.append(
+            ConfigProblem(
+                "proxy.secret is only used with proxy.trusted_addresses (the proxy's address)",
+                ("proxy", "secret"),
+            )
         )
-    return None
+    return ConfigError.of(problems) if problems else None
+
+
+def _listen_failure(address: str, error: Exception) -> str:
+    where = "with --listen HOST:PORT or SYNCPLAY_LISTEN (server.listen)"
+    fix = f"choose another {where}"
+    if isinstance(error, socket.gaierror):
+        cause = f"the host name does not resolve ({error.strerror})"
+        fix = f"use an IP address, or a name this machine resolves, {where}"
+    elif isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+        cause = "the address is in use (another syncplayd?)"
+    elif isinstance(error, OSError) and error.errno == errno.EACCES:
+        cause = "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        fix = f"choose a port from 1024 up {where}"
+    elif isinstance(error, OSError) and error.errno == errno.EADDRNOTAVAIL:
+        cause = "no network interface of this machine has that address"
+    else:
+        cause = _reason(error)
+    return f"cannot listen on {address}: {cause}; {fix}"
+
+
+def _reason(error: Exception) -> str:
+    """An OSError as "Permission denied: '/path'", without its "[Errno 13]"; others as they are."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename!r}" if error.filename else error.strerror
+    return str(error)
+
+
+def startup_failure(exc: StartupError) -> str:
+    """The one line that says what the system refused at start, and what to change."""
+    user = f"uid {os.geteuid()}"
+    if exc.setting == "server.listen":
+        return _listen_failure(exc.target, exc.cause)
+    if exc.setting == "server.state_dir":
+        return (
+            f"cannot use the state folder {exc.target}: {_reason(exc.cause)}; make it a folder"
+            f" {user} can write, or choose another with --state-dir DIR or SYNCPLAY_STATE_DIR"
+        )
+    if exc.setting == "database.url":
+        return (
+            f"cannot open the database {exc.target}: {_reason(exc.cause)}; make it reachable"
+            f" for {user}, or choose another with --database-url URL or SYNCPLAY_DATABASE_URL"
+        )
+    variable = "SYNCPLAY_" + exc.setting.replace(".", "_").upper()
+    return f"{exc.cause}; choose another path with {exc.setting} ({variable})"
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,14 +226,14 @@ def main(
         return
     refused = refusal(settings)
     if refused is not None:
-        fail_config("syncplayd", str(refused))
+        fail_config("syncplayd", refused)
     if check_config:
         click.echo("configuration OK")
         return
     setup_logging(settings)
     # The server stack is only needed to serve.
     from syncplayd.server.process.admin_socket import AdminSocketError
-    from syncplayd.server.process.daemon import run
+    from syncplayd.server.process.daemon import StartupError, run
     from syncplayd.server.process.hypercorn_fixes import UnsupportedHypercorn
     from syncplayd.server.process.sdnotify import Notifier, watchdog_interval
 
@@ -197,9 +255,20 @@ def main(
         )
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled inside run
         pass
-    except (storage_errors.StorageError, AdminSocketError, UnsupportedHypercorn) as exc:
-        logging.getLogger("syncplayd").error("cannot start: %s", exc)
-        sys.exit(1)
+    except StartupError as exc:
+        _cannot_start(startup_failure(exc))
+    except storage_errors.StorageError as exc:
+        _cannot_start(
+            f"{exc}; fix it, or choose another with --database-url URL or SYNCPLAY_DATABASE_URL"
+        )
+    except (AdminSocketError, UnsupportedHypercorn) as exc:
+        _cannot_start(str(exc))
+
+
+def _cannot_start(reason: str) -> NoReturn:
+    # One line, whatever the log format: a driver's message may span lines.
+    logging.getLogger("syncplayd").error("cannot start: %s", " ".join(reason.split()))
+    sys.exit(1)
 
 
 @main.command()

@@ -114,7 +114,8 @@ def diagnose(path: str | Path) -> str:
     if free < LOW_SPACE_BYTES:
         found.append(f"the disk is full: {free // 1024} KiB free under {folder}")
     for target, what in ((folder, "folder"), (path, "file")):
-        if target.exists() and not os.access(target, os.W_OK):
+        # os.path.exists, not Path.exists: a folder we may not search must not raise here.
+        if os.path.exists(target) and not os.access(target, os.W_OK):
             found.append(f"the {what} {target} is not writable for uid {os.geteuid()}")
     return "; ".join(found)
 

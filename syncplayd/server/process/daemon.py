@@ -20,7 +20,7 @@ from hypercorn.config import Sockets
 from hypercorn.trio import serve
 
 from syncplayd.clocks import ServerClock, monotonic
-from syncplayd.config import Settings
+from syncplayd.config import Settings, mask_url
 from syncplayd.identity import load_or_create_secret
 from syncplayd.logs import register_secret
 from syncplayd.server.http.app import create_app
@@ -29,7 +29,11 @@ from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
 from syncplayd.server.metrics import Metrics
 from syncplayd.server.process import hypercorn_fixes
-from syncplayd.server.process.admin_socket import bind_admin_socket, serve_admin_socket
+from syncplayd.server.process.admin_socket import (
+    AdminSocketError,
+    bind_admin_socket,
+    serve_admin_socket,
+)
 from syncplayd.server.process.heap import release_free_memory
 from syncplayd.server.process.maintenance import Maintenance
 from syncplayd.server.process.proxy_socket import bind_proxy_socket, serve_proxy_socket
@@ -47,13 +51,37 @@ GRACEFUL_TIMEOUT_SECONDS = 5.0
 HTTP_IDLE_TIMEOUT_SECONDS = 5.0
 
 
+class StartupError(Exception):
+    """The system refused a start-up step that a valid configuration asked for.
+
+    ``setting`` is the configuration key that chooses another way
+    (``server.listen``, ``server.state_dir``, ``database.url``, ``admin.socket``,
+    ``proxy.socket``), ``target`` what was refused (an address, a path, a URL with
+    its password masked), ``cause`` the system's reason. ``cli/daemon.py`` turns
+    it into one line naming the cause and the fix.
+    """
+
+    def __init__(self, setting: str, target: str, cause: Exception) -> None:
+        super().__init__(f"{target}: {cause}")
+        self.setting = setting
+        self.target = target
+        self.cause = cause
+
+
 def resolve_jwt_secret(settings: Settings) -> str:
-    """The configured secret, or one generated into the state folder on first start."""
+    """The configured secret, or one generated into the state folder on first start.
+
+    Raises:
+        StartupError: the state folder or the secret in it cannot be created or read.
+    """
     configured = settings.auth.jwt_secret
     if configured is not None:
         return configured.reveal()
     state_dir = Path(settings.server.state_dir)
-    secret, created = load_or_create_secret(state_dir)
+    try:
+        secret, created = load_or_create_secret(state_dir)
+    except OSError as exc:
+        raise StartupError("server.state_dir", str(state_dir), exc) from exc
     register_secret(secret)
     if created:
         log.warning(
@@ -110,6 +138,38 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     return config
 
 
+def bind_http(settings: Settings) -> list[socket.socket]:
+    """The HTTP address bound (not yet listening), as hypercorn itself would bind it.
+
+    Bound before the nurseries, so that a refusal is one plain exception rather
+    than an exception group; ``serve_config`` hands the sockets to hypercorn.
+
+    Raises:
+        StartupError: the address is in use, not permitted (a port below 1024),
+            not on this machine, or its host name does not resolve.
+    """
+    try:
+        return hypercorn_config(settings).create_sockets().insecure_sockets
+    except OSError as exc:  # socket.gaierror too
+        raise StartupError("server.listen", settings.server.listen, exc) from exc
+
+
+def serve_config(settings: Settings, sockets: list[socket.socket]) -> HypercornConfig:
+    """``hypercorn_config`` serving the sockets ``bind_http`` bound (hypercorn adopts them)."""
+    config = hypercorn_config(settings)
+    config.bind = [f"fd://{sock.detach()}" for sock in sockets]
+    return config
+
+
+async def _bind_unix(
+    setting: str, path: Path, bind: Callable[[Path], socket.socket]
+) -> socket.socket:
+    try:
+        return await trio.to_thread.run_sync(bind, path)
+    except AdminSocketError as exc:
+        raise StartupError(setting, str(path), exc) from exc
+
+
 async def run(
     settings: Settings,
     *,
@@ -129,14 +189,17 @@ async def run(
     notifier = notifier or Notifier(None)
     secret = resolve_jwt_secret(settings)
     metrics = Metrics()
-    repo = TimedRepository(
-        await open_repository(
+    try:
+        opened = await open_repository(
             settings.database.url,
             pool_size=settings.database.pool_size,
             auto_migrate=settings.database.auto_migrate,
-        ),
-        metrics,
-    )
+        )
+    except OSError as exc:
+        # The repository reports what it recognises as StorageUnavailable; a file
+        # system refusal it did not foresee must still name the database.
+        raise StartupError("database.url", mask_url(settings.database.url), exc) from exc
+    repo = TimedRepository(opened, metrics)
     try:
         clock = ServerClock()
         service = RoomService(repo, settings.syncplay)
@@ -146,17 +209,23 @@ async def run(
         metrics.track_live(lambda: supervisor.live_rooms, lambda: supervisor.connections)
         state = AppState(settings, repo, service, secret, clock, supervisor, metrics)
         app = create_app(state)
-        # Bound before the nurseries: a refusal (socket in use...) is a plain error.
+        # Bound before the nurseries: a refusal (address or socket in use...) is a
+        # plain error. The HTTP address first: a daemon started twice by mistake
+        # is told so (rather than about its admin socket).
+        http_sockets = await trio.to_thread.run_sync(bind_http, settings)
         admin_path = settings.admin_socket_path()
-        admin_socket = await trio.to_thread.run_sync(bind_admin_socket, admin_path)
         proxy_path = settings.proxy.socket
-        proxy_socket = None
-        if proxy_path is not None:
-            try:
-                proxy_socket = await trio.to_thread.run_sync(bind_proxy_socket, Path(proxy_path))
-            except BaseException:
-                admin_socket.close()
-                raise
+        bound: list[socket.socket] = list(http_sockets)
+        try:
+            admin_socket = await _bind_unix("admin.socket", admin_path, bind_admin_socket)
+            bound.append(admin_socket)
+            proxy_socket = None
+            if proxy_path is not None:
+                proxy_socket = await _bind_unix("proxy.socket", Path(proxy_path), bind_proxy_socket)
+        except BaseException:
+            for sock in bound:
+                sock.close()
+            raise
         stop = trio.Event()
         stop_http = trio.Event()
         in_force = settings
@@ -215,7 +284,12 @@ async def run(
                     )
                     log.info("reverse proxy socket on unix:%s", proxy_path)
                 binds: list[str] = await http.start(
-                    partial(serve, app, hypercorn_config(settings), shutdown_trigger=stop_http.wait)
+                    partial(
+                        serve,
+                        app,
+                        serve_config(settings, http_sockets),
+                        shutdown_trigger=stop_http.wait,
+                    )
                 )
                 for url in binds:
                     log.info("syncplayd listening on %s", url)
