@@ -203,25 +203,25 @@ class AdminClient:
         self,
         *,
         owner_id: UUID,
+        owner_name: str,
         name: str,
         content_type: str,
         content_id: str,
-        owner_name: str | None = None,
         is_public: bool = False,
         password: str | None = None,
         max_participants: int | None = None,
         playback_control: str | None = None,
     ) -> JSON:
-        """Create a room owned by ``owner_id``."""
+        """Create a room owned by ``owner_id``, named ``owner_name`` among its members."""
         body: JSON = {
             "owner_id": str(owner_id),
             "name": name,
             "content_type": content_type,
             "content_id": content_id,
+            "owner_name": owner_name,
             "is_public": is_public,
         }
         optional = {
-            "owner_name": owner_name,
             "password": password,
             "max_participants": max_participants,
             "playback_control": playback_control,
@@ -279,6 +279,14 @@ class AdminClient:
         if max_uses is not None:
             body["max_uses"] = max_uses
         return self.request("POST", f"/rooms/{room_id}/invitations", body=body)
+
+    def list_invitations(
+        self, room_id: UUID | None = None, *, limit: int = 50, offset: int = 0
+    ) -> JSON:
+        """A page of a room's invitations (every room's without one), newest first."""
+        params: dict[str, str | int | float | bool | None] = {"limit": limit, "offset": offset}
+        path = "/invitations" if room_id is None else f"/rooms/{room_id}/invitations"
+        return self.request("GET", path, params=params)
 
     def get_invitation(self, code: str) -> JSON:
         """An invitation (expired and used-up ones too) with its room's summary."""

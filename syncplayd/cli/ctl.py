@@ -8,6 +8,7 @@ configuration as the daemon and never talk to it.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -20,8 +21,15 @@ from uuid import UUID
 import click
 
 from syncplayd import __version__
-from syncplayd.cli.admin_client import AdminClient, AdminError
-from syncplayd.cli.common import fail_line, load, run_migrations_command
+from syncplayd.cli import ids, where
+from syncplayd.cli.admin_client import (
+    JSON,
+    AdminClient,
+    AdminError,
+    DaemonUnreachable,
+    ProblemError,
+)
+from syncplayd.cli.common import fail_config, fail_line, load, run_migrations_command
 from syncplayd.cli.output import (
     Column,
     cell,
@@ -67,6 +75,7 @@ class CtlContext:
     url: str | None
     token_file: Path | None
     json: bool
+    public_url: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
     _client: AdminClient | None = field(default=None, repr=False)
 
@@ -112,6 +121,58 @@ class CtlContext:
         else:
             human(data)
 
+    # -- ids as typed: whole, or a unique prefix (see syncplayd.cli.ids) ----------------------
+    def room(self, wanted: UUID | ids.Prefix) -> UUID:
+        """A ROOM argument as a room id; a prefix is matched against every room."""
+        client = self.client()
+        rooms = ids.pages(
+            lambda limit, offset: client.list_rooms(status="all", limit=limit, offset=offset)
+        )
+        return ids.resolve(wanted, "room", rooms, "id", "name")
+
+    def member(self, room_id: UUID, wanted: UUID | ids.Prefix) -> UUID:
+        """A USER argument as a user id; a prefix is matched against the room's participants."""
+        if isinstance(wanted, UUID):
+            return wanted
+        members = self.client().participants(room_id)["items"]
+        return ids.resolve(wanted, "participant", members, "user_id", "user_name")
+
+    def invitation(self, code: str) -> JSON:
+        """An invitation by its code or, when no code is that, by a unique prefix of one."""
+        client = self.client()
+        try:
+            return client.get_invitation(code)
+        except ProblemError as exc:
+            prefix = ids.code_prefix(code)
+            if exc.status != 404 or prefix is None:
+                raise
+            every = ids.pages(
+                lambda limit, offset: client.list_invitations(limit=limit, offset=offset)
+            )
+            try:
+                whole = ids.resolve_code(prefix, every)
+            except ids.UnknownPrefix:
+                raise exc from None
+        return client.get_invitation(whole)
+
+    # -- where things are (see syncplayd.cli.where) -------------------------------------------
+    def watch_base(self) -> where.WatchBase:
+        """Where the watch page is, for the links of ``rooms create`` and ``invitations create``."""
+        try:
+            config = self.client().config()
+        except AdminError as exc:
+            # The room or invitation exists by now: a missing link must not fail the command.
+            return where.WatchBase(None, f"no watch link: cannot read the daemon's settings: {exc}")
+        return where.watch_base(self.public_url, self.admin_url(), config)
+
+    def unreachable_hint(self, error: AdminError) -> str:
+        """What to add to ``error``: where the socket was looked for, when nobody chose it."""
+        if not isinstance(error, DaemonUnreachable) or self.url is not None:
+            return ""
+        if self.settings.admin_socket_path().exists():
+            return ""  # it is there: the reason (refused, permissions) is what matters
+        return ". " + where.socket_hint(self.settings, self.config_path, os.environ, Path.cwd())
+
 
 pass_ctl = click.make_pass_decorator(CtlContext)
 _LIMIT = click.option(
@@ -120,16 +181,82 @@ _LIMIT = click.option(
 _OFFSET = click.option(
     "--offset", type=click.IntRange(0), default=0, show_default=True, help="Rows to skip."
 )
+_ROOM = click.argument("room_id", metavar="ROOM", type=ids.IdOrPrefix("room"))
+#: ``created_by`` of what the admin socket does (the admin API's SOCKET_ADMIN).
+SOCKET_USER_ID = str(UUID(int=0))
+
+
+def who(name: str | None, user_id: str | None, *, short: bool = False) -> str:
+    """A user for people: ``Ada (6f1c0a52)``, or the id alone when the name is unknown."""
+    if user_id is None:
+        return "-"
+    if not name:
+        return user_id
+    return f"{name} ({user_id[:8] if short else user_id})"
+
+
+#: The options of the main group that every command also takes after its name: the
+#: option's name there -> the CtlContext attribute it sets.
+SHARED_OPTIONS = {
+    "config_path": "config_path",
+    "url": "url",
+    "token_file": "token_file",
+    "public_url": "public_url",
+    "as_json": "json",
+}
+
+
+def _store(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        ctl = ctx.find_object(CtlContext)
+        # None or False: not given here; what came before the command stands.
+        if ctl is not None and value is not None and value is not False:
+            setattr(ctl, attribute, value)
+
+    return store
+
+
+def _shared_options() -> list[click.Parameter]:
+    """Copies of the main group's global options for one command.
+
+    The group's own options read their environment variables; these copies do not, so
+    that an option after the command overrides one before it, and a variable overrides
+    neither. They are made from the group's options, so help and types never drift.
+    """
+    return [
+        click.Option(
+            param.opts,
+            type=param.type,
+            is_flag=param.is_flag,
+            metavar=param.metavar,
+            help=param.help,
+            expose_value=False,
+            callback=_store(SHARED_OPTIONS[param.name]),
+        )
+        for param in main.params
+        if isinstance(param, click.Option) and param.name in SHARED_OPTIONS
+    ]
 
 
 class CtlGroup(click.Group):
-    """A group that turns admin API failures into one line and exit status 1."""
+    """The groups of syncplayctl: global options anywhere, admin API failures as one line.
+
+    ``syncplayctl events ROOM --json`` is how people type it, so every command added to
+    a group also takes the global options; subgroups are CtlGroups too.
+    """
+
+    group_class = type
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(_shared_options())
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AdminError as exc:
-            fail(str(exc))
+            ctl = ctx.find_object(CtlContext)
+            fail(str(exc) + (ctl.unreachable_hint(exc) if ctl is not None else ""))
 
 
 @click.group(cls=CtlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,6 +281,14 @@ class CtlGroup(click.Group):
     envvar="SYNCPLAYCTL_TOKEN_FILE",
     help="A file holding an admin token, for an http:// --url [env: SYNCPLAYCTL_TOKEN_FILE].",
 )
+@click.option(
+    "--public-url",
+    metavar="URL",
+    envvar="SYNCPLAYCTL_PUBLIC_URL",
+    help="Where people open the watch page (https://HOST[/PATH]), for the links that rooms"
+    " create and invitations create print [env: SYNCPLAYCTL_PUBLIC_URL; default: --url, else"
+    " the daemon's server.listen].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.version_option(__version__, prog_name=PROG)
 @click.pass_context
@@ -162,6 +297,7 @@ def main(
     config_path: str | None,
     url: str | None,
     token_file: Path | None,
+    public_url: str | None,
     as_json: bool,
 ) -> None:
     """Administer a syncplayd server.
@@ -172,7 +308,13 @@ def main(
     are the guard; or over HTTP with --url http://HOST:PORT and --token-file
     holding a token with the admin role (syncplayctl token create --admin).
     Offline commands (token, db, config) read the same configuration as the
-    daemon (--config, SYNCPLAY_* variables) and do not need it running.
+    daemon (--config, SYNCPLAY_* variables) and do not need it running. The
+    default socket's path comes from that configuration too: run syncplayctl
+    with the daemon's SYNCPLAY_STATE_DIR (or its --config).
+
+    Global options may also follow the command (syncplayctl events ROOM --json).
+    ROOM and USER arguments take an id or a unique prefix of 4 or more of its
+    characters, as git does; CODE takes a code or a unique prefix of one.
 
     Exit status: 0 success, 1 operational error (daemon unreachable, token
     refused, request refused), 2 usage error, 78 bad configuration.
@@ -182,7 +324,7 @@ def main(
     \b
         eval "$(_SYNCPLAYCTL_COMPLETE=bash_source syncplayctl)"
     """
-    ctx.obj = CtlContext(config_path, url, token_file, as_json)
+    ctx.obj = CtlContext(config_path, url, token_file, as_json, public_url)
 
 
 # -- status --------------------------------------------------------------------------------
@@ -235,7 +377,7 @@ def rooms() -> None:
 _ROOM_COLUMNS: list[Column] = [
     ("ID", lambda r: r["id"]),
     ("NAME", lambda r: cell(r["name"], width=30)),
-    ("OWNER", lambda r: r["owner_id"]),
+    ("OWNER", lambda r: cell(who(r.get("owner_name"), r["owner_id"], short=True), width=30)),
     ("PUBLIC", lambda r: cell(r["is_public"])),
     ("MEMBERS", lambda r: f"{r['participant_count']}/{r['max_participants']}"),
     ("LIVE", lambda r: str(r.get("connections", 0))),
@@ -284,47 +426,47 @@ def rooms_list(
 
 
 @rooms.command("show")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @pass_ctl
-def rooms_show(ctl: CtlContext, room_id: UUID) -> None:
+def rooms_show(ctl: CtlContext, room_id: UUID | ids.Prefix) -> None:
     """Show a room's settings, playback and live sessions."""
-    ctl.emit(ctl.client().get_room(room_id), _print_room)
+    ctl.emit(ctl.client().get_room(ctl.room(room_id)), _print_room)
 
 
 def _print_room(room: dict[str, Any]) -> None:
     playback = room["playback"]
-    click.echo(
-        fields(
-            [
-                ("id", room["id"]),
-                ("name", room["name"]),
-                ("owner", room["owner_id"]),
-                ("content", f"{room['content_type']} {room['content_id']}"),
-                ("public", room["is_public"]),
-                ("password", room["has_password"]),
-                ("members", f"{room['participant_count']}/{room['max_participants']}"),
-                ("control", room["playback_control"]),
-                (
-                    "playback",
-                    f"{playback['state']} at {playback['position']:.1f} s, rate {playback['rate']}"
-                    f" (version {playback['version']})",
-                ),
-                ("created", when(room["created_at"])),
-                ("updated", when(room["updated_at"])),
-                ("ended", when(room["ended_at"])),
-            ]
-        )
-    )
     live = room.get("live")
-    if live is None:
-        if room.get("ended_at") is None:
-            click.echo("live:     no (nobody connected)")
-        return
-    now = live["playback"]
-    click.echo(
-        f"live:     {live['connections']} connections, {now['state']} at {now['position']:.1f} s"
-    )
-    if live["sessions"]:
+    pairs: list[tuple[str, Any]] = [
+        ("id", room["id"]),
+        ("name", room["name"]),
+        ("owner", who(room.get("owner_name"), room["owner_id"])),
+        ("content", f"{room['content_type']} {room['content_id']}"),
+        ("public", room["is_public"]),
+        ("password", room["has_password"]),
+        ("members", f"{room['participant_count']}/{room['max_participants']}"),
+        ("control", room["playback_control"]),
+        (
+            "playback",
+            f"{playback['state']} at {playback['position']:.1f} s, rate {playback['rate']}"
+            f" (version {playback['version']})",
+        ),
+        ("created", when(room["created_at"])),
+        ("updated", when(room["updated_at"])),
+        ("ended", when(room["ended_at"])),
+    ]
+    # One fields() call for every line, so that "live" lines up with the rest.
+    if live is not None:
+        now = live["playback"]
+        pairs.append(
+            (
+                "live",
+                f"{live['connections']} connections, {now['state']} at {now['position']:.1f} s",
+            )
+        )
+    elif room.get("ended_at") is None:
+        pairs.append(("live", "no (nobody connected)"))
+    click.echo(fields(pairs))
+    if live is not None and live["sessions"]:
         echo_table(
             live["sessions"],
             [
@@ -362,7 +504,12 @@ _CONTROL = click.option(
 
 @rooms.command("create")
 @click.option("--owner", "owner_id", required=True, type=click.UUID, help="The owner's user id.")
-@click.option("--owner-name", help="The owner's display name [default: first 8 chars of the id].")
+@click.option(
+    "--owner-name",
+    required=True,
+    help="The owner's name as the members see it (syncplayd has no user directory to look"
+    " it up in).",
+)
 @click.option("--name", required=True, help="The room's name.")
 @click.option("--content-type", required=True, help="For example movie or episode.")
 @click.option("--content-id", required=True, help="The media's id on the media server.")
@@ -374,7 +521,7 @@ _CONTROL = click.option(
 def rooms_create(
     ctl: CtlContext,
     owner_id: UUID,
-    owner_name: str | None,
+    owner_name: str,
     name: str,
     content_type: str,
     content_id: str,
@@ -383,23 +530,39 @@ def rooms_create(
     max_participants: int | None,
     playback_control: str | None,
 ) -> None:
-    """Create a room on behalf of an owner, who becomes its first member."""
+    """Create a room on behalf of an owner, who becomes its first member.
+
+    Prints the room's id and the watch page's link to it (see --public-url).
+    """
     room = ctl.client().create_room(
         owner_id=owner_id,
+        owner_name=owner_name,
         name=name,
         content_type=content_type,
         content_id=content_id,
-        owner_name=owner_name,
         is_public=public,
         password=_password(password_file),
         max_participants=max_participants,
         playback_control=playback_control,
     )
-    ctl.emit(room, lambda r: click.echo(f"created room {r['id']} ({cell(r['name'], width=None)})"))
+    if ctl.json:
+        echo_json(room)
+        return
+    owner = who(room.get("owner_name"), room["owner_id"])
+    click.echo(f"created room {room['id']} ({cell(room['name'], width=None)}) for {cell(owner)}")
+    _echo_link(ctl.watch_base(), room=room["id"])
+
+
+def _echo_link(base: where.WatchBase, **query: str) -> None:
+    link = base.link(**query)
+    if link is not None:
+        click.echo(f"watch link: {link}")
+    if base.note is not None:
+        click.echo(f"  ({base.note})" if link is not None else base.note)
 
 
 @rooms.command("update")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @click.option("--name", help="A new name.")
 @click.option("--content-type", help="A new content type.")
 @click.option("--content-id", help="A new content id.")
@@ -411,7 +574,7 @@ def rooms_create(
 @pass_ctl
 def rooms_update(
     ctl: CtlContext,
-    room_id: UUID,
+    room_id: UUID | ids.Prefix,
     name: str | None,
     content_type: str | None,
     content_id: str | None,
@@ -442,22 +605,31 @@ def rooms_update(
         changes["password"] = None
     if not changes:
         raise click.UsageError("give at least one setting to change")
-    room = ctl.client().update_room(room_id, changes)
+    room = ctl.client().update_room(ctl.room(room_id), changes)
     ctl.emit(room, lambda r: click.echo(f"updated room {r['id']} ({cell(r['name'], width=None)})"))
 
 
 @rooms.command("end")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @click.option("--purge", is_flag=True, help="Also delete it with its chat, members and events.")
 @pass_ctl
-def rooms_end(ctl: CtlContext, room_id: UUID, purge: bool) -> None:
+def rooms_end(ctl: CtlContext, room_id: UUID | ids.Prefix, purge: bool) -> None:
     """End a room: connected clients are told and disconnected.
 
-    An ended room stays readable; with --purge it is deleted for good.
+    An ended room stays readable; with --purge it is deleted for good. Ending
+    an ended room again changes nothing and says so.
     """
-    result = ctl.client().end_room(room_id, purge=purge)
-    verb = "purged" if purge else "ended"
-    ctl.emit(result, lambda r: click.echo(f"{verb} room {r['room_id']}"))
+    result = ctl.client().end_room(ctl.room(room_id), purge=purge)
+    ctl.emit(result, lambda r: click.echo(_ended(r)))
+
+
+def _ended(result: dict[str, Any]) -> str:
+    before = " (it had already ended)" if result.get("already_ended") else ""
+    if result["purged"]:
+        return f"purged room {result['room_id']}{before}"
+    if before:
+        return f"room {result['room_id']} had already ended: nothing changed"
+    return f"ended room {result['room_id']}"
 
 
 # -- participants -------------------------------------------------------------------------------
@@ -467,12 +639,12 @@ def participants() -> None:
 
 
 @participants.command("list")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @click.option("--connected", is_flag=True, help="Only participants with a live connection.")
 @pass_ctl
-def participants_list(ctl: CtlContext, room_id: UUID, connected: bool) -> None:
+def participants_list(ctl: CtlContext, room_id: UUID | ids.Prefix, connected: bool) -> None:
     """List a room's participants in joining order (SESSIONS: live connections)."""
-    page = ctl.client().participants(room_id, connected=connected)
+    page = ctl.client().participants(ctl.room(room_id), connected=connected)
     columns: list[Column] = [
         ("USER", lambda p: p["user_id"]),
         ("NAME", lambda p: cell(p["user_name"], width=30)),
@@ -485,16 +657,19 @@ def participants_list(ctl: CtlContext, room_id: UUID, connected: bool) -> None:
 
 
 @participants.command("kick")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
-@click.argument("user_id", metavar="USER", type=click.UUID)
+@_ROOM
+@click.argument("user_id", metavar="USER", type=ids.IdOrPrefix("user"))
 @pass_ctl
-def participants_kick(ctl: CtlContext, room_id: UUID, user_id: UUID) -> None:
+def participants_kick(
+    ctl: CtlContext, room_id: UUID | ids.Prefix, user_id: UUID | ids.Prefix
+) -> None:
     """Remove a participant; their live sessions are closed with reason "kicked".
 
     This is not a ban: the user can join again if the room lets them (public
     room, password, invitation).
     """
-    result = ctl.client().kick(room_id, user_id)
+    rid = ctl.room(room_id)
+    result = ctl.client().kick(rid, ctl.member(rid, user_id))
     ctl.emit(
         result,
         lambda r: click.echo(
@@ -511,13 +686,13 @@ def chat() -> None:
 
 
 @chat.command("history")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @_LIMIT
 @_OFFSET
 @pass_ctl
-def chat_history(ctl: CtlContext, room_id: UUID, limit: int, offset: int) -> None:
+def chat_history(ctl: CtlContext, room_id: UUID | ids.Prefix, limit: int, offset: int) -> None:
     """Show a room's chat, newest first (ID is what chat delete takes)."""
-    page = ctl.client().chat_history(room_id, limit=limit, offset=offset)
+    page = ctl.client().chat_history(ctl.room(room_id), limit=limit, offset=offset)
     columns: list[Column] = [
         ("ID", lambda m: m["id"]),
         ("TIME", lambda m: when(m["created_at"])),
@@ -539,7 +714,14 @@ def chat_delete(ctl: CtlContext, message_id: UUID) -> None:
 # -- invitations ------------------------------------------------------------------------------
 @main.group()
 def invitations() -> None:
-    """Create, inspect and revoke invitation codes."""
+    """Create, list, inspect and revoke invitation codes."""
+
+
+def _creator(invitation: dict[str, Any], *, short: bool = False) -> str:
+    name, user_id = invitation.get("created_by_name"), invitation["created_by"]
+    if user_id == SOCKET_USER_ID and name:
+        return str(name)  # "syncplayctl (admin socket)": the nil UUID says nothing more
+    return who(name, user_id, short=short)
 
 
 def _print_invitation(invitation: dict[str, Any]) -> None:
@@ -553,7 +735,7 @@ def _print_invitation(invitation: dict[str, Any]) -> None:
         ("expired", invitation.get("expired")),
         ("used up", invitation.get("used_up")),
         ("created", when(invitation["created_at"])),
-        ("created by", invitation["created_by"]),
+        ("created by", _creator(invitation)),
     ]
     room = invitation.get("room")
     if room:
@@ -563,7 +745,7 @@ def _print_invitation(invitation: dict[str, Any]) -> None:
 
 
 @invitations.command("create")
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @click.option("--user", "invited_user_id", type=click.UUID, help="Only this user may use it.")
 @click.option(
     "--expires-in-hours",
@@ -574,35 +756,80 @@ def _print_invitation(invitation: dict[str, Any]) -> None:
 @pass_ctl
 def invitations_create(
     ctl: CtlContext,
-    room_id: UUID,
+    room_id: UUID | ids.Prefix,
     invited_user_id: UUID | None,
     expires_in_hours: float | None,
     max_uses: int | None,
 ) -> None:
-    """Create an invitation to a room and print its code."""
+    """Create an invitation to a room; print its code and its watch link.
+
+    The link (see --public-url) opens the watch page with the code filled in.
+    """
     invitation = ctl.client().create_invitation(
-        room_id,
+        ctl.room(room_id),
         invited_user_id=invited_user_id,
         expires_in_hours=expires_in_hours,
         max_uses=max_uses,
     )
-    ctl.emit(invitation, _print_invitation)
+    if ctl.json:
+        echo_json(invitation)
+        return
+    _print_invitation(invitation)
+    _echo_link(ctl.watch_base(), invite=invitation["code"])
+
+
+def _state(invitation: dict[str, Any]) -> str:
+    if invitation["expired"]:
+        return "expired"
+    return "used up" if invitation["used_up"] else "live"
+
+
+@invitations.command("list")
+@click.argument("room_id", metavar="[ROOM]", required=False, type=ids.IdOrPrefix("room"))
+@_LIMIT
+@_OFFSET
+@pass_ctl
+def invitations_list(
+    ctl: CtlContext, room_id: UUID | ids.Prefix | None, limit: int, offset: int
+) -> None:
+    """List a room's invitations (every room's without ROOM), newest first.
+
+    Expired and used-up ones are listed too (STATE) until they are purged.
+    """
+    rid = ctl.room(room_id) if room_id is not None else None
+    page = ctl.client().list_invitations(rid, limit=limit, offset=offset)
+    columns: list[Column] = [
+        ("CODE", lambda i: i["code"]),
+        *([("ROOM", lambda i: i["room_id"])] if rid is None else []),
+        ("STATE", _state),
+        ("USES", lambda i: f"{i['use_count']}/{i['max_uses'] or 'any'}"),
+        ("FOR", lambda i: i["invited_user_id"] or "anyone"),
+        ("EXPIRES", lambda i: when(i["expires_at"])),
+        ("CREATED BY", lambda i: cell(_creator(i, short=True), width=30)),
+    ]
+    ctl.emit(page, lambda p: echo_page(p, columns, "invitations"))
 
 
 @invitations.command("show")
 @click.argument("code")
 @pass_ctl
 def invitations_show(ctl: CtlContext, code: str) -> None:
-    """Show an invitation, including expired and used-up ones."""
-    ctl.emit(ctl.client().get_invitation(code), _print_invitation)
+    """Show an invitation, including expired and used-up ones.
+
+    CODE is a code, or a unique prefix of one.
+    """
+    ctl.emit(ctl.invitation(code), _print_invitation)
 
 
 @invitations.command("revoke")
 @click.argument("code")
 @pass_ctl
 def invitations_revoke(ctl: CtlContext, code: str) -> None:
-    """Delete an invitation: joining with it fails from now on."""
-    result = ctl.client().revoke_invitation(code)
+    """Delete an invitation: joining with it fails from now on.
+
+    CODE is a code, or a unique prefix of one.
+    """
+    result = ctl.client().revoke_invitation(ctl.invitation(code)["code"])
     ctl.emit(result, lambda r: click.echo(f"revoked invitation {r['code']}"))
 
 
@@ -623,7 +850,7 @@ def invitations_purge(ctl: CtlContext, older_than_hours: float) -> None:
 
 # -- events -------------------------------------------------------------------------------------
 def _event_line(event: dict[str, Any]) -> str:
-    user = event["user_id"] or "-"
+    user = cell(who(event.get("user_name"), event["user_id"], short=True), width=40)
     payload = cell(event["payload"], width=None) if event["payload"] else ""
     return f"{event['id']:>8}  {when(event['created_at'])}  {event['type']:<16}  {user}  {payload}"
 
@@ -640,7 +867,7 @@ def _print_events(page: dict[str, Any]) -> None:
 
 
 @main.command()
-@click.argument("room_id", metavar="ROOM", type=click.UUID)
+@_ROOM
 @_LIMIT
 @_OFFSET
 @click.option(
@@ -650,7 +877,9 @@ def _print_events(page: dict[str, Any]) -> None:
     help="Keep printing new events (polls every second) until Ctrl-C.",
 )
 @pass_ctl
-def events(ctl: CtlContext, room_id: UUID, limit: int, offset: int, follow: bool) -> None:
+def events(
+    ctl: CtlContext, room_id: UUID | ids.Prefix, limit: int, offset: int, follow: bool
+) -> None:
     """A room's event log; --follow for live events.
 
     Events (joins, playback changes, kicks...) are listed newest first.
@@ -661,6 +890,7 @@ def events(ctl: CtlContext, room_id: UUID, limit: int, offset: int, follow: bool
     per line.
     """
     client = ctl.client()
+    room_id = ctl.room(room_id)
     page = client.events(room_id, limit=limit, offset=offset)
     if not follow:
         ctl.emit(page, _print_events)
@@ -704,7 +934,7 @@ def token_create(ctl: CtlContext, user_id: UUID, name: str, admin: bool, ttl: st
     if not name.strip():
         raise click.BadParameter("must not be blank", param_hint="--name")
     settings = ctl.settings
-    secret = _secret(settings)
+    secret = _secret(ctl)
     principal = Principal(user_id=user_id, name=name.strip(), is_admin=admin)
     text = encode_token(
         principal,
@@ -719,17 +949,24 @@ def token_create(ctl: CtlContext, user_id: UUID, name: str, admin: bool, ttl: st
         click.echo(text)
 
 
-def _secret(settings: Settings) -> str:
+def _secret(ctl: CtlContext) -> str:
+    settings = ctl.settings
     if settings.auth.jwt_secret is not None:
         return settings.auth.jwt_secret.reveal()
     path = Path(settings.server.state_dir) / SECRET_FILE_NAME
     try:
         return path.read_text(encoding="ascii").strip()
-    except OSError:
+    except FileNotFoundError:
+        hint = where.secret_hint(settings, path, ctl.config_path, os.environ, Path.cwd())
+        fail(f"no auth.jwt_secret configured and no generated secret at {path}: {hint}")
+    except PermissionError:
         fail(
-            f"no auth.jwt_secret configured and no generated secret at {path} "
-            "(start the daemon once, or set SYNCPLAY_AUTH_JWT_SECRET)"
+            f"cannot read the generated secret {path}: permission denied; run syncplayctl as"
+            " the daemon's user (sudo -u syncplayd ...), or give the secret with"
+            " SYNCPLAY_AUTH_JWT_SECRET or auth.jwt_secret_file"
         )
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read the generated secret {path}: {exc}")
 
 
 # -- database (offline) ---------------------------------------------------------------------------
@@ -811,8 +1048,16 @@ def config_group() -> None:
 @config_group.command("check")
 @pass_ctl
 def config_check(ctl: CtlContext) -> None:
-    """Validate the configuration (exit status 78 and one line if it is bad)."""
+    """Validate the configuration as the daemon would.
+
+    Exit status 78 and one line per problem if it is bad.
+    """
+    from syncplayd.cli.daemon import refusal  # what the daemon refuses to start with
+
     settings = ctl.settings
+    refused = refusal(settings)
+    if refused is not None:
+        fail_config(PROG, refused)
     body = {
         "ok": True,
         "admin_socket": str(settings.admin_socket_path()),

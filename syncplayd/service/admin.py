@@ -3,12 +3,14 @@
 The rules that change a live room (kick, end, update, chat) are the room
 service's, shared by every transport; this is the rest of what ``syncplayctl``
 needs: searching every room, the whole chat history and event log of a room,
-any invitation (expired and used-up ones included) and the housekeeping of
-invitations. Every method refuses a caller who is not an administrator.
+any invitation (expired and used-up ones included), the names that stand for
+user ids in what it prints, and the housekeeping of invitations. Every method
+refuses a caller who is not an administrator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -39,6 +41,16 @@ class AdminQueries:
         """Every room matching ``filters``, private ones included."""
         _require_admin(principal)
         return await self._repo.list_rooms(filters, limit, offset)
+
+    async def owner_names(self, principal: Principal, rooms: Sequence[Room]) -> dict[UUID, str]:
+        """The display name of each room's owner, where the owner is still a participant."""
+        _require_admin(principal)
+        return await self._repo.owner_names([room.id for room in rooms])
+
+    async def member_names(self, principal: Principal, room_id: UUID) -> dict[UUID, str]:
+        """The display names of a room's participants, by user id (empty for no room)."""
+        _require_admin(principal)
+        return {p.user_id: p.user_name for p in await self._repo.list_participants(room_id)}
 
     async def chat_log(
         self, principal: Principal, room_id: UUID, limit: int, offset: int
@@ -76,6 +88,16 @@ class AdminQueries:
         if invitation is None:
             raise not_found("invitation")
         return invitation, await self._repo.get_room(invitation.room_id)
+
+    async def invitations(
+        self, principal: Principal, room_id: UUID | None, limit: int, offset: int
+    ) -> tuple[list[Invitation], int]:
+        """A page of a room's invitations (every room's with ``None``), newest first,
+        expired and used-up ones included, and the total."""
+        _require_admin(principal)
+        if room_id is not None:
+            await self._room(room_id)
+        return await self._repo.list_invitations(room_id, limit, offset)
 
     async def revoke_invitation(self, principal: Principal, code: str) -> Invitation:
         """Delete an invitation: joining with it fails from now on."""

@@ -365,17 +365,20 @@ class RoomService:
             self.live.room_updated(updated)
         return updated
 
-    async def end_room(self, principal: Principal, room_id: UUID, *, purge: bool = False) -> None:
-        """End a room (owner or admin); ``purge`` also deletes it with its history."""
+    async def end_room(self, principal: Principal, room_id: UUID, *, purge: bool = False) -> bool:
+        """End a room (owner or admin); ``purge`` also deletes it with its history.
+
+        Returns whether this call ended it (``False``: it had ended already).
+        """
         room, caller = await self._visible_room(principal, room_id)
         if not access.can_manage(caller):
             raise forbidden("only the room's owner can end it")
-        if room.is_active:
-            await self._repo.end_room(room_id, self._now())
+        ended = room.is_active and await self._repo.end_room(room_id, self._now())
         if purge:
             await self._repo.delete_room(room_id)
         if self.live is not None:
             self.live.room_ended(room_id)
+        return ended
 
     # -- membership --------------------------------------------------------------
     async def join(

@@ -175,6 +175,21 @@ def get_participant(tx: Tx, room_id: UUID, user_id: UUID) -> Participant | None:
     return None if row is None else participant_from_row(tx, row)
 
 
+def owner_names(tx: Tx, room_ids: Sequence[UUID]) -> dict[UUID, str]:
+    names: dict[UUID, str] = {}
+    # In slices, well under SQLite's limit of bound parameters per statement.
+    for start in range(0, len(room_ids), 500):
+        chunk = [tx.id(room_id) for room_id in room_ids[start : start + 500]]
+        marks = ", ".join("?" * len(chunk))
+        rows = tx.execute(
+            f"SELECT r.id AS id, p.user_name AS user_name FROM rooms r JOIN participants p"  # noqa: S608 (placeholders only)  # nosec B608
+            f" ON p.room_id = r.id AND p.user_id = r.owner_id WHERE r.id IN ({marks})",
+            chunk,
+        ).fetchall()
+        names.update((tx.read_id(row["id"]), row["user_name"]) for row in rows)
+    return names
+
+
 def add_participant(
     tx: Tx, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
 ) -> tuple[Participant, bool]:
@@ -332,6 +347,18 @@ def create_invitation(tx: Tx, i: Invitation, max_live: int | None) -> Invitation
 def get_invitation(tx: Tx, code: str) -> Invitation | None:
     row = tx.execute("SELECT * FROM invitations WHERE code = ?", [code]).fetchone()
     return None if row is None else invitation_from_row(tx, row)
+
+
+def list_invitations(
+    tx: Tx, room_id: UUID | None, limit: int, offset: int
+) -> tuple[list[Invitation], int]:
+    where, params = ("", []) if room_id is None else ("WHERE room_id = ?", [tx.id(room_id)])
+    total = tx.execute(f"SELECT count(*) AS n FROM invitations {where}", params).fetchone()["n"]  # noqa: S608 (constant)  # nosec B608
+    rows = tx.execute(
+        f"SELECT * FROM invitations {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608 (constant)  # nosec B608
+        [*params, limit, offset],
+    ).fetchall()
+    return [invitation_from_row(tx, row) for row in rows], total
 
 
 def consume_invitation(tx: Tx, code: str, now: datetime) -> Invitation | None:

@@ -92,6 +92,9 @@ class SqlRepository(Repository, abc.ABC):
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         return await self._read(q.get_participant, room_id, user_id)
 
+    async def owner_names(self, room_ids: Sequence[UUID]) -> dict[UUID, str]:
+        return await self._read(q.owner_names, room_ids) if room_ids else {}
+
     async def list_participants(
         self, room_id: UUID, connected_only: bool = False
     ) -> list[Participant]:
@@ -146,6 +149,12 @@ class SqlRepository(Repository, abc.ABC):
 
     async def get_invitation(self, code: str) -> Invitation | None:
         return await self._read(q.get_invitation, code)
+
+    async def list_invitations(
+        self, room_id: UUID | None, limit: int, offset: int
+    ) -> tuple[list[Invitation], int]:
+        check_page(limit, offset)
+        return await self._read(q.list_invitations, room_id, limit, offset)
 
     async def consume_invitation(self, code: str, now: datetime) -> Invitation | None:
         return await self._write(q.consume_invitation, code, now)

@@ -80,6 +80,10 @@ class Repository(Protocol):
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         """Return the membership, or ``None``."""
 
+    async def owner_names(self, room_ids: Sequence[UUID]) -> dict[UUID, str]:
+        """Each room's owner's display name as a participant, by room id; rooms that do not
+        exist or whose owner is no longer a participant are left out."""
+
     async def list_participants(
         self, room_id: UUID, connected_only: bool = False
     ) -> list[Participant]:
@@ -139,6 +143,12 @@ class Repository(Protocol):
 
     async def get_invitation(self, code: str) -> Invitation | None:
         """Return the invitation with this code, or ``None``."""
+
+    async def list_invitations(
+        self, room_id: UUID | None, limit: int, offset: int
+    ) -> tuple[list[Invitation], int]:
+        """Return a page of the room's invitations (every room's with ``None``), expired
+        and used-up ones included, newest first, and the total count."""
 
     async def consume_invitation(self, code: str, now: datetime) -> Invitation | None:
         """Atomically count one use of a valid invitation.

@@ -233,6 +233,16 @@ class MemoryRepository(Repository):
         await self._enter()
         return self._members.get(room_id, {}).get(user_id)
 
+    async def owner_names(self, room_ids: Sequence[UUID]) -> dict[UUID, str]:
+        await self._enter()
+        names: dict[UUID, str] = {}
+        for room_id in room_ids:
+            room = self._rooms.get(room_id)
+            owner = self._members.get(room_id, {}).get(room.owner_id) if room else None
+            if owner is not None:
+                names[room_id] = owner.user_name
+        return names
+
     async def list_participants(
         self, room_id: UUID, connected_only: bool = False
     ) -> list[Participant]:
@@ -355,6 +365,15 @@ class MemoryRepository(Repository):
     async def get_invitation(self, code: str) -> Invitation | None:
         await self._enter()
         return self._invitations.get(code)
+
+    async def list_invitations(
+        self, room_id: UUID | None, limit: int, offset: int
+    ) -> tuple[list[Invitation], int]:
+        check_page(limit, offset)
+        await self._enter()
+        found = [i for i in self._invitations.values() if room_id in (None, i.room_id)]
+        found.sort(key=lambda i: (i.created_at, i.id), reverse=True)
+        return found[offset : offset + limit], len(found)
 
     async def consume_invitation(self, code: str, now: datetime) -> Invitation | None:
         await self._enter()

@@ -101,6 +101,7 @@ class TimedRepository:
 
     add_participant = _timed(Repository.add_participant)
     get_participant = _timed(Repository.get_participant)
+    owner_names = _timed(Repository.owner_names)
     list_participants = _timed(Repository.list_participants)
     update_participant = _timed(Repository.update_participant)
     remove_participant = _timed(Repository.remove_participant)
@@ -115,6 +116,7 @@ class TimedRepository:
 
     create_invitation = _timed(Repository.create_invitation)
     get_invitation = _timed(Repository.get_invitation)
+    list_invitations = _timed(Repository.list_invitations)
     consume_invitation = _timed(Repository.consume_invitation)
     release_invitation = _timed(Repository.release_invitation)
     delete_invitation = _timed(Repository.delete_invitation)

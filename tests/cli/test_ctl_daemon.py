@@ -140,7 +140,8 @@ def failing(runner: CliRunner, args: list[str], env: dict[str, str] | None = Non
 
 def new_room(runner: CliRunner, via: list[str], **options: str) -> dict[str, Any]:
     owner = options.pop("owner", str(uuid4()))
-    args = ["rooms", "create", "--owner", owner, "--name", "CLI room"]
+    owner_name = options.pop("owner_name", "Owner")
+    args = ["rooms", "create", "--owner", owner, "--owner-name", owner_name, "--name", "CLI room"]
     args += ["--content-type", "movie", "--content-id", "tt0133093"]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}"] + ([value] if value else [])
@@ -188,7 +189,7 @@ def test_rooms_create_list_show_update_end(runner: CliRunner, via: list[str]) ->
     args += ["--password-file", "-", "--max-participants", "5"]
     created = ctl(runner, via, *args, stdin="popcorn\n")
     assert created["name"] == "Friday film"
-    assert created["owner_id"] == owner
+    assert (created["owner_id"], created["owner_name"]) == (owner, "Ada")
     assert (created["is_public"], created["has_password"], created["max_participants"]) == (
         True,
         True,
@@ -199,10 +200,12 @@ def test_rooms_create_list_show_update_end(runner: CliRunner, via: list[str]) ->
     listed = ctl(runner, via, "rooms", "list", "--user", owner)
     assert [r["id"] for r in listed["items"]] == [room_id]
     assert listed["items"][0]["connections"] == 0
+    assert listed["items"][0]["owner_name"] == "Ada"
     assert listed["total"] == 1
 
     shown = ctl(runner, via, "rooms", "show", room_id)
     assert shown["id"] == room_id and shown["live"] is None
+    assert shown["owner_name"] == "Ada"
 
     updated = ctl(
         runner, via, "rooms", "update", room_id, "--private", "--no-password",
@@ -216,7 +219,9 @@ def test_rooms_create_list_show_update_end(runner: CliRunner, via: list[str]) ->
     assert room_id in {r["id"] for r in everyone["items"]}
 
     ended = ctl(runner, via, "rooms", "end", room_id)
-    assert ended == {"room_id": room_id, "ended": True, "purged": False}
+    assert ended == {"room_id": room_id, "ended": True, "already_ended": False, "purged": False}
+    again = ctl(runner, via, "rooms", "end", room_id)
+    assert again == {"room_id": room_id, "ended": True, "already_ended": True, "purged": False}
     assert ctl(runner, via, "rooms", "show", room_id)["ended_at"] is not None
     ended_rooms = ctl(runner, via, "rooms", "list", "--status", "ended", "--user", owner)
     assert [r["id"] for r in ended_rooms["items"]] == [room_id]
@@ -238,6 +243,145 @@ def test_rooms_in_human_form(runner: CliRunner, via: list[str]) -> None:
     assert "name:" in result.stdout and "CLI room" in result.stdout
 
 
+def test_rooms_create_needs_the_owners_name(runner: CliRunner, via: list[str]) -> None:
+    args = ["rooms", "create", "--owner", str(uuid4()), "--name", "x"]
+    result = runner.invoke(main, [*via, *args, "--content-type", "m", "--content-id", "1"])
+    assert result.exit_code == 2
+    assert "Missing option '--owner-name'" in result.stderr
+
+
+def test_owners_are_shown_by_name(runner: CliRunner, via: list[str]) -> None:
+    owner = str(uuid4())
+    room = new_room(runner, via, owner=owner, owner_name="Grace")
+    listed = runner.invoke(main, [*via, "rooms", "list", "--user", owner])
+    assert listed.exit_code == 0, listed.output
+    assert f"Grace ({owner[:8]})" in listed.stdout.splitlines()[1]
+    shown = runner.invoke(main, [*via, "rooms", "show", room["id"]])
+    assert f"Grace ({owner})" in shown.stdout
+    # Once the owner is no longer a member, the id is all there is to show.
+    ctl(runner, via, "participants", "kick", room["id"], owner)
+    assert ctl(runner, via, "rooms", "show", room["id"])["owner_name"] is None
+    shown = runner.invoke(main, [*via, "rooms", "show", room["id"]])
+    assert _field(shown.stdout, "owner") == owner
+
+
+def _field(text: str, name: str) -> str:
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{name}:")]
+    return line.split(":", 1)[1].strip()
+
+
+def test_rooms_show_aligns_every_field(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    room = new_room(runner, via)
+    result = runner.invoke(main, [*via, "rooms", "show", room["id"]])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith("live:")
+    starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in lines}
+    assert len(starts) == 1, result.stdout  # every value starts in the same column
+
+
+def test_ending_an_ended_room_says_so(runner: CliRunner, via: list[str]) -> None:
+    room_id = new_room(runner, via)["id"]
+    first = runner.invoke(main, [*via, "rooms", "end", room_id])
+    assert (first.exit_code, first.stdout) == (0, f"ended room {room_id}\n")
+    second = runner.invoke(main, [*via, "rooms", "end", room_id])
+    assert (second.exit_code, second.stdout) == (
+        0,
+        f"room {room_id} had already ended: nothing changed\n",
+    )
+    purged = runner.invoke(main, [*via, "rooms", "end", room_id, "--purge"])
+    assert purged.stdout == f"purged room {room_id} (it had already ended)\n"
+
+
+# -- global options after the command, ids by prefix, watch links --------------------------------
+def test_global_options_may_follow_the_command(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    result = runner.invoke(main, ["events", room["id"], *via, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["total"] == 0
+    result = runner.invoke(main, ["rooms", "--json", "show", *via, room["id"]])
+    assert json.loads(result.stdout)["id"] == room["id"]
+
+
+def test_an_option_after_the_command_wins(
+    runner: CliRunner, via: list[str], tmp_path: Path
+) -> None:
+    missing = f"unix:{tmp_path / 'nobody.sock'}"
+    result = runner.invoke(main, ["--url", missing, "--json", "status", *via])
+    assert result.exit_code == 0, result.output
+    # Over the environment too: the environment only fills what no option gives.
+    result = runner.invoke(main, ["--json", "status", *via], env={"SYNCPLAYCTL_URL": missing})
+    assert result.exit_code == 0, result.output
+    line = failing(runner, [*via, "status", "--url", missing])
+    assert line.startswith(f"syncplayctl: {UNREACHABLE} {missing}")
+
+
+def test_room_ids_by_unique_prefix(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    for prefix in (room["id"][:8], room["id"][:13].upper()):
+        assert ctl(runner, via, "rooms", "show", prefix)["id"] == room["id"]
+    assert ctl(runner, via, "events", room["id"][:10])["total"] == 0
+
+    taken = {r["id"][:6] for r in ctl(runner, via, "rooms", "list", "--status", "all",
+                                      "--limit", "1000")["items"]}  # fmt: skip
+    unused = next(p for p in (f"{n:06x}" for n in range(1 << 24)) if p not in taken)
+    line = failing(runner, [*via, "rooms", "show", unused])
+    assert line == f"syncplayctl: no room id starts with {unused}"
+
+    short = runner.invoke(main, [*via, "rooms", "show", room["id"][:3]])
+    assert short.exit_code == 2
+    assert "nor 4 or more of its first characters" in short.stderr
+
+
+def test_user_ids_by_unique_prefix(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    room = new_room(runner, via, public="")
+    # Two members whose ids share their first 8 characters.
+    shared = uuid4().hex[:8]
+    first, second = (str(UUID(shared + uuid4().hex[8:])) for _ in range(2))
+    _join(daemon, room["id"], first)
+    _join(daemon, room["id"], second)
+    line = failing(runner, [*via, "participants", "kick", room["id"], shared])
+    assert line.startswith(f"syncplayctl: {shared} is ambiguous: 2 participant ids start with it:")
+    assert first in line and second in line and line.endswith("give more characters")
+    kicked = ctl(runner, via, "participants", "kick", room["id"][:8], first[:13])
+    assert kicked["user_id"] == first
+
+
+def test_watch_links(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    owner = str(uuid4())
+    args = ["rooms", "create", "--owner", owner, "--owner-name", "Ann", "--name", "Film"]
+    args += ["--content-type", "movie", "--content-id", "tt1"]
+    made = runner.invoke(main, [*via, *args])
+    assert made.exit_code == 0, made.output
+    room_id = made.stdout.split()[2]
+    lines = made.stdout.splitlines()
+    assert lines[0] == f"created room {room_id} (Film) for Ann ({owner})"
+    if "unix:" in via[1]:
+        # The test daemon listens on port 0: there is no address to build a link from.
+        assert lines[1].startswith("no watch link: the daemon's port is picked at start")
+        assert "--public-url" in lines[1]
+    else:
+        link = f"{daemon.base_url}/syncplay/?room={room_id}"
+        assert lines[1:] == [
+            f"watch link: {link}",
+            "  (built from --url; pass --public-url or set SYNCPLAYCTL_PUBLIC_URL for the"
+            " address people use)",
+        ]
+        with httpx.Client() as http:
+            page = http.get(link)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+    public = ["--public-url", "https://watch.example.org/"]
+    invited = runner.invoke(main, [*via, *public, "invitations", "create", room_id])
+    assert invited.exit_code == 0, invited.output
+    code = _field(invited.stdout, "code")
+    assert invited.stdout.splitlines()[-1] == (
+        f"watch link: https://watch.example.org/syncplay/?invite={code}"
+    )
+    made = runner.invoke(main, [*via, *args], env={"SYNCPLAYCTL_PUBLIC_URL": "https://w.example"})
+    assert "watch link: https://w.example/syncplay/?room=" in made.stdout
+
+
 def test_rooms_update_needs_a_change(runner: CliRunner, via: list[str]) -> None:
     room = new_room(runner, via)
     result = runner.invoke(main, [*via, "rooms", "update", room["id"]])
@@ -248,7 +392,7 @@ def test_rooms_update_needs_a_change(runner: CliRunner, via: list[str]) -> None:
 def test_invalid_fields_are_reported_by_name(runner: CliRunner, via: list[str]) -> None:
     line = failing(
         runner,
-        [*via, "rooms", "create", "--owner", str(uuid4()), "--name", "x",
+        [*via, "rooms", "create", "--owner", str(uuid4()), "--owner-name", "x", "--name", "x",
          "--content-type", "not allowed!", "--content-id", "1"],
     )  # fmt: skip
     assert line.startswith("syncplayctl: content_type: ")
@@ -387,6 +531,69 @@ def test_invitations_create_show_revoke(runner: CliRunner, via: list[str]) -> No
     assert failing(runner, [*via, "invitations", "revoke", code]) == line
 
 
+def test_invitations_list(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    owner = new_user("Olga")
+    room = new_room(runner, via, owner=str(owner.user_id), owner_name="Olga")
+    other = new_room(runner, via)
+    first = ctl(runner, via, "invitations", "create", room["id"], "--max-uses", "2")
+    with daemon.process.client(owner) as http:  # one made by the owner, by name
+        answer = http.post(f"/api/v1/syncplay/rooms/{room['id']}/invitations", json={})
+        assert answer.status_code == 201, answer.text
+    by_owner = answer.json()["code"]
+    elsewhere = ctl(runner, via, "invitations", "create", other["id"])["code"]
+    expired = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="microseconds")
+    with sqlite3.connect(daemon.database) as db:
+        db.execute("UPDATE invitations SET expires_at = ? WHERE code = ?", [expired, first["code"]])
+
+    page = ctl(runner, via, "invitations", "list", room["id"][:8])
+    assert [i["code"] for i in page["items"]] == [by_owner, first["code"]]  # newest first
+    assert page["total"] == 2
+    made_by = {i["code"]: (i["created_by_name"], i["expired"]) for i in page["items"]}
+    assert made_by == {
+        by_owner: ("Olga", False),
+        first["code"]: ("syncplayctl (admin socket)" if "unix:" in via[1] else None, True),
+    }
+    every = ctl(runner, via, "invitations", "list", "--limit", "1000")
+    assert {by_owner, first["code"], elsewhere} <= {i["code"] for i in every["items"]}
+
+    human = runner.invoke(main, [*via, "invitations", "list", room["id"]])
+    assert human.exit_code == 0, human.output
+    header, newest, oldest = human.stdout.splitlines()
+    assert header.split() == ["CODE", "STATE", "USES", "FOR", "EXPIRES", "CREATED", "BY"]
+    assert newest.split()[:5] == [by_owner, "live", "0/any", "anyone", newest.split()[4]]
+    assert f"Olga ({str(owner.user_id)[:8]})" in newest
+    assert oldest.split()[:4] == [first["code"], "expired", "0/2", "anyone"]
+    everyone = runner.invoke(main, [*via, "invitations", "list"])
+    assert everyone.stdout.split()[:3] == ["CODE", "ROOM", "STATE"]
+    assert failing(runner, [*via, "invitations", "list", UNKNOWN]) == (
+        "syncplayctl: room not found (404 not-found)"
+    )
+
+
+def test_invitations_by_unique_prefix(runner: CliRunner, via: list[str]) -> None:
+    room = new_room(runner, via)
+    code = ctl(runner, via, "invitations", "create", room["id"])["code"]
+    codes = {i["code"] for i in ctl(runner, via, "invitations", "list", "--limit", "1000")["items"]}
+    prefix = next(
+        code[:n] for n in range(4, len(code) + 1) if sum(c.startswith(code[:n]) for c in codes) == 1
+    )
+    assert ctl(runner, via, "invitations", "show", prefix.lower())["code"] == code
+    assert ctl(runner, via, "invitations", "revoke", prefix) == {"code": code, "revoked": True}
+    assert failing(runner, [*via, "invitations", "show", prefix]) == (
+        "syncplayctl: invitation not found (404 not-found)"
+    )
+
+
+def test_what_the_socket_created_is_named(runner: CliRunner, daemon: Daemon) -> None:
+    via = ["--url", f"unix:{daemon.socket}"]
+    room = new_room(runner, via)
+    made = runner.invoke(main, [*via, "invitations", "create", room["id"]])
+    assert made.exit_code == 0, made.output
+    assert _field(made.stdout, "created by") == "syncplayctl (admin socket)"
+    shown = runner.invoke(main, [*via, "invitations", "show", _field(made.stdout, "code")])
+    assert _field(shown.stdout, "created by") == "syncplayctl (admin socket)"
+
+
 def test_invitations_purge_expired(
     runner: CliRunner, via: list[str], daemon: Daemon, tmp_path: Path
 ) -> None:
@@ -421,6 +628,44 @@ def test_events_paging(runner: CliRunner, via: list[str]) -> None:
     assert (event["type"], event["user_id"], event["payload"]["sessions"]) == ("kicked", owner, 0)
     human = runner.invoke(main, [*via, "events", room["id"]])
     assert human.exit_code == 0 and "kicked" in human.stdout
+
+
+async def test_events_name_their_users(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
+    owner, guest = new_user("Owner"), new_user("Guest")
+
+    async def call(*args: str) -> Any:
+        return await trio.to_thread.run_sync(lambda: ctl(runner, via, *args))
+
+    room = await call(
+        "rooms", "create", "--owner", str(owner.user_id), "--owner-name", "Owner",
+        "--name", "named", "--content-type", "movie", "--content-id", "1", "--public",
+    )  # fmt: skip
+    guest_id = str(guest.user_id)
+
+    async def joined() -> dict[str, Any]:
+        events = (await call("events", room["id"]))["items"]
+        found: dict[str, Any] = next(e for e in events if e["type"] == "joined")
+        return found
+
+    async def human() -> str:
+        result = await trio.to_thread.run_sync(
+            lambda: runner.invoke(main, [*via, "events", room["id"]])
+        )
+        return result.stdout
+
+    async with raw_client(daemon.process, guest, room["id"]):
+        # The daemon writes events behind, in another process: poll, bounded, until the
+        # join is stored.
+        for _ in range(200):
+            if any(e["type"] == "joined" for e in (await call("events", room["id"]))["items"]):
+                break
+            await trio.sleep(0.05)
+        assert ((await joined())["user_id"], (await joined())["user_name"]) == (guest_id, "Guest")
+        assert f"Guest ({guest_id[:8]})" in await human()
+    await call("participants", "kick", room["id"], guest_id)
+    # Once they are gone, only their id is known.
+    assert (await joined())["user_name"] is None
+    assert guest_id in await human()
 
 
 def test_events_follow_until_ctrl_c(runner: CliRunner, via: list[str], daemon: Daemon) -> None:
@@ -461,8 +706,8 @@ ONLINE = [
     ["status"],
     ["rooms", "list"],
     ["rooms", "show", UNKNOWN],
-    ["rooms", "create", "--owner", UNKNOWN, "--name", "x", "--content-type", "m",
-     "--content-id", "1"],
+    ["rooms", "create", "--owner", UNKNOWN, "--owner-name", "x", "--name", "x",
+     "--content-type", "m", "--content-id", "1"],
     ["rooms", "update", UNKNOWN, "--name", "x"],
     ["rooms", "end", UNKNOWN],
     ["participants", "list", UNKNOWN],
@@ -498,7 +743,37 @@ def test_daemon_down_http(runner: CliRunner, args: list[str]) -> None:
 
 def test_daemon_down_default_socket(runner: CliRunner, tmp_path: Path) -> None:
     line = failing(runner, ["status"])  # the socket in the (empty) state folder
-    assert line.startswith(f"syncplayctl: {UNREACHABLE} unix:{tmp_path / 'state' / 'admin.sock'}")
+    socket_path = tmp_path / "state" / "admin.sock"
+    assert line.startswith(f"syncplayctl: {UNREACHABLE} unix:{socket_path}")
+    # Where it looked, why, and how to point it elsewhere.
+    assert f"{socket_path} is admin.sock in the state folder {tmp_path / 'state'}" in line
+    assert "(from SYNCPLAY_STATE_DIR)" in line
+    assert "If the daemon uses another state folder, set SYNCPLAY_STATE_DIR to it" in line
+    assert "--url unix:/path/admin.sock" in line
+
+
+def test_daemon_down_hint_from_a_checkout(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a newcomer runs into: the daemon started with `make run` keeps its state in
+    # ./.state, and syncplayctl without SYNCPLAY_STATE_DIR looks in ~/.local/state.
+    monkeypatch.delenv("SYNCPLAY_STATE_DIR")
+    checkout = tmp_path / "checkout"
+    (checkout / ".state").mkdir(parents=True)
+    (checkout / ".state" / "admin.sock").touch()
+    monkeypatch.chdir(checkout)
+    home = tmp_path / "home"
+    line = failing(runner, ["status"], env={"HOME": str(home), "XDG_STATE_HOME": None})
+    default = home / ".local" / "state" / "syncplayd"
+    assert line.startswith(f"syncplayctl: {UNREACHABLE} unix:{default / 'admin.sock'}")
+    assert "SYNCPLAY_STATE_DIR is not set and no --config is given" in line
+    assert line.endswith(
+        f"a daemon started from this checkout (make run) keeps it at"
+        f" {checkout / '.state' / 'admin.sock'}: SYNCPLAY_STATE_DIR={checkout / '.state'}"
+    )
+    # With a --url, the person chose the address: no guessing about state folders.
+    explicit = failing(runner, ["--url", f"unix:{default / 'admin.sock'}", "status"])
+    assert "SYNCPLAY_STATE_DIR" not in explicit
 
 
 @pytest.mark.parametrize("args", ONLINE, ids=_IDS)

@@ -91,10 +91,46 @@ def test_token_create_rejects_bad_arguments(runner: CliRunner, args: list[str]) 
     assert "Traceback" not in result.output
 
 
-def test_token_create_without_any_secret_fails_cleanly(runner: CliRunner) -> None:
+def test_token_create_without_any_secret_fails_cleanly(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["token", "create", "--user", USER, "--name", "Ada"])
     assert result.exit_code == 1
-    assert "no auth.jwt_secret configured" in result.output
+    (line,) = result.stderr.splitlines()
+    state = tmp_path / "state"
+    assert line.startswith(
+        f"syncplayctl: no auth.jwt_secret configured and no generated secret at {state}/jwt_secret:"
+        f" it looked in the state folder {state} (from SYNCPLAY_STATE_DIR)"
+    )
+    assert "If the daemon uses another state folder, set SYNCPLAY_STATE_DIR to it" in line
+    assert "SYNCPLAY_AUTH_JWT_SECRET" in line
+    assert "start the daemon once" not in line  # it may well be running, elsewhere
+
+
+def test_token_create_points_at_the_checkouts_state(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNCPLAY_STATE_DIR")
+    (tmp_path / ".state").mkdir()
+    (tmp_path / ".state" / "jwt_secret").write_text(SECRET)
+    monkeypatch.chdir(tmp_path)
+    env = {"HOME": str(tmp_path / "home"), "XDG_STATE_HOME": None}
+    result = runner.invoke(main, ["token", "create", "--user", USER, "--name", "Ada"], env=env)
+    assert result.exit_code == 1
+    assert "SYNCPLAY_STATE_DIR is not set and no --config is given" in result.stderr
+    assert result.stderr.rstrip().endswith(f"SYNCPLAY_STATE_DIR={tmp_path / '.state'}")
+    # Following the hint works.
+    env["SYNCPLAY_STATE_DIR"] = str(tmp_path / ".state")
+    result = runner.invoke(main, ["token", "create", "--user", USER, "--name", "Ada"], env=env)
+    assert result.exit_code == 0, result.output
+    assert decode_token(result.stdout.strip(), SECRET).name == "Ada"
+
+
+def test_token_create_with_an_unreadable_secret(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "state" / "jwt_secret").mkdir(parents=True)  # not a file
+    result = runner.invoke(main, ["token", "create", "--user", USER, "--name", "Ada"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"syncplayctl: cannot read the generated secret {tmp_path / 'state' / 'jwt_secret'}: "
+    )
 
 
 # -- the command tree ---------------------------------------------------------------------
@@ -116,6 +152,7 @@ def test_the_full_command_set_exists() -> None:
         ("rooms", "end"), ("participants", "list"), ("participants", "kick"),
         ("chat", "history"), ("chat", "delete"), ("invitations", "create"),
         ("invitations", "show"), ("invitations", "revoke"), ("invitations", "purge-expired"),
+        ("invitations", "list"),
         ("events",), ("token", "create"), ("db", "migrate"), ("db", "status"),
         ("config", "check"), ("config", "show"), ("status",),
     }  # fmt: skip
@@ -145,6 +182,24 @@ def test_completion_script(runner: CliRunner) -> None:
     )
     assert result.exit_code == 0
     assert "_syncplayctl_completion()" in result.output
+
+
+def test_global_options_may_follow_offline_commands(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  listen: 127.0.0.1:9999\n")
+    result = runner.invoke(main, ["config", "show", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["server"]["listen"] == "127.0.0.1:9999"
+    args = ["token", "create", "--user", USER, "--name", "Ada", "--json"]
+    result = runner.invoke(main, args, env={"SYNCPLAY_AUTH_JWT_SECRET": SECRET})
+    assert decode_token(json.loads(result.stdout)["token"], SECRET).name == "Ada"
+
+
+def test_every_command_takes_the_global_options() -> None:
+    shared = {"--config", "--url", "--token-file", "--public-url", "--json"}
+    for path, command in _commands(main):
+        given = {opt for param in command.params for opt in param.opts}
+        assert shared <= given, " ".join(path)
 
 
 def test_a_bad_url_is_a_usage_error(runner: CliRunner) -> None:

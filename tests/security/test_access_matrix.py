@@ -187,6 +187,8 @@ ADMIN: dict[tuple[str, str], dict[str, str]] = {
     ("GET", f"{A}/rooms/{{room_id}}/chat"): admin_row("200"),
     ("DELETE", f"{A}/chat/{{message_id}}"): admin_row("200"),
     ("POST", f"{A}/rooms/{{room_id}}/invitations"): admin_row("201"),
+    ("GET", f"{A}/rooms/{{room_id}}/invitations"): admin_row("200"),
+    ("GET", f"{A}/invitations"): admin_row("200"),
     ("GET", f"{A}/invitations/{{code}}"): admin_row("200"),
     ("DELETE", f"{A}/invitations/{{code}}"): admin_row("200"),
     ("POST", f"{A}/invitations/purge-expired"): admin_row("200"),
@@ -430,6 +432,7 @@ def test_admin(site: Site, method: str, template: str) -> None:
         if template == f"{A}/rooms" and method == "POST":
             body = {
                 "owner_id": str(world.users["owner"].user_id),
+                "owner_name": "Owner",
                 "name": "By an admin",
                 "content_type": "movie",
                 "content_id": "3",

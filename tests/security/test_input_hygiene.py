@@ -157,6 +157,7 @@ STORED_ROOM: dict[str, Any] = {
     "id": "0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24",
     "name": f"Film night{OSC52}\x9b2J",
     "owner_id": "5d1c7a8e-2b34-4f60-8a9d-c3e1f2a4b5d6",
+    "owner_name": "Mallory\x1b]0;pwned\x07",
     "content_type": "movie",
     "content_id": "tt1\x1b[8m",
     "is_public": True,
@@ -214,6 +215,8 @@ CTL_COMMANDS = [
             "create",
             "--owner",
             OWNER_ID,
+            "--owner-name",
+            "Eve",
             "--name",
             "x",
             "--content-type",
@@ -444,8 +447,11 @@ def test_a_content_id_on_another_host_is_refused(hygiene: DaemonProcess, content
         json={"content_id": content_id}, room_id=room_id,
     )  # fmt: skip
     admin = Http(hygiene, new_user("admin", admin=True))
-    admin_body = body | {"owner_id": str(new_user().user_id)}
-    admin.expect("POST", f"{ADMIN_PREFIX}/rooms", 422, "validation-failed", json=admin_body)
+    admin_body = body | {"owner_id": str(new_user().user_id), "owner_name": "Owner"}
+    problem = admin.expect(
+        "POST", f"{ADMIN_PREFIX}/rooms", 422, "validation-failed", json=admin_body
+    ).json()
+    assert problem["errors"][0]["field"] == "content_id"
 
 
 @pytest.mark.parametrize("content_id", HERE)

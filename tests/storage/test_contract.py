@@ -349,6 +349,20 @@ async def test_list_participants_in_join_order(repo: Repository) -> None:
     assert await repo.list_participants(uuid.uuid4()) == []
 
 
+async def test_owner_names(repo: Repository) -> None:
+    ada = await repo.create_room(new_room(owner_name="Ada"))
+    bob = await repo.create_room(new_room(owner_name="Bob"))
+    orphan = await repo.create_room(new_room(owner_name="Gone"))
+    # A member who is not the owner never stands for the room's owner.
+    await repo.add_participant(orphan.id, uuid.uuid4(), "Guest", Role.MEMBER, at(1))
+    assert await repo.remove_participant(orphan.id, orphan.owner_id)
+    # The name the owner has now, not the one the room was created with.
+    await repo.add_participant(bob.id, bob.owner_id, "Robert", Role.OWNER, at(2))
+    asked = [ada.id, bob.id, orphan.id, uuid.uuid4()]
+    assert await repo.owner_names(asked) == {ada.id: "Ada", bob.id: "Robert"}
+    assert await repo.owner_names([]) == {}
+
+
 async def test_update_and_remove_participant(repo: Repository) -> None:
     room = await repo.create_room(new_room())
     user = uuid.uuid4()

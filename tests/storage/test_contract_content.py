@@ -6,8 +6,10 @@ reopen on the two real databases (``database_url``).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -138,6 +140,26 @@ async def test_create_get_delete_invitation(repo: Repository) -> None:
     assert await repo.delete_invitation(new.id)
     assert not await repo.delete_invitation(new.id)
     assert await repo.get_invitation("ABCDEFGHIJ") is None
+
+
+async def test_list_invitations_newest_first(repo: Repository) -> None:
+    room = await repo.create_room(new_room())
+    other = await repo.create_room(new_room())
+
+    async def create(room_id: uuid.UUID, second: float, **options: Any) -> Invitation:
+        made = dataclasses.replace(invitation(room_id, **options), created_at=at(second))
+        return await repo.create_invitation(made)
+
+    old = await create(room.id, 1, expires=2)  # expired and used up: still listed
+    used = await create(room.id, 2, max_uses=1, use_count=1)
+    new = await create(room.id, 3)
+    elsewhere = await create(other.id, 4)
+    assert await repo.list_invitations(room.id, 10, 0) == ([new, used, old], 3)
+    assert await repo.list_invitations(room.id, 1, 1) == ([used], 3)
+    assert await repo.list_invitations(None, 2, 0) == ([elsewhere, new], 4)
+    assert await repo.list_invitations(uuid.uuid4(), 10, 0) == ([], 0)
+    assert await repo.delete_room(room.id)
+    assert await repo.list_invitations(None, 10, 0) == ([elsewhere], 1)
 
 
 async def test_consume_respects_expiry_and_uses(repo: Repository) -> None:

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 ADMIN_PREFIX = "/api/v1/admin"
 #: Who acts for requests on the socket (chat deletions, invitations it creates).
 SOCKET_ADMIN = Principal(user_id=UUID(int=0), name="syncplayctl", is_admin=True)
+#: The name shown for :data:`SOCKET_ADMIN` where a user's name would be.
+SOCKET_ADMIN_NAME = "syncplayctl (admin socket)"
 
 # Admin pages may be larger than the public API's: operators page through everything.
 MAX_LIMIT = 1000
@@ -71,13 +73,18 @@ admin_blueprint = Blueprint("admin", __name__, url_prefix=ADMIN_PREFIX)
 
 # -- request bodies ------------------------------------------------------------------
 class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """``POST /rooms``: the public API's fields plus the owner to create it for."""
+    """``POST /rooms``: the public API's fields plus the owner to create it for.
+
+    ``owner_name`` is required: it is what the members see for the owner, and there is
+    no user directory to take it from (a placeholder would stay until the owner is
+    named again, which joining a room one is already in does not do).
+    """
 
     owner_id: UUID
+    owner_name: payloads.Name
     name: payloads.Name
     content_type: payloads.ContentType
     content_id: payloads.ContentId
-    owner_name: payloads.Name | None = None
     is_public: bool = False
     password: payloads.Password | None = None
     max_participants: payloads.MaxParticipants | None = None
@@ -155,19 +162,27 @@ def _server_time(value: float) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value > 0 else None
 
 
-def event_json(event: Event) -> dict[str, Any]:
+def event_json(event: Event, names: dict[UUID, str]) -> dict[str, Any]:
+    """An event; ``user_name`` from ``names`` (the room's participants), else null."""
     return {
         "id": event.id,
         "room_id": str(event.room_id),
         "type": event.type,
         "user_id": str(event.user_id) if event.user_id else None,
+        "user_name": names.get(event.user_id) if event.user_id else None,
         "created_at": payloads.timestamp(event.created_at),
         "payload": event.payload,
     }
 
 
-def _invitation_json(invitation: Invitation) -> dict[str, Any]:
+def _invitation_json(invitation: Invitation, names: dict[UUID, str]) -> dict[str, Any]:
+    """An invitation with its state; ``created_by_name`` from ``names`` (the room's
+    participants), the socket's own name, or null."""
+    creator = invitation.created_by
     return payloads.invitation_json(invitation) | {
+        "created_by_name": (
+            SOCKET_ADMIN_NAME if creator == SOCKET_ADMIN.user_id else names.get(creator)
+        ),
         "expired": invitation.is_expired(app_state().clock.wall()),
         "used_up": invitation.is_used_up,
     }
@@ -250,8 +265,14 @@ async def list_rooms() -> Response:
         active=_STATUSES[status_text],
     )
     limit, offset = _paging(50)
-    rooms, total = await app_state().service.admin.list_rooms(_admin(), filters, limit, offset)
-    items = [payloads.room_json(r) | {"connections": _connection_count(r.id)} for r in rooms]
+    admin = app_state().service.admin
+    rooms, total = await admin.list_rooms(_admin(), filters, limit, offset)
+    owners = await admin.owner_names(_admin(), rooms)
+    items = [
+        payloads.room_json(r)
+        | {"owner_name": owners.get(r.id), "connections": _connection_count(r.id)}
+        for r in rooms
+    ]
     return json_response(payloads.page_json(items, total, limit, offset))
 
 
@@ -266,11 +287,7 @@ def _query_uuid(name: str, value: str) -> UUID:
 async def create_room() -> Response:
     """Create a room on behalf of ``owner_id``, who becomes its owner and first member."""
     body = await read_body(CreateRoomBody)
-    owner = Principal(
-        user_id=body.owner_id,
-        name=body.owner_name or str(body.owner_id)[:8],
-        is_admin=False,
-    )
+    owner = Principal(user_id=body.owner_id, name=body.owner_name, is_admin=False)
     room = await app_state().service.create_room(
         owner,
         name=body.name,
@@ -283,7 +300,8 @@ async def create_room() -> Response:
     )
     _audit("created room %s for %s", room.id, room.owner_id)
     location = f"{ADMIN_PREFIX}/rooms/{room.id}"
-    return json_response(payloads.room_json(room), 201, {"Location": location})
+    body_json = payloads.room_json(room) | {"owner_name": body.owner_name}
+    return json_response(body_json, 201, {"Location": location})
 
 
 @admin_blueprint.get("/rooms/<room_id>")
@@ -291,8 +309,12 @@ async def show_room(room_id: str) -> Response:
     """A room with its live state (``live`` is null when nobody is connected)."""
     state = app_state()
     room = await state.service.get_room(_admin(), path_uuid(room_id, "room"))
+    owners = await state.service.admin.owner_names(_admin(), [room])
     live = state.supervisor.overview(room.id) if state.supervisor is not None else None
-    body = payloads.room_json(room) | {"live": _live_json(live) if live is not None else None}
+    body = payloads.room_json(room) | {
+        "owner_name": owners.get(room.id),
+        "live": _live_json(live) if live is not None else None,
+    }
     return json_response(body)
 
 
@@ -300,19 +322,26 @@ async def show_room(room_id: str) -> Response:
 async def update_room(room_id: str) -> Response:
     """Change a room's settings (the public API's ``PUT`` body)."""
     changes, given = payloads.room_changes(await read_body(payloads.UpdateRoomBody))
-    room = await app_state().service.update_room(_admin(), path_uuid(room_id, "room"), changes)
+    service = app_state().service
+    room = await service.update_room(_admin(), path_uuid(room_id, "room"), changes)
     _audit("updated room %s (%s)", room.id, ", ".join(given))
-    return json_response(payloads.room_json(room))
+    owners = await service.admin.owner_names(_admin(), [room])
+    return json_response(payloads.room_json(room) | {"owner_name": owners.get(room.id)})
 
 
 @admin_blueprint.delete("/rooms/<room_id>")
 async def end_room(room_id: str) -> Response:
-    """End a room (its live sessions are closed with ``room-ended``); ``?purge=true`` deletes it."""
+    """End a room (its live sessions are closed with ``room-ended``); ``?purge=true`` deletes it.
+
+    Ending an ended room is not an error (``already_ended`` says it was one), so that a
+    script can repeat it.
+    """
     purge = query_bool("purge") is True
     uid = path_uuid(room_id, "room")
-    await app_state().service.end_room(_admin(), uid, purge=purge)
-    _audit("%s room %s", "purged" if purge else "ended", uid)
-    return json_response({"room_id": str(uid), "ended": True, "purged": purge})
+    ended_now = await app_state().service.end_room(_admin(), uid, purge=purge)
+    _audit("%s room %s", "purged" if purge else "ended" if ended_now else "re-ended", uid)
+    body = {"room_id": str(uid), "ended": True, "already_ended": not ended_now, "purged": purge}
+    return json_response(body)
 
 
 # -- participants --------------------------------------------------------------------------
@@ -370,14 +399,44 @@ async def delete_chat(message_id: str) -> Response:
 async def create_invitation(room_id: str) -> Response:
     """Create an invitation (``created_by`` is the admin: the nil UUID on the socket)."""
     invitation = await create_invitation_from_body(_admin(), room_id)
-    return json_response(_invitation_json(invitation), 201)
+    names = await app_state().service.admin.member_names(_admin(), invitation.room_id)
+    return json_response(_invitation_json(invitation, names), 201)
+
+
+@admin_blueprint.get("/rooms/<room_id>/invitations")
+async def list_room_invitations(room_id: str) -> Response:
+    """A page of the room's invitations, newest first, expired and used-up ones included."""
+    uid = path_uuid(room_id, "room")
+    admin = app_state().service.admin
+    limit, offset = _paging(50)
+    invitations, total = await admin.invitations(_admin(), uid, limit, offset)
+    names = await admin.member_names(_admin(), uid)
+    items = [_invitation_json(i, names) for i in invitations]
+    return json_response(payloads.page_json(items, total, limit, offset))
+
+
+@admin_blueprint.get("/invitations")
+async def list_invitations() -> Response:
+    """A page of every room's invitations, newest first (what code prefixes resolve against)."""
+    admin = app_state().service.admin
+    limit, offset = _paging(50)
+    invitations, total = await admin.invitations(_admin(), None, limit, offset)
+    # A user may have another name in each room: one lookup per room on the page.
+    names = {
+        room_id: await admin.member_names(_admin(), room_id)
+        for room_id in {i.room_id for i in invitations}
+    }
+    items = [_invitation_json(i, names[i.room_id]) for i in invitations]
+    return json_response(payloads.page_json(items, total, limit, offset))
 
 
 @admin_blueprint.get("/invitations/<code>")
 async def show_invitation(code: str) -> Response:
     """Any invitation, expired and used-up ones included, with its room's summary."""
-    invitation, room = await app_state().service.admin.find_invitation(_admin(), code)
-    body = _invitation_json(invitation) | {
+    admin = app_state().service.admin
+    invitation, room = await admin.find_invitation(_admin(), code)
+    names = await admin.member_names(_admin(), invitation.room_id)
+    body = _invitation_json(invitation, names) | {
         "room": payloads.room_summary_json(room) if room is not None else None
     }
     return json_response(body)
@@ -418,4 +477,6 @@ async def room_events(room_id: str) -> Response:
         offset = 0
     else:
         events, total = await admin.events(_admin(), uid, limit, offset)
-    return json_response(payloads.page_json([event_json(e) for e in events], total, limit, offset))
+    names = await admin.member_names(_admin(), uid)
+    items = [event_json(e, names) for e in events]
+    return json_response(payloads.page_json(items, total, limit, offset))
