@@ -21,7 +21,7 @@
 /** The protocol version spoken (`hello.protocol`). */
 export const PROTOCOL_VERSION = 1;
 /** The version of this library (semver; the major version follows breaking API changes). */
-export const VERSION = "1.0.0";
+export const VERSION = "1.1.0";
 
 const MAX_POSITION = 604800; // §1.1: one week
 const MIN_RATE = 0.25;
@@ -341,7 +341,8 @@ function utf8Length(text) {
  * One member of one room, driving an HTMLMediaElement (optional) in step with the others.
  *
  * Events (CustomEvent, payload in `detail`): statechange {state, reason}; joined {message};
- * playback {playback, reason, executeAt, setBy}; participants {participants};
+ * scheduled {playback, reason, executeAt, setBy}; playback {playback, reason, executeAt, setBy};
+ * participants {participants};
  * presence {event, member, detail}; chat {message}; error {code, message, ref};
  * closing {reason, message}; autoplayblocked {}; drift {drift, action, rate}.
  */
@@ -710,7 +711,11 @@ export class SyncClient extends EventTarget {
     const executeAt = isNum(msg.execute_at) ? msg.execute_at : this.serverTime();
     // A change supersedes those scheduled at or after its own instant; earlier ones still apply.
     this._pending = this._pending.filter((c) => c.executeAt < executeAt);
-    this._pending.push({ playback: pb, reason: str(msg.reason, "playback"), executeAt, kind: "change" });
+    const reason = str(msg.reason, "playback");
+    this._pending.push({ playback: pb, reason, executeAt, kind: "change" });
+    // Before it is applied: a page can show the room's new position (a seek) at once instead of
+    // after the lead, while the element waits for execute_at with everyone else.
+    this._emit("scheduled", { playback: pb, reason, executeAt, setBy: pb.set_by ?? null });
     while (this._pending.length > MAX_PENDING_CHANGES) this._apply(this._pending.shift());
     this._flushDue();
   }

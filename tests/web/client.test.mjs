@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 
-import { SyncClient, SyncError } from "../../syncplayd/web/syncplay-client.js";
+import { SyncClient, SyncError, VERSION } from "../../syncplayd/web/syncplay-client.js";
 
 const ROOM = "0b7e9c4e-5d1a-4f3e-8a2b-1c9d8e7f6a50";
 const OFFSET = 1_795_000_000; // server clock minus the fake local clock
@@ -171,7 +171,7 @@ function setup({ media = null, options = {}, ...config } = {}) {
     ...config,
   });
   const events = [];
-  for (const type of ["statechange", "joined", "playback", "participants", "presence", "chat",
+  for (const type of ["statechange", "joined", "scheduled", "playback", "participants", "presence", "chat",
     "error", "closing", "autoplayblocked", "drift"]) {
     client.addEventListener(type, (event) => events.push({ type, detail: event.detail }));
   }
@@ -230,7 +230,7 @@ describe("handshake", () => {
     h.ws.open();
     assert.deepEqual(h.ws.sent.map((m) => m.type), ["ping", "hello"]);
     assert.deepEqual(h.ws.of("hello")[0], {
-      type: "hello", protocol: 1, token: "jwt-token", client: "syncplay-client.js/1.0.0",
+      type: "hello", protocol: 1, token: "jwt-token", client: `syncplay-client.js/${VERSION}`,
     });
     assert.equal(h.ws.of("join").length, 0, "join before welcome");
     h.ws.receive({ type: "welcome", protocol: 1, server_time: h.serverNow(), user_id: "u", user_name: "Ben", is_admin: false });
@@ -409,6 +409,27 @@ describe("playback", () => {
     const applied = h.of("playback").at(-1);
     assert.deepEqual({ reason: applied.reason, executeAt: applied.executeAt, setBy: applied.setBy },
       { reason: "play", executeAt: at, setBy: "Ada" });
+  });
+
+  test("a change is announced when it arrives (scheduled), and applied at execute_at", () => {
+    const media = new FakeMedia();
+    const h = setup({ media });
+    h.client.connect();
+    h.join({ playback: h.playback("playing", 40, { anchor: h.serverNow() - 5, version: 1 }) });
+    const at = h.serverNow() + 0.3;
+    const seek = h.playback("playing", 10, { anchor: at, version: 2, set_by: "Ada" });
+    h.ws.receive({ type: "playback", playback: seek, execute_at: at, reason: "seek" });
+    assert.deepEqual(h.of("scheduled"), [{ playback: seek, reason: "seek", executeAt: at, setBy: "Ada" }]);
+    // The room's position is the target already; the element still plays the old one.
+    assert.equal(h.client.roomPosition(), 10);
+    assert.ok(media.currentTime > 44, `at ${media.currentTime}`);
+    assert.equal(h.of("playback").length, 1, "only the joined one");
+    h.clock.advance(0.3);
+    assert.equal(h.of("playback").at(-1).reason, "seek");
+    assert.ok(Math.abs(media.currentTime - 10) < 1e-6, `at ${media.currentTime}`);
+    // An older version is neither announced nor applied.
+    h.ws.receive({ type: "playback", playback: h.playback("paused", 3, { version: 1 }), execute_at: h.serverNow(), reason: "pause" });
+    assert.equal(h.of("scheduled").length, 1);
   });
 
   test("a playback whose execute_at has passed is applied at once, at the live position", () => {

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import jwt
 import pytest
+from quart_trio import QuartTrio
 
+from syncplayd.server.http import web
 from syncplayd.server.http.web import CONTENT_SECURITY_POLICY, DEMO_VIDEO
 from tests.daemon_process import SECRET, DaemonProcess, run_daemon
 
@@ -34,7 +37,7 @@ def plain_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonPro
 def test_page_is_served_with_a_strict_policy(demo_daemon: DaemonProcess) -> None:
     response = demo_daemon.client().get("/syncplay/")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "script-src 'self';" in CONTENT_SECURITY_POLICY  # no inline scripts
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -52,20 +55,47 @@ def test_without_a_slash_the_page_redirects(demo_daemon: DaemonProcess) -> None:
 @pytest.mark.parametrize(
     ("name", "content_type"),
     [
-        ("syncplay-client.js", "text/javascript"),
-        ("watch.js", "text/javascript"),
-        ("watch.css", "text/css"),
+        ("syncplay-client.js", "text/javascript; charset=utf-8"),
+        ("watch.js", "text/javascript; charset=utf-8"),
+        ("watch-util.js", "text/javascript; charset=utf-8"),
+        ("watch.css", "text/css; charset=utf-8"),
     ],
 )
 def test_page_files_are_served(demo_daemon: DaemonProcess, name: str, content_type: str) -> None:
     client = demo_daemon.client()
     response = client.get(f"/syncplay/{name}")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith(content_type)
+    # Exactly: one charset, and the type nosniff makes browsers insist on.
+    assert response.headers["content-type"] == content_type
     assert response.headers["cache-control"] == "no-cache"
     # Revalidation is cheap: the ETag answers 304.
     again = client.get(f"/syncplay/{name}", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("suffix", "content_type"),
+    [
+        (".html", "text/html; charset=utf-8"),
+        (".js", "text/javascript; charset=utf-8"),
+        (".mjs", "text/javascript; charset=utf-8"),
+        (".css", "text/css; charset=utf-8"),
+        (".json", "application/json"),
+        (".svg", "image/svg+xml; charset=utf-8"),
+        (".png", "image/png"),
+        (".mp4", "video/mp4"),
+        (".webm", "video/webm"),
+    ],
+)
+async def test_every_kind_of_page_file_gets_its_type_once(
+    tmp_path: Path, suffix: str, content_type: str
+) -> None:
+    # The kinds the page has no file of today, too: a file added later gets the right type.
+    path = tmp_path / f"file{suffix}"
+    path.write_bytes(b"x")
+    async with QuartTrio(__name__).test_request_context(f"/syncplay/{path.name}"):
+        response = await web._static(path)
+    assert response.headers["content-type"] == content_type
 
 
 @pytest.mark.parametrize(

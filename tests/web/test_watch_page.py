@@ -4,11 +4,17 @@ A (a desktop window) starts a demo room from the landing page and invites B (a
 phone-sized window) with the invite dialog's link. Then every acceptance point
 of the watch page: play in one starts the other within 100 ms, pause and seek
 reach the other side, chat appears, and a reloaded page rejoins at the live
-position as the same participant. Screenshots go to test-artifacts/browser/.
+position as the same participant. Then what a newcomer notices: your own latency,
+the note after a reload, a remote seek on the slider, participants who never
+connected, a phone held sideways, a video that cannot be loaded. Screenshots go to
+test-artifacts/browser/; with SYNCPLAY_UPDATE_README_IMAGES=1 the two of the
+reloaded room also replace the README's pictures (docs/images/).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,12 +25,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
-from tests.daemon_process import DaemonProcess, run_daemon
+from tests.daemon_process import DaemonProcess, new_user, run_daemon
+from tests.e2e.raw import create_room, token
 
 pytestmark = pytest.mark.slow
 
 AGREEMENT_SECONDS = 0.100
 TIMEOUT_MS = 20_000
+README_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 _SAMPLE = """() => {
   const v = document.getElementById("video");
@@ -173,6 +181,16 @@ def room(browser: Browser, demo_daemon: DaemonProcess) -> Iterator[Room]:
         b.context.close()
 
 
+def test_your_own_latency_is_shown_at_once(room: Room) -> None:
+    # From your own clock estimate: the server's figure only comes with presence about you.
+    for viewer in (room.a, room.b):
+        viewer.page.wait_for_function(
+            "() => /^\\d+ ms$/.test("
+            "document.querySelector('#participants li.you .latency').textContent)",
+            timeout=3000,
+        )
+
+
 def test_play_in_one_page_starts_the_other_in_step(room: Room, artifacts: Path) -> None:
     room.a.page.click("#play-toggle")
     for viewer in (room.a, room.b):
@@ -245,3 +263,107 @@ def test_reloaded_page_rejoins_at_the_live_position(room: Room, artifacts: Path)
     room.b.page.locator("#chat-log .chat-message", has_text="Popcorn ready?").wait_for()
     room.b.page.screenshot(path=artifacts / "phone-after-reload.png")
     room.a.page.screenshot(path=artifacts / "desktop-room.png")
+    if os.environ.get("SYNCPLAY_UPDATE_README_IMAGES") == "1":
+        for shot, picture in [
+            ("desktop-room.png", "watch-page.png"),
+            ("phone-after-reload.png", "watch-page-phone.png"),
+        ]:
+            shutil.copyfile(artifacts / shot, README_IMAGES / picture)
+
+
+def test_a_remote_seek_moves_the_slider_at_once(room: Room) -> None:
+    if room.a.sample()["paused"]:
+        room.a.page.click("#play-toggle")
+    room.b.wait_video("!v.paused && v.currentTime > 10")
+    # Ben's page notes, on the clock both pages share, when its thumb reaches 2 s.
+    room.b.page.evaluate(
+        """() => {
+          window.thumbAt = null;
+          const seek = document.getElementById('seek');
+          const poll = () => {
+            if (Math.abs(Number(seek.value) - 2) < 1) {
+              window.thumbAt = performance.timeOrigin + performance.now();
+            } else setTimeout(poll, 1);
+          };
+          poll();
+        }"""
+    )
+    sent_at = room.a.page.evaluate(
+        """() => {
+          const seek = document.getElementById('seek');
+          seek.value = '2';
+          const at = performance.timeOrigin + performance.now();
+          seek.dispatchEvent(new Event('change', {bubbles: true}));
+          return at;
+        }"""
+    )
+    room.b.page.wait_for_function("() => window.thumbAt !== null")
+    moved_after = room.b.page.evaluate("() => window.thumbAt") - sent_at
+    # The element starts a lead later (at least 150 ms): the thumb must not wait for it.
+    assert moved_after < 100, f"the slider moved {moved_after:.0f} ms after the seek"
+    for viewer in (room.a, room.b):
+        viewer.wait_video("!v.paused && v.currentTime > 2 && v.currentTime < 10")
+
+
+def test_a_reloaded_page_says_who_paused(room: Room) -> None:
+    if room.a.sample()["paused"]:
+        room.a.page.click("#play-toggle")
+        room.a.wait_video("!v.paused")
+    room.a.page.click("#play-toggle")  # Ada pauses
+    room.b.wait_video("v.paused")
+    room.b.page.reload()
+    room.b.wait_joined()
+    note = room.b.page.locator("#playback-note")
+    note.wait_for(state="visible", timeout=3000)
+    assert note.inner_text() == "Paused · last change by Ada"
+
+
+def test_members_who_never_connected_are_listed(room: Room, demo_daemon: DaemonProcess) -> None:
+    cy = new_user("Cy")
+    joined = demo_daemon.client(cy).post(f"/api/v1/syncplay/rooms/{room.room_id}/join")
+    assert joined.status_code == 200, joined.text
+    # Cy has no socket: no presence says so. The page asks REST when it joins.
+    room.b.page.reload()
+    room.b.wait_joined()
+    cy_row = room.b.page.locator(f"#participants li[data-user-id='{cy.user_id}']")
+    cy_row.wait_for()
+    assert "disconnected" in (cy_row.get_attribute("class") or "")
+    assert "Cy" in cy_row.inner_text()
+    assert "not connected" in cy_row.inner_text()
+    room.b.page.wait_for_function(
+        "() => document.getElementById('participant-count').textContent === '2/3'"
+    )
+
+
+def test_a_phone_held_sideways_shows_the_controls_without_scrolling(
+    room: Room, artifacts: Path
+) -> None:
+    page = room.b.page
+    page.set_viewport_size({"width": 844, "height": 390})
+    page.evaluate("() => window.scrollTo(0, 0)")
+    for control in ("#play-toggle", "#seek", "#video"):
+        box = page.locator(control).bounding_box()
+        assert box is not None, control
+        assert box["y"] >= 0, (control, box)
+        assert box["y"] + box["height"] <= 390, (control, box)
+        assert box["x"] + box["width"] <= 844, (control, box)
+    page.screenshot(path=artifacts / "phone-landscape.png")
+
+
+def test_a_video_that_cannot_be_loaded_says_which_url(
+    browser: Browser, demo_daemon: DaemonProcess
+) -> None:
+    ada = new_user("Ada")
+    missing = "/syncplay/no-such-video.webm"
+    room_id = create_room(demo_daemon, ada, content_type="url", content_id=missing)["id"]
+    viewer = _viewer(browser, "Ada")
+    try:
+        viewer.page.goto(f"{demo_daemon.base_url}/syncplay/?room={room_id}#token={token(ada)}")
+        viewer.wait_joined()
+        message = viewer.page.locator("#media-message")
+        message.wait_for(state="visible")
+        text = message.inner_text()
+        assert text.startswith("The video could not be loaded: "), text
+        assert text.endswith(f"(tried {demo_daemon.base_url}{missing}).")
+    finally:
+        viewer.context.close()

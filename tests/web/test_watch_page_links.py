@@ -88,8 +88,9 @@ def _held_token(page: Page) -> str | None:
 
 
 @pytest.mark.parametrize("answer", ["keep", "switch"])
+@pytest.mark.parametrize("same_page", [False, True], ids=["new-page", "same-page"])
 def test_a_link_for_another_user_asks_before_switching(
-    page: Page, daemon: DaemonProcess, answer: str
+    page: Page, daemon: DaemonProcess, answer: str, same_page: bool
 ) -> None:
     ada, eve = new_user("Ada"), new_user("Eve")
     room_id = create_room(daemon, ada)["id"]
@@ -98,11 +99,16 @@ def test_a_link_for_another_user_asks_before_switching(
     _wait_joined(page)
     assert _me(page) == "Ada"
 
-    # Eve's link, opened in the same tab (sessionStorage is per tab).
-    page.goto("about:blank")
+    # Eve's link, opened in the same tab (sessionStorage is per tab): after another page, or
+    # straight from the room, where only the fragment changes and the browser loads nothing.
+    if same_page:
+        page.evaluate("() => { window.samePage = true; }")
+    else:
+        page.goto("about:blank")
     _open(page, daemon, room_id, eve_token)
     prompt = page.locator("#identity-panel")
     prompt.wait_for(state="visible")
+    assert page.evaluate("() => window.samePage === true") is same_page
     assert "token=" not in page.url  # out of the address bar at once, whatever the answer
     assert "Eve" in page.inner_text("#identity-offered")
     assert "Ada" in page.inner_text("#identity-current")

@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { mediaUrl } from "../../syncplayd/web/syncplay-client.js";
-import { mediaBase, tokenSwitch, underMediaBase } from "../../syncplayd/web/watch/watch-util.js";
+import {
+  displayUrl,
+  mediaBase,
+  mergeParticipants,
+  tokenSwitch,
+  underMediaBase,
+  withMediaToken,
+} from "../../syncplayd/web/watch/watch-util.js";
 
 const PAGE = "https://media.example/syncplay/?room=0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24";
 
@@ -82,5 +89,59 @@ describe("tokenSwitch: a link's token replaces the tab's only if nobody is switc
       current: { name: null, userId: null },
       offered: { name: null, userId: null },
     });
+  });
+});
+
+describe("withMediaToken: the link's media credential goes into the media URL only", () => {
+  const template = "/Videos/{content_id}/stream?static=true&api_key={media_token}";
+
+  test("filled in, percent-encoded, before the room's values", () => {
+    const url = mediaUrl(withMediaToken(template, "a&b={content_id}"), "movie", "42");
+    assert.equal(url, "/Videos/42/stream?static=true&api_key=a%26b%3D%7Bcontent_id%7D");
+  });
+  test("empty without a token", () => {
+    assert.equal(withMediaToken(template, null), "/Videos/{content_id}/stream?static=true&api_key=");
+  });
+  test("the base check sees the URL the browser fetches", () => {
+    const filled = withMediaToken("/m/{media_token}/{content_id}", "t0k");
+    assert.equal(mediaBase(filled), "/m/t0k/");
+    assert.equal(underMediaBase(mediaUrl(filled, "movie", "1"), filled, PAGE), true);
+    assert.equal(underMediaBase(mediaUrl(filled, "movie", ".."), filled, PAGE), false);
+  });
+  test("templates without the placeholder are unchanged", () => {
+    assert.equal(withMediaToken("{content_id}", "t0k"), "{content_id}");
+  });
+});
+
+describe("mergeParticipants: live members and REST-only participants", () => {
+  const live = (id, extra = {}) => ({ user_id: id, user_name: id, role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: 12, ...extra });
+  const rest = (id, extra = {}) => ({ user_id: id, user_name: id, role: "member", is_connected: false, joined_at: "", last_seen_at: "", ...extra });
+
+  test("without the REST list, the live members as they are", () => {
+    assert.deepEqual(mergeParticipants([live("ada")], null), [live("ada")]);
+  });
+  test("REST order; live entries win; REST-only ones are away; later joiners at the end", () => {
+    const merged = mergeParticipants([live("ben"), live("ada"), live("dan")], [rest("ada", { role: "owner" }), rest("cy", { is_connected: true }), rest("ben")]);
+    assert.deepEqual(merged.map((m) => m.user_id), ["ada", "cy", "ben", "dan"]);
+    assert.equal(merged[0].role, "member", "the live entry, not REST's");
+    assert.deepEqual(merged[1], { user_id: "cy", user_name: "cy", role: "member", is_connected: false, sessions: 0, buffering: false, latency_ms: null });
+  });
+  test("broken REST items are skipped", () => {
+    assert.deepEqual(mergeParticipants([], [null, { user_name: "x" }]), []);
+  });
+});
+
+describe("displayUrl: what the page shows of a media URL", () => {
+  test("absolute, against the page", () => {
+    assert.equal(displayUrl("demo/demo.webm", [], PAGE), "https://media.example/syncplay/demo/demo.webm");
+  });
+  test("credential-like query values, user info and the fragment are hidden", () => {
+    assert.equal(
+      displayUrl("https://u:pw@cdn.example/v/1/stream?static=true&api_key=s3cret&X-Amz-Signature=abc#token=t", [], PAGE),
+      "https://cdn.example/v/1/stream?static=true&api_key=…&X-Amz-Signature=…",
+    );
+  });
+  test("a known secret is hidden wherever it sits, raw or encoded", () => {
+    assert.equal(displayUrl("/m/t0k%2Bx/film.mp4?x=1", ["t0k+x"], PAGE), "https://media.example/m/…/film.mp4?x=1");
   });
 });

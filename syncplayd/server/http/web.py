@@ -31,14 +31,19 @@ DEMO_MEDIA_PATH: Final = "demo/demo.webm"
 
 # The page's own files: the page directory first, then the library beside it.
 _SEARCH_PATH: Final = (WEB_ROOT / "watch", WEB_ROOT)
+# Bare media types: Werkzeug appends "; charset=utf-8" itself to text types (text/*,
+# *+xml), so a charset written here would be sent twice.
 _CONTENT_TYPES: Final = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
     ".svg": "image/svg+xml",
     ".png": "image/png",
     ".ico": "image/x-icon",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
 }
 # A plain file name: no folders, no leading dot, so nothing outside WEB_ROOT is reachable.
 _FILE_NAME: Final = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")

@@ -73,6 +73,7 @@ export async function requestJson(url, { method = "GET", body, token } = {}) {
 
 const KEY_TOKEN = "syncplay.token";
 const KEY_NAME = "syncplay.name";
+const KEY_MEDIA_TOKEN = "syncplay.media_token";
 const sessionKey = (roomId) => `syncplay.session.${roomId}`;
 
 function storageGet(key) {
@@ -97,22 +98,27 @@ export const store = {
   setToken: (token) => storageSet(KEY_TOKEN, token),
   name: () => storageGet(KEY_NAME),
   setName: (name) => storageSet(KEY_NAME, name),
+  mediaToken: () => storageGet(KEY_MEDIA_TOKEN),
+  setMediaToken: (token) => storageSet(KEY_MEDIA_TOKEN, token),
   session: (roomId) => storageGet(sessionKey(roomId)),
   setSession: (roomId, sessionId) => storageSet(sessionKey(roomId), sessionId),
 };
 
 /**
- * Takes `#token=...` out of the address bar and returns it (null without one). The fragment
- * never reaches the server, but it would stay in the history and in copied links: it is
- * removed at once. Whether the tab adopts the token is the caller's decision: a link must
- * not silently replace the identity the tab already has (see `tokenSwitch`).
+ * Takes `#token=...` and `#media_token=...` out of the address bar and returns them,
+ * `{token, mediaToken}` (nulls without). The fragment never reaches the server, but it would
+ * stay in the history and in copied links: it is removed at once. Whether the tab adopts them
+ * is the caller's decision: a link must not silently replace the identity the tab already has
+ * (see `tokenSwitch`).
  */
-export function takeFragmentToken() {
+export function takeFragment() {
   const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
-  const token = fragment.get("token");
-  if (!token) return null;
-  history.replaceState(history.state, "", `${location.pathname}${location.search}`);
-  return token;
+  const token = fragment.get("token") || null;
+  const mediaToken = fragment.get("media_token") || null;
+  if (token || mediaToken) {
+    history.replaceState(history.state, "", `${location.pathname}${location.search}`);
+  }
+  return { token, mediaToken };
 }
 
 /**
@@ -160,6 +166,16 @@ export function tokenExpired(token, marginSeconds = 30) {
 
 const LONE_TEMPLATE = "{content_id}";
 const PLACEHOLDER = /\{(content_type|content_id)\}/;
+
+/**
+ * The template with `{media_token}` filled in (percent-encoded; empty without a token): the
+ * tab's credential for the media server, from the link's `#media_token=`. It is filled in
+ * before the room's values, so the base check below sees the URL the browser will fetch, and
+ * it is only ever put into that URL: syncplayd never sees it.
+ */
+export function withMediaToken(template, mediaToken) {
+  return template.replace(/\{media_token\}/g, () => encodeURIComponent(mediaToken || ""));
+}
 
 /**
  * Where a template's media URLs must stay: the page's origin for a lone `{content_id}` (the
@@ -230,4 +246,70 @@ export function codePointLength(text) {
   let n = 0;
   for (const _ of text) n += 1;
   return n;
+}
+
+// --- participants -----------------------------------------------------------------------
+
+/**
+ * Everyone in the room, in joining order: the live members (from the socket, with presence,
+ * buffering and latency) and the participants that only REST knows, those with no socket in the
+ * live room (joined with an invitation or over REST and never connected, or not since a restart).
+ * `rest` is the REST list (null before it arrived). A REST-only participant is shown as away: the
+ * socket, not REST's briefly-behind `is_connected`, says who is here.
+ */
+export function mergeParticipants(live, rest) {
+  if (!Array.isArray(rest)) return [...live];
+  const liveById = new Map(live.map((member) => [member.user_id, member]));
+  const merged = [];
+  for (const participant of rest) {
+    if (!participant || typeof participant.user_id !== "string") continue;
+    const member = liveById.get(participant.user_id);
+    liveById.delete(participant.user_id);
+    merged.push(member || {
+      user_id: participant.user_id,
+      user_name: participant.user_name,
+      role: participant.role,
+      is_connected: false,
+      sessions: 0,
+      buffering: false,
+      latency_ms: null,
+    });
+  }
+  return [...merged, ...liveById.values()]; // joined after the REST list was fetched
+}
+
+// --- URLs on screen ---------------------------------------------------------------------
+
+const CREDENTIAL_PARAM = /token|key|secret|sig|auth|pass|credential/i;
+
+/**
+ * A URL fit to show on screen (people share screenshots of error messages): absolute, without
+ * user info or fragment, with the values of query parameters named like credentials
+ * (`api_key`, `token`, `X-Amz-Signature`...) and every one of `secrets` replaced by "…".
+ */
+export function displayUrl(url, secrets = [], base = location.href) {
+  let parsed;
+  try {
+    parsed = new URL(url, base);
+  } catch {
+    return String(url);
+  }
+  const pairs = parsed.search.replace(/^\?/, "").split("&").filter(Boolean);
+  const query = pairs.map((pair) => {
+    const at = pair.indexOf("=");
+    if (at < 0) return pair;
+    let name = pair.slice(0, at);
+    try {
+      name = decodeURIComponent(name.replace(/\+/g, " "));
+    } catch {
+      // a broken escape: judge the raw name
+    }
+    return CREDENTIAL_PARAM.test(name) ? `${pair.slice(0, at)}=…` : pair;
+  });
+  let text = `${parsed.protocol}//${parsed.host}${parsed.pathname}${query.length ? `?${query.join("&")}` : ""}`;
+  for (const secret of secrets) {
+    if (typeof secret !== "string" || secret.length < 4) continue; // too short to tell apart
+    for (const form of new Set([secret, encodeURIComponent(secret)])) text = text.split(form).join("…");
+  }
+  return text;
 }

@@ -9,17 +9,20 @@ import { SyncClient, mediaUrl } from "./syncplay-client.js";
 import {
   ApiError,
   codePointLength,
+  displayUrl,
   formatClock,
   formatRate,
   formatTime,
   listNames,
+  mergeParticipants,
   pageUrl,
   requestJson,
   store,
-  takeFragmentToken,
+  takeFragment,
   tokenExpired,
   tokenSwitch,
   underMediaBase,
+  withMediaToken,
   wsUrl,
 } from "./watch-util.js";
 
@@ -29,6 +32,13 @@ const VIEWS = ["landing", "identity-panel", "name-panel", "password-panel", "mes
 const DEFAULT_TITLE = "Watch together · syncplayd";
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TICK_MS = 250;
+// After a change arrives, the slider follows the room (not the element) until the change is
+// applied at its execute_at, and this much longer for the element's seek to land.
+const FOLLOW_ROOM_MARGIN_MS = 500;
+// Participants who joined without connecting cause no presence: REST is asked this often.
+const ROSTER_REFRESH_MS = 30_000;
+// Volume steps of the volume slider and of the arrow-up/down shortcuts.
+const VOLUME_STEP = 0.05;
 
 const DEFAULT_CONFIG = {
   protocol: 1,
@@ -52,6 +62,11 @@ const app = {
   ticker: 0,
   seekDragging: false,
   seekHoldUntil: 0, // after a seek, keep the thumb where the user put it for a moment
+  followRoomUntil: 0, // a change arrived: the slider shows the room's position until then
+  routedSearch: null, // the query string route() last showed
+  roster: null, // the REST participant list (for those without a socket), null until fetched
+  rosterSeq: 0, // bumped per REST fetch: an older answer is dropped
+  rosterTimer: 0,
   chatIds: new Set(),
   lastDrift: null,
   toastTimer: 0,
@@ -142,9 +157,9 @@ function withTimeout(promise, ms) {
 // --- start-up and routing -------------------------------------------------------------------
 
 async function main() {
-  const offered = takeFragmentToken();
+  const fragment = takeFragment();
   bindStaticUi();
-  if (offered) await offerToken(offered);
+  await adoptFragment(fragment);
   try {
     const loaded = await requestJson(new URL("./config.json", location.href));
     app.config = { ...DEFAULT_CONFIG, ...loaded };
@@ -156,7 +171,12 @@ async function main() {
     return;
   }
   applyConfig();
-  window.addEventListener("popstate", () => route());
+  // Back and forward. A link opened in this tab that differs only in its fragment
+  // (`?room=X` to `?room=X#token=…`) loads no new page either: hashchange takes it.
+  window.addEventListener("popstate", () => {
+    if (location.search !== app.routedSearch) route();
+  });
+  window.addEventListener("hashchange", onHashChange);
   route();
 }
 
@@ -164,7 +184,8 @@ function applyConfig() {
   const { demo, chat_enabled: chatEnabled, max_chat_length: maxChat } = app.config;
   // Demo mode: a muted video may autoplay everywhere (and the demo video has no sound).
   video.muted = Boolean(demo);
-  $("mute-toggle").hidden = Boolean(demo);
+  $("volume-group").hidden = Boolean(demo);
+  $("shortcuts-volume").hidden = Boolean(demo);
   renderMute();
   $("chat-panel").hidden = !chatEnabled;
   if (Number.isInteger(maxChat) && maxChat > 0) $("chat-input").maxLength = maxChat;
@@ -180,6 +201,7 @@ function navigate(search) {
 /** Shows the view for the current address: landing, or the way into a room. */
 async function route() {
   const seq = ++app.routeSeq;
+  app.routedSearch = location.search;
   teardown();
   const params = new URLSearchParams(location.search);
   const roomId = params.get("room");
@@ -221,6 +243,10 @@ function teardown() {
     }
   }
   stopTicker();
+  clearInterval(app.rosterTimer);
+  app.rosterTimer = 0;
+  app.roster = null;
+  app.followRoomUntil = 0;
   if (video.hasAttribute("src")) {
     // Stops the download; not a playback command.
     video.removeAttribute("src");
@@ -309,14 +335,38 @@ async function startDemo(event) {
 
 // --- tokens -------------------------------------------------------------------------------------
 
+/** Takes a link's `#token=` (see offerToken) and `#media_token=`. */
+async function adoptFragment({ token: offered, mediaToken }) {
+  const adopted = offered ? await offerToken(offered) : true;
+  // The media credential goes with the link's identity: kept out if the user kept their own.
+  if (mediaToken && adopted) store.setMediaToken(mediaToken);
+}
+
+/**
+ * A link with credentials opened in this tab while the page is open: the browser only changes the
+ * fragment. Taken as at start-up (out of the address bar at once; a different user's token only
+ * if the user says so), then the page starts over with whatever identity the tab now holds.
+ */
+async function onHashChange() {
+  const fragment = takeFragment();
+  if (!fragment.token && !fragment.mediaToken) return;
+  const seq = ++app.routeSeq;
+  teardown(); // not in the room behind the question
+  await adoptFragment(fragment);
+  if (seq === app.routeSeq) route();
+}
+
 /**
  * The token of a link's `#token=`: adopted when it changes nothing (no token yet, or a fresh one
  * for the same user), else only if the user says so. Anyone can send a link with their own
- * token; adopted silently, everything this tab did next would be done as them.
+ * token; adopted silently, everything this tab did next would be done as them. Resolves true
+ * when the tab took it.
  */
 async function offerToken(offered) {
   const change = tokenSwitch(store.token(), offered);
-  if (change === null || (await askSwitch(change))) store.setToken(offered);
+  const adopt = change === null || (await askSwitch(change));
+  if (adopt) store.setToken(offered);
+  return adopt;
 }
 
 function identityText({ name, userId }) {
@@ -512,6 +562,7 @@ async function join(seq, options) {
     // From now on this user is a participant: a reload must not depend on the invitation
     // (which may expire or run out of uses).
     history.replaceState(null, "", `${location.pathname}?room=${encodeURIComponent(roomId)}`);
+    app.routedSearch = location.search;
   }
   onJoined(client, joined);
 }
@@ -565,6 +616,7 @@ function adopt(client) {
   };
   on("statechange", onStateChange);
   on("joined", (detail) => onJoined(client, detail.message));
+  on("scheduled", onScheduled);
   on("playback", onPlayback);
   on("participants", renderParticipants);
   on("presence", onPresence);
@@ -600,6 +652,12 @@ function onJoined(client, message) {
   renderRoomHeader(room, client.you);
   setMediaSource(room);
   renderParticipants();
+  refreshRoster(client);
+  if (!app.rosterTimer) {
+    app.rosterTimer = setInterval(() => {
+      if (app.client) refreshRoster(app.client);
+    }, ROSTER_REFRESH_MS);
+  }
   renderChatHistory(client.chatHistory || (message && message.chat) || []);
   renderPlayback(client.playback || (message && message.playback));
   renderConnState(client.state);
@@ -647,6 +705,12 @@ const PLAYBACK_NOTES = {
   rate: (who, pb) => `${who || "Someone"} set the speed to ${formatRate(pb.rate)}`,
   waiting: () => "Waiting for everyone to be ready",
   resume: () => "Everyone is ready: playing",
+  // The snapshot of a (re)join: no reason, only the state and who changed it last.
+  joined: (who, pb) => {
+    const state = { playing: "Playing", paused: "Paused", waiting: "Waiting for everyone to be ready" }[pb.state];
+    if (!state) return "";
+    return who ? `${state} · last change by ${who}` : state;
+  },
 };
 
 function onPlayback({ playback, reason, setBy }, client) {
@@ -656,7 +720,23 @@ function onPlayback({ playback, reason, setBy }, client) {
   if (note && pb) $("playback-note").textContent = note(setBy || pb.set_by, pb);
 }
 
+/**
+ * A change arrived; the element applies it at its execute_at, a lead later. The note and the
+ * slider show it now: a seek moves the thumb when it is announced, not when it lands.
+ */
+function onScheduled({ playback, reason, executeAt, setBy }, client) {
+  const note = PLAYBACK_NOTES[reason];
+  if (note && playback) $("playback-note").textContent = note(setBy, playback);
+  const wait = Math.max(0, executeAt - client.serverTime());
+  app.followRoomUntil = performance.now() + wait * 1000 + FOLLOW_ROOM_MARGIN_MS;
+  renderPosition();
+}
+
 function onPresence({ event, member, detail }, client) {
+  // Gone for good: off the REST list too, without waiting for its next refresh.
+  if (event === "left" && member && app.roster) {
+    app.roster = app.roster.filter((p) => p.user_id !== member.user_id);
+  }
   renderParticipants();
   if (!member) return;
   const isYou = client.you && member.user_id === client.you.user_id;
@@ -708,7 +788,12 @@ function renderRoomHeader(room, you) {
 
 function setMediaSource(room) {
   let url = null;
-  const template = app.config.media_url_template;
+  const configured = app.config.media_url_template;
+  if (configured.includes("{media_token}") && !store.mediaToken()) {
+    showMediaMessage("Open this room from your media server's link to play its video here.");
+    return;
+  }
+  const template = withMediaToken(configured, store.mediaToken());
   try {
     url = room ? mediaUrl(template, room.content_type, room.content_id) : null;
   } catch {
@@ -742,7 +827,8 @@ function onVideoError() {
     3: "the file could not be decoded",
     4: "the file is missing or in a format this browser cannot play",
   }[code];
-  showMediaMessage(`The video could not be loaded${why ? `: ${why}` : ""}.`);
+  const tried = displayUrl(video.currentSrc || video.src, [store.mediaToken()]);
+  showMediaMessage(`The video could not be loaded: ${why || "the browser gave no reason"} (tried ${tried}).`);
 }
 
 function renderPlayback(pb) {
@@ -845,6 +931,28 @@ function renderMute() {
   const button = $("mute-toggle");
   button.textContent = video.muted ? "Unmute" : "Mute";
   button.setAttribute("aria-pressed", String(video.muted));
+  const level = video.muted ? 0 : video.volume;
+  const slider = $("volume");
+  slider.value = String(level);
+  slider.setAttribute("aria-valuetext", video.muted ? "muted" : `${Math.round(level * 100)} %`);
+}
+
+// Volume is local to this device: never a room command.
+function toggleMute() {
+  video.muted = !video.muted;
+  if (!video.muted && video.volume === 0) video.volume = 0.5; // unmuting a slider at 0
+}
+
+function setVolume(level) {
+  if (!Number.isFinite(level)) return;
+  video.volume = Math.min(1, Math.max(0, level));
+  video.muted = video.volume === 0;
+}
+
+function toggleShortcuts() {
+  const help = $("shortcuts");
+  help.hidden = !help.hidden;
+  $("shortcuts-toggle").setAttribute("aria-expanded", String(!help.hidden));
 }
 
 function toggleFullscreen() {
@@ -852,13 +960,18 @@ function toggleFullscreen() {
   else $("stage").requestFullscreen().catch(() => {});
 }
 
-/** Space/K play-pause, arrows or J/L ±10 s, when no field has the keyboard. */
+/**
+ * The keyboard shortcuts the "?" button lists (index.html, #shortcuts): Space/K play-pause,
+ * arrows or J/L ±10 s, arrows up/down volume, M mute, F full screen, ? the list. Fields keep
+ * their keys, and a focused button or link keeps Space and Enter, which press it.
+ */
 function onShortcut(event) {
   if ($("room").hidden || !app.client || event.ctrlKey || event.metaKey || event.altKey) return;
   if ($("invite-dialog").open) return;
   const target = event.target;
-  if (target.closest && target.closest("input, textarea, select, button, a, [contenteditable]")) return;
-  const actions = {
+  if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+  if (target.closest && target.closest("button, a") && (event.key === " " || event.key === "Enter")) return;
+  const room = {
     " ": togglePlay,
     k: togglePlay,
     ArrowLeft: () => seekBy(-10),
@@ -866,8 +979,18 @@ function onShortcut(event) {
     ArrowRight: () => seekBy(10),
     l: () => seekBy(10),
   };
-  const action = actions[event.key];
-  if (!action || $("play-toggle").disabled) return;
+  const sound = !$("volume-group").hidden;
+  const local = {
+    ArrowUp: sound && (() => setVolume(video.volume + VOLUME_STEP)),
+    ArrowDown: sound && (() => setVolume(video.volume - VOLUME_STEP)),
+    m: sound && toggleMute,
+    f: !$("fullscreen").hidden && toggleFullscreen,
+    "?": toggleShortcuts,
+  };
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key; // Caps Lock
+  if (room[key] && $("play-toggle").disabled) return;
+  const action = room[key] || local[key];
+  if (!action) return;
   event.preventDefault();
   action();
 }
@@ -880,12 +1003,21 @@ function tick() {
     if (Number(seek.max) !== duration) seek.max = String(duration);
     $("time-duration").textContent = formatTime(duration);
   }
-  if (!app.seekDragging && performance.now() >= app.seekHoldUntil) {
-    const position = video.readyState >= 1 ? video.currentTime : roomPosition();
-    seek.value = String(position);
-    $("time-current").textContent = formatTime(position);
-  }
+  renderPosition();
   renderSyncStats();
+  renderOwnLatency();
+}
+
+/**
+ * The thumb and the time label: where the element is, or where the room is while a change is on
+ * its way (announced, not yet applied) and while the element has no metadata.
+ */
+function renderPosition() {
+  const now = performance.now();
+  if (app.seekDragging || now < app.seekHoldUntil) return;
+  const position = now < app.followRoomUntil || video.readyState < 1 ? roomPosition() : video.currentTime;
+  $("seek").value = String(position);
+  $("time-current").textContent = formatTime(position);
 }
 
 function renderSyncStats() {
@@ -911,7 +1043,7 @@ function stopTicker() {
 
 // --- participants ---------------------------------------------------------------------------
 
-const STATUS_TEXT = { connected: "connected", buffering: "loading", disconnected: "disconnected" };
+const STATUS_TEXT = { connected: "connected", buffering: "loading", disconnected: "not connected" };
 
 function memberStatus(member) {
   if (!member.is_connected) return "disconnected";
@@ -922,7 +1054,7 @@ function renderParticipants() {
   const client = app.client;
   if (!client) return;
   const youId = client.you && client.you.user_id;
-  const members = membersOf(client.participants);
+  const members = mergeParticipants(membersOf(client.participants), app.roster);
   const items = members.map((member) => memberItem(member, member.user_id === youId));
   $("participants").replaceChildren(...items);
   const online = members.filter((m) => m.is_connected).length;
@@ -960,11 +1092,50 @@ function memberItem(member, isYou) {
 
   const latency = document.createElement("span");
   latency.className = "latency";
-  latency.textContent = Number.isFinite(member.latency_ms) ? `${Math.round(member.latency_ms)} ms` : "–";
-  if (Number.isFinite(member.latency_ms)) latency.title = "one-way latency";
+  if (status === "disconnected") {
+    latency.textContent = STATUS_TEXT.disconnected;
+    latency.setAttribute("aria-hidden", "true"); // said once already, by dotText
+  } else {
+    // Yours from your own pings: the server's figure comes only with presence about you.
+    const own = isYou && app.client ? app.client.latencyMs : null;
+    const ms = Number.isFinite(own) ? own : member.latency_ms;
+    latency.textContent = latencyText(ms);
+    if (Number.isFinite(ms)) latency.title = "one-way latency";
+  }
 
   li.append(dot, dotText, name, role, latency);
   return li;
+}
+
+function latencyText(ms) {
+  return Number.isFinite(ms) ? `${Math.round(ms)} ms` : "–";
+}
+
+/** Your own latency changes with every ping, not only with presence: kept current in your row. */
+function renderOwnLatency() {
+  const cell = document.querySelector("#participants li.you:not(.disconnected) .latency");
+  const ms = app.client && app.client.latencyMs;
+  if (cell && Number.isFinite(ms) && cell.textContent !== latencyText(ms)) cell.textContent = latencyText(ms);
+}
+
+/**
+ * The participants REST knows, for those the socket does not show: people who joined (with an
+ * invitation, over REST) but never connected cause no presence. Asked at every (re)join and every
+ * ROSTER_REFRESH_MS; without an answer the People list shows the live members alone.
+ */
+async function refreshRoster(client) {
+  const roomId = (client.room && client.room.id) || app.roomId;
+  if (!roomId) return;
+  const seq = ++app.rosterSeq;
+  let page;
+  try {
+    page = await requestJson(`rooms/${encodeURIComponent(roomId)}/participants`, { token: store.token() });
+  } catch {
+    return;
+  }
+  if (client !== app.client || seq !== app.rosterSeq) return;
+  app.roster = page && Array.isArray(page.items) ? page.items : null;
+  renderParticipants();
 }
 
 // --- chat ---------------------------------------------------------------------------------------
@@ -1174,9 +1345,9 @@ function bindStaticUi() {
     app.seekDragging = false;
   });
   $("rate").addEventListener("change", onRateChange);
-  $("mute-toggle").addEventListener("click", () => {
-    video.muted = !video.muted; // volume is local, not a room command
-  });
+  $("mute-toggle").addEventListener("click", toggleMute);
+  $("volume").addEventListener("input", () => setVolume(Number($("volume").value)));
+  $("shortcuts-toggle").addEventListener("click", toggleShortcuts);
   video.addEventListener("volumechange", renderMute);
   $("fullscreen").addEventListener("click", toggleFullscreen);
   $("autoplay-overlay").addEventListener("click", () => {
@@ -1187,6 +1358,9 @@ function bindStaticUi() {
     $("autoplay-overlay").hidden = true;
   });
   video.addEventListener("error", onVideoError);
+  video.addEventListener("durationchange", () => {
+    if (app.ticker) tick(); // the length and the slider's range at once, not at the next tick
+  });
   video.addEventListener("loadeddata", () => {
     $("media-message").hidden = true;
   });
