@@ -9,11 +9,6 @@ every local process could connect). ``server.allowed_hosts`` names the site.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from uuid import uuid4
 
@@ -23,25 +18,14 @@ import trio
 from trio_websocket import open_websocket_url
 
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
+from tests.e2e.nginx import require_nginx, run_nginx
 from tests.e2e.raw import Raw, token
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PER_ADDRESS = 3  # failed join attempts per client address
 SITE = "media.example"  # server.allowed_hosts
 
+# The http block (tests/e2e/nginx.py puts it in a whole nginx.conf).
 CONFIG = """
-daemon off;
-master_process off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
     server {{
         listen 127.0.0.1:{port};
@@ -66,16 +50,12 @@ http {{
             proxy_set_header Host $http_host;
         }}
     }}
-}}
 """
 
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, str]]:
-    if not os.path.exists(NGINX):
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed (.ci/run installs the Debian package)")
-        pytest.skip("nginx is not installed")
+    require_nginx()
     folder = tmp_path_factory.mktemp("nginx")
     proxy_socket = folder / "proxy" / "http.sock"
     env = {
@@ -84,34 +64,12 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonPr
         "SYNCPLAY_ROOMS_FAILED_JOIN_ATTEMPTS_PER_ADDRESS": str(PER_ADDRESS),
     }
     with run_daemon(f"sqlite:///{folder / 'db.sqlite3'}", folder / "state", env) as daemon:
-        with socket.socket() as probe:  # a free port for nginx
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        conf = folder / "nginx.conf"
-        conf.write_text(CONFIG.format(tmp=folder, port=port, socket=proxy_socket))
-        nginx = subprocess.Popen(
-            [NGINX, "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            # nginx gives no readiness signal; poll its port, bounded in count and time.
-            for _ in range(250):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except ConnectionRefusedError:
-                    assert nginx.poll() is None, (folder / "error.log").read_text()
-                    time.sleep(0.02)
-            else:
-                pytest.fail("nginx did not listen within 5 s")
-            base = f"http://127.0.0.1:{port}"
+
+        def config(port: int) -> str:
+            return CONFIG.format(port=port, socket=proxy_socket)
+
+        with run_nginx(folder, config) as base:
             yield daemon, base
-        finally:
-            nginx.terminate()
-            nginx.wait(timeout=10)
-        assert "[emerg]" not in (folder / "error.log").read_text()
 
 
 def test_rest_through_the_proxy(proxied: tuple[DaemonProcess, str]) -> None:
