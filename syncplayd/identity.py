@@ -219,12 +219,26 @@ def principal_from_proxy(
         user_id = UUID(raw_id.strip())
     except ValueError:
         raise InvalidToken(f"invalid identity: {user_id_header} is not a UUID") from None
-    name = "".join(ch for ch in single(user_name_header) or "" if ch.isprintable()).strip()
+    raw_name = _utf8_header(single(user_name_header) or "")
+    name = "".join(ch for ch in raw_name if ch.isprintable()).strip()
     return Principal(
         user_id=user_id,
         name=(name or str(user_id)[:8])[:MAX_NAME_LENGTH],
         is_admin=(single(admin_header) or "").strip().lower() == "true",
     )
+
+
+def _utf8_header(value: str) -> str:
+    """A header value as the proxy meant it.
+
+    HTTP servers hand header values over decoded as Latin-1 (RFC 9110 leaves their
+    bytes opaque), while proxies and media servers send names as UTF-8: "Zoë" would
+    become "ZoÃ«". Bytes that are not UTF-8 are kept as Latin-1 text.
+    """
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 MAX_FORWARDED_HOPS = 16

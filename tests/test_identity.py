@@ -161,6 +161,24 @@ def test_proxy_identity_from_the_headers() -> None:
     assert principal == Principal(user, "Pat", is_admin=True)
 
 
+@pytest.mark.parametrize(
+    ("sent", "name"),
+    [
+        # What the HTTP server hands over for the UTF-8 bytes of "Zoë 東京" (Latin-1 text).
+        ("Zoë 東京".encode().decode("latin-1"), "Zoë 東京"),
+        # Latin-1 bytes that are not UTF-8 stay as they came.
+        ("Zo\xeb", "Zo\xeb"),
+    ],
+)
+def test_a_proxy_name_is_read_as_utf8(sent: str, name: str) -> None:
+    headers = {"X-Remote-User-Id": str(uuid4()), "X-Remote-User-Name": sent}
+    principal = principal_from_proxy(
+        _lines(headers), user_id_header="X-Remote-User-Id",
+        user_name_header="X-Remote-User-Name", admin_header="X-Admin",
+    )  # fmt: skip
+    assert principal is not None and principal.name == name
+
+
 def test_no_identity_header_falls_back_to_tokens() -> None:
     assert (
         principal_from_proxy(
