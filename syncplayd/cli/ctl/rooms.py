@@ -1,0 +1,271 @@
+"""``syncplayctl rooms``: list, show, create, update and end rooms."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+from uuid import UUID
+
+import click
+
+from syncplayd.cli import ids
+from syncplayd.cli.ctl.context import LIMIT, OFFSET, ROOM, CtlContext, echo_link, pass_ctl, who
+from syncplayd.cli.ctl.group import CtlGroup
+from syncplayd.cli.output import Column, cell, echo_json, echo_page, echo_table, fields, when
+
+
+@click.group(cls=CtlGroup)
+def rooms() -> None:
+    """List, show, create, update and end rooms.
+
+    Private rooms included: the admin API sees every room.
+    """
+
+
+_ROOM_COLUMNS: list[Column] = [
+    ("ID", lambda r: r["id"]),
+    ("NAME", lambda r: cell(r["name"], width=30)),
+    ("OWNER", lambda r: cell(who(r.get("owner_name"), r["owner_id"], short=True), width=30)),
+    ("PUBLIC", lambda r: cell(r["is_public"])),
+    ("MEMBERS", lambda r: f"{r['participant_count']}/{r['max_participants']}"),
+    ("LIVE", lambda r: str(r.get("connections", 0))),
+    ("CREATED", lambda r: when(r["created_at"])),
+    ("ENDED", lambda r: when(r["ended_at"])),
+]
+
+
+@rooms.command("list")
+@click.option(
+    "--status",
+    "state",
+    type=click.Choice(["active", "ended", "all"]),
+    default="active",
+    show_default=True,
+    help="Which rooms, by whether they have ended.",
+)
+@click.option("--public-only", is_flag=True, help="Only public rooms.")
+@click.option("--user", type=click.UUID, help="Only rooms this user owns or has joined.")
+@click.option("--content-type", help="Only rooms with exactly this content type.")
+@click.option("--content-id", help="Only rooms with exactly this content id.")
+@LIMIT
+@OFFSET
+@pass_ctl
+def rooms_list(
+    ctl: CtlContext,
+    state: str,
+    public_only: bool,
+    user: UUID | None,
+    content_type: str | None,
+    content_id: str | None,
+    limit: int,
+    offset: int,
+) -> None:
+    """List rooms, newest first (LIVE counts connected sessions)."""
+    page = ctl.client().list_rooms(
+        status=state,
+        public_only=public_only,
+        user=user,
+        content_type=content_type,
+        content_id=content_id,
+        limit=limit,
+        offset=offset,
+    )
+    ctl.emit(page, lambda p: echo_page(p, _ROOM_COLUMNS, "rooms"))
+
+
+@rooms.command("show")
+@ROOM
+@pass_ctl
+def rooms_show(ctl: CtlContext, room_id: UUID | ids.Prefix) -> None:
+    """Show a room's settings, playback and live sessions."""
+    ctl.emit(ctl.client().get_room(ctl.room(room_id)), _print_room)
+
+
+def _print_room(room: dict[str, Any]) -> None:
+    playback = room["playback"]
+    live = room.get("live")
+    pairs: list[tuple[str, Any]] = [
+        ("id", room["id"]),
+        ("name", room["name"]),
+        ("owner", who(room.get("owner_name"), room["owner_id"])),
+        ("content", f"{room['content_type']} {room['content_id']}"),
+        ("public", room["is_public"]),
+        ("password", room["has_password"]),
+        ("members", f"{room['participant_count']}/{room['max_participants']}"),
+        ("control", room["playback_control"]),
+        (
+            "playback",
+            f"{playback['state']} at {playback['position']:.1f} s, rate {playback['rate']}"
+            f" (version {playback['version']})",
+        ),
+        ("created", when(room["created_at"])),
+        ("updated", when(room["updated_at"])),
+        ("ended", when(room["ended_at"])),
+    ]
+    # One fields() call for every line, so that "live" lines up with the rest.
+    if live is not None:
+        now = live["playback"]
+        pairs.append(
+            (
+                "live",
+                f"{live['connections']} connections, {now['state']} at {now['position']:.1f} s",
+            )
+        )
+    elif room.get("ended_at") is None:
+        pairs.append(("live", "no (nobody connected)"))
+    click.echo(fields(pairs))
+    if live is not None and live["sessions"]:
+        echo_table(
+            live["sessions"],
+            [
+                ("SESSION", lambda s: s["session_id"]),
+                ("USER", lambda s: s["user_id"]),
+                ("NAME", lambda s: cell(s["user_name"], width=24)),
+                ("ROLE", lambda s: s["role"]),
+                ("CONNECTED", lambda s: cell(s["connected"])),
+                ("BUFFERING", lambda s: cell(s["buffering"])),
+                ("RTT_MS", lambda s: cell(s["rtt_ms"])),
+            ],
+        )
+
+
+def _password(source: IO[str] | None) -> str | None:
+    if source is None:
+        return None
+    text = source.readline().rstrip("\r\n")
+    if not text:
+        raise click.BadParameter("the password file is empty", param_hint="--password-file")
+    return text
+
+
+_PASSWORD_FILE = click.option(
+    "--password-file",
+    type=click.File("r"),
+    help="Read the room password from the first line of this file ('-': standard input).",
+)
+_CONTROL = click.option(
+    "--playback-control",
+    type=click.Choice(["everyone", "moderators"]),
+    help="Who may play, pause and seek.",
+)
+
+
+@rooms.command("create")
+@click.option("--owner", "owner_id", required=True, type=click.UUID, help="The owner's user id.")
+@click.option(
+    "--owner-name",
+    required=True,
+    help="The owner's name as the members see it (syncplayd has no user directory to look"
+    " it up in).",
+)
+@click.option("--name", required=True, help="The room's name.")
+@click.option("--content-type", required=True, help="For example movie or episode.")
+@click.option("--content-id", required=True, help="The media's id on the media server.")
+@click.option("--public", is_flag=True, help="List the room to everyone (default: private).")
+@_PASSWORD_FILE
+@click.option("--max-participants", type=click.IntRange(2, 1000), help="Capacity.")
+@_CONTROL
+@pass_ctl
+def rooms_create(
+    ctl: CtlContext,
+    owner_id: UUID,
+    owner_name: str,
+    name: str,
+    content_type: str,
+    content_id: str,
+    public: bool,
+    password_file: IO[str] | None,
+    max_participants: int | None,
+    playback_control: str | None,
+) -> None:
+    """Create a room on behalf of an owner, who becomes its first member.
+
+    Prints the room's id and the watch page's link to it (see --public-url).
+    """
+    room = ctl.client().create_room(
+        owner_id=owner_id,
+        owner_name=owner_name,
+        name=name,
+        content_type=content_type,
+        content_id=content_id,
+        is_public=public,
+        password=_password(password_file),
+        max_participants=max_participants,
+        playback_control=playback_control,
+    )
+    if ctl.json:
+        echo_json(room)
+        return
+    owner = who(room.get("owner_name"), room["owner_id"])
+    click.echo(f"created room {room['id']} ({cell(room['name'], width=None)}) for {cell(owner)}")
+    echo_link(ctl.watch_base(), room=room["id"])
+
+
+@rooms.command("update")
+@ROOM
+@click.option("--name", help="A new name.")
+@click.option("--content-type", help="A new content type.")
+@click.option("--content-id", help="A new content id.")
+@click.option("--public/--private", "is_public", default=None, help="Change visibility.")
+@_PASSWORD_FILE
+@click.option("--no-password", is_flag=True, help="Remove the password.")
+@click.option("--max-participants", type=click.IntRange(2, 1000), help="A new capacity.")
+@_CONTROL
+@pass_ctl
+def rooms_update(
+    ctl: CtlContext,
+    room_id: UUID | ids.Prefix,
+    name: str | None,
+    content_type: str | None,
+    content_id: str | None,
+    is_public: bool | None,
+    password_file: IO[str] | None,
+    no_password: bool,
+    max_participants: int | None,
+    playback_control: str | None,
+) -> None:
+    """Change a room's settings; options not given stay as they are."""
+    if password_file is not None and no_password:
+        raise click.UsageError("give --password-file or --no-password, not both")
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "name": name,
+            "content_type": content_type,
+            "content_id": content_id,
+            "is_public": is_public,
+            "max_participants": max_participants,
+            "playback_control": playback_control,
+        }.items()
+        if value is not None
+    }
+    if password_file is not None:
+        changes["password"] = _password(password_file)
+    if no_password:
+        changes["password"] = None
+    if not changes:
+        raise click.UsageError("give at least one setting to change")
+    room = ctl.client().update_room(ctl.room(room_id), changes)
+    ctl.emit(room, lambda r: click.echo(f"updated room {r['id']} ({cell(r['name'], width=None)})"))
+
+
+@rooms.command("end")
+@ROOM
+@click.option("--purge", is_flag=True, help="Also delete it with its chat, members and events.")
+@pass_ctl
+def rooms_end(ctl: CtlContext, room_id: UUID | ids.Prefix, purge: bool) -> None:
+    """End a room: connected clients are told and disconnected.
+
+    An ended room stays readable; with --purge it is deleted for good. Ending
+    an ended room again changes nothing and says so.
+    """
+    result = ctl.client().end_room(ctl.room(room_id), purge=purge)
+    ctl.emit(result, lambda r: click.echo(_ended(r)))
+
+
+def _ended(result: dict[str, Any]) -> str:
+    before = " (it had already ended)" if result.get("already_ended") else ""
+    if result["purged"]:
+        return f"purged room {result['room_id']}{before}"
+    if before:
+        return f"room {result['room_id']} had already ended: nothing changed"
+    return f"ended room {result['room_id']}"
