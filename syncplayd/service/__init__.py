@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from syncplayd.service.errors import FieldError as FieldError
 from syncplayd.service.errors import ServiceError as ServiceError
+from syncplayd.service.invitations import Invitations as Invitations
 from syncplayd.service.rooms import Kick as Kick
 from syncplayd.service.rooms import LiveRooms as LiveRooms
 from syncplayd.service.rooms import Removal as Removal

@@ -4,7 +4,9 @@ Every public method takes the authenticated :class:`Principal` first and either
 returns records or raises :class:`ServiceError`. The permission rules themselves
 live in :mod:`syncplayd.core.access`; this module looks up the facts they need,
 applies them, and keeps the multi-step operations (join with an invitation)
-consistent when they race.
+consistent when they race. Invitation codes themselves are made and checked by
+:class:`~syncplayd.service.invitations.Invitations`, which the service owns and
+delegates to.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
@@ -22,7 +24,6 @@ import trio
 from syncplayd.clocks import monotonic, utc_now
 from syncplayd.config import RoomSettings, SyncplaySettings
 from syncplayd.core import access
-from syncplayd.core.codes import new_code, normalize_code
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.core.text import chat_refusal
 from syncplayd.identity import Principal
@@ -30,6 +31,7 @@ from syncplayd.passwords import HashCost, Passwords
 from syncplayd.service.admin import AdminQueries
 from syncplayd.service.attempts import SecretAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
+from syncplayd.service.invitations import Invitations
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage.base import Repository
 from syncplayd.storage.records import (
@@ -43,10 +45,6 @@ from syncplayd.storage.records import (
     RoomFilters,
     RoomUpdate,
 )
-
-# How many fresh codes to draw when one collides with an existing code. With
-# ~40 bits per code a second collision in a row means something else is wrong.
-_CODE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +130,6 @@ class RoomService:
         self.admin = AdminQueries(repo)
         self._now = wall_clock
         self._monotonic = monotonic
-        self._randbelow = randbelow
         self._chat_limiter: RateLimiter[UUID] = RateLimiter(
             settings.chat.rate_limit_messages_per_minute
         )
@@ -144,7 +141,6 @@ class RoomService:
         self._passwords = passwords or Passwords(_hash_cost(rooms), rooms.password_hash_concurrency)
         self._create_limiter = _hourly(rooms.creates_per_hour)
         self._password_limiter = _hourly(rooms.password_changes_per_hour)
-        self._invite_limiter = _hourly(settings.invitations.creates_per_hour)
         # Built once: a reload does not apply new budgets (a restart does), so
         # that a SIGHUP never hands a guesser a fresh budget.
         self._attempts = SecretAttempts(
@@ -152,6 +148,17 @@ class RoomService:
             settings.rooms.failed_join_attempts_per_address,
             settings.rooms.failed_join_window_seconds,
             monotonic,
+        )
+        self._invitations = Invitations(
+            repo,
+            settings.invitations,
+            self._attempts,
+            room=self._room,
+            visible_room=self._visible_room,
+            rate=self._rate,
+            hourly=_hourly,
+            wall_clock=wall_clock,
+            randbelow=randbelow,
         )
 
     @property
@@ -169,8 +176,7 @@ class RoomService:
             self._create_limiter = _hourly(new.rooms.creates_per_hour)
         if new.rooms.password_changes_per_hour != old.rooms.password_changes_per_hour:
             self._password_limiter = _hourly(new.rooms.password_changes_per_hour)
-        if new.invitations.creates_per_hour != old.invitations.creates_per_hour:
-            self._invite_limiter = _hourly(new.invitations.creates_per_hour)
+        self._invitations.reconfigure(new.invitations)
         self._passwords.reconfigure(_hash_cost(new.rooms), new.rooms.password_hash_concurrency)
         self._settings = settings
 
@@ -405,7 +411,7 @@ class RoomService:
         invitation = None
         if invitation_code is not None:
             with self._attempts.attempt(principal.user_id, address):
-                invitation = await self._valid_invitation(principal, invitation_code, room_id)
+                invitation = await self._invitations.valid(principal, invitation_code, room_id)
         else:
             need = access.join_requirement(
                 caller, is_public=room.is_public, has_password=room.has_password
@@ -425,7 +431,7 @@ class RoomService:
             consumed = await self._repo.consume_invitation(invitation.code, self._now())
             if consumed is None:
                 # Lost a race for the last use (or it expired meanwhile).
-                await self._valid_invitation(principal, invitation.code, room_id)
+                await self._invitations.valid(principal, invitation.code, room_id)
                 raise ServiceError(410, "invitation-used-up", "the invitation has been used up")
         try:
             participant, _ = await self._repo.add_participant(
@@ -570,88 +576,19 @@ class RoomService:
         max_uses: int | None = None,
     ) -> Invitation:
         """Create an invitation (owner, moderators and admins)."""
-        room, caller = await self._visible_room(principal, room_id)
-        if not access.can_invite(caller):
-            raise forbidden("only the owner and moderators can invite")
-        if not room.is_active:
-            raise room_ended()
-        settings = self._settings.invitations
-        now = self._now()
-        hours = expires_in_hours if expires_in_hours is not None else settings.default_expiry_hours
-        if max_uses is None and invited_user_id is not None:
-            max_uses = 1  # an invitation for one person is for one join
-        self._rate(self._invite_limiter, principal, "invitations created")
-        for _ in range(_CODE_ATTEMPTS):
-            try:
-                return await self._repo.create_invitation(
-                    Invitation(
-                        id=uuid4(),
-                        code=new_code(settings.code_length, self._randbelow),
-                        room_id=room_id,
-                        created_by=principal.user_id,
-                        invited_user_id=invited_user_id,
-                        expires_at=now + timedelta(hours=hours),
-                        max_uses=max_uses,
-                        use_count=0,
-                        created_at=now,
-                    ),
-                    max_live=settings.max_live_per_room,
-                )
-            except storage_errors.DuplicateCode:
-                continue
-            except storage_errors.TooManyInvitations:
-                raise ServiceError(
-                    409,
-                    "too-many-invitations",
-                    f"the room has {settings.max_live_per_room} invitations that are neither"
-                    " expired nor used up; wait for some to expire or be used",
-                ) from None
-            except storage_errors.RoomNotFound:
-                raise not_found("room") from None  # purged while we were here
-        # Five collisions in a row at ~40 bits each: the code space is not the problem.
-        raise ServiceError(503, "unavailable", "could not draw a free invitation code; retry")
+        return await self._invitations.create(
+            principal,
+            room_id,
+            invited_user_id=invited_user_id,
+            expires_in_hours=expires_in_hours,
+            max_uses=max_uses,
+        )
 
     async def get_invitation(
         self, principal: Principal, code: str, *, address: str | None = None
     ) -> tuple[Invitation, Room]:
-        """Look up an invitation and the room it opens.
-
-        A lookup tells whether a code exists, so a miss counts against the same
-        failed-attempt budgets as a wrong code at join.
-        """
-        with self._attempts.attempt(principal.user_id, address):
-            invitation = await self._repo.get_invitation(normalize_code(code))
-            if invitation is None or (
-                invitation.invited_user_id is not None
-                and invitation.invited_user_id != principal.user_id
-                and not principal.is_admin
-            ):
-                # Someone else's personal invitation looks like no invitation at all.
-                raise not_found("invitation")
-            self._check_usable(invitation)
-        # An ended room's invitation is still shown (with ``ended_at``), so that
-        # the invitee learns why joining will fail.
-        return invitation, await self._room(invitation.room_id)
-
-    async def _valid_invitation(self, principal: Principal, code: str, room_id: UUID) -> Invitation:
-        invitation = await self._repo.get_invitation(normalize_code(code))
-        if (
-            invitation is None
-            or invitation.room_id != room_id
-            or (
-                invitation.invited_user_id is not None
-                and invitation.invited_user_id != principal.user_id
-            )
-        ):
-            raise forbidden("the invitation code is not valid for this room", "invitation-invalid")
-        self._check_usable(invitation)
-        return invitation
-
-    def _check_usable(self, invitation: Invitation) -> None:
-        if invitation.is_expired(self._now()):
-            raise ServiceError(410, "invitation-expired", "the invitation has expired")
-        if invitation.is_used_up:
-            raise ServiceError(410, "invitation-used-up", "the invitation has been used up")
+        """Look up an invitation and the room it opens (a miss is a failed attempt)."""
+        return await self._invitations.get(principal, code, address=address)
 
 
 def _server_wide(principal: Principal) -> access.Caller:
