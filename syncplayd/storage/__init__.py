@@ -25,6 +25,7 @@ from syncplayd.storage import postgres as _postgres
 from syncplayd.storage import sqlite as _sqlite
 from syncplayd.storage.base import Repository as Repository
 from syncplayd.storage.errors import DuplicateCode as DuplicateCode
+from syncplayd.storage.errors import NotAParticipant as NotAParticipant
 from syncplayd.storage.errors import RoomEnded as RoomEnded
 from syncplayd.storage.errors import RoomFull as RoomFull
 from syncplayd.storage.errors import RoomNotFound as RoomNotFound
@@ -44,6 +45,8 @@ from syncplayd.storage.records import NewRoom as NewRoom
 from syncplayd.storage.records import Participant as Participant
 from syncplayd.storage.records import Playback as Playback
 from syncplayd.storage.records import PlaybackState as PlaybackState
+from syncplayd.storage.records import Restriction as Restriction
+from syncplayd.storage.records import RestrictionKind as RestrictionKind
 from syncplayd.storage.records import Role as Role
 from syncplayd.storage.records import Room as Room
 from syncplayd.storage.records import RoomFilters as RoomFilters

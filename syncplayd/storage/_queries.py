@@ -21,9 +21,11 @@ from syncplayd.storage._sql import (
     opt_id,
     opt_ts,
     participant_from_row,
+    restriction_from_row,
     room_from_row,
 )
 from syncplayd.storage.errors import (
+    NotAParticipant,
     RoomEnded,
     RoomFull,
     RoomNotFound,
@@ -38,6 +40,8 @@ from syncplayd.storage.records import (
     NewRoom,
     Participant,
     Playback,
+    Restriction,
+    RestrictionKind,
     Role,
     Room,
     RoomFilters,
@@ -123,7 +127,14 @@ def list_rooms(tx: Tx, filters: RoomFilters, limit: int, offset: int) -> tuple[l
 
 def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
     sets, params = ["updated_at = ?"], [tx.ts(update.updated_at)]
-    for column in ("name", "content_type", "content_id", "is_public", "max_participants"):
+    for column in (
+        "name",
+        "content_type",
+        "content_id",
+        "is_public",
+        "max_participants",
+        "moderators_manage_moderators",
+    ):
         value = getattr(update, column)
         if value is not None:
             sets.append(f"{column} = ?")
@@ -262,6 +273,85 @@ def remove_participant(tx: Tx, room_id: UUID, user_id: UUID) -> bool:
     return bool(tx.execute(sql, [tx.id(room_id), tx.id(user_id)]).rowcount)
 
 
+def transfer_ownership(tx: Tx, room_id: UUID, new_owner_id: UUID, now: datetime) -> Room:
+    # Lock the room row first: of two concurrent transfers the second then reads the
+    # owner the first made, and demotes that one (never two owners).
+    sql = f"SELECT owner_id, ended_at FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608  # nosec B608
+    row = tx.execute(sql, [tx.id(room_id)]).fetchone()
+    if row is None:
+        raise RoomNotFound(str(room_id))
+    if row["ended_at"] is not None:
+        raise RoomEnded(str(room_id))
+    if get_participant(tx, room_id, new_owner_id) is None:
+        raise NotAParticipant(f"{new_owner_id} in room {room_id}")
+    old_owner_id = tx.read_id(row["owner_id"])
+    if old_owner_id != new_owner_id:
+        sql = "UPDATE participants SET role = ? WHERE room_id = ? AND user_id = ?"
+        # The previous owner may have left: then there is no row to demote.
+        tx.execute(sql, [Role.MODERATOR.value, tx.id(room_id), tx.id(old_owner_id)])
+        tx.execute(sql, [Role.OWNER.value, tx.id(room_id), tx.id(new_owner_id)])
+        tx.execute(
+            "UPDATE rooms SET owner_id = ?, updated_at = ? WHERE id = ?",
+            [tx.id(new_owner_id), tx.ts(now), tx.id(room_id)],
+        )
+    room = get_room(tx, room_id)
+    if room is None:  # pragma: no cover
+        raise _vanished("room")
+    return room
+
+
+# -- restrictions ----------------------------------------------------------------------
+def set_restriction(tx: Tx, r: Restriction) -> Restriction:
+    # A missing room fails the foreign key (RoomNotFound); the key is (room, kind, user),
+    # so a second ban or mute of the same user replaces the first.
+    row = tx.execute(
+        "INSERT INTO room_restrictions (room_id, user_id, kind, user_name, reason, created_by,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (room_id, kind, user_id) DO UPDATE SET user_name = excluded.user_name,"
+        " reason = excluded.reason, created_by = excluded.created_by,"
+        " created_at = excluded.created_at, expires_at = excluded.expires_at RETURNING *",
+        [tx.id(r.room_id), tx.id(r.user_id), r.kind.value, r.user_name, r.reason,
+         tx.id(r.created_by), tx.ts(r.created_at), opt_ts(tx, r.expires_at)],
+    ).fetchone()  # fmt: skip
+    return restriction_from_row(tx, row)
+
+
+def get_restriction(
+    tx: Tx, room_id: UUID, user_id: UUID, kind: RestrictionKind
+) -> Restriction | None:
+    row = tx.execute(
+        "SELECT * FROM room_restrictions WHERE room_id = ? AND kind = ? AND user_id = ?",
+        [tx.id(room_id), kind.value, tx.id(user_id)],
+    ).fetchone()
+    return None if row is None else restriction_from_row(tx, row)
+
+
+def list_restrictions(
+    tx: Tx, room_id: UUID, kind: RestrictionKind, active_at: datetime | None
+) -> list[Restriction]:
+    where, params = "room_id = ? AND kind = ?", [tx.id(room_id), kind.value]
+    if active_at is not None:
+        where += " AND (expires_at IS NULL OR expires_at > ?)"
+        params.append(tx.ts(active_at))
+    rows = tx.execute(
+        f"SELECT * FROM room_restrictions WHERE {where}"  # noqa: S608 (constant)  # nosec B608
+        " ORDER BY created_at DESC, user_id DESC",
+        params,
+    ).fetchall()
+    return [restriction_from_row(tx, row) for row in rows]
+
+
+def delete_restriction(tx: Tx, room_id: UUID, user_id: UUID, kind: RestrictionKind) -> bool:
+    sql = "DELETE FROM room_restrictions WHERE room_id = ? AND kind = ? AND user_id = ?"
+    return bool(tx.execute(sql, [tx.id(room_id), kind.value, tx.id(user_id)]).rowcount)
+
+
+def purge_expired_restrictions(tx: Tx, expired_before: datetime) -> int:
+    # A NULL expires_at (until lifted) never compares below: those stay.
+    sql = "DELETE FROM room_restrictions WHERE expires_at < ?"
+    return tx.execute(sql, [tx.ts(expired_before)]).rowcount
+
+
 # -- chat and events -------------------------------------------------------------------
 def create_chat_message(tx: Tx, m: ChatMessage) -> ChatMessage:
     row = tx.execute(
@@ -291,6 +381,11 @@ def list_chat_messages(
 ) -> tuple[list[ChatMessage], int]:
     rows, total = _page(tx, "chat_messages", "created_at DESC, id DESC", room_id, limit, offset)
     return [chat_from_row(tx, row) for row in rows], total
+
+
+def get_chat_message(tx: Tx, message_id: UUID) -> ChatMessage | None:
+    row = tx.execute("SELECT * FROM chat_messages WHERE id = ?", [tx.id(message_id)]).fetchone()
+    return None if row is None else chat_from_row(tx, row)
 
 
 def delete_chat_message(tx: Tx, message_id: UUID) -> bool:
@@ -402,7 +497,8 @@ def purge_expired_invitations(tx: Tx, expired_before: datetime) -> int:
 
 
 def purge_ended_rooms(tx: Tx, ended_before: datetime, limit: int) -> int:
-    # The cascades delete the rooms' participants, chat, events and invitations.
+    # The cascades delete the rooms' participants, chat, events, invitations and
+    # restrictions.
     return tx.execute(
         "DELETE FROM rooms WHERE id IN (SELECT id FROM rooms WHERE ended_at IS NOT NULL"
         " AND ended_at < ? ORDER BY ended_at, id LIMIT ?)",

@@ -22,6 +22,8 @@ from syncplayd.storage.records import (
     Playback,
     PlaybackControl,
     PlaybackState,
+    Restriction,
+    RestrictionKind,
     Role,
     Room,
 )
@@ -91,6 +93,7 @@ def room_from_row(tx: Tx, row: Any) -> Room:
         ended_at=None if row["ended_at"] is None else tx.read_ts(row["ended_at"]),
         participant_count=row["participant_count"],
         playback_control=PlaybackControl(row["playback_control"]),
+        moderators_manage_moderators=bool(row["moderators_manage_moderators"]),
     )
 
 
@@ -140,4 +143,18 @@ def invitation_from_row(tx: Tx, row: Any) -> Invitation:
         max_uses=row["max_uses"],
         use_count=row["use_count"],
         created_at=tx.read_ts(row["created_at"]),
+    )
+
+
+def restriction_from_row(tx: Tx, row: Any) -> Restriction:
+    expires = row["expires_at"]
+    return Restriction(
+        room_id=tx.read_id(row["room_id"]),
+        user_id=tx.read_id(row["user_id"]),
+        kind=RestrictionKind(row["kind"]),
+        user_name=row["user_name"],
+        reason=row["reason"],
+        created_by=tx.read_id(row["created_by"]),
+        created_at=tx.read_ts(row["created_at"]),
+        expires_at=None if expires is None else tx.read_ts(expires),
     )

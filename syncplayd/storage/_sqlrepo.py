@@ -24,6 +24,8 @@ from syncplayd.storage.records import (
     NewRoom,
     Participant,
     Playback,
+    Restriction,
+    RestrictionKind,
     Role,
     Room,
     RoomFilters,
@@ -116,6 +118,29 @@ class SqlRepository(Repository, abc.ABC):
     async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
         return await self._write(q.remove_participant, room_id, user_id)
 
+    async def transfer_ownership(self, room_id: UUID, new_owner_id: UUID, now: datetime) -> Room:
+        return await self._write(q.transfer_ownership, room_id, new_owner_id, now)
+
+    # -- restrictions ------------------------------------------------------------------------
+    async def set_restriction(self, restriction: Restriction) -> Restriction:
+        return await self._write(q.set_restriction, restriction)
+
+    async def get_restriction(
+        self, room_id: UUID, user_id: UUID, kind: RestrictionKind
+    ) -> Restriction | None:
+        return await self._read(q.get_restriction, room_id, user_id, kind)
+
+    async def list_restrictions(
+        self, room_id: UUID, kind: RestrictionKind, active_at: datetime | None
+    ) -> list[Restriction]:
+        return await self._read(q.list_restrictions, room_id, kind, active_at)
+
+    async def delete_restriction(self, room_id: UUID, user_id: UUID, kind: RestrictionKind) -> bool:
+        return await self._write(q.delete_restriction, room_id, user_id, kind)
+
+    async def purge_expired_restrictions(self, expired_before: datetime) -> int:
+        return await self._write(q.purge_expired_restrictions, expired_before)
+
     # -- chat and events ---------------------------------------------------------------------
     async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
         return await self._write(q.create_chat_message, message)
@@ -125,6 +150,9 @@ class SqlRepository(Repository, abc.ABC):
     ) -> tuple[list[ChatMessage], int]:
         check_page(limit, offset)
         return await self._read(q.list_chat_messages, room_id, limit, offset)
+
+    async def get_chat_message(self, message_id: UUID) -> ChatMessage | None:
+        return await self._read(q.get_chat_message, message_id)
 
     async def delete_chat_message(self, message_id: UUID) -> bool:
         return await self._write(q.delete_chat_message, message_id)

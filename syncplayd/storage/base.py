@@ -20,6 +20,8 @@ from syncplayd.storage.records import (
     NewRoom,
     Participant,
     Playback,
+    Restriction,
+    RestrictionKind,
     Role,
     Room,
     RoomFilters,
@@ -103,6 +105,44 @@ class Repository(Protocol):
     async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
         """Remove a participant; ``False`` if not a member."""
 
+    async def transfer_ownership(self, room_id: UUID, new_owner_id: UUID, now: datetime) -> Room:
+        """Make a participant the room's owner, in one transaction.
+
+        The room's ``owner_id`` becomes ``new_owner_id``, that participant's role
+        ``owner``, and the previous owner's participation (if any) ``moderator``;
+        ``updated_at`` becomes ``now``. Transferring to the current owner changes nothing.
+
+        Raises:
+            RoomNotFound: the room does not exist.
+            RoomEnded: the room has ended.
+            NotAParticipant: ``new_owner_id`` is not a participant of the room.
+        """
+
+    # -- restrictions (bans and mutes) ------------------------------------------------
+    async def set_restriction(self, restriction: Restriction) -> Restriction:
+        """Store a ban or mute, replacing the user's existing one of that kind in the room.
+
+        Raises:
+            RoomNotFound: the room does not exist.
+        """
+
+    async def get_restriction(
+        self, room_id: UUID, user_id: UUID, kind: RestrictionKind
+    ) -> Restriction | None:
+        """The user's restriction of that kind in the room, expired or not; ``None`` if none."""
+
+    async def list_restrictions(
+        self, room_id: UUID, kind: RestrictionKind, active_at: datetime | None
+    ) -> list[Restriction]:
+        """The room's restrictions of that kind, newest first; with ``active_at``, only
+        those not expired at that time."""
+
+    async def delete_restriction(self, room_id: UUID, user_id: UUID, kind: RestrictionKind) -> bool:
+        """Lift a restriction; ``False`` if there was none."""
+
+    async def purge_expired_restrictions(self, expired_before: datetime) -> int:
+        """Delete restrictions that expired before the given time; return how many."""
+
     # -- chat --------------------------------------------------------------------
     async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
         """Store a chat message (durable once this returns)."""
@@ -111,6 +151,9 @@ class Repository(Protocol):
         self, room_id: UUID, limit: int, offset: int
     ) -> tuple[list[ChatMessage], int]:
         """Return a page of the room's chat, newest first, and the total count."""
+
+    async def get_chat_message(self, message_id: UUID) -> ChatMessage | None:
+        """Return one message, or ``None``."""
 
     async def delete_chat_message(self, message_id: UUID) -> bool:
         """Delete one message; ``False`` if it did not exist."""

@@ -19,6 +19,10 @@ class RoomFull(StorageError):
     """The room already has ``max_participants`` participants."""
 
 
+class NotAParticipant(StorageError):
+    """The user is not a participant of the room."""
+
+
 class TooManyInvitations(StorageError):
     """The room already has as many live invitations as the caller allows."""
 

@@ -22,6 +22,7 @@ from syncplayd.storage._sqlrepo import check_page
 from syncplayd.storage.base import Repository
 from syncplayd.storage.errors import (
     DuplicateCode,
+    NotAParticipant,
     RoomEnded,
     RoomFull,
     RoomNotFound,
@@ -37,6 +38,8 @@ from syncplayd.storage.records import (
     NewRoom,
     Participant,
     Playback,
+    Restriction,
+    RestrictionKind,
     Role,
     Room,
     RoomFilters,
@@ -47,6 +50,10 @@ from syncplayd.storage.records import (
 def _utc(value: datetime) -> datetime:
     # As stored by the databases: naive means UTC, and values come back in UTC.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: The schema's limit on a restriction's reason, in characters.
+MAX_REASON_LENGTH = 500
 
 
 def _check_room(name: str | None, max_participants: int | None) -> None:
@@ -68,6 +75,8 @@ class MemoryRepository(Repository):
         self._events: list[tuple[Event, str]] = []  # payload kept as JSON text
         self._last_event_id = 0
         self._invitations: dict[str, Invitation] = {}
+        # Keyed as the table's primary key: (room, kind, user).
+        self._restrictions: dict[tuple[UUID, RestrictionKind, UUID], Restriction] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -162,6 +171,7 @@ class MemoryRepository(Repository):
                 "is_public",
                 "max_participants",
                 "playback_control",
+                "moderators_manage_moderators",
             )
             if getattr(update, name) is not None
         }
@@ -208,6 +218,7 @@ class MemoryRepository(Repository):
         self._chat = {k: m for k, m in self._chat.items() if m.room_id != room_id}
         self._events = [e for e in self._events if e[0].room_id != room_id]
         self._invitations = {k: i for k, i in self._invitations.items() if i.room_id != room_id}
+        self._restrictions = {k: r for k, r in self._restrictions.items() if r.room_id != room_id}
         return True
 
     # -- participants ------------------------------------------------------------------------
@@ -277,6 +288,77 @@ class MemoryRepository(Repository):
         await self._enter()
         return self._members.get(room_id, {}).pop(user_id, None) is not None
 
+    async def transfer_ownership(self, room_id: UUID, new_owner_id: UUID, now: datetime) -> Room:
+        await self._enter()
+        room = self._must_room(room_id)
+        if room.ended_at is not None:
+            raise RoomEnded(str(room_id))
+        members = self._members[room_id]
+        new_owner = members.get(new_owner_id)
+        if new_owner is None:
+            raise NotAParticipant(f"{new_owner_id} in room {room_id}")
+        if room.owner_id == new_owner_id:
+            return room
+        old_owner = members.get(room.owner_id)
+        if old_owner is not None:  # the previous owner may have left
+            members[room.owner_id] = dataclasses.replace(old_owner, role=Role.MODERATOR)
+        members[new_owner_id] = dataclasses.replace(new_owner, role=Role.OWNER)
+        self._rooms[room_id] = dataclasses.replace(
+            self._rooms[room_id], owner_id=new_owner_id, updated_at=_utc(now)
+        )
+        return self._must_room(room_id)
+
+    # -- restrictions ------------------------------------------------------------------------
+    async def set_restriction(self, restriction: Restriction) -> Restriction:
+        await self._enter()
+        if restriction.reason is not None and len(restriction.reason) > MAX_REASON_LENGTH:
+            raise StorageError(f"CHECK constraint failed: reason over {MAX_REASON_LENGTH}")
+        self._must_room(restriction.room_id)
+        kind = RestrictionKind(restriction.kind)  # read back as the enum, as from the table
+        stored = dataclasses.replace(
+            restriction,
+            kind=kind,
+            created_at=_utc(restriction.created_at),
+            expires_at=None if restriction.expires_at is None else _utc(restriction.expires_at),
+        )
+        self._restrictions[restriction.room_id, kind, restriction.user_id] = stored
+        return stored
+
+    async def get_restriction(
+        self, room_id: UUID, user_id: UUID, kind: RestrictionKind
+    ) -> Restriction | None:
+        await self._enter()
+        return self._restrictions.get((room_id, kind, user_id))
+
+    async def list_restrictions(
+        self, room_id: UUID, kind: RestrictionKind, active_at: datetime | None
+    ) -> list[Restriction]:
+        await self._enter()
+        at = None if active_at is None else _utc(active_at)
+        found = [
+            r
+            for r in self._restrictions.values()
+            if r.room_id == room_id and r.kind == kind and (at is None or r.is_active(at))
+        ]
+        found.sort(key=lambda r: (r.created_at, r.user_id), reverse=True)
+        return found
+
+    async def delete_restriction(self, room_id: UUID, user_id: UUID, kind: RestrictionKind) -> bool:
+        await self._enter()
+        return self._restrictions.pop((room_id, kind, user_id), None) is not None
+
+    async def purge_expired_restrictions(self, expired_before: datetime) -> int:
+        await self._enter()
+        cutoff = _utc(expired_before)
+        expired = [
+            key
+            for key, r in self._restrictions.items()
+            if r.expires_at is not None and r.expires_at < cutoff
+        ]
+        for key in expired:
+            del self._restrictions[key]
+        return len(expired)
+
     # -- chat and events ---------------------------------------------------------------------
     async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
         await self._enter()
@@ -295,6 +377,10 @@ class MemoryRepository(Repository):
         found = [m for m in self._chat.values() if m.room_id == room_id]
         found.sort(key=lambda m: (m.created_at, m.id), reverse=True)
         return found[offset : offset + limit], len(found)
+
+    async def get_chat_message(self, message_id: UUID) -> ChatMessage | None:
+        await self._enter()
+        return self._chat.get(message_id)
 
     async def delete_chat_message(self, message_id: UUID) -> bool:
         await self._enter()
@@ -432,6 +518,7 @@ class MemoryRepository(Repository):
         self._chat = {k: m for k, m in self._chat.items() if m.room_id not in gone}
         self._events = [e for e in self._events if e[0].room_id not in gone]
         self._invitations = {k: i for k, i in self._invitations.items() if i.room_id not in gone}
+        self._restrictions = {k: r for k, r in self._restrictions.items() if r.room_id not in gone}
         return len(gone)
 
     async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:

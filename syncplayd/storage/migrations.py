@@ -31,13 +31,15 @@ from psycopg.rows import tuple_row
 from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The highest schema version this code knows.
 
 Changelog:
 
 * 1 -- initial schema: rooms, participants, chat_messages, events, invitations.
 * 2 -- rooms.playback_control: who may play, pause and seek (everyone / moderators).
+* 3 -- moderation: rooms.moderators_manage_moderators, and room_restrictions (bans and
+  mutes, kept when the user leaves the room).
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

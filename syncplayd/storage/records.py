@@ -25,6 +25,8 @@ __all__ = [
     "Playback",
     "PlaybackControl",
     "PlaybackState",
+    "Restriction",
+    "RestrictionKind",
     "Role",
     "Room",
     "RoomFilters",
@@ -81,6 +83,8 @@ class Room:
     ended_at: datetime | None
     participant_count: int
     playback_control: PlaybackControl = PlaybackControl.EVERYONE
+    #: Whether moderators may kick, ban and mute other moderators (never the owner).
+    moderators_manage_moderators: bool = False
 
     @property
     def has_password(self) -> bool:
@@ -124,6 +128,7 @@ class RoomUpdate:
     clear_password: bool = False
     max_participants: int | None = None
     playback_control: PlaybackControl | None = None
+    moderators_manage_moderators: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +160,8 @@ class Participant:
     is_connected: bool
     joined_at: datetime
     last_seen_at: datetime
+    #: Filled in by the service from the room's mutes; storage always says ``False``.
+    muted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +222,32 @@ class Invitation:
     @property
     def is_used_up(self) -> bool:
         return self.max_uses is not None and self.use_count >= self.max_uses
+
+
+class RestrictionKind(enum.StrEnum):
+    """What a restriction keeps a user from doing in one room."""
+
+    BAN = "ban"  # joining (and so everything else)
+    MUTE = "mute"  # posting chat; the user stays and watches
+
+
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """A ban or a mute of one user in one room, kept when the user leaves.
+
+    ``expires_at`` of ``None`` means until it is lifted. ``user_name`` is the
+    name the user had in the room when it was made (``None`` for a user who was
+    never a member).
+    """
+
+    room_id: UUID
+    user_id: UUID
+    kind: RestrictionKind
+    user_name: str | None
+    reason: str | None
+    created_by: UUID
+    created_at: datetime
+    expires_at: datetime | None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at

@@ -105,9 +105,17 @@ class TimedRepository:
     list_participants = _timed(Repository.list_participants)
     update_participant = _timed(Repository.update_participant)
     remove_participant = _timed(Repository.remove_participant)
+    transfer_ownership = _timed(Repository.transfer_ownership)
+
+    set_restriction = _timed(Repository.set_restriction)
+    get_restriction = _timed(Repository.get_restriction)
+    list_restrictions = _timed(Repository.list_restrictions)
+    delete_restriction = _timed(Repository.delete_restriction)
+    purge_expired_restrictions = _timed(Repository.purge_expired_restrictions)
 
     create_chat_message = _timed(Repository.create_chat_message)
     list_chat_messages = _timed(Repository.list_chat_messages)
+    get_chat_message = _timed(Repository.get_chat_message)
     delete_chat_message = _timed(Repository.delete_chat_message)
 
     log_events = _timed(Repository.log_events)

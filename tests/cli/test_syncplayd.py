@@ -111,7 +111,9 @@ def test_migrate_up_status_down(runner: CliRunner, tmp_path: Path) -> None:
             row[0] for row in conn.execute("select name from sqlite_master where type='table'")
         }
     assert {"rooms", "participants", "chat_messages", "events", "invitations"} <= tables
-    down = runner.invoke(main, ["--database-url", url, "migrate", "down", "--steps", "2"])
+    down = runner.invoke(
+        main, ["--database-url", url, "migrate", "down", "--steps", str(SCHEMA_VERSION)]
+    )
     assert down.exit_code == 0, down.output
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
         tables = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from syncplayd.storage import (
 from syncplayd.storage import sqlite as sqlite_engine
 from syncplayd.storage.migrations import Connection, Dialect
 from tests.conftest import fresh_database
+from tests.storage.factories import T0
 
 Schema = dict[str, set[tuple[str, bool]]]  # table -> {(column, nullable)}
 
@@ -85,22 +87,32 @@ def test_up_status_down_up(database_url: str) -> None:
         assert [(s.version, s.applied) for s in migrations.status(conn, dialect)] == [
             (1, False),
             (2, False),
+            (3, False),
         ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1, 2]
-        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 2
-        first, second = migrations.status(conn, dialect)
+        assert [m.version for m in applied] == [1, 2, 3]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 3
+        first, second, third = migrations.status(conn, dialect)
         assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
         assert (second.version, second.name, second.applied) == (2, "playback_control", True)
+        assert (third.version, third.name, third.applied) == (3, "moderation", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
-            "schema_migrations",
+            "room_restrictions", "schema_migrations",
         }  # fmt: skip
         assert ("playback_control", False) in schema_of(conn)["rooms"]
+        assert ("moderators_manage_moderators", False) in schema_of(conn)["rooms"]
+        assert "room_restrictions_expires_idx" in indexes_of(conn)
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [3]
+        assert "room_restrictions" not in schema_of(conn)
+        assert "room_restrictions_expires_idx" not in indexes_of(conn)
+        assert {c for c, _ in schema_of(conn)["rooms"]} >= {"playback_control"}
+        assert "moderators_manage_moderators" not in {c for c, _ in schema_of(conn)["rooms"]}
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [2]
         assert ("playback_control", False) not in schema_of(conn)["rooms"]
@@ -147,7 +159,12 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
         with pytest.raises(SchemaTooNew):
             migrations.migrate_down(conn, dialect)
         states = migrations.status(conn, dialect)
-        assert [(s.version, s.known) for s in states] == [(1, True), (2, True), (future, False)]
+        assert [(s.version, s.known) for s in states] == [
+            (1, True),
+            (2, True),
+            (3, True),
+            (future, False),
+        ]
 
     for auto_migrate in (True, False):
         with pytest.raises(SchemaTooNew):
@@ -167,21 +184,28 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
     def run(action: str, **kwargs: int) -> list[str]:
         return trio.run(lambda: run_migrations(database_url, action, **kwargs))  # type: ignore[arg-type]
 
-    pending = ["0001_initial  pending", "0002_playback_control  pending"]
+    pending = [
+        "0001_initial  pending",
+        "0002_playback_control  pending",
+        "0003_moderation  pending",
+    ]
     assert run("status") == pending
     assert run("up") == [
         "applied 0001_initial",
         "applied 0002_playback_control",
-        "schema version 2 (this syncplayd: 2)",
+        "applied 0003_moderation",
+        "schema version 3 (this syncplayd: 3)",
     ]
-    assert run("up") == ["schema version 2 (this syncplayd: 2)"]
-    first, second = run("status")
+    assert run("up") == ["schema version 3 (this syncplayd: 3)"]
+    first, second, third = run("status")
     assert first.startswith("0001_initial  applied 20")
     assert second.startswith("0002_playback_control  applied 20")
+    assert third.startswith("0003_moderation  applied 20")
     assert run("down", steps=5) == [
+        "reverted 0003_moderation",
         "reverted 0002_playback_control",
         "reverted 0001_initial",
-        "schema version 0 (this syncplayd: 2)",
+        "schema version 0 (this syncplayd: 3)",
     ]
     assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
@@ -193,8 +217,9 @@ def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
     assert trio.run(lambda: run_migrations(url, "status")) == [
         "0001_initial  pending",
         "0002_playback_control  pending",
+        "0003_moderation  pending",
     ]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 2)"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 3)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -226,6 +251,54 @@ def test_a_failing_migration_rolls_back_alone(
             migrations.migrate_down(conn, dialect)
 
 
+def test_moderation_up_and_down_keep_the_rooms(database_url: str) -> None:
+    """0003 on a database with data: rooms get the setting off, restrictions come and go
+    with their room, and reverting drops only what 0003 added."""
+    room, user, at = "6f1c0a8e-0000-4000-8000-000000000001", str(uuid.uuid4()), T0.isoformat()
+
+    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+        return migrations._execute(conn, sql, params)
+
+    def restrict(conn: Connection, kind: str, reason: str | None = None) -> None:
+        run(
+            conn,
+            "INSERT INTO room_restrictions (room_id, user_id, kind, reason, created_by,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            room, user, kind, reason, user, at,
+        )  # fmt: skip
+
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect, target=2)
+        run(
+            conn,
+            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+            " max_participants, playback_control, created_at, updated_at)"
+            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, 'moderators', ?, ?)",
+            room, user, True, at, at,
+        )  # fmt: skip
+        migrations.migrate_up(conn, dialect)
+        assert run(conn, "SELECT moderators_manage_moderators FROM rooms") == [(False,)]
+        restrict(conn, "ban")
+        restrict(conn, "mute")
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+            restrict(conn, "kick")
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+            restrict(conn, "ban")  # one ban per user and room
+        run(conn, "DELETE FROM room_restrictions")
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+            restrict(conn, "ban", "x" * 501)
+        assert run(conn, "SELECT count(*) FROM room_restrictions") == [(0,)]
+        restrict(conn, "ban", "x" * 500)
+
+        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [3]
+        assert run(conn, "SELECT name, playback_control FROM rooms") == [("Kept", "moderators")]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [3]
+        assert run(conn, "SELECT count(*) FROM room_restrictions") == [(0,)]
+        restrict(conn, "mute")
+        run(conn, "DELETE FROM rooms WHERE id = ?", room)
+        assert run(conn, "SELECT count(*) FROM room_restrictions") == [(0,)]  # cascaded
+
+
 def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None:
     applied: list[int] = []
 
@@ -240,7 +313,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert sorted(applied) == [1, 2]
+    assert sorted(applied) == [1, 2, 3]
 
 
 def test_sqlite_statement_splitting() -> None:

@@ -1,0 +1,2 @@
+DROP TABLE room_restrictions;
+ALTER TABLE rooms DROP COLUMN moderators_manage_moderators;
