@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 from uuid import UUID, uuid4
 
 import trio
@@ -32,15 +32,16 @@ from syncplayd.service.admin import AdminQueries
 from syncplayd.service.attempts import SecretAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
 from syncplayd.service.invitations import Invitations
+from syncplayd.service.moderation import Moderation, Removal
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage.base import Repository
 from syncplayd.storage.records import (
     ChatMessage,
     Invitation,
-    NewEvent,
     NewRoom,
     Participant,
     PlaybackControl,
+    Role,
     Room,
     RoomFilters,
     RoomUpdate,
@@ -72,23 +73,10 @@ class RoomChanges:
     clear_password: bool = False
     max_participants: int | None = None
     playback_control: PlaybackControl | None = None
+    moderators_manage_moderators: bool | None = None
 
 
-#: Why a user's sessions leave a live room: they left, or someone removed them.
-Removal = Literal["left", "kicked"]
-
-_REMOVAL_MESSAGES: dict[Removal, str] = {
-    "left": "you left the room",
-    "kicked": "an administrator removed you from the room",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Kick:
-    """What a kick did: the membership removed, and how many live sessions were closed."""
-
-    removed: bool
-    sessions_closed: int
+_LEFT_MESSAGE = "you left the room"
 
 
 class LiveRooms(Protocol):
@@ -101,8 +89,14 @@ class LiveRooms(Protocol):
     """
 
     def chat_posted(self, message: ChatMessage) -> None: ...
+    def chat_deleted(self, room_id: UUID, message_id: UUID) -> None: ...
     def room_ended(self, room_id: UUID) -> None: ...
-    def room_updated(self, room: Room) -> None: ...
+    def room_updated(self, room: Room) -> None:
+        """The room's settings (or owner) changed: every socket is told the new room."""
+        ...
+
+    def role_changed(self, room_id: UUID, user_id: UUID, role: Role) -> None: ...
+    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None: ...
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
         """Close the user's sessions in the live room with ``reason``; return how many."""
         ...
@@ -159,6 +153,14 @@ class RoomService:
             hourly=_hourly,
             wall_clock=wall_clock,
             randbelow=randbelow,
+        )
+        #: Roles, ownership, kicks, bans, mutes and chat deletion (``service.moderation``).
+        self.moderation = Moderation(
+            repo,
+            room=self._room,
+            visible_room=self._visible_room,
+            live=lambda: self.live,
+            wall_clock=wall_clock,
         )
 
     @property
@@ -363,6 +365,7 @@ class RoomService:
                 clear_password=changes.clear_password,
                 max_participants=changes.max_participants,
                 playback_control=changes.playback_control,
+                moderators_manage_moderators=changes.moderators_manage_moderators,
             ),
         )
         if updated is None:
@@ -405,8 +408,11 @@ class RoomService:
         room = await self._room(room_id)
         if not room.is_active:
             raise room_ended()
+        # First: a ban shuts every way in (REST, WebSocket, invitation, resume).
+        await self.moderation.refuse_banned(room_id, principal.user_id)
         caller, participant = await self._caller(principal, room)
         if participant is not None:
+            (participant,) = await self.moderation.with_mutes(room_id, [participant])
             return room, participant
         invitation = None
         if invitation_code is not None:
@@ -449,6 +455,16 @@ class RoomService:
             if isinstance(exc, storage_errors.RoomEnded):
                 raise room_ended() from None
             raise not_found("room") from None
+        try:
+            # Again, now that the membership is stored: a ban made since the first check
+            # stored itself before removing members, so it is seen here, and the
+            # membership it could not remove is removed now.
+            await self.moderation.refuse_banned(room_id, principal.user_id)
+        except ServiceError:
+            await self._repo.remove_participant(room_id, principal.user_id)
+            raise
+        # A mute outlives a membership: someone who left muted comes back muted.
+        (participant,) = await self.moderation.with_mutes(room_id, [participant])
         return await self._room(room_id), participant
 
     async def leave(self, principal: Principal, room_id: UUID) -> None:
@@ -458,35 +474,18 @@ class RoomService:
             raise ServiceError(404, "not-a-member", "you are not a member of this room")
         self._remove_live(room_id, principal.user_id, "left")
 
-    async def kick(self, principal: Principal, room_id: UUID, user_id: UUID) -> Kick:
-        """Remove a member and close their live sessions with ``kicked``.
-
-        A kick is not a ban: the user may join again if the room lets them. It
-        is logged as a ``kicked`` event naming who kicked.
-        """
-        room = await self._room(room_id)
-        caller, _ = await self._caller(principal, room)
-        if not access.can_remove_member(caller):
-            raise forbidden("only an administrator can remove members")
-        removed = await self._repo.remove_participant(room_id, user_id)
-        closed = self._remove_live(room_id, user_id, "kicked")
-        if not removed and not closed:
-            raise ServiceError(404, "not-a-member", "that user is not a participant of this room")
-        payload = {"by": str(principal.user_id), "sessions": closed}
-        await self._repo.log_events([NewEvent(room_id, "kicked", self._now(), user_id, payload)])
-        return Kick(removed=removed, sessions_closed=closed)
-
     def _remove_live(self, room_id: UUID, user_id: UUID, reason: Removal) -> int:
         if self.live is None:
             return 0
-        return self.live.remove_user(room_id, user_id, reason, _REMOVAL_MESSAGES[reason])
+        return self.live.remove_user(room_id, user_id, reason, _LEFT_MESSAGE)
 
     async def participants(
         self, principal: Principal, room_id: UUID, *, connected_only: bool = False
     ) -> list[Participant]:
         """The room's participants, in joining order."""
         await self._visible_room(principal, room_id)
-        return await self._repo.list_participants(room_id, connected_only)
+        people = await self._repo.list_participants(room_id, connected_only)
+        return await self.moderation.with_mutes(room_id, people)
 
     # -- chat --------------------------------------------------------------------
     async def post_chat(self, principal: Principal, room_id: UUID, text: str) -> ChatMessage:
@@ -502,6 +501,7 @@ class RoomService:
             raise forbidden("only members can chat in this room; join it first", "not-a-member")
         if not room.is_active:
             raise room_ended()
+        await self.moderation.refuse_muted(room_id, principal.user_id)
         # Before the strip: a control character at either end is refused too, as by REST.
         refusal = chat_refusal(text)
         if refusal is not None:
@@ -543,13 +543,6 @@ class RoomService:
         items.reverse()
         return items
 
-    async def delete_chat(self, principal: Principal, message_id: UUID) -> None:
-        """Delete one chat message (clients that already show it keep it until they rejoin)."""
-        if not access.can_delete_chat(_server_wide(principal)):
-            raise forbidden("only an administrator can delete chat messages")
-        if not await self._repo.delete_chat_message(message_id):
-            raise not_found("chat message")
-
     async def chat_history(
         self, principal: Principal, room_id: UUID, *, limit: int | None, offset: int
     ) -> tuple[list[ChatMessage], int, int]:
@@ -589,11 +582,6 @@ class RoomService:
     ) -> tuple[Invitation, Room]:
         """Look up an invitation and the room it opens (a miss is a failed attempt)."""
         return await self._invitations.get(principal, code, address=address)
-
-
-def _server_wide(principal: Principal) -> access.Caller:
-    """The caller of an operation that concerns no room in particular."""
-    return access.Caller(is_admin=principal.is_admin, role=None, is_owner=False)
 
 
 def _clean_name(name: str) -> str:

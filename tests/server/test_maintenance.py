@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from syncplayd.config import SyncplaySettings, load_settings
 from syncplayd.server.process.maintenance import BATCH, Maintenance
 from syncplayd.storage import Invitation, MemoryRepository, NewEvent, NewRoom
+from syncplayd.storage.records import Restriction, RestrictionKind
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -108,3 +109,29 @@ async def test_ended_rooms_and_old_events_are_purged(tmp_path: Path) -> None:
     assert sweep.purged_rooms == BATCH + 2  # in batches, all in one sweep
     assert all([await repo.get_room(room.id) is None for room in ended])
     assert await repo.get_room(live.id) is not None
+
+
+async def test_expired_bans_and_mutes_are_purged(tmp_path: Path) -> None:
+    repo = MemoryRepository()
+    clock = Clock()
+    maintenance = Maintenance(
+        repo,
+        _settings(tmp_path),
+        is_busy=lambda _: False,
+        room_ended=lambda _: None,
+        wall_clock=clock,
+    )
+    room = await repo.create_room(_new_room(START))
+    lasting, brief = uuid4(), uuid4()
+    for user, expires in ((lasting, None), (brief, START + timedelta(minutes=30))):
+        await repo.set_restriction(
+            Restriction(room.id, user, RestrictionKind.BAN, None, None, uuid4(), START, expires)
+        )
+
+    clock.now = START + timedelta(minutes=29)
+    assert (await maintenance.sweep()).purged_restrictions == 0  # still in force
+
+    clock.now = START + timedelta(minutes=31)
+    assert (await maintenance.sweep()).purged_restrictions == 1
+    assert await repo.get_restriction(room.id, brief, RestrictionKind.BAN) is None
+    assert await repo.get_restriction(room.id, lasting, RestrictionKind.BAN) is not None

@@ -41,6 +41,7 @@ class Sweep:
     purged_invitations: int
     purged_rooms: int = 0
     purged_events: int = 0
+    purged_restrictions: int = 0
 
 
 class Maintenance:
@@ -72,7 +73,7 @@ class Maintenance:
 
     async def sweep(self) -> Sweep:
         """One pass: end idle rooms nobody is in, purge long-expired invitations, rooms
-        ended before the retention and old events."""
+        ended before the retention, old events and expired bans and mutes."""
         now = self._now()
         ended: list[UUID] = []
         for room_id in await self._repo.list_inactive_rooms(now - self.idle_limit, BATCH):
@@ -94,16 +95,19 @@ class Maintenance:
         events = await self._repo.purge_events(
             now - timedelta(days=cleanup.events_days), cleanup.max_events_per_room
         )
-        if ended or purged or rooms or events:
+        # An expired ban or mute restricts nothing; the event log keeps the record of it.
+        restrictions = await self._repo.purge_expired_restrictions(now)
+        if ended or purged or rooms or events or restrictions:
             log.info(
-                "maintenance: ended %d idle rooms, purged %d invitations, %d ended rooms"
-                " and %d events",
+                "maintenance: ended %d idle rooms, purged %d invitations, %d ended rooms,"
+                " %d events and %d expired bans and mutes",
                 len(ended),
                 purged,
                 rooms,
                 events,
+                restrictions,
             )
-        return Sweep(ended, purged, rooms, events)
+        return Sweep(ended, purged, rooms, events, restrictions)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sweep every ``interval`` seconds until cancelled; a failed sweep is retried later."""
