@@ -110,12 +110,12 @@ class ClientCore(ClientState):
 
     @property
     def room(self) -> RoomInfo | None:
-        """The room from ``joined`` (``None`` before the first one)."""
+        """The room, as of ``joined`` or the latest ``room`` message (``None`` before joining)."""
         return self._view.room
 
     @property
     def settings(self) -> SyncSettings | None:
-        """The room's sync settings from ``joined``."""
+        """The room's sync settings, as of ``joined`` or the latest ``room`` message."""
         return self._view.settings
 
     @property
@@ -130,7 +130,8 @@ class ClientCore(ClientState):
 
     @property
     def chat_history(self) -> deque[ChatEntry]:
-        """The latest chat messages (``joined`` snapshot + ``chat`` events), bounded."""
+        """The latest chat messages, bounded: the ``joined`` snapshot, then ``chat`` events,
+        without the ones deleted since (``chat_deleted``)."""
         return self._view.chat
 
     @property
@@ -140,7 +141,7 @@ class ClientCore(ClientState):
 
     @property
     def close_reason(self) -> str | None:
-        """The reason of the last ``closing`` message (``kicked``, ``room-ended``...)."""
+        """Why the last ``closing`` message came (``kicked``, ``banned``, ``room-ended``...)."""
         return self._last_closing.reason if self._last_closing else None
 
     @property

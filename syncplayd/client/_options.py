@@ -18,8 +18,11 @@ __all__ = [
     "backoff_delay",
 ]
 
-#: ``closing`` reasons after which the client never reconnects.
-FINAL_CLOSE_REASONS = frozenset({"room-ended", "kicked", "left", "replaced", "unauthorized"})
+#: ``closing`` reasons after which the client never reconnects (``banned`` is also the
+#: code of a refused join: a banned user's resume is not retried either).
+FINAL_CLOSE_REASONS = frozenset(
+    {"room-ended", "kicked", "banned", "left", "replaced", "unauthorized"}
+)
 
 #: Refusals of a (re)join that say "not now" rather than "no": the server cannot reach
 #: its database. A reconnecting client keeps its session and tries again after the

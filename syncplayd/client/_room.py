@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from syncplayd.core.protocol import (
+    ChatDeleted,
     ChatEntry,
     ChatOut,
     Closing,
@@ -15,6 +16,7 @@ from syncplayd.core.protocol import (
     PlaybackChanged,
     PlaybackWire,
     Presence,
+    RoomChanged,
     RoomInfo,
     ServerMessage,
     SyncCommand,
@@ -25,7 +27,8 @@ __all__ = ["RoomView"]
 
 
 class RoomView:
-    """The ``joined`` snapshot plus the changes broadcast since.
+    """The ``joined`` snapshot plus the changes broadcast since (``joined`` itself stays
+    as received; ``room``, ``settings``, the members and the chat follow the changes).
 
     Sizes are bounded by the server (one :class:`Member` per user of the room) or
     here (``chat_history`` messages).
@@ -37,6 +40,8 @@ class RoomView:
         self.last_change: PlaybackChanged | None = None
         self.closing: Closing | None = None
         self.chat: deque[ChatEntry] = deque(maxlen=chat_history)
+        self._room: RoomInfo | None = None
+        self._settings: SyncSettings | None = None
         self._members: dict[str, Member] = {}
         self._you: Member | None = None
 
@@ -48,13 +53,13 @@ class RoomView:
 
     @property
     def settings(self) -> SyncSettings | None:
-        """The room's sync settings from ``joined``."""
-        return self.joined.settings if self.joined else None
+        """The room's sync settings: from ``joined``, then from each ``room`` message."""
+        return self._settings
 
     @property
     def room(self) -> RoomInfo | None:
-        """The room from ``joined`` (``None`` before)."""
-        return self.joined.room if self.joined else None
+        """The room: from ``joined``, then from each ``room`` message (``None`` before)."""
+        return self._room
 
     @property
     def participants(self) -> Mapping[str, Member]:
@@ -73,6 +78,8 @@ class RoomView:
         self.playback = joined.playback
         self.last_change = None
         self.closing = None
+        self._room = joined.room
+        self._settings = joined.settings
         self._members.clear()  # in place: ``participants`` views stay live
         self._members.update((m.user_id, m) for m in joined.participants)
         self._you = joined.you
@@ -92,9 +99,20 @@ class RoomView:
             self._presence(message)
         elif isinstance(message, ChatOut):
             self.chat.append(message.message)
+        elif isinstance(message, ChatDeleted):
+            self._forget_chat(message.message_id)
+        elif isinstance(message, RoomChanged):
+            self._room, self._settings = message.room, message.settings
         elif isinstance(message, Closing):
             self.closing = message
         return None
+
+    def _forget_chat(self, message_id: str) -> None:
+        kept = [entry for entry in self.chat if entry.id != message_id]
+        if len(kept) != len(self.chat):
+            # In place: ``chat_history`` hands out this deque itself.
+            self.chat.clear()
+            self.chat.extend(kept)
 
     def _presence(self, message: Presence) -> None:
         member = message.member

@@ -251,6 +251,8 @@ class Member(msgspec.Struct, frozen=True):
     sessions: int
     buffering: bool
     latency_ms: float | None
+    #: Muted in the room: may watch but not chat (a default, so older frames still decode).
+    muted: bool = False
 
 
 # The room and chat objects are the REST API's (``api/openapi/syncplay.yaml``: ``Room``
@@ -292,6 +294,8 @@ class RoomInfo(msgspec.Struct, frozen=True):
     updated_at: str
     #: Set once the room has ended.
     ended_at: str | None
+    #: Whether moderators may kick, ban and mute other moderators (last: REST's order).
+    moderators_manage_moderators: bool = False
 
 
 class ChatEntry(msgspec.Struct, frozen=True):
@@ -350,6 +354,8 @@ class Presence(_Server, tag="presence", frozen=True):
         "not_ready_timeout",
         "latency",
         "role",
+        "muted",
+        "unmuted",
     ]
     member: Member
     detail: str | None = None
@@ -357,6 +363,20 @@ class Presence(_Server, tag="presence", frozen=True):
 
 class ChatOut(_Server, tag="chat", frozen=True):
     message: ChatEntry
+
+
+class ChatDeleted(_Server, tag="chat_deleted", frozen=True):
+    """A chat message was deleted: clients drop it from what they show."""
+
+    room_id: str
+    message_id: str
+
+
+class RoomChanged(_Server, tag="room", frozen=True):
+    """The room's settings or owner changed; ``settings.control`` is ``room.playback_control``."""
+
+    room: RoomInfo
+    settings: SyncSettings
 
 
 class ChatAck(_Server, tag="chat_ack", frozen=True):
@@ -373,6 +393,7 @@ class ErrorOut(_Server, tag="error", frozen=True):
 CloseReason = Literal[
     "room-ended",
     "kicked",
+    "banned",
     "replaced",
     "server-restarting",
     "too-slow",
@@ -398,7 +419,9 @@ ServerMessage = (
     | SyncCommand
     | Presence
     | ChatOut
+    | ChatDeleted
     | ChatAck
+    | RoomChanged
     | ErrorOut
     | Closing
 )

@@ -10,12 +10,14 @@ from syncplayd.core import protocol
 from syncplayd.core.room import (
     Broadcast,
     Command,
+    Connect,
     Disconnect,
     Leave,
     Playback,
     RemoveUser,
     RoomState,
     SetControl,
+    SetMuted,
     SetRole,
     SyncConfig,
     Tick,
@@ -94,15 +96,25 @@ LIFECYCLE: list[tuple[str, RoomState, Command, list[str]]] = [
     ("remove a user who has no session", room(PAUSED), RemoveUser("zed"), []),
     ("control: moderators", room(PAUSED), SetControl("moderators"), ["log:control"]),
     ("control unchanged", room(PAUSED), SetControl("everyone"), []),
-    (
-        "promote",
-        room(PAUSED),
-        SetRole("bob", "moderator"),
-        ["presence:role:bob:moderator", "log:role"],
-    ),
+    # Told to everyone, Bob included; logged by the service, which knows who did it.
+    ("promote", room(PAUSED), SetRole("bob", "moderator"), ["presence:role:bob:moderator"]),
     ("role unchanged", room(PAUSED), SetRole("bob", "member"), []),
     ("role of someone absent", room(PAUSED), SetRole("zed", "owner"), []),
-]
+    ("mute", room(PAUSED), SetMuted("bob", True), ["presence:muted:bob"]),
+    ("unmute", room(PAUSED, ANN, session("bob", muted=True)), SetMuted("bob", False), [
+        "presence:unmuted:bob"
+    ]),
+    ("mute unchanged", room(PAUSED), SetMuted("bob", False), []),
+    ("mute someone absent", room(PAUSED), SetMuted("zed", True), []),
+    # Muting a blocker changes nothing about the wait: a muted member still watches.
+    ("mute the blocker", room(WAITING, ANN, BOB_BUFFERING), SetMuted("bob", True), [
+        "presence:muted:bob"
+    ]),
+    # A banned user's sockets close with their own reason; the others see them leave.
+    ("ban", room(PAUSED), RemoveUser("bob", "banned", "Ann banned you from the room for good"), [
+        "presence:left:bob -bob", "log:left", "close:bob:banned"
+    ]),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -154,6 +166,33 @@ def test_removing_a_user_removes_every_session_and_the_last_presence_has_none() 
     last = [e for e in effects if isinstance(e, Broadcast)][-1]
     assert isinstance(last.message, protocol.Presence)
     assert last.message.member.sessions == 0 and not last.message.member.is_connected
+
+
+def test_a_mute_reaches_every_session_and_the_member_view() -> None:
+    two_devices = room(PAUSED, ANN, session("ann-tv", user_id="ann", user_name="Ann"), BOB)
+    muted, effects = apply(two_devices, SetMuted("ann", True), NOW)
+    assert [s.muted for s in muted.sessions.values()] == [True, True, False]
+    [told] = effects
+    assert isinstance(told, Broadcast) and told.exclude is None
+    assert told.message == protocol.Presence(
+        event="muted",
+        member=protocol.Member("ann", "Ann", "member", True, 2, False, 100.0, muted=True),
+        detail=None,
+    )
+    unmuted, effects = apply(muted, SetMuted("ann", False), NOW)
+    assert unmuted == two_devices
+    [told] = effects
+    assert isinstance(told, Broadcast) and isinstance(told.message, protocol.Presence)
+    assert (told.message.event, told.message.member.muted) == ("unmuted", False)
+
+
+def test_a_mute_comes_with_the_connect_and_a_new_device_brings_the_latest() -> None:
+    """The shell reads the mute from storage at each join: the newest read wins for all."""
+    state = room(PAUSED, ANN, BOB)
+    state, _ = apply(state, Connect("bob-tv", "bob", "Bob", muted=True), NOW)
+    assert [s.muted for s in state.sessions.values() if s.user_id == "bob"] == [True, True]
+    state, _ = apply(state, Connect("bob-phone", "bob", "Bob", muted=False), NOW)
+    assert {s.muted for s in state.sessions.values() if s.user_id == "bob"} == {False}
 
 
 def test_set_control_and_role_change_the_state() -> None:

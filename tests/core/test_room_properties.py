@@ -40,6 +40,7 @@ from syncplayd.core.room import (
     Seek,
     SendTo,
     SetControl,
+    SetMuted,
     SetRate,
     SetRole,
     SyncConfig,
@@ -56,7 +57,7 @@ USERS: dict[str, tuple[str, str, Role]] = {
 USERS["d"] = USERS["a"]  # Ann's second device
 KINDS = [
     "connect", "disconnect", "leave", "remove", "play", "pause", "seek", "rate", "buffering",
-    "ready", "heartbeat", "rtt", "tick", "control", "role",
+    "ready", "heartbeat", "rtt", "tick", "control", "role", "mute",
 ]  # fmt: skip
 RATES = [0.5, 1.0, 1.25, 2.0]
 CONFIG = SyncConfig(ready_timeout_seconds=8.0, disconnect_timeout_seconds=60.0)
@@ -81,7 +82,8 @@ def build(action: Action, state: RoomState, t: float) -> Command:
     playback = state.playback
     match kind:
         case "connect":
-            return Connect(sid, user, name, role, resume=flag)
+            # The shell reads the mute from storage: it may have changed while away.
+            return Connect(sid, user, name, role, resume=flag, muted=n % 3 == 0)
         case "disconnect":
             return Disconnect(sid)
         case "leave":
@@ -112,6 +114,8 @@ def build(action: Action, state: RoomState, t: float) -> Command:
             return Tick()
         case "control":
             return SetControl("moderators" if flag else "everyone")
+        case "mute":
+            return SetMuted(user, flag)
         case _:
             return SetRole(user, ROLES[n % len(ROLES)])
 
@@ -198,6 +202,30 @@ def test_random_scripts_keep_every_rule(script: list[Action]) -> None:
             actor = before.sessions[command.session_id]
             if actor.catching_up or actor.skipped:
                 assert new_pb == old_pb
+
+        # Role, name and mute belong to the user: all of a user's sessions agree on them.
+        standing: dict[str, set[tuple[str, str, bool]]] = {}
+        for s in new.sessions.values():
+            standing.setdefault(s.user_id, set()).add((s.role, s.user_name, s.muted))
+        assert all(len(found) == 1 for found in standing.values())
+
+        # A mute changes nobody's playback, and is told to everyone (the user too) once.
+        if isinstance(command, SetMuted):
+            assert new_pb == old_pb and of_type(step.effects, PersistPlayback) == []
+            told = [
+                b
+                for b in of_type(step.effects, Broadcast)
+                if isinstance(b.message, protocol.Presence)
+            ]
+            was = {s.muted for s in before.sessions.values() if s.user_id == command.user_id}
+            if was and was != {command.muted}:
+                [broadcast] = told
+                assert isinstance(broadcast.message, protocol.Presence)
+                assert broadcast.exclude is None
+                assert broadcast.message.event == ("muted" if command.muted else "unmuted")
+                assert broadcast.message.member.muted is command.muted
+            else:
+                assert not step.effects and new is before
 
         # Whoever is no longer waited for is named.
         broadcast = [b.message for b in of_type(step.effects, Broadcast)]

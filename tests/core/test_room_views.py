@@ -248,7 +248,8 @@ PUBLIC = {
     ),
     "syncplayd.core.room": (
         "RoomState Playback Session SyncConfig Connect Disconnect Leave Play Pause Seek "
-        "SetRate Buffering Ready Heartbeat RttSample Tick SetControl SetRole Broadcast SendTo "
+        "SetRate Buffering Ready Heartbeat RttSample Tick SetControl SetRole SetMuted Broadcast "
+        "SendTo "
         "PersistPlayback LogEvent CloseSession WakeAt apply Refused new_room snapshot members "
         "member restore_playback sync_settings next_deadline Command Effect"
     ),

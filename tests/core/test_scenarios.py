@@ -11,6 +11,8 @@ from syncplayd.core.room import (
     Broadcast,
     Buffering,
     CloseSession,
+    Connect,
+    Disconnect,
     Heartbeat,
     Leave,
     Pause,
@@ -20,6 +22,7 @@ from syncplayd.core.room import (
     RttSample,
     Seek,
     SetControl,
+    SetMuted,
     SetRole,
     SyncConfig,
     Tick,
@@ -99,6 +102,30 @@ def test_in_a_moderators_room_a_member_holds_nobody() -> None:
     # And handing control back to a mode where Cat counts no more resumes the room.
     room.run([(5.0, SetRole("cat", "member"))])
     assert state_of(room) == "playing"
+
+
+def test_a_muted_member_keeps_watching_and_the_mute_survives_a_reconnect() -> None:
+    room = three_friends()
+    room.run([(1.0, Play("ann")), (2.0, SetMuted("cat", True))])
+    [muted] = room.presence("muted")
+    assert muted.member.user_id == "cat" and muted.member.muted
+    assert state_of(room) == "playing"
+    # Cat's connection drops; the shell reads the mute from storage as Cat comes back.
+    room.run(
+        [(3.0, Disconnect("cat")), (4.0, Connect("cat", "cat", "Cat", resume=True, muted=True))]
+    )
+    [back] = room.presence("reconnected")
+    assert back.member.muted
+    # A mute is not a control matter: Cat still blocks an everyone room while loading.
+    room.run([(4.5, Ready("cat")), (5.0, Buffering("cat"))])
+    assert state_of(room) == "waiting"
+    room.run([(6.0, SetMuted("cat", False)), (7.0, Ready("cat"))])
+    assert [p.event for p in room.presence() if p.event in ("muted", "unmuted")] == [
+        "muted",
+        "unmuted",
+    ]
+    assert state_of(room) == "playing"
+    assert not members(room.state)[2].muted
 
 
 def test_a_late_joiner_never_stalls_the_room() -> None:

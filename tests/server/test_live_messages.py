@@ -3,8 +3,9 @@
 ``joined.room``, ``joined.chat`` and ``chat.message`` were dicts built by the HTTP
 encoders; they are now ``protocol.RoomInfo`` and ``protocol.ChatEntry``, built by
 ``syncplayd.server.live.messages``. The ``OLD_*`` strings below are what the old
-encoders (and ``protocol.encode`` around them) produced for the same records: the
-wire must not change by a byte, over REST or over the WebSocket.
+encoders (and ``protocol.encode`` around them) produced for the same records, with
+the fields added since at the end of their objects (``Room.moderators_manage_moderators``,
+``Member.muted``): the wire must not change otherwise, over REST or over the WebSocket.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 from uuid import UUID
 
 import msgspec
@@ -76,6 +77,7 @@ ENDED = Room(
     ended_at=datetime(2026, 11, 25, 21, 0, 0, 5, UTC),
     participant_count=0,
     playback_control=PlaybackControl.MODERATORS,
+    moderators_manage_moderators=True,
 )
 CHAT = ChatMessage(
     UUID("3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a"),
@@ -95,7 +97,7 @@ OLD_ROOM_FRESH = (
     '"participant_count":1,"playback":{"state":"paused","position":0.0,"rate":1.0,'
     '"version":0,"updated_at":null},"playback_control":"everyone",'
     '"created_at":"2026-11-25T18:40:00.123456Z","updated_at":"2026-11-25T18:40:00.123456Z",'
-    '"ended_at":null}'
+    '"ended_at":null,"moderators_manage_moderators":false}'
 )
 OLD_ROOM_ENDED = (
     '{"id":"7c2e4a10-9b3d-4e8f-a1c5-6d7e8f9a0b1c","name":"Caf\xe9 \\"night\\" \u2603",'
@@ -104,7 +106,8 @@ OLD_ROOM_ENDED = (
     '"participant_count":0,"playback":{"state":"playing","position":1234.5678,"rate":1.25,'
     '"version":17,"updated_at":"2026-11-25T19:20:07.412345Z"},'
     '"playback_control":"moderators","created_at":"2026-11-25T18:40:00Z",'
-    '"updated_at":"2026-11-25T19:20:07.412345Z","ended_at":"2026-11-25T21:00:00.000005Z"}'
+    '"updated_at":"2026-11-25T19:20:07.412345Z","ended_at":"2026-11-25T21:00:00.000005Z",'
+    '"moderators_manage_moderators":true}'
 )
 OLD_CHAT = (
     '{"id":"3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a",'
@@ -121,10 +124,12 @@ OLD_JOINED_FRAME = (
     '"position":1234.5678,"rate":1.25,"version":17,'
     '"updated_at":"2026-11-25T19:20:07.412345Z"},"playback_control":"moderators",'
     '"created_at":"2026-11-25T18:40:00Z","updated_at":"2026-11-25T19:20:07.412345Z",'
-    '"ended_at":"2026-11-25T21:00:00.000005Z"},"playback":{"state":"paused","position":3.0,'
+    '"ended_at":"2026-11-25T21:00:00.000005Z","moderators_manage_moderators":true},'
+    '"playback":{"state":"paused","position":3.0,'
     '"rate":1.0,"anchor":0.0,"version":4,"set_by":null},'
     '"participants":[{"user_id":"6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11","user_name":"Ada",'
-    '"role":"owner","is_connected":true,"sessions":1,"buffering":false,"latency_ms":null}],'
+    '"role":"owner","is_connected":true,"sessions":1,"buffering":false,"latency_ms":null,'
+    '"muted":false}],'
     '"chat":[{"id":"3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a",'
     '"room_id":"7c2e4a10-9b3d-4e8f-a1c5-6d7e8f9a0b1c",'
     '"user_id":"6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11","user_name":"Ada",'
@@ -133,7 +138,8 @@ OLD_JOINED_FRAME = (
     '"ready_timeout_seconds":30.0,"disconnect_timeout_seconds":30.0,'
     '"max_rate_correction":0.05,"control":"everyone"},'
     '"you":{"user_id":"6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11","user_name":"Ada",'
-    '"role":"owner","is_connected":true,"sessions":1,"buffering":false,"latency_ms":null}}'
+    '"role":"owner","is_connected":true,"sessions":1,"buffering":false,"latency_ms":null,'
+    '"muted":false}}'
 )
 OLD_CHAT_FRAME = (
     '{"type":"chat","message":{"id":"3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a",'
@@ -205,18 +211,75 @@ def _doc_schemas() -> dict[str, dict[str, Any]]:
     return {s["$id"]: s for s in schemas}
 
 
-@pytest.mark.parametrize("room", [FRESH, ENDED])
-def test_the_structs_match_the_published_schemas(room: Room) -> None:
+def _doc_examples() -> list[dict[str, Any]]:
+    """The example messages of docs/protocol.md (the JSON blocks that are not schemas)."""
+    blocks = re.findall(r"```json\n(.*?)```", PROTOCOL_DOC.read_text(), flags=re.DOTALL)
+    return [json.loads(b) for b in blocks if '"$schema"' not in b]
+
+
+def doc_valid(name: str, instance: object) -> None:
+    """Validate ``instance`` against the docs' schema ``urn:syncplayd:protocol:1:<name>``."""
     schemas = _doc_schemas()
     registry: referencing.Registry[Any] = referencing.Registry().with_resources(
         (uri, referencing.Resource.from_contents(s)) for uri, s in schemas.items()
     )
+    schema = schemas[f"urn:syncplayd:protocol:1:{name}"]
+    Draft202012Validator(
+        schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    ).validate(instance)
 
-    def doc_valid(name: str, instance: object) -> None:
+
+def _server_tags() -> set[str]:
+    return {str(cls.__struct_config__.tag) for cls in get_args(protocol.ServerMessage)}
+
+
+def test_every_server_message_has_a_schema_with_its_values() -> None:
+    schemas = _doc_schemas()
+    assert {u.rpartition(":")[2] for u in schemas if ":server:" in u} == _server_tags()
+    # The closed sets of the code are the documented enums, no more and no less.
+    presence = schemas["urn:syncplayd:protocol:1:server:presence"]["properties"]["event"]["enum"]
+    closing = schemas["urn:syncplayd:protocol:1:server:closing"]["properties"]["reason"]["enum"]
+    events = get_args(get_type_hints(protocol.Presence)["event"])
+    assert sorted(presence) == sorted(events)
+    assert sorted(closing) == sorted(get_args(protocol.CloseReason))
+    for name, struct in (("Member", protocol.Member), ("Room", protocol.RoomInfo)):
         schema = schemas[f"urn:syncplayd:protocol:1:{name}"]
-        Draft202012Validator(
-            schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
-        ).validate(instance)
+        assert schema["required"] == list(struct.__struct_fields__), name
+
+
+def test_every_server_example_validates_and_decodes() -> None:
+    """The docs' examples are real frames: the schema takes them, and so does the client."""
+    tags = _server_tags()
+    seen = set()
+    for example in _doc_examples():
+        kind = example["type"]
+        if kind not in tags or (kind == "chat" and isinstance(example["message"], str)):
+            continue  # a client message (``chat`` exists both ways)
+        doc_valid(f"server:{kind}", example)
+        decoded = protocol.decode_server(json.dumps(example))
+        assert json.loads(protocol.encode(decoded)) == example
+        seen.add(kind)
+    assert {"room", "chat_deleted", "presence", "closing"} <= seen
+
+
+def test_the_moderation_messages_match_the_published_schemas() -> None:
+    settings = protocol.SyncSettings(5.0, 2.0, 500.0, 30.0, 30.0, 0.05, "moderators")
+    changed = protocol.RoomChanged(room=room_info(ENDED), settings=settings)
+    deleted = protocol.ChatDeleted(room_id=str(ENDED.id), message_id=str(CHAT.id))
+    member = msgspec.structs.replace(MEMBER, muted=True)
+    muted = protocol.Presence(event="muted", member=member, detail=None)
+    banned = protocol.Closing(reason="banned", message="Ada banned you from the room for good")
+    for message in (changed, deleted, muted, banned):
+        frame = json.loads(protocol.encode(message))
+        doc_valid(f"server:{frame['type']}", frame)
+        assert protocol.decode_server(protocol.encode(message)) == message
+    frame = json.loads(protocol.encode(changed))
+    assert frame["room"]["moderators_manage_moderators"] is True
+    assert json.loads(protocol.encode(muted))["member"]["muted"] is True
+
+
+@pytest.mark.parametrize("room", [FRESH, ENDED])
+def test_the_structs_match_the_published_schemas(room: Room) -> None:
 
     info = msgspec.to_builtins(room_info(room))
     entry = msgspec.to_builtins(chat_entry(CHAT))

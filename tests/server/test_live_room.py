@@ -8,6 +8,7 @@ the others, and ending a room tells every connection why before it stops.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,13 +22,22 @@ import trio.testing
 from syncplayd.clocks import ServerClock
 from syncplayd.config import load_settings
 from syncplayd.identity import Principal
+from syncplayd.server.http.state import AppState
 from syncplayd.server.live.connection import OUTBOX_SIZE, Connection
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
-from syncplayd.service import RoomService
+from syncplayd.server.live.websocket import Handshake
+from syncplayd.service import RoomChanges, RoomService, ServiceError
 from syncplayd.storage import MemoryRepository, NewEvent, Playback
 from syncplayd.storage.errors import StorageUnavailable
-from syncplayd.storage.records import ChatMessage, Role, Room
+from syncplayd.storage.records import (
+    ChatMessage,
+    PlaybackControl,
+    Restriction,
+    RestrictionKind,
+    Role,
+    Room,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -39,11 +49,33 @@ class CountingRepository(MemoryRepository):
         super().__init__()
         self.writes: list[str] = []
         self.chat_down = False
+        self._reads: Counter[RestrictionKind] = Counter()
+        self._holds: dict[tuple[RestrictionKind, int], trio.Event] = {}
+        #: Set when a held read is waiting.
+        self.read_held = trio.Event()
+
+    def hold_read(self, kind: RestrictionKind, nth: int) -> trio.Event:
+        """Hold the ``nth`` read of a ``kind`` restriction from now, once it has read its
+        answer, until the returned event is set (the answer may be stale by then)."""
+        release = trio.Event()
+        self._holds[kind, self._reads[kind] + nth] = release
+        return release
 
     async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
         if self.chat_down:
             raise StorageUnavailable("database is down")
         return await super().create_chat_message(message)
+
+    async def get_restriction(
+        self, room_id: UUID, user_id: UUID, kind: RestrictionKind
+    ) -> Restriction | None:
+        found = await super().get_restriction(room_id, user_id, kind)
+        self._reads[kind] += 1
+        release = self._holds.pop((kind, self._reads[kind]), None)
+        if release is not None:
+            self.read_held.set()
+            await release.wait()
+        return found
 
     async def update_playback(self, room_id: UUID, playback: Playback) -> None:
         self.writes.append("update_playback")
@@ -92,11 +124,22 @@ class World:
     room: Room
     nursery: trio.Nursery
 
-    async def connect(self, name: str, socket: FakeSocket) -> Connection:
+    @property
+    def owner(self) -> Principal:
+        return Principal(self.room.owner_id, "Olga")
+
+    async def member(self, name: str) -> Principal:
         principal = Principal(uuid4(), name)
-        participant, _ = await self.repo.add_participant(
-            self.room.id, principal.user_id, name, Role.MEMBER, NOW
-        )
+        await self.repo.add_participant(self.room.id, principal.user_id, name, Role.MEMBER, NOW)
+        return principal
+
+    async def connect(
+        self, name: str, socket: FakeSocket, principal: Principal | None = None
+    ) -> Connection:
+        if principal is None:
+            principal = await self.member(name)
+        participant = await self.repo.get_participant(self.room.id, principal.user_id)
+        assert participant is not None
         live = await self.supervisor.live_room(self.room)
         connection = Connection(socket, principal, ServerClock().now)
         self.nursery.start_soon(connection.run_writer)
@@ -257,3 +300,165 @@ async def test_a_burst_of_one_users_sessions_cannot_evict_a_prompt_reader(
     ]
     assert 1 <= len(about_flooder) <= 2
     assert about_flooder[-1]["member"]["sessions"] == OUTBOX_SIZE + 44
+
+
+# -- moderation reaches the sockets (service -> supervisor -> live room) --------------------
+
+
+def _presence(socket: FakeSocket, event: str) -> list[dict[str, Any]]:
+    return [m for m in socket.of_type("presence") if m["event"] == event]
+
+
+async def test_roles_mutes_and_deleted_chat_reach_every_socket_the_member_included(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    ben_connection = await world.connect("Ben", ben)
+    ben_id = ben_connection.principal.user_id
+    moderation = world.service.moderation
+    await moderation.set_role(world.owner, world.room.id, ben_id, Role.MODERATOR)
+    await moderation.mute(world.owner, world.room.id, ben_id, reason="spoilers")
+    await trio.testing.wait_all_tasks_blocked()
+    for socket in (ada, ben):
+        [role] = _presence(socket, "role")
+        assert (role["member"]["user_id"], role["detail"]) == (str(ben_id), "moderator")
+        [muted] = _presence(socket, "muted")
+        assert muted["member"]["muted"] is True and muted["detail"] is None
+    # The mute is the service's: Ben's chat is refused, with the reason.
+    await ben.to_server.send(json.dumps({"type": "chat", "message": "x", "client_id": "c1"}))
+    await trio.testing.wait_all_tasks_blocked()
+    refused = ben.of_type("error")[-1]
+    assert (refused["code"], refused["ref"]) == ("muted", "c1")
+    assert "spoilers" in refused["message"]
+    await moderation.unmute(world.owner, world.room.id, ben_id)
+    message = await world.service.post_chat(ben_connection.principal, world.room.id, "hi")
+    await moderation.delete_chat(world.owner, message.id, room_id=world.room.id)
+    await trio.testing.wait_all_tasks_blocked()
+    for socket in (ada, ben):
+        [unmuted] = _presence(socket, "unmuted")
+        assert unmuted["member"]["muted"] is False
+        assert socket.of_type("chat_deleted") == [
+            {"type": "chat_deleted", "room_id": str(world.room.id), "message_id": str(message.id)}
+        ]
+    # Roles and mutes are logged once, by the service, naming who acted.
+    events, _ = await world.repo.list_events(world.room.id, 50, 0)
+    kinds = [e.type for e in events if e.type in ("role", "muted", "unmuted")]
+    assert sorted(kinds) == ["muted", "role", "unmuted"]
+
+
+async def test_new_settings_reach_every_socket_and_govern_commands_at_once(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    assert ada.of_type("joined")[0]["settings"]["control"] == "everyone"
+    changes = RoomChanges(playback_control=PlaybackControl.MODERATORS, name="Late show")
+    await world.service.update_room(world.owner, world.room.id, changes)
+    await trio.testing.wait_all_tasks_blocked()
+    [changed] = ada.of_type("room")
+    assert changed["settings"]["control"] == "moderators"
+    assert changed["room"]["playback_control"] == "moderators"
+    assert changed["room"]["name"] == "Late show"
+    await ada.to_server.send(json.dumps({"type": "play"}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert ada.of_type("error")[-1]["code"] == "not-allowed"
+
+
+async def test_a_ban_closes_the_users_sockets_with_banned_and_keeps_them_out(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben_phone, ben_tv = FakeSocket(), FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    ben = await world.member("Ben")
+    await world.connect("Ben", ben_phone, ben)
+    await world.connect("Ben", ben_tv, ben)
+    await world.service.moderation.ban(world.owner, world.room.id, ben.user_id, reason="spoilers")
+    await trio.sleep(1)  # comings and goings go out once per presence window
+    for socket in (ben_phone, ben_tv):
+        assert socket.of_type("closing")[-1] == {
+            "type": "closing",
+            "reason": "banned",
+            "message": "Olga banned you from the room for good: spoilers",
+        }
+        assert socket.close_code == 4007
+    left = _presence(ada, "left")[-1]
+    assert (left["member"]["user_id"], left["member"]["sessions"]) == (str(ben.user_id), 0)
+    assert ada.close_code is None
+    # Coming back the way a resume does (the live room, not the REST join) is refused too.
+    participant, _ = await world.repo.add_participant(
+        world.room.id, ben.user_id, "Ben", Role.MEMBER, NOW
+    )
+    live = await world.supervisor.live_room(world.room)
+    connection = Connection(FakeSocket(), ben, ServerClock().now)
+    with pytest.raises(ServiceError) as refused:
+        await live.attach(connection, participant, world.room, [], None)
+    assert refused.value.code == "banned"
+
+
+async def test_a_member_muted_while_away_joins_muted(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben_socket = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    ben = await world.member("Ben")
+    await world.service.moderation.mute(world.owner, world.room.id, ben.user_id)
+    await world.connect("Ben", ben_socket, ben)
+    await trio.sleep(1)
+    assert ben_socket.of_type("joined")[0]["you"]["muted"] is True
+    [joined] = _presence(ada, "joined")[-1:]
+    assert joined["member"]["muted"] is True
+
+
+async def test_a_mute_stored_while_a_join_reads_it_is_not_lost(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The join reads "not muted", the mute lands (the room has no session of Ben's to
+    mute yet), then the join goes on: it must read again rather than let Ben in unmuted."""
+    ben = await world.member("Ben")
+    release = world.repo.hold_read(RestrictionKind.MUTE, 1)
+    ben_socket = FakeSocket()
+    live = await world.supervisor.live_room(world.room)
+    connection = Connection(ben_socket, ben, ServerClock().now)
+    participant = await world.repo.get_participant(world.room.id, ben.user_id)
+    assert participant is not None
+    world.nursery.start_soon(connection.run_writer)
+    world.nursery.start_soon(live.attach, connection, participant, world.room, [], None)
+    with trio.fail_after(5):
+        await world.repo.read_held.wait()
+    await world.service.moderation.mute(world.owner, world.room.id, ben.user_id)
+    release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    [joined] = ben_socket.of_type("joined")
+    assert joined["you"]["muted"] is True
+
+
+async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socket_stays(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The service let Ben in; the ban lands before the room took him: ``error banned``,
+    and the socket stays authenticated (it may join elsewhere), nothing crashes."""
+    ben = await world.member("Ben")
+    await world.supervisor.live_room(world.room)  # live already: the ban reaches it
+    # Read 1 is the service's check at the join, read 2 the room's own.
+    release = world.repo.hold_read(RestrictionKind.BAN, 2)
+    settings = world.supervisor._deps.settings
+    state = AppState(settings, world.repo, world.service, "x" * 32, supervisor=world.supervisor)
+    socket = FakeSocket()
+    handshake = Handshake(state, socket, None, vouched=ben)
+    world.nursery.start_soon(handshake.run)
+    await socket.to_server.send(json.dumps({"type": "hello", "protocol": 1}))
+    await socket.to_server.send(json.dumps({"type": "join", "room_id": str(world.room.id)}))
+    with trio.fail_after(5):
+        await world.repo.read_held.wait()
+    await world.service.moderation.ban(world.owner, world.room.id, ben.user_id)
+    release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert [m["type"] for m in socket.sent] == ["welcome", "error"]
+    assert socket.sent[-1]["code"] == "banned"
+    assert socket.close_code is None
+    assert world.supervisor.sessions_by_user(world.room.id)[ben.user_id] == 0
+    # Still authenticated: the next message is read and answered as before a join.
+    await socket.to_server.send(json.dumps({"type": "ping", "id": 7, "t0": 0.0}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert socket.sent[-1]["type"] == "pong"

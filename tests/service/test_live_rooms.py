@@ -19,7 +19,7 @@ from syncplayd.config import load_settings
 from syncplayd.identity import Principal
 from syncplayd.service import LiveRooms, Removal, RoomChanges, RoomService, ServiceError
 from syncplayd.storage import MemoryRepository
-from syncplayd.storage.records import ChatMessage, PlaybackControl, Room
+from syncplayd.storage.records import ChatMessage, PlaybackControl, Role, Room
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 ADMIN = Principal(uuid4(), "root", is_admin=True)
@@ -35,11 +35,20 @@ class RecordedRooms:
     def chat_posted(self, message: ChatMessage) -> None:
         self.calls.append(("chat_posted", message.message))
 
+    def chat_deleted(self, room_id: UUID, message_id: UUID) -> None:
+        self.calls.append(("chat_deleted", (room_id, message_id)))
+
     def room_ended(self, room_id: UUID) -> None:
         self.calls.append(("room_ended", room_id))
 
     def room_updated(self, room: Room) -> None:
-        self.calls.append(("room_updated", room.playback_control))
+        self.calls.append(("room_updated", (room.playback_control, room.owner_id)))
+
+    def role_changed(self, room_id: UUID, user_id: UUID, role: Role) -> None:
+        self.calls.append(("role_changed", (room_id, user_id, role)))
+
+    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None:
+        self.calls.append(("mute_changed", (room_id, user_id, muted)))
 
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
         self.calls.append(("remove_user", (room_id, user_id, reason, message)))
@@ -97,36 +106,74 @@ async def test_leaving_removes_the_membership_then_the_live_sessions(world: Worl
     assert len(world.live.calls) == 1  # a refusal reaches no live room
 
 
-async def test_a_kick_is_for_admins(world: World) -> None:
-    for caller in (world.owner, world.guest):
+async def test_a_kick_is_not_for_members(world: World) -> None:
+    other = Principal(uuid4(), "other")
+    await world.service.join(other, world.room.id)
+    for target in (other.user_id, world.owner.user_id):
         with pytest.raises(ServiceError) as refused:
-            await world.service.kick(caller, world.room.id, world.guest.user_id)
+            await world.service.moderation.kick(world.guest, world.room.id, target)
         assert (refused.value.status, refused.value.code) == (403, "forbidden")
-    assert await world.repo.get_participant(world.room.id, world.guest.user_id) is not None
+    assert await world.repo.get_participant(world.room.id, other.user_id) is not None
     assert world.live.calls == []
 
 
 async def test_a_kick_removes_closes_and_logs(world: World) -> None:
     world.live.sessions = 2
-    done = await world.service.kick(ADMIN, world.room.id, world.guest.user_id)
+    done = await world.service.moderation.kick(
+        world.owner, world.room.id, world.guest.user_id, reason="spoilers"
+    )
     assert (done.removed, done.sessions_closed) == (True, 2)
     assert await world.repo.get_participant(world.room.id, world.guest.user_id) is None
-    (call,) = world.live.calls
-    assert call[0] == "remove_user" and call[1][2] == "kicked"
+    # The closing message names who and why.
+    message = "owner removed you from the room: spoilers"
+    assert world.live.calls == [
+        ("remove_user", (world.room.id, world.guest.user_id, "kicked", message))
+    ]
     (event,), _ = await world.repo.list_events(world.room.id, 10, 0)
     assert (event.type, event.user_id, event.created_at) == ("kicked", world.guest.user_id, NOW)
-    assert event.payload == {"by": str(ADMIN.user_id), "sessions": 2}
+    assert event.payload == {"by": str(world.owner.user_id), "sessions": 2, "reason": "spoilers"}
 
 
 async def test_a_kick_of_someone_only_connected_closes_their_sessions(world: World) -> None:
     stranger = uuid4()
     world.live.sessions = 1
-    done = await world.service.kick(ADMIN, world.room.id, stranger)
+    done = await world.service.moderation.kick(ADMIN, world.room.id, stranger)
     assert (done.removed, done.sessions_closed) == (False, 1)
+    assert world.live.calls[-1][1][3] == "an administrator removed you from the room"
     world.live.sessions = 0
     with pytest.raises(ServiceError) as refused:
-        await world.service.kick(ADMIN, world.room.id, stranger)
+        await world.service.moderation.kick(ADMIN, world.room.id, stranger)
     assert (refused.value.status, refused.value.code) == (404, "not-a-member")
+
+
+async def test_a_ban_closes_the_sessions_with_banned(world: World) -> None:
+    world.live.sessions = 1
+    await world.service.moderation.ban(world.owner, world.room.id, world.guest.user_id)
+    message = "owner banned you from the room for good"
+    assert world.live.calls == [
+        ("remove_user", (world.room.id, world.guest.user_id, "banned", message))
+    ]
+    # Lifting it reaches no live room: the user is not in it.
+    await world.service.moderation.unban(world.owner, world.room.id, world.guest.user_id)
+    assert len(world.live.calls) == 1
+
+
+async def test_roles_mutes_and_transfers_reach_the_live_room(world: World) -> None:
+    room_id, guest = world.room.id, world.guest.user_id
+    moderation = world.service.moderation
+    await moderation.set_role(world.owner, room_id, guest, Role.MODERATOR)
+    await moderation.set_role(world.owner, room_id, guest, Role.MODERATOR)  # no change: no call
+    await moderation.mute(world.owner, room_id, guest)
+    await moderation.unmute(world.owner, room_id, guest)
+    await moderation.transfer(world.owner, room_id, guest)
+    assert world.live.calls == [
+        ("role_changed", (room_id, guest, Role.MODERATOR)),
+        ("mute_changed", (room_id, guest, True)),
+        ("mute_changed", (room_id, guest, False)),
+        ("role_changed", (room_id, world.owner.user_id, Role.MODERATOR)),
+        ("role_changed", (room_id, guest, Role.OWNER)),
+        ("room_updated", (PlaybackControl.EVERYONE, guest)),
+    ]
 
 
 async def test_settings_chat_and_the_end_reach_the_live_room(world: World) -> None:
@@ -135,21 +182,24 @@ async def test_settings_chat_and_the_end_reach_the_live_room(world: World) -> No
     await world.service.post_chat(world.guest, world.room.id, "  hello  ")
     await world.service.end_room(world.owner, world.room.id)
     assert world.live.calls == [
-        ("room_updated", PlaybackControl.MODERATORS),
+        ("room_updated", (PlaybackControl.MODERATORS, world.owner.user_id)),
         ("chat_posted", "hello"),
         ("room_ended", world.room.id),
     ]
 
 
-async def test_deleting_chat_is_for_admins(world: World) -> None:
+async def test_deleting_chat_reaches_the_live_room(world: World) -> None:
+    other = Principal(uuid4(), "other")
+    await world.service.join(other, world.room.id)
     message = await world.service.post_chat(world.guest, world.room.id, "oops")
-    with pytest.raises(ServiceError) as refused:
-        await world.service.delete_chat(world.owner, message.id)
+    with pytest.raises(ServiceError) as refused:  # a member, on someone else's message
+        await world.service.moderation.delete_chat(other, message.id)
     assert refused.value.code == "forbidden"
-    await world.service.delete_chat(ADMIN, message.id)
+    await world.service.moderation.delete_chat(world.owner, message.id, room_id=world.room.id)
     assert await world.service.recent_chat(world.room.id) == []
+    assert world.live.calls[-1] == ("chat_deleted", (world.room.id, message.id))
     with pytest.raises(ServiceError) as missing:
-        await world.service.delete_chat(ADMIN, message.id)
+        await world.service.moderation.delete_chat(ADMIN, message.id)
     assert missing.value.code == "not-found"
 
 
@@ -181,9 +231,9 @@ async def test_admin_queries_refuse_everyone_else(world: World) -> None:
 
 
 async def test_events_after_an_id_for_admins(world: World) -> None:
-    await world.service.kick(ADMIN, world.room.id, world.guest.user_id)
+    await world.service.moderation.kick(ADMIN, world.room.id, world.guest.user_id)
     await world.service.join(world.guest, world.room.id)
-    await world.service.kick(ADMIN, world.room.id, world.guest.user_id)
+    await world.service.moderation.kick(ADMIN, world.room.id, world.guest.user_id)
     first, second = (await world.service.admin.events_after(ADMIN, world.room.id, 0, 10))[0]
     newer, total = await world.service.admin.events_after(ADMIN, world.room.id, first.id, 10)
     assert (newer, total) == ([second], 2)

@@ -29,6 +29,7 @@ from syncplayd.core.room._events import RttSample as RttSample
 from syncplayd.core.room._events import Seek as Seek
 from syncplayd.core.room._events import SendTo as SendTo
 from syncplayd.core.room._events import SetControl as SetControl
+from syncplayd.core.room._events import SetMuted as SetMuted
 from syncplayd.core.room._events import SetRate as SetRate
 from syncplayd.core.room._events import SetRole as SetRole
 from syncplayd.core.room._events import Tick as Tick

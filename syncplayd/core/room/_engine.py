@@ -91,11 +91,15 @@ Connect    New or resumed session; presence ``joined``/``reconnected``.
 Disconnect Keeps the session; presence ``disconnected``; may resume.
 Leave      Removes the session, closes its socket; presence ``left``; may resume.
 RemoveUser Leave for every session of a user, closed with the given reason
-           (``left``, ``kicked``): how a REST leave or a kick reaches the room.
+           (``left``, ``kicked``, ``banned``): how a REST leave, a kick or a ban
+           reaches the room.
 Tick       Idle sessions: closed and disconnected. Waiting: overdue blockers
            skipped and named. May resume.
 SetControl Who may control playback (the shell checks who may ask).
-SetRole    A user's role in all of their sessions; presence ``role``.
+SetRole    A user's role in all of their sessions; presence ``role`` (to everyone,
+           the user included). Not logged here: the service logs who changed it.
+SetMuted   A user's ``muted`` in all of their sessions; presence ``muted`` or
+           ``unmuted`` (to everyone, the user included). Logged by the service too.
 ========== ===================================================================
 """
 
@@ -119,6 +123,7 @@ from syncplayd.core.room._events import (
     RttSample,
     Seek,
     SetControl,
+    SetMuted,
     SetRate,
     SetRole,
     Tick,
@@ -195,6 +200,8 @@ def _dispatch(state: RoomState, command: Command, now: float) -> Result:
             return _membership.set_control(state, command, now)
         case SetRole():
             return _membership.set_role(state, command, now)
+        case SetMuted():
+            return _membership.set_muted(state, command)
         case Heartbeat() | RttSample() | Tick():  # pragma: no cover - apply() handles these
             raise AssertionError("handled by apply()")
         case _:  # pragma: no cover - exhaustiveness, checked by mypy

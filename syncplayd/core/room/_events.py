@@ -27,6 +27,7 @@ class Connect:
         user_name: the display name.
         role: the user's role in the room (from storage).
         resume: the client asked to resume ``session_id``.
+        muted: the user is muted in the room (from storage).
     """
 
     session_id: str
@@ -34,6 +35,7 @@ class Connect:
     user_name: str
     role: Role = "member"
     resume: bool = False
+    muted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,9 @@ class Leave:
 class RemoveUser:
     """Every session of a user leaves the room: the user left or was removed.
 
-    Each connected session's socket is closed with ``reason``; the others see
-    presence ``left``. Idempotent: a user with no session changes nothing.
+    Each connected session's socket is closed with ``reason`` (``left``, ``kicked``
+    or ``banned``); the others see presence ``left``. Idempotent: a user with no
+    session changes nothing.
     """
 
     user_id: str
@@ -152,10 +155,18 @@ class SetControl:
 
 @dataclass(frozen=True, slots=True)
 class SetRole:
-    """Change a user's role for all of their sessions (checked by the shell)."""
+    """Change a user's role for all of their sessions (decided and logged by the service)."""
 
     user_id: str
     role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class SetMuted:
+    """Mute or unmute a user in all of their sessions (decided and logged by the service)."""
+
+    user_id: str
+    muted: bool
 
 
 Command = (
@@ -174,6 +185,7 @@ Command = (
     | Tick
     | SetControl
     | SetRole
+    | SetMuted
 )
 """Everything :func:`~syncplayd.core.room.apply` accepts."""
 
@@ -216,7 +228,8 @@ class LogEvent:
 
     Attributes:
         type: ``playback``, ``joined``, ``reconnected``, ``disconnected``, ``left``,
-            ``not_ready_timeout``, ``idle_timeout``, ``role`` or ``control``.
+            ``not_ready_timeout``, ``idle_timeout`` or ``control`` (roles and mutes are
+            logged by the service, which knows who changed them).
         user_id: the user concerned, ``None`` for the server.
         payload: JSON-ready details (strings, numbers, booleans, ``None``).
     """

@@ -1,4 +1,4 @@
-"""Transitions of the room's membership: sessions coming and going, timeouts, roles.
+"""Transitions of the room's membership: sessions coming and going, timeouts, roles, mutes.
 
 The rules are described in ``_engine`` ("Theory of operation"); each function
 here takes the room, one command (and ``now``) and returns ``(room, effects)``.
@@ -19,6 +19,7 @@ from syncplayd.core.room._events import (
     LogEvent,
     RemoveUser,
     SetControl,
+    SetMuted,
     SetRole,
 )
 from syncplayd.core.room._state import Refused, RoomState, Session, is_control_mode, is_role
@@ -51,6 +52,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
             existing,
             user_name=command.user_name,
             role=command.role,
+            muted=command.muted,
             connected=True,
             catching_up=existing.catching_up or late,
             last_seen=now,
@@ -63,6 +65,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
             user_id=command.user_id,
             user_name=command.user_name,
             role=command.role,
+            muted=command.muted,
             catching_up=late,
             last_seen=now,
         )
@@ -73,11 +76,11 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
             for sid, s in state.sessions.items()
             if s.user_id != command.user_id or s.connected
         }
-    # Name and role belong to the user, so all of their sessions follow the newest connect.
+    # Name, role and mute belong to the user, so all of their sessions follow the newest connect.
     for sibling in siblings:
         if sibling.session_id in kept:
             kept[sibling.session_id] = replace(
-                sibling, user_name=command.user_name, role=command.role
+                sibling, user_name=command.user_name, role=command.role, muted=command.muted
             )
     kept[session.session_id] = session
     state = replace(state, sessions=MappingProxyType(kept))
@@ -187,11 +190,27 @@ def set_role(state: RoomState, command: SetRole, now: float) -> Result:
     if not changed:
         return state, []
     state = put(state, *changed)
-    effects: list[Effect] = [
-        presence(state, "role", changed[0], exclude=None, detail=command.role),
-        LogEvent("role", command.user_id, {"role": command.role}),
-    ]
+    # Not logged here: the service logs the change with who made it.
+    effects: list[Effect] = [presence(state, "role", changed[0], exclude=None, detail=command.role)]
     # Who the room waits for depends on the role in a ``moderators`` room.
     state, waiting = maybe_wait(state, now)
     state, resumed = maybe_resume(state, by=None, now=now)
     return state, effects + waiting + resumed
+
+
+def set_muted(state: RoomState, command: SetMuted) -> Result:
+    """Mute or unmute a user in all of their sessions; a no-op for a user with none.
+
+    Chat is refused by the service, not here; the room only tells everyone (the
+    user too, so that their client can say why chat is closed).
+    """
+    changed = [
+        replace(s, muted=command.muted)
+        for s in state.sessions.values()
+        if s.user_id == command.user_id and s.muted != command.muted
+    ]
+    if not changed:
+        return state, []
+    state = put(state, *changed)
+    event: PresenceEvent = "muted" if command.muted else "unmuted"
+    return state, [presence(state, event, changed[0], exclude=None)]

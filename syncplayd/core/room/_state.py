@@ -79,6 +79,7 @@ class Session:
         user_id: the user (the token's ``sub``).
         user_name: the display name.
         role: the user's role in the room.
+        muted: the user may not chat in the room (shown to everyone in ``Member.muted``).
         connected: whether a socket is attached (a disconnected session may resume).
         buffering: the player reported it is loading.
         buffering_since: when it started buffering (for the ready timeout).
@@ -96,6 +97,7 @@ class Session:
     user_id: str
     user_name: str
     role: Role = "member"
+    muted: bool = False
     connected: bool = True
     buffering: bool = False
     buffering_since: float | None = None

@@ -22,7 +22,7 @@ Result = tuple[RoomState, list[Effect]]
 
 PresenceEvent = Literal[
     "joined", "left", "disconnected", "reconnected", "buffering", "ready",
-    "not_ready_timeout", "latency", "role",
+    "not_ready_timeout", "latency", "role", "muted", "unmuted",
 ]  # fmt: skip
 
 

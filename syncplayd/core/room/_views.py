@@ -79,6 +79,7 @@ def _member_of(sessions: Iterable[Session]) -> protocol.Member:
         sessions=len(live),
         buffering=any(s.buffering for s in live),
         latency_ms=_latency_ms(max(rtts)) if rtts else None,
+        muted=first.muted,
     )
 
 

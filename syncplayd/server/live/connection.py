@@ -47,6 +47,7 @@ CLOSE_CODES: dict[str, int] = {
     "too-slow": 4004,
     "idle-timeout": 4005,
     "too-many-connections": 4006,
+    "banned": 4007,
     "unauthorized": 4401,
 }
 

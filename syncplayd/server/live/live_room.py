@@ -35,7 +35,7 @@ from syncplayd.server.metric_labels import message_type
 from syncplayd.server.metrics import Metrics
 from syncplayd.service import Removal, RoomService, ServiceError
 from syncplayd.storage.errors import StorageError
-from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Room
+from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Role, Room
 from syncplayd.storage.records import Playback as StoredPlayback
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ END_GRACE_SECONDS = 2.0
 #: per user per window instead of one per event, so it cannot fill a reader's outbox.
 PRESENCE_WINDOW_SECONDS = 0.05
 _COALESCED_PRESENCE = frozenset({"joined", "reconnected", "disconnected", "left"})
+#: How many times a join reads the joiner's standing (ban, mute) while moderation changes
+#: race the read; then the last read stands, so that a moderator clicking mute and unmute
+#: in a loop cannot hold a join forever.
+STANDING_READS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,9 @@ class LiveRoom:
         self._frame_started: float | None = None
         self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
         self._presence_due = trio.Event()
+        #: Bumped by every mute and removal the service sends here, so that a join can
+        #: tell whether one raced its read of the joiner's standing (see ``_standing``).
+        self._moderation_changes = 0
 
     def reconfigure(self, deps: RoomDeps) -> None:
         """Take new settings (SIGHUP): sync thresholds and the message rate."""
@@ -186,6 +193,7 @@ class LiveRoom:
 
     def remove_user(self, user_id: UUID, reason: Removal, message: str) -> int:
         """Every session of the user leaves with ``reason``; returns how many had sockets."""
+        self._moderation_changes += 1
         user = str(user_id)
         with_socket = sum(
             1
@@ -194,6 +202,32 @@ class LiveRoom:
         )
         self.apply(engine.RemoveUser(user_id=user, reason=reason, message=message))
         return with_socket
+
+    def set_role(self, user_id: UUID, role: Role) -> None:
+        """The service changed the user's role: their sessions and everyone's view follow."""
+        self.apply(engine.SetRole(user_id=str(user_id), role=role.value))
+
+    def set_muted(self, user_id: UUID, *, muted: bool) -> None:
+        """The service muted or unmuted the user: presence ``muted``/``unmuted`` to everyone."""
+        self._moderation_changes += 1
+        self.apply(engine.SetMuted(user_id=str(user_id), muted=muted))
+
+    def room_updated(self, room: Room) -> None:
+        """The room's settings or owner changed: new control mode, and a ``room`` frame.
+
+        The ``room`` frame goes out before what the new mode sets off (a waiting room
+        may resume once members stop counting), so that clients read the change of
+        rules before its effect.
+        """
+        control = engine.SetControl(mode=room.playback_control.value)
+        self._state, effects = engine.apply(self._state, control, self._clock.now())
+        self.broadcast(protocol.RoomChanged(room=room_info(room), settings=self._sync_settings()))
+        for effect in effects:
+            self._execute(effect)
+
+    def _sync_settings(self) -> protocol.SyncSettings:
+        heartbeat = self._deps.settings.syncplay.sync.heartbeat_interval_seconds
+        return engine.sync_settings(self._state, heartbeat_interval=heartbeat)
 
     @property
     def is_idle(self) -> bool:
@@ -216,7 +250,13 @@ class LiveRoom:
         """Join a connection to the room and serve it until it ends.
 
         ``recent_chat`` is emptied once it has been sent (see below).
+
+        Raises:
+            ServiceError: ``room-ended``, or ``banned`` when a ban landed after the
+                service let the user in (the join's check and this attach are apart).
         """
+        muted = await self._standing(participant.user_id)
+        # No await from here to the Connect: no mute or removal can slip in between.
         if self._nursery is None or self.ended:
             raise ServiceError(410, "room-ended", "the room has ended")
         user_id = str(participant.user_id)
@@ -237,6 +277,7 @@ class LiveRoom:
                 user_name=participant.user_name,
                 role=participant.role.value,
                 resume=session_id == resume,
+                muted=muted,
             )
         )
         now = self._clock.now()
@@ -248,10 +289,7 @@ class LiveRoom:
                 playback=engine.snapshot(self._state, now),
                 participants=engine.members(self._state),
                 chat=recent_chat,
-                settings=engine.sync_settings(
-                    self._state,
-                    heartbeat_interval=self._deps.settings.syncplay.sync.heartbeat_interval_seconds,
-                ),
+                settings=self._sync_settings(),
                 you=engine.member(self._state, session_id),
             )
         )
@@ -263,6 +301,27 @@ class LiveRoom:
         with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):
             self._nursery.start_soon(self._serve, connection)
         await connection.done.wait()
+
+    async def _standing(self, user_id: UUID) -> bool:
+        """Whether the joiner is muted; refuses one who was banned meanwhile.
+
+        Read from storage, since the engine only knows the users it has sessions
+        of. A mute or ban stored while this read is on its way reaches the room
+        (``set_muted``, ``remove_user``) while the joiner has no session yet, and
+        would be lost; the change counter tells, and the read is repeated.
+
+        Raises:
+            ServiceError: ``banned``.
+        """
+        moderation = self._deps.service.moderation
+        muted = False
+        for _ in range(STANDING_READS):
+            seen = self._moderation_changes
+            await moderation.refuse_banned(self.room_id, user_id)
+            muted = await moderation.is_muted(self.room_id, user_id)
+            if self._moderation_changes == seen:
+                break
+        return muted
 
     async def _serve(self, connection: Connection) -> None:
         session_id = connection.session_id

@@ -1,8 +1,8 @@
 """Storage records as the values the WebSocket protocol sends.
 
-``joined.room``, ``joined.chat`` and ``chat.message`` carry the REST API's room and
-chat objects. The live side builds them here, from :mod:`syncplayd.storage.records`,
-without importing the HTTP layer; the HTTP encoders
+``joined.room``, ``room.room``, ``joined.chat`` and ``chat.message`` carry the REST
+API's room and chat objects. The live side builds them here, from
+:mod:`syncplayd.storage.records`, without importing the HTTP layer; the HTTP encoders
 (:mod:`syncplayd.server.http.payloads`) build their JSON from the same structs, so
 the field list and the formats exist once.
 
@@ -83,6 +83,7 @@ def room_info(room: Room) -> protocol.RoomInfo:
         created_at=timestamp(room.created_at),
         updated_at=timestamp(room.updated_at),
         ended_at=timestamp(room.ended_at),
+        moderators_manage_moderators=room.moderators_manage_moderators,
     )
 
 

@@ -9,8 +9,9 @@ connections with a reason and then cancels the room's nursery.
 It is the service's view of the live rooms (:class:`~syncplayd.service.LiveRooms`):
 whatever transport asked for a change, the service decides and stores it, then
 calls one method here, which finds the live room and has it apply an engine
-command (a chat message reaching the sockets, a user removed with a reason, a
-new playback control, the room ended). Rooms that are not live ignore them.
+command or sends a frame (a chat message reaching the sockets or deleted from
+them, a user removed with a reason, a new role, a mute, new settings, the room
+ended). Rooms that are not live ignore them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import trio
 from syncplayd.clocks import ServerClock, monotonic
 from syncplayd.config import Settings
 from syncplayd.core import protocol
-from syncplayd.core import room as engine
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
 from syncplayd.server.live.live_room import LiveOverview, LiveRoom, RoomDeps
@@ -34,7 +34,7 @@ from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.user_connections import UserConnections
 from syncplayd.server.metrics import Metrics
 from syncplayd.service import Removal, RoomService
-from syncplayd.storage.records import ChatMessage, Room
+from syncplayd.storage.records import ChatMessage, Role, Room
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +178,26 @@ class RoomSupervisor:
         live = self.get_live(room_id)
         return live.remove_user(user_id, reason, message) if live is not None else 0
 
-    def room_updated(self, room: Room) -> None:
-        live = self._rooms.get(room.id)
+    def chat_deleted(self, room_id: UUID, message_id: UUID) -> None:
+        live = self.get_live(room_id)
         if live is not None:
-            live.apply(engine.SetControl(mode=room.playback_control.value))
+            deleted = protocol.ChatDeleted(room_id=str(room_id), message_id=str(message_id))
+            live.broadcast(deleted)
+
+    def room_updated(self, room: Room) -> None:
+        live = self.get_live(room.id)
+        if live is not None:
+            live.room_updated(room)
+
+    def role_changed(self, room_id: UUID, user_id: UUID, role: Role) -> None:
+        live = self.get_live(room_id)
+        if live is not None:
+            live.set_role(user_id, role)
+
+    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None:
+        live = self.get_live(room_id)
+        if live is not None:
+            live.set_muted(user_id, muted=muted)
 
     # -- presence in storage ------------------------------------------------------------------
     def membership_changed(self, room_id: UUID, user_id: UUID, connected: bool) -> None:

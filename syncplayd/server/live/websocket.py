@@ -321,17 +321,25 @@ class Handshake:
         )
         # The history is sent once, in ``joined``; the connection may last for hours,
         # and this frame with it: keep none of it (``attach`` empties ``recent``).
-        try:
-            async with trio.open_nursery() as writer:
-                writer.start_soon(connection.run_writer)
-                try:
-                    await live.attach(connection, participant, room, recent, message.resume)
-                finally:
-                    # The reader (in the room) stops if this handler is cancelled
-                    # because the peer vanished; the writer finishes its queue.
-                    connection.scope.cancel()
-                    connection.finish()
-        except ServiceError as exc:
-            await self._error(exc.code, exc.detail)
+        refusal: ServiceError | None = None
+        async with trio.open_nursery() as writer:
+            writer.start_soon(connection.run_writer)
+            # Caught in here: out of the nursery it would come wrapped in an exception group.
+            try:
+                await live.attach(connection, participant, room, recent, message.resume)
+            except ServiceError as exc:
+                # The room ended meanwhile, or a ban landed after the service let the
+                # user in (the room reads the joiner's standing again: see ``attach``).
+                refusal = exc
+            except StorageError as exc:
+                log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
+                refusal = ServiceError(503, "unavailable", "the database is unavailable; retry")
+            finally:
+                # The reader (in the room) stops if this handler is cancelled
+                # because the peer vanished; the writer finishes its queue.
+                connection.scope.cancel()
+                connection.finish()
+        if refusal is not None:
+            await self._error(refusal.code, refusal.detail)
             return False
         return True
