@@ -42,6 +42,15 @@ EXPECTED_OPERATIONS = {
     ("GET", "/rooms/{room_id}/chat"),
     ("POST", "/rooms/{room_id}/invitations"),
     ("GET", "/invitations/{code}"),
+    ("PUT", "/rooms/{room_id}/participants/{user_id}/role"),
+    ("POST", "/rooms/{room_id}/transfer"),
+    ("POST", "/rooms/{room_id}/participants/{user_id}/kick"),
+    ("GET", "/rooms/{room_id}/bans"),
+    ("PUT", "/rooms/{room_id}/bans/{user_id}"),
+    ("DELETE", "/rooms/{room_id}/bans/{user_id}"),
+    ("PUT", "/rooms/{room_id}/mutes/{user_id}"),
+    ("DELETE", "/rooms/{room_id}/mutes/{user_id}"),
+    ("DELETE", "/rooms/{room_id}/chat/{message_id}"),
 } | UNAUTHENTICATED
 REQUIRED_SCHEMAS = {
     "Room",
@@ -64,6 +73,12 @@ REQUIRED_SCHEMAS = {
     "ValidationError",
     "Health",
     "Ready",
+    "RoleBody",
+    "TransferBody",
+    "KickBody",
+    "SanctionBody",
+    "Restriction",
+    "RestrictionList",
 }
 
 ROOM_ID = "0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24"
@@ -95,6 +110,7 @@ def valid_room(**changes: Any) -> dict[str, Any]:
             "updated_at": None,
         },
         "playback_control": "everyone",
+        "moderators_manage_moderators": False,
         "created_at": NOW,
         "updated_at": "2026-11-25T18:40:00Z",
         "ended_at": None,
@@ -363,10 +379,45 @@ def test_valid_other_bodies() -> None:
         "is_connected": False,
         "joined_at": NOW,
         "last_seen_at": NOW,
+        "muted": False,
     }
     assert_response_conforms(
         "POST", "/rooms/{room_id}/join", 200, {"room": valid_room(), "participant": participant}
     )
+    assert_response_conforms(
+        "PUT", "/rooms/{room_id}/participants/{user_id}/role", 200, participant
+    )
+    restriction = {
+        "room_id": ROOM_ID,
+        "user_id": USER_ID,
+        "user_name": None,
+        "reason": None,
+        "created_by": ROOM_ID,
+        "created_at": NOW,
+        "expires_at": None,
+    }
+    assert_response_conforms("PUT", "/rooms/{room_id}/bans/{user_id}", 200, restriction)
+    assert_response_conforms(
+        "PUT",
+        "/rooms/{room_id}/mutes/{user_id}",
+        200,
+        restriction | {"user_name": "bob", "reason": "spoilers", "expires_at": NOW},
+    )
+    assert_response_conforms(
+        "GET",
+        "/rooms/{room_id}/bans",
+        200,
+        {"items": [restriction], "total": 1, "limit": 1, "offset": 0},
+    )
+    for method, path in [
+        ("POST", "/rooms/{room_id}/participants/{user_id}/kick"),
+        ("DELETE", "/rooms/{room_id}/bans/{user_id}"),
+        ("DELETE", "/rooms/{room_id}/mutes/{user_id}"),
+        ("DELETE", "/rooms/{room_id}/chat/{message_id}"),
+    ]:
+        assert_response_conforms(method, path, 204, None)
+    assert_response_conforms("POST", "/rooms/{room_id}/join", 403, problem("banned", 403))
+    assert_response_conforms("POST", "/rooms/{room_id}/chat", 403, problem("muted", 403))
     message = {
         "id": ROOM_ID,
         "room_id": ROOM_ID,
@@ -432,6 +483,22 @@ def test_valid_requests() -> None:
         {"invited_user_id": USER_ID, "expires_in_hours": 0.5, "max_uses": None},
     )
     assert_request_conforms("POST", "/rooms/{room_id}/leave", None)
+    assert_request_conforms("PUT", "/rooms/{room_id}", {"moderators_manage_moderators": True})
+    assert_request_conforms(
+        "PUT", "/rooms/{room_id}/participants/{user_id}/role", {"role": "moderator"}
+    )
+    assert_request_conforms("POST", "/rooms/{room_id}/transfer", {"user_id": USER_ID})
+    assert_request_conforms("POST", "/rooms/{room_id}/participants/{user_id}/kick", None)
+    assert_request_conforms(
+        "POST", "/rooms/{room_id}/participants/{user_id}/kick", {"reason": "r" * 500}
+    )
+    assert_request_conforms("PUT", "/rooms/{room_id}/bans/{user_id}", None)
+    assert_request_conforms(
+        "PUT",
+        "/rooms/{room_id}/bans/{user_id}",
+        {"reason": "spoilers\nagain", "expires_in_minutes": 5256000},
+    )
+    assert_request_conforms("PUT", "/rooms/{room_id}/mutes/{user_id}", {"expires_in_minutes": 1.5})
 
 
 # --- the checker rejects invalid bodies -------------------------------------------
@@ -570,6 +637,19 @@ def test_missing_or_bad_headers_rejected() -> None:
         ("POST", "/rooms/{room_id}/join", {"password": "", "invitation_code": "X"}, "password"),
         ("POST", "/rooms/{room_id}/join", b"[1]", "is not of type 'object'"),
         ("POST", "/rooms/{room_id}/leave", {}, "takes no request body"),
+        ("PUT", "/rooms/{room_id}/participants/{user_id}/role", {"role": "owner"}, "role"),
+        ("POST", "/rooms/{room_id}/transfer", {}, "'user_id' is a required"),
+        (
+            "POST",
+            "/rooms/{room_id}/participants/{user_id}/kick",
+            {"reason": "r" * 501},
+            r"\$\.reason",
+        ),
+        ("PUT", "/rooms/{room_id}/bans/{user_id}", {"reason": "\x1b[2J"}, r"\$\.reason"),
+        ("PUT", "/rooms/{room_id}/bans/{user_id}", {"reason": None}, r"\$\.reason"),
+        ("PUT", "/rooms/{room_id}/bans/{user_id}", {"expires_in_minutes": 0.5}, "expires_in"),
+        ("PUT", "/rooms/{room_id}/mutes/{user_id}", {"expires_in_minutes": 5256001}, "expires"),
+        ("DELETE", "/rooms/{room_id}/bans/{user_id}", {}, "takes no request body"),
     ],
 )
 def test_invalid_requests_rejected(method: str, path: str, body: object, match: str) -> None:

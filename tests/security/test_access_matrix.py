@@ -15,10 +15,14 @@ and role, so that a forgery that got through would get the most; then valid
 tokens of a stranger (non-member), a member, a moderator, the owner and an
 administrator who has not joined.
 
-There is no API that makes someone a moderator: the role exists in storage and
-in the rules (moderators invite and control playback) but nothing assigns it
-yet. The moderator here is a member whose role the test sets in the database
-directly, which is what a future "promote" endpoint would store.
+The moderator is a member the owner promoted with ``PUT …/participants/{user_id}/role``,
+the endpoint under test itself. Operations on someone (role, kick, ban, mute,
+transfer) act on a further plain member, the *target*, who is none of the
+callers: so a member's cell shows whether members may act on members (not the
+``422`` of acting on oneself), and a moderator's whether moderators may. The
+chat message of the room is the target's, so its deletion shows the same.
+Lifting a ban or a mute acts on a target who was banned or muted when the room
+was built (before it ended, in an ended room).
 
 Each cell that changes something runs in a fresh room; cells that cannot
 change anything share one room per kind. Mismatches are collected, so a
@@ -29,16 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
-import psycopg
 import pytest
 import trio
 from quart_trio import QuartTrio
@@ -147,6 +148,51 @@ REST: dict[tuple[str, str], dict[str, dict[str, str]]] = {
     ),
     # Whoever holds a code may look it up, private and ended rooms included.
     ("GET", "/invitations/{code}"): per_kind(everyone("200"), everyone("200")),
+    # Moderation: acting on the target, a plain member (see the module docstring).
+    ("PUT", "/rooms/{room_id}/participants/{user_id}/role"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, FORBIDDEN, "200", "200"),
+        row(NAM, FORBIDDEN, FORBIDDEN, "200", "200"),
+        row(NAM, FORBIDDEN, FORBIDDEN, GONE, GONE),
+    ),
+    ("POST", "/rooms/{room_id}/transfer"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, FORBIDDEN, "200", "200"),
+        row(NAM, FORBIDDEN, FORBIDDEN, "200", "200"),
+        row(NAM, FORBIDDEN, FORBIDDEN, GONE, GONE),
+    ),
+    ("POST", "/rooms/{room_id}/participants/{user_id}/kick"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "204", "204", "204"),
+        row(NAM, FORBIDDEN, "204", "204", "204"),  # an ended room's membership may be cleared
+    ),
+    ("GET", "/rooms/{room_id}/bans"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "200", "200", "200"),
+        row(NAM, FORBIDDEN, "200", "200", "200"),
+    ),
+    ("PUT", "/rooms/{room_id}/bans/{user_id}"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "200", "200", "200"),
+        row(NAM, FORBIDDEN, "200", "200", "200"),
+        row(NAM, FORBIDDEN, GONE, GONE, GONE),
+    ),
+    ("DELETE", "/rooms/{room_id}/bans/{user_id}"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "204", "204", "204"),
+        row(NAM, FORBIDDEN, "204", "204", "204"),
+        row(NAM, FORBIDDEN, GONE, GONE, GONE),
+    ),
+    ("PUT", "/rooms/{room_id}/mutes/{user_id}"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "200", "200", "200"),
+        row(NAM, FORBIDDEN, "200", "200", "200"),
+        row(NAM, FORBIDDEN, GONE, GONE, GONE),
+    ),
+    ("DELETE", "/rooms/{room_id}/mutes/{user_id}"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "204", "204", "204"),
+        row(NAM, FORBIDDEN, "204", "204", "204"),
+        row(NAM, FORBIDDEN, GONE, GONE, GONE),
+    ),
+    # The target's message (its author, not a caller here, may delete it too). The history
+    # of an ended room stays readable, so it may still be cleaned.
+    ("DELETE", "/rooms/{room_id}/chat/{message_id}"): per_kind(
+        row(FORBIDDEN, FORBIDDEN, "204", "204", "204"),
+        row(NAM, FORBIDDEN, "204", "204", "204"),
+    ),
     ("GET", "/openapi.yaml"): {ANY: public_row("200")},
     ("GET", "/openapi.json"): {ANY: public_row("200")},
     ("GET", "/healthz"): {ANY: public_row("200")},
@@ -158,14 +204,42 @@ REST_FRESH = {
     ("DELETE", "/rooms/{room_id}"),
     ("POST", "/rooms/{room_id}/join"),
     ("POST", "/rooms/{room_id}/leave"),
+    ("PUT", "/rooms/{room_id}/participants/{user_id}/role"),
+    ("POST", "/rooms/{room_id}/transfer"),
+    ("POST", "/rooms/{room_id}/participants/{user_id}/kick"),
+    ("PUT", "/rooms/{room_id}/bans/{user_id}"),
+    ("DELETE", "/rooms/{room_id}/bans/{user_id}"),
+    ("PUT", "/rooms/{room_id}/mutes/{user_id}"),
+    ("DELETE", "/rooms/{room_id}/mutes/{user_id}"),
+    ("DELETE", "/rooms/{room_id}/chat/{message_id}"),
 }
 
+
+def _to_target(world: World) -> dict[str, str]:
+    return {"user_id": str(world.users["target"].user_id)}
+
+
+# A body, or how to make it from the room's world.
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/rooms"): {"name": "Another", "content_type": "movie", "content_id": "2"},
     ("PUT", "/rooms/{room_id}"): {"name": "Renamed"},
     ("POST", "/rooms/{room_id}/chat"): {"message": "hello"},
     ("POST", "/rooms/{room_id}/invitations"): {},
+    ("PUT", "/rooms/{room_id}/participants/{user_id}/role"): {"role": "moderator"},
+    ("POST", "/rooms/{room_id}/transfer"): _to_target,
+    ("PUT", "/rooms/{room_id}/bans/{user_id}"): {"reason": "matrix", "expires_in_minutes": 60},
+    ("PUT", "/rooms/{room_id}/mutes/{user_id}"): {"reason": "matrix"},
 }
+# The target's restriction that the operation lifts, made when its room is built.
+REST_SANCTIONED = {
+    ("DELETE", "/rooms/{room_id}/bans/{user_id}"): "bans",
+    ("DELETE", "/rooms/{room_id}/mutes/{user_id}"): "mutes",
+}
+
+
+def body_for(table: dict[tuple[str, str], Any], op: tuple[str, str], world: World) -> Any:
+    body = table.get(op)
+    return body(world) if callable(body) else body
 
 
 def admin_row(success: str) -> dict[str, str]:
@@ -193,17 +267,36 @@ ADMIN: dict[tuple[str, str], dict[str, str]] = {
     ("DELETE", f"{A}/invitations/{{code}}"): admin_row("200"),
     ("POST", f"{A}/invitations/purge-expired"): admin_row("200"),
     ("GET", f"{A}/rooms/{{room_id}}/events"): admin_row("200"),
+    ("PUT", f"{A}/rooms/{{room_id}}/participants/{{user_id}}/role"): admin_row("200"),
+    ("POST", f"{A}/rooms/{{room_id}}/transfer"): admin_row("200"),
+    ("GET", f"{A}/rooms/{{room_id}}/bans"): admin_row("200"),
+    ("PUT", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"): admin_row("200"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"): admin_row("200"),
+    ("PUT", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"): admin_row("200"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"): admin_row("200"),
 }
 ADMIN_FRESH = {
     ("DELETE", f"{A}/rooms/{{room_id}}"),
     ("POST", f"{A}/rooms/{{room_id}}/participants/{{user_id}}/kick"),
     ("DELETE", f"{A}/chat/{{message_id}}"),
     ("DELETE", f"{A}/invitations/{{code}}"),
+    ("PUT", f"{A}/rooms/{{room_id}}/participants/{{user_id}}/role"),
+    ("POST", f"{A}/rooms/{{room_id}}/transfer"),
+    ("PUT", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"),
+    ("PUT", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"),
 }
 ADMIN_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", f"{A}/rooms/{{room_id}}"): {"name": "Renamed"},
     ("POST", f"{A}/rooms/{{room_id}}/invitations"): {},
     ("POST", f"{A}/invitations/purge-expired"): {},
+    ("PUT", f"{A}/rooms/{{room_id}}/participants/{{user_id}}/role"): {"role": "moderator"},
+    ("POST", f"{A}/rooms/{{room_id}}/transfer"): _to_target,
+}
+ADMIN_SANCTIONED = {
+    ("DELETE", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"): "bans",
+    ("DELETE", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"): "mutes",
 }
 
 # WebSocket: hello, join (the private room), then the message, then a ping as a marker.
@@ -239,7 +332,6 @@ WS: dict[str, dict[str, str]] = {
 @dataclass
 class Site:
     daemon: DaemonProcess
-    database_url: str
     shared: dict[str, World] = field(default_factory=dict)
 
 
@@ -250,27 +342,10 @@ def site(
     folder = tmp_path_factory.mktemp(f"matrix-{request.param}")
     url = backend_database_url(request.param, request, folder)
     with run_daemon(url, folder / "state") as process:
-        yield Site(process, url)
+        yield Site(process)
         assert process.process.poll() is None, "the daemon died during the tests"
         assert not any("Traceback" in line for line in process.log_lines), "\n".join(
             process.log_lines
-        )
-
-
-def set_role(database_url: str, room_id: str, user_id: UUID, role: str) -> None:
-    """Write a participant's role straight into the daemon's database."""
-    if database_url.startswith("sqlite:///"):
-        with sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10) as db:
-            db.execute(
-                "UPDATE participants SET role = ? WHERE room_id = ? AND user_id = ?",
-                (role, room_id, str(user_id)),
-            )
-        db.close()
-        return
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE participants SET role = %s WHERE room_id = %s AND user_id = %s",
-            (role, UUID(room_id), user_id),
         )
 
 
@@ -304,13 +379,15 @@ class World:
         return {
             "room_id": self.room_id,
             "code": self.code,
-            "user_id": str(self.users["member"].user_id),
+            "user_id": str(self.users["target"].user_id),
             "message_id": self.chat_id,
         }
 
 
-def build_world(site: Site, kind: str) -> World:
-    users = {name: new_user(name) for name in ("non-member", "member", "moderator", "owner")}
+def build_world(site: Site, kind: str, *, sanctioned: str | None = None) -> World:
+    """A room of ``kind``; ``sanctioned`` ("bans", "mutes"): the target has one of those."""
+    names = ("non-member", "member", "moderator", "owner", "target")
+    users = {name: new_user(name) for name in names}
     users["admin"] = new_user("admin", admin=True)
     owner = Http(site.daemon, users["owner"])
     room = owner.room(
@@ -320,17 +397,27 @@ def build_world(site: Site, kind: str) -> World:
     )
     room_id: str = room["id"]
     code = owner.invite(room_id)
-    for name in ("member", "moderator"):
+    for name in ("member", "moderator", "target"):
         Http(site.daemon, users[name]).expect(
             "POST", "/rooms/{room_id}/join", 200, json={"invitation_code": code}, room_id=room_id
         )
-    set_role(site.database_url, room_id, users["moderator"].user_id, "moderator")
+    to_moderator = {"room_id": room_id, "user_id": users["moderator"].user_id}
+    role = "/rooms/{room_id}/participants/{user_id}/role"
+    owner.expect("PUT", role, 200, json={"role": "moderator"}, **to_moderator)
     people = owner.expect("GET", "/rooms/{room_id}/participants", 200, room_id=room_id).json()
     roles = {p["user_name"]: p["role"] for p in people["items"]}
-    assert roles == {"owner": "owner", "member": "member", "moderator": "moderator"}
-    chat = owner.expect(
+    assert roles == {
+        "owner": "owner",
+        "member": "member",
+        "moderator": "moderator",
+        "target": "member",
+    }
+    chat = Http(site.daemon, users["target"]).expect(
         "POST", "/rooms/{room_id}/chat", 201, json={"message": "hi"}, room_id=room_id
     )
+    if sanctioned is not None:
+        sanction = f"/rooms/{{room_id}}/{sanctioned}/{{user_id}}"
+        owner.expect("PUT", sanction, 200, room_id=room_id, user_id=users["target"].user_id)
     if kind == ENDED:
         owner.expect("DELETE", "/rooms/{room_id}", 204, room_id=room_id)
     return World(kind, room_id, code, chat.json()["id"], users)
@@ -406,13 +493,17 @@ REST_CELLS = [
 
 @pytest.mark.parametrize(("method", "template", "kind"), REST_CELLS)
 def test_rest(site: Site, method: str, template: str, kind: str) -> None:
-    expected = REST[(method, template)][kind]
-    body = BODIES.get((method, template))
+    op = (method, template)
+    expected = REST[op][kind]
     seen: dict[str, str] = {}
     for caller in CALLERS:
-        fresh = (method, template) in REST_FRESH and caller in VALID
-        world = build_world(site, PRIVATE if kind == ANY else kind) if fresh else None
-        world = world or shared_world(site, kind)
+        fresh = op in REST_FRESH and caller in VALID
+        world = (
+            build_world(site, PRIVATE if kind == ANY else kind, sanctioned=REST_SANCTIONED.get(op))
+            if fresh
+            else shared_world(site, kind)
+        )
+        body = body_for(BODIES, op, world)
         response = world.http(site, caller).call(method, template, json=body, **world.path())
         seen[caller] = outcome(response)
     assert seen == expected, f"{method} {template} in a {kind} room:\n" + _mismatches(
@@ -423,12 +514,17 @@ def test_rest(site: Site, method: str, template: str, kind: str) -> None:
 # -- the admin API over HTTP -----------------------------------------------------------------------
 @pytest.mark.parametrize(("method", "template"), list(ADMIN), ids=[f"{m} {t}" for m, t in ADMIN])
 def test_admin(site: Site, method: str, template: str) -> None:
-    expected = ADMIN[(method, template)]
-    body = ADMIN_BODIES.get((method, template))
+    op = (method, template)
+    expected = ADMIN[op]
     seen: dict[str, str] = {}
     for caller in CALLERS:
-        fresh = (method, template) in ADMIN_FRESH and caller == "admin"
-        world = build_world(site, PRIVATE) if fresh else shared_world(site, PRIVATE)
+        fresh = op in ADMIN_FRESH and caller == "admin"
+        world = (
+            build_world(site, PRIVATE, sanctioned=ADMIN_SANCTIONED.get(op))
+            if fresh
+            else shared_world(site, PRIVATE)
+        )
+        body = body_for(ADMIN_BODIES, op, world)
         if template == f"{A}/rooms" and method == "POST":
             body = {
                 "owner_id": str(world.users["owner"].user_id),
@@ -626,7 +722,7 @@ async def test_a_kicked_member_needs_a_credential_to_come_back(site: Site) -> No
                 "POST",
                 f"{A}/rooms/{{room_id}}/participants/{{user_id}}/kick",
                 200,
-                **world.path(),
+                **world.path() | {"user_id": member.user_id},
             )
             assert response.json()["removed"] and response.json()["sessions_closed"] == 1
 

@@ -7,6 +7,7 @@ behaviour is reachable from the websocket and the admin API later.
 from __future__ import annotations
 
 from typing import TypeVar
+from uuid import UUID
 
 from quart import Blueprint, Response, g, request
 
@@ -160,6 +161,81 @@ async def list_participants(room_id: str) -> Response:
     return json_response(payloads.page_json(items, len(items), len(items), 0))
 
 
+# -- moderation: roles, ownership, kicks, bans, mutes --------------------------------
+def _room_and_user(room_id: str, user_id: str) -> tuple[UUID, UUID]:
+    return path_uuid(room_id, "room"), path_uuid(user_id, "user")
+
+
+@api.put("/rooms/<room_id>/participants/<user_id>/role")
+async def set_role(room_id: str, user_id: str) -> Response:
+    body = await read_body(payloads.RoleBody)
+    participant = await app_state().service.moderation.set_role(
+        _principal(), *_room_and_user(room_id, user_id), body.role
+    )
+    return json_response(payloads.participant_json(participant))
+
+
+@api.post("/rooms/<room_id>/transfer")
+async def transfer(room_id: str) -> Response:
+    body = await read_body(payloads.TransferBody)
+    room = await app_state().service.moderation.transfer(
+        _principal(), path_uuid(room_id, "room"), body.user_id
+    )
+    return json_response(payloads.room_json(room))
+
+
+@api.post("/rooms/<room_id>/participants/<user_id>/kick")
+async def kick(room_id: str, user_id: str) -> Response:
+    body = await read_body(payloads.KickBody)
+    await app_state().service.moderation.kick(
+        _principal(), *_room_and_user(room_id, user_id), reason=body.reason
+    )
+    return Response(b"", status=204)
+
+
+@api.get("/rooms/<room_id>/bans")
+async def list_bans(room_id: str) -> Response:
+    bans = await app_state().service.moderation.bans(_principal(), path_uuid(room_id, "room"))
+    items = [payloads.restriction_json(ban) for ban in bans]
+    return json_response(payloads.page_json(items, len(items), len(items), 0))
+
+
+@api.put("/rooms/<room_id>/bans/<user_id>")
+async def ban(room_id: str, user_id: str) -> Response:
+    body = await read_body(payloads.SanctionBody)
+    restriction = await app_state().service.moderation.ban(
+        _principal(),
+        *_room_and_user(room_id, user_id),
+        reason=body.reason,
+        expires_in=body.expires_in,
+    )
+    return json_response(payloads.restriction_json(restriction))
+
+
+@api.delete("/rooms/<room_id>/bans/<user_id>")
+async def unban(room_id: str, user_id: str) -> Response:
+    await app_state().service.moderation.unban(_principal(), *_room_and_user(room_id, user_id))
+    return Response(b"", status=204)
+
+
+@api.put("/rooms/<room_id>/mutes/<user_id>")
+async def mute(room_id: str, user_id: str) -> Response:
+    body = await read_body(payloads.SanctionBody)
+    restriction = await app_state().service.moderation.mute(
+        _principal(),
+        *_room_and_user(room_id, user_id),
+        reason=body.reason,
+        expires_in=body.expires_in,
+    )
+    return json_response(payloads.restriction_json(restriction))
+
+
+@api.delete("/rooms/<room_id>/mutes/<user_id>")
+async def unmute(room_id: str, user_id: str) -> Response:
+    await app_state().service.moderation.unmute(_principal(), *_room_and_user(room_id, user_id))
+    return Response(b"", status=204)
+
+
 # -- chat ------------------------------------------------------------------------
 @api.post("/rooms/<room_id>/chat")
 async def post_chat(room_id: str) -> Response:
@@ -180,6 +256,14 @@ async def chat_history(room_id: str) -> Response:
     return json_response(
         payloads.page_json([payloads.chat_json(m) for m in items], total, effective, offset)
     )
+
+
+@api.delete("/rooms/<room_id>/chat/<message_id>")
+async def delete_chat(room_id: str, message_id: str) -> Response:
+    await app_state().service.moderation.delete_chat(
+        _principal(), path_uuid(message_id, "chat message"), room_id=path_uuid(room_id, "room")
+    )
+    return Response(b"", status=204)
 
 
 # -- invitations -----------------------------------------------------------------

@@ -16,21 +16,25 @@ on the wire) and a property of that name reads it.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from syncplayd.core import text
+from syncplayd.core.roles import Role
 from syncplayd.server.live.messages import chat_entry, room_info
 from syncplayd.server.live.messages import timestamp as timestamp
 from syncplayd.service.errors import FieldError, ServiceError
+from syncplayd.service.moderation import MAX_REASON_LENGTH
 from syncplayd.service.rooms import RoomChanges
 from syncplayd.storage.records import (
     ChatMessage,
     Invitation,
     Participant,
     PlaybackControl,
+    Restriction,
     Room,
 )
 
@@ -52,6 +56,12 @@ MIN_EXPIRY_HOURS = 1 / 60
 ExpiresInHours = Annotated[float, msgspec.Meta(ge=MIN_EXPIRY_HOURS, le=720)]
 MaxUses = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=text.CHAT_TEXT)]
+#: Why someone was kicked, banned or muted: shown to them and kept, so chat's rule of
+#: characters (newline and tab allowed) and the service's bound on length.
+Reason = Annotated[str, msgspec.Meta(max_length=MAX_REASON_LENGTH, pattern=text.CHAT_TEXT)]
+#: A ban or mute lasts a minute at least and ten years (of 365 days) at most.
+MAX_SANCTION_MINUTES = 10 * 365 * 24 * 60
+ExpiresInMinutes = Annotated[float, msgspec.Meta(ge=1, le=MAX_SANCTION_MINUTES)]
 
 
 class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -73,6 +83,7 @@ class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: Password | msgspec.UnsetType | None = msgspec.UNSET
     max_participants: MaxParticipants | msgspec.UnsetType = msgspec.UNSET
     playback_control: PlaybackControl | msgspec.UnsetType = msgspec.UNSET
+    moderators_manage_moderators: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class JoinBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -108,6 +119,41 @@ class InvitationBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return _given(self._expires_in_hours)
 
 
+class RoleBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # "owner" decodes, so that the service can say what to do instead (a transfer).
+    role: Role
+
+
+class TransferBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    user_id: UUID
+
+
+class KickBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    _reason: Reason | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="reason")
+
+    @property
+    def reason(self) -> str | None:
+        return _given(self._reason)
+
+
+class SanctionBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A ban or a mute: why, and for how long (absent: until it is lifted)."""
+
+    _reason: Reason | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="reason")
+    _expires_in_minutes: ExpiresInMinutes | msgspec.UnsetType = msgspec.field(
+        default=msgspec.UNSET, name="expires_in_minutes"
+    )
+
+    @property
+    def reason(self) -> str | None:
+        return _given(self._reason)
+
+    @property
+    def expires_in(self) -> timedelta | None:
+        minutes = _given(self._expires_in_minutes)
+        return None if minutes is None else timedelta(minutes=minutes)
+
+
 T = TypeVar("T")
 
 
@@ -139,6 +185,7 @@ def room_changes(body: UpdateRoomBody) -> tuple[RoomChanges, list[str]]:
         clear_password="password" in given and given["password"] is None,
         max_participants=given.get("max_participants"),
         playback_control=given.get("playback_control"),
+        moderators_manage_moderators=given.get("moderators_manage_moderators"),
     )
     return changes, sorted(given)
 
@@ -221,6 +268,9 @@ def _validation_error(message: str) -> ServiceError:
 def room_json(room: Room) -> dict[str, Any]:
     """The contract's ``Room``: ``joined.room`` as a dict (callers add admin fields)."""
     room_dict: dict[str, Any] = msgspec.to_builtins(room_info(room))
+    # Set here too, so that REST shows the setting whether or not the WebSocket's
+    # RoomInfo carries it.
+    room_dict["moderators_manage_moderators"] = room.moderators_manage_moderators
     return room_dict
 
 
@@ -246,6 +296,20 @@ def participant_json(participant: Participant) -> dict[str, Any]:
         "is_connected": participant.is_connected,
         "joined_at": timestamp(participant.joined_at),
         "last_seen_at": timestamp(participant.last_seen_at),
+        "muted": participant.muted,
+    }
+
+
+def restriction_json(restriction: Restriction) -> dict[str, Any]:
+    """The contract's ``Restriction``: a ban or a mute (the URL says which)."""
+    return {
+        "room_id": str(restriction.room_id),
+        "user_id": str(restriction.user_id),
+        "user_name": restriction.user_name,
+        "reason": restriction.reason,
+        "created_by": str(restriction.created_by),
+        "created_at": timestamp(restriction.created_at),
+        "expires_at": timestamp(restriction.expires_at),
     }
 
 
