@@ -9,7 +9,8 @@ Every method returns the decoded JSON answer. Failures are raised as
 :class:`AdminError` subclasses whose ``str`` is one line for a human:
 
 * :class:`DaemonUnreachable`: nothing answers at the URL (or not HTTP);
-* :class:`TokenRefused`: ``401``, or ``403 forbidden`` from the admin check;
+* :class:`TokenRefused`: ``401``, or ``403 forbidden`` from the admin check (a token
+  without the admin role: the answer carries a ``WWW-Authenticate`` challenge);
 * :class:`ProblemError`: any other problem document (``404 not-found``, ...).
 
 This module stays light (no server imports) so that ``syncplayctl`` starts fast.
@@ -160,7 +161,10 @@ class AdminClient:
         status = response.status_code
         code = str(data.get("code", "http-error"))
         detail = str(data.get("detail") or response.reason_phrase)
-        if status == 401 or (status == 403 and code == "forbidden"):
+        # The admin check's 403 carries a Bearer challenge (insufficient_scope); a 403
+        # without one is the service refusing the request itself (the owner cannot be banned).
+        challenged = "WWW-Authenticate" in response.headers
+        if status == 401 or (status == 403 and code == "forbidden" and challenged):
             if status == 401 and not self.has_token:
                 detail = "no token given: pass --token-file with an admin token"
             raise TokenRefused(status, detail)
@@ -247,9 +251,56 @@ class AdminClient:
         params: dict[str, str | int | float | bool | None] = {"connected": connected or None}
         return self.request("GET", f"/rooms/{room_id}/participants", params=params)
 
-    def kick(self, room_id: UUID, user_id: UUID) -> JSON:
-        """Remove a participant and close their live sessions."""
-        return self.request("POST", f"/rooms/{room_id}/participants/{user_id}/kick")
+    def kick(self, room_id: UUID, user_id: UUID, *, reason: str | None = None) -> JSON:
+        """Remove a participant and close their live sessions (``reason`` is shown to them)."""
+        body: JSON = {} if reason is None else {"reason": reason}
+        return self.request("POST", f"/rooms/{room_id}/participants/{user_id}/kick", body=body)
+
+    def set_role(self, room_id: UUID, user_id: UUID, role: str) -> JSON:
+        """Make a participant a ``moderator`` or a ``member``; the participant after."""
+        path = f"/rooms/{room_id}/participants/{user_id}/role"
+        return self.request("PUT", path, body={"role": role})
+
+    def transfer(self, room_id: UUID, user_id: UUID) -> JSON:
+        """Make a participant the room's owner (the old owner stays as a moderator)."""
+        return self.request("POST", f"/rooms/{room_id}/transfer", body={"user_id": str(user_id)})
+
+    # -- bans and mutes ------------------------------------------------------------------------
+    def bans(self, room_id: UUID) -> JSON:
+        """The bans in force in a room, newest first."""
+        return self.request("GET", f"/rooms/{room_id}/bans")
+
+    def ban(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        *,
+        reason: str | None = None,
+        expires_in_minutes: float | None = None,
+    ) -> JSON:
+        """Ban a user (a participant or not) from a room; banning again replaces the terms."""
+        body = _sanction(reason, expires_in_minutes)
+        return self.request("PUT", f"/rooms/{room_id}/bans/{user_id}", body=body)
+
+    def unban(self, room_id: UUID, user_id: UUID) -> JSON:
+        """Lift a ban."""
+        return self.request("DELETE", f"/rooms/{room_id}/bans/{user_id}")
+
+    def mute(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        *,
+        reason: str | None = None,
+        expires_in_minutes: float | None = None,
+    ) -> JSON:
+        """Keep a participant from posting chat; muting again replaces the terms."""
+        body = _sanction(reason, expires_in_minutes)
+        return self.request("PUT", f"/rooms/{room_id}/mutes/{user_id}", body=body)
+
+    def unmute(self, room_id: UUID, user_id: UUID) -> JSON:
+        """Let a muted participant post again."""
+        return self.request("DELETE", f"/rooms/{room_id}/mutes/{user_id}")
 
     # -- chat ------------------------------------------------------------------------------------
     def chat_history(self, room_id: UUID, *, limit: int = 50, offset: int = 0) -> JSON:
@@ -312,6 +363,15 @@ class AdminClient:
             "after": after,
         }
         return self.request("GET", f"/rooms/{room_id}/events", params=params)
+
+
+def _sanction(reason: str | None, expires_in_minutes: float | None) -> JSON:
+    body: JSON = {}
+    if reason is not None:
+        body["reason"] = reason
+    if expires_in_minutes is not None:
+        body["expires_in_minutes"] = expires_in_minutes
+    return body
 
 
 def _query_value(value: str | int | float | bool) -> str | int | float:

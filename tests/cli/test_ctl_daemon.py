@@ -1,9 +1,10 @@
 """``syncplayctl`` against a real daemon, over the unix socket and over HTTP.
 
-One daemon process serves the whole module. Every online command runs on both
-transports (the ``via`` fixture) with ``--json``, and its output is parsed.
-Failures are checked for their exit status and their one-line reason: daemon
-down, token refused, unknown room.
+One daemon process serves the whole module (the fixtures are in ``conftest.py``).
+Every online command runs on both transports (the ``via`` fixture) with
+``--json``, and its output is parsed. Failures are checked for their exit status
+and their one-line reason: daemon down, token refused, unknown room. Moderation
+(roles, bans, mutes) is in ``test_ctl_moderation.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,122 +31,18 @@ import trio
 from click.testing import CliRunner
 
 from syncplayd.cli.ctl import main
-from syncplayd.identity import Principal, encode_token
+from syncplayd.identity import Principal
 from syncplayd.server.process.admin_socket import (
     SOCKET_SCOPE_KEY,
     AdminSocketError,
     bind_admin_socket,
     serve_admin_socket,
 )
-from tests.daemon_process import (
-    SECRET,
-    DaemonProcess,
-    new_user,
-    run_daemon,
-)
+from tests.cli.ctl_support import REFUSED, UNREACHABLE, Daemon, ctl, failing, new_room
+from tests.daemon_process import new_user
 from tests.e2e.raw import raw_client, read_until_closed
 
 ROOT = Path(__file__).resolve().parents[2]
-UNREACHABLE = "cannot reach the daemon at"
-REFUSED = "the admin token was refused"
-
-
-# -- the daemon --------------------------------------------------------------------------------
-@dataclass
-class Daemon:
-    process: DaemonProcess
-    socket: Path
-    admin_token_file: Path
-    user_token_file: Path
-    forged_token_file: Path
-    database: Path
-
-    @property
-    def base_url(self) -> str:
-        return self.process.base_url
-
-
-def _token_file(folder: Path, name: str, principal: Principal, secret: str = SECRET) -> Path:
-    path = folder / name
-    path.write_text(encode_token(principal, secret, ttl=timedelta(hours=1)) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    folder = tmp_path_factory.mktemp("ctl")
-    # A unix socket path holds at most 108 bytes: pytest's folders can be longer.
-    short = Path(tempfile.mkdtemp(prefix="spctl-", dir="/tmp"))
-    sock = short / "admin.sock"
-    env = {"SYNCPLAY_ADMIN_SOCKET": str(sock), "SYNCPLAY_HEARTBEAT_INTERVAL_SECONDS": "0.5"}
-    try:
-        with run_daemon(None, folder / "state", env) as process:
-            # The admin socket is bound before the port listens: it is there now.
-            assert sock.exists()
-            yield Daemon(
-                process,
-                sock,
-                _token_file(folder, "admin.jwt", new_user("root", admin=True)),
-                _token_file(folder, "user.jwt", new_user("plain")),
-                _token_file(
-                    folder, "forged.jwt", new_user("evil", admin=True), "another-secret-" * 3
-                ),
-                folder / "state" / "syncplayd.sqlite3",
-            )
-            assert process.process.poll() is None, "the daemon died during the tests"
-            assert not any("Traceback" in line for line in process.log_lines), "\n".join(
-                process.log_lines
-            )
-        assert not sock.exists(), "the daemon left its admin socket behind"
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
-
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith(("SYNCPLAY_", "SYNCPLAYCTL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SYNCPLAY_STATE_DIR", str(tmp_path / "state"))
-    return CliRunner()
-
-
-@pytest.fixture(params=["unix", "http"])
-def via(request: pytest.FixtureRequest, daemon: Daemon) -> list[str]:
-    """The global options that select a transport."""
-    if request.param == "unix":
-        return ["--url", f"unix:{daemon.socket}"]
-    return ["--url", daemon.base_url, "--token-file", str(daemon.admin_token_file)]
-
-
-def ctl(runner: CliRunner, via: list[str], *args: str, stdin: str | None = None) -> Any:
-    """Run ``syncplayctl --json ARGS`` successfully and parse what it printed."""
-    result = runner.invoke(main, [*via, "--json", *args], input=stdin)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return json.loads(result.stdout)
-
-
-def failing(runner: CliRunner, args: list[str], env: dict[str, str] | None = None) -> str:
-    """Run a command that must fail with status 1 and one line on stderr; return the line."""
-    result = runner.invoke(main, args, env=env)
-    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("syncplayctl: ")
-    return lines[0]
-
-
-def new_room(runner: CliRunner, via: list[str], **options: str) -> dict[str, Any]:
-    owner = options.pop("owner", str(uuid4()))
-    owner_name = options.pop("owner_name", "Owner")
-    args = ["rooms", "create", "--owner", owner, "--owner-name", owner_name, "--name", "CLI room"]
-    args += ["--content-type", "movie", "--content-id", "tt0133093"]
-    for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}"] + ([value] if value else [])
-    room: dict[str, Any] = ctl(runner, via, *args)
-    return room
 
 
 # -- status, config ------------------------------------------------------------------------------
@@ -712,6 +608,14 @@ ONLINE = [
     ["rooms", "end", UNKNOWN],
     ["participants", "list", UNKNOWN],
     ["participants", "kick", UNKNOWN, UNKNOWN],
+    ["participants", "promote", UNKNOWN, UNKNOWN],
+    ["participants", "demote", UNKNOWN, UNKNOWN],
+    ["participants", "ban", UNKNOWN, UNKNOWN],
+    ["participants", "unban", UNKNOWN, UNKNOWN],
+    ["participants", "mute", UNKNOWN, UNKNOWN],
+    ["participants", "unmute", UNKNOWN, UNKNOWN],
+    ["rooms", "bans", UNKNOWN],
+    ["rooms", "transfer", UNKNOWN, UNKNOWN],
     ["chat", "history", UNKNOWN],
     ["chat", "delete", UNKNOWN],
     ["invitations", "create", UNKNOWN],

@@ -149,7 +149,10 @@ ALL_COMMANDS = sorted(path for path, _ in _commands(main))
 def test_the_full_command_set_exists() -> None:
     expected = {
         ("rooms", "list"), ("rooms", "show"), ("rooms", "create"), ("rooms", "update"),
-        ("rooms", "end"), ("participants", "list"), ("participants", "kick"),
+        ("rooms", "end"), ("rooms", "bans"), ("rooms", "transfer"), ("participants", "list"),
+        ("participants", "kick"), ("participants", "promote"), ("participants", "demote"),
+        ("participants", "ban"), ("participants", "unban"), ("participants", "mute"),
+        ("participants", "unmute"),
         ("chat", "history"), ("chat", "delete"), ("invitations", "create"),
         ("invitations", "show"), ("invitations", "revoke"), ("invitations", "purge-expired"),
         ("invitations", "list"),
@@ -336,10 +339,18 @@ def test_admin_client_sends_the_token_and_encodes_queries() -> None:
                                         "offset": "0"}  # fmt: skip
 
 
-def _problem(status: int, code: str, detail: str) -> httpx.Response:
+def _problem(
+    status: int, code: str, detail: str, *, challenge: str | None = None
+) -> httpx.Response:
     body = {"type": f"urn:syncplayd:problem:{code}", "title": "x", "status": status,
             "detail": detail, "code": code}  # fmt: skip
-    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+    headers = {"content-type": "application/problem+json"}
+    if challenge is not None:
+        headers["WWW-Authenticate"] = challenge
+    return httpx.Response(status, json=body, headers=headers)
+
+
+ADMIN_CHALLENGE = 'Bearer realm="syncplayd-admin", error="insufficient_scope"'
 
 
 @pytest.mark.parametrize(
@@ -347,8 +358,11 @@ def _problem(status: int, code: str, detail: str) -> httpx.Response:
     [
         (_problem(401, "unauthorized", "token expired"), TokenRefused,
          "the admin token was refused (401: token expired)"),
-        (_problem(403, "forbidden", "not an admin"), TokenRefused,
+        (_problem(403, "forbidden", "not an admin", challenge=ADMIN_CHALLENGE), TokenRefused,
          "the admin token was refused (403: not an admin)"),
+        # A 403 without a challenge is the request refused, not the token.
+        (_problem(403, "forbidden", "nobody can do that to the room's owner"), ProblemError,
+         "nobody can do that to the room's owner (403 forbidden)"),
         (_problem(403, "public-rooms-disabled", "public rooms are disabled"), ProblemError,
          "public rooms are disabled (403 public-rooms-disabled)"),
         (_problem(404, "not-found", "room not found"), ProblemError,

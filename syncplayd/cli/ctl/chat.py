@@ -38,6 +38,6 @@ def chat_history(ctl: CtlContext, room_id: UUID | ids.Prefix, limit: int, offset
 @click.argument("message_id", metavar="MESSAGE", type=click.UUID)
 @pass_ctl
 def chat_delete(ctl: CtlContext, message_id: UUID) -> None:
-    """Delete a chat message (clients already showing it keep it until they rejoin)."""
+    """Delete a chat message; the room's connected members see it disappear."""
     result = ctl.client().delete_chat(message_id)
     ctl.emit(result, lambda r: click.echo(f"deleted message {r['id']}"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from uuid import UUID
@@ -101,6 +103,16 @@ class CtlContext:
         members = self.client().participants(room_id)["items"]
         return ids.resolve(wanted, "participant", members, "user_id", "user_name")
 
+    def banned(self, room_id: UUID, wanted: UUID | ids.Prefix) -> UUID:
+        """A USER argument of unban: a prefix is matched against the room's bans.
+
+        A banned user is no longer a participant, so the participants cannot resolve it.
+        """
+        if isinstance(wanted, UUID):
+            return wanted
+        bans = self.client().bans(room_id)["items"]
+        return ids.resolve(wanted, "banned user", bans, "user_id", "user_name")
+
     def invitation(self, code: str) -> JSON:
         """An invitation by its code or, when no code is that, by a unique prefix of one."""
         client = self.client()
@@ -149,6 +161,38 @@ OFFSET = click.option(
 ROOM = click.argument("room_id", metavar="ROOM", type=ids.IdOrPrefix("room"))
 
 
+_DURATION = re.compile(r"^(?P<value>\d+)(?P<unit>[smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(
+    text: str, *, longest: timedelta, shortest: timedelta | None = None
+) -> timedelta:
+    """``90s``, ``15m``, ``1h`` or ``7d`` as a timedelta, within the bounds given.
+
+    Raises:
+        click.BadParameter: not a number and a unit, or out of bounds (a usage error).
+    """
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise click.BadParameter("use a number and a unit: 90s, 15m, 1h or 7d")
+    value = timedelta(**{_UNITS[match["unit"]]: int(match["value"])})
+    low = shortest or timedelta(0)
+    if value <= timedelta(0) or value < low or value > longest:
+        least = f"at least {_spelled(shortest)}" if shortest else "more than 0"
+        raise click.BadParameter(f"must be {least} and at most {_spelled(longest)}")
+    return value
+
+
+def _spelled(span: timedelta) -> str:
+    """A bound as people type it: ``365d``, ``1m``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def who(name: str | None, user_id: str | None, *, short: bool = False) -> str:
     """A user for people: ``Ada (6f1c0a52)``, or the id alone when the name is unknown."""
     if user_id is None:
@@ -156,6 +200,18 @@ def who(name: str | None, user_id: str | None, *, short: bool = False) -> str:
     if not name:
         return user_id
     return f"{name} ({user_id[:8] if short else user_id})"
+
+
+#: ``created_by`` of what the admin socket does (the admin API's SOCKET_ADMIN).
+SOCKET_USER_ID = str(UUID(int=0))
+
+
+def creator(document: JSON, *, short: bool = False) -> str:
+    """Who made an invitation or a ban, from its ``created_by`` and ``created_by_name``."""
+    name, user_id = document.get("created_by_name"), document["created_by"]
+    if user_id == SOCKET_USER_ID and name:
+        return str(name)  # "syncplayctl (admin socket)": the nil UUID says nothing more
+    return who(name, user_id, short=short)
 
 
 def echo_link(base: where.WatchBase, **query: str) -> None:

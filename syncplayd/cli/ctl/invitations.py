@@ -8,24 +8,22 @@ from uuid import UUID
 import click
 
 from syncplayd.cli import ids
-from syncplayd.cli.ctl.context import LIMIT, OFFSET, ROOM, CtlContext, echo_link, pass_ctl, who
+from syncplayd.cli.ctl.context import (
+    LIMIT,
+    OFFSET,
+    ROOM,
+    CtlContext,
+    creator,
+    echo_link,
+    pass_ctl,
+)
 from syncplayd.cli.ctl.group import CtlGroup
 from syncplayd.cli.output import Column, cell, echo_json, echo_page, fields, when
-
-#: ``created_by`` of what the admin socket does (the admin API's SOCKET_ADMIN).
-SOCKET_USER_ID = str(UUID(int=0))
 
 
 @click.group(cls=CtlGroup)
 def invitations() -> None:
     """Create, list, inspect and revoke invitation codes."""
-
-
-def _creator(invitation: dict[str, Any], *, short: bool = False) -> str:
-    name, user_id = invitation.get("created_by_name"), invitation["created_by"]
-    if user_id == SOCKET_USER_ID and name:
-        return str(name)  # "syncplayctl (admin socket)": the nil UUID says nothing more
-    return who(name, user_id, short=short)
 
 
 def _print_invitation(invitation: dict[str, Any]) -> None:
@@ -39,7 +37,7 @@ def _print_invitation(invitation: dict[str, Any]) -> None:
         ("expired", invitation.get("expired")),
         ("used up", invitation.get("used_up")),
         ("created", when(invitation["created_at"])),
-        ("created by", _creator(invitation)),
+        ("created by", creator(invitation)),
     ]
     room = invitation.get("room")
     if room:
@@ -109,7 +107,7 @@ def invitations_list(
         ("USES", lambda i: f"{i['use_count']}/{i['max_uses'] or 'any'}"),
         ("FOR", lambda i: i["invited_user_id"] or "anyone"),
         ("EXPIRES", lambda i: when(i["expires_at"])),
-        ("CREATED BY", lambda i: cell(_creator(i, short=True), width=30)),
+        ("CREATED BY", lambda i: cell(creator(i, short=True), width=30)),
     ]
     ctl.emit(page, lambda p: echo_page(p, columns, "invitations"))
 

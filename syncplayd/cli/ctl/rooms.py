@@ -1,4 +1,4 @@
-"""``syncplayctl rooms``: list, show, create, update and end rooms."""
+"""``syncplayctl rooms``: list, show, create, update and end rooms; bans and ownership."""
 
 from __future__ import annotations
 
@@ -8,14 +8,23 @@ from uuid import UUID
 import click
 
 from syncplayd.cli import ids
-from syncplayd.cli.ctl.context import LIMIT, OFFSET, ROOM, CtlContext, echo_link, pass_ctl, who
+from syncplayd.cli.ctl.context import (
+    LIMIT,
+    OFFSET,
+    ROOM,
+    CtlContext,
+    creator,
+    echo_link,
+    pass_ctl,
+    who,
+)
 from syncplayd.cli.ctl.group import CtlGroup
 from syncplayd.cli.output import Column, cell, echo_json, echo_page, echo_table, fields, when
 
 
 @click.group(cls=CtlGroup)
 def rooms() -> None:
-    """List, show, create, update and end rooms.
+    """List, show, create, update and end rooms; list bans, hand a room over.
 
     Private rooms included: the admin API sees every room.
     """
@@ -92,6 +101,12 @@ def _print_room(room: dict[str, Any]) -> None:
         ("password", room["has_password"]),
         ("members", f"{room['participant_count']}/{room['max_participants']}"),
         ("control", room["playback_control"]),
+        (
+            "moderators",
+            "may act on other moderators"
+            if room.get("moderators_manage_moderators")
+            else "act on members only",
+        ),
         (
             "playback",
             f"{playback['state']} at {playback['position']:.1f} s, rate {playback['rate']}"
@@ -210,6 +225,12 @@ def rooms_create(
 @click.option("--no-password", is_flag=True, help="Remove the password.")
 @click.option("--max-participants", type=click.IntRange(2, 1000), help="A new capacity.")
 @_CONTROL
+@click.option(
+    "--moderators-manage-moderators/--no-moderators-manage-moderators",
+    "moderators_manage_moderators",
+    default=None,
+    help="Whether moderators may kick, ban and mute other moderators (never the owner).",
+)
 @pass_ctl
 def rooms_update(
     ctl: CtlContext,
@@ -222,6 +243,7 @@ def rooms_update(
     no_password: bool,
     max_participants: int | None,
     playback_control: str | None,
+    moderators_manage_moderators: bool | None,
 ) -> None:
     """Change a room's settings; options not given stay as they are."""
     if password_file is not None and no_password:
@@ -235,6 +257,7 @@ def rooms_update(
             "is_public": is_public,
             "max_participants": max_participants,
             "playback_control": playback_control,
+            "moderators_manage_moderators": moderators_manage_moderators,
         }.items()
         if value is not None
     }
@@ -269,3 +292,45 @@ def _ended(result: dict[str, Any]) -> str:
     if before:
         return f"room {result['room_id']} had already ended: nothing changed"
     return f"ended room {result['room_id']}"
+
+
+@rooms.command("bans")
+@ROOM
+@pass_ctl
+def rooms_bans(ctl: CtlContext, room_id: UUID | ids.Prefix) -> None:
+    """List the bans in force in a room, newest first.
+
+    UNTIL "-" is until lifted; expired bans are not shown. USER is what
+    participants unban takes.
+    """
+    page = ctl.client().bans(ctl.room(room_id))
+    columns: list[Column] = [
+        ("USER", lambda b: b["user_id"]),
+        ("NAME", lambda b: cell(b["user_name"], width=24)),
+        ("SINCE", lambda b: when(b["created_at"])),
+        ("UNTIL", lambda b: when(b["expires_at"])),
+        ("BY", lambda b: cell(creator(b, short=True), width=30)),
+        ("REASON", lambda b: cell(b["reason"])),
+    ]
+    ctl.emit(page, lambda p: echo_page(p, columns, "bans"))
+
+
+@rooms.command("transfer")
+@ROOM
+@click.argument("user_id", metavar="USER", type=ids.IdOrPrefix("user"))
+@pass_ctl
+def rooms_transfer(ctl: CtlContext, room_id: UUID | ids.Prefix, user_id: UUID | ids.Prefix) -> None:
+    """Hand the room to a participant; the old owner stays as a moderator.
+
+    USER must be a participant of the room. Their sessions (and everyone's) see
+    the new roles at once.
+    """
+    rid = ctl.room(room_id)
+    room = ctl.client().transfer(rid, ctl.member(rid, user_id))
+    owner = who(room.get("owner_name"), room["owner_id"])
+    ctl.emit(
+        room,
+        lambda r: click.echo(
+            f"room {r['id']} ({cell(r['name'], width=None)}) now belongs to {cell(owner)}"
+        ),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -11,25 +10,12 @@ from uuid import UUID
 import click
 
 from syncplayd.cli import where
-from syncplayd.cli.ctl.context import CtlContext, fail, pass_ctl
+from syncplayd.cli.ctl.context import CtlContext, fail, parse_duration, pass_ctl
 from syncplayd.cli.ctl.group import CtlGroup
 from syncplayd.cli.output import echo_json
 from syncplayd.identity import SECRET_FILE_NAME, Principal, encode_token
 
-_DURATION = re.compile(r"^(?P<value>\d+)(?P<unit>[smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MAX_TTL = timedelta(days=365)
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``1h`` or ``7d`` as a timedelta."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise click.BadParameter("use a number and a unit: 90s, 15m, 1h or 7d")
-    value = timedelta(**{_UNITS[match["unit"]]: int(match["value"])})
-    if not timedelta(0) < value <= MAX_TTL:
-        raise click.BadParameter("must be more than 0 and at most 365d")
-    return value
 
 
 @click.group(cls=CtlGroup)
@@ -47,7 +33,7 @@ def token() -> None:
 @pass_ctl
 def token_create(ctl: CtlContext, user_id: UUID, name: str, admin: bool, ttl: str) -> None:
     """Print a token signed with the daemon's secret."""
-    lifetime = parse_duration(ttl)
+    lifetime = parse_duration(ttl, longest=MAX_TTL)
     if not name.strip():
         raise click.BadParameter("must not be blank", param_hint="--name")
     settings = ctl.settings

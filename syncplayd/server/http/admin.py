@@ -54,7 +54,13 @@ from syncplayd.server.live.live_room import LiveOverview
 from syncplayd.server.process.admin_socket import SOCKET_SCOPE_KEY
 from syncplayd.service.errors import invalid
 from syncplayd.storage.errors import StorageUnavailable
-from syncplayd.storage.records import Event, Invitation, PlaybackControl, RoomFilters
+from syncplayd.storage.records import (
+    Event,
+    Invitation,
+    PlaybackControl,
+    Restriction,
+    RoomFilters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +134,12 @@ async def _authorize() -> Response | None:
         challenge["WWW-Authenticate"] += ', error="invalid_token"'
         return problem(401, "unauthorized", str(exc), headers=challenge)
     if not principal.is_admin:
-        return problem(403, "forbidden", "the admin API needs a token with the admin role")
+        # RFC 6750's answer to a token without the rights: the challenge is what tells
+        # syncplayctl that its token was refused, not the request (a 403 of the service).
+        challenge["WWW-Authenticate"] += ', error="insufficient_scope"'
+        return problem(
+            403, "forbidden", "the admin API needs a token with the admin role", headers=challenge
+        )
     g.admin = principal
     return None
 
@@ -185,6 +196,16 @@ def _invitation_json(invitation: Invitation, names: dict[UUID, str]) -> dict[str
         ),
         "expired": invitation.is_expired(app_state().clock.wall()),
         "used_up": invitation.is_used_up,
+    }
+
+
+def _restriction_json(restriction: Restriction, names: dict[UUID, str]) -> dict[str, Any]:
+    """A ban or a mute with ``created_by_name``, as invitations have it."""
+    creator = restriction.created_by
+    return payloads.restriction_json(restriction) | {
+        "created_by_name": (
+            SOCKET_ADMIN_NAME if creator == SOCKET_ADMIN.user_id else names.get(creator)
+        ),
     }
 
 
@@ -361,9 +382,13 @@ async def list_participants(room_id: str) -> Response:
 
 @admin_blueprint.post("/rooms/<room_id>/participants/<user_id>/kick")
 async def kick(room_id: str, user_id: str) -> Response:
-    """Remove a participant and close their live sessions with ``kicked``."""
-    rid, uid = path_uuid(room_id, "room"), path_uuid(user_id, "user")
-    done = await app_state().service.kick(_admin(), rid, uid)
+    """Remove a participant and close their live sessions with ``kicked``.
+
+    The optional ``reason`` is in the closing message they get and in the event.
+    """
+    reason = (await read_body(payloads.KickBody)).reason
+    rid, uid = _room_and_user(room_id, user_id)
+    done = await app_state().service.moderation.kick(_admin(), rid, uid, reason=reason)
     _audit("kicked %s from room %s", uid, rid)
     body = {
         "room_id": str(rid),
@@ -372,6 +397,93 @@ async def kick(room_id: str, user_id: str) -> Response:
         "sessions_closed": done.sessions_closed,
     }
     return json_response(body)
+
+
+@admin_blueprint.put("/rooms/<room_id>/participants/<user_id>/role")
+async def set_role(room_id: str, user_id: str) -> Response:
+    """Make a participant a ``moderator`` or a ``member``; the participant as it is now."""
+    body = await read_body(payloads.RoleBody)
+    rid, uid = _room_and_user(room_id, user_id)
+    participant = await app_state().service.moderation.set_role(_admin(), rid, uid, body.role)
+    _audit("made %s a %s of room %s", uid, participant.role.value, rid)
+    return json_response(payloads.participant_json(participant))
+
+
+@admin_blueprint.post("/rooms/<room_id>/transfer")
+async def transfer(room_id: str) -> Response:
+    """Make a participant (``{"user_id"}``) the owner; the old owner stays as a moderator."""
+    body = await read_body(payloads.TransferBody)
+    service = app_state().service
+    room = await service.moderation.transfer(_admin(), path_uuid(room_id, "room"), body.user_id)
+    _audit("handed room %s to %s", room.id, room.owner_id)
+    owners = await service.admin.owner_names(_admin(), [room])
+    return json_response(payloads.room_json(room) | {"owner_name": owners.get(room.id)})
+
+
+def _room_and_user(room_id: str, user_id: str) -> tuple[UUID, UUID]:
+    return path_uuid(room_id, "room"), path_uuid(user_id, "user")
+
+
+# -- bans and mutes ----------------------------------------------------------------------------
+@admin_blueprint.get("/rooms/<room_id>/bans")
+async def list_bans(room_id: str) -> Response:
+    """The bans in force, newest first (expired ones are left out)."""
+    uid = path_uuid(room_id, "room")
+    state = app_state()
+    bans = await state.service.moderation.bans(_admin(), uid)
+    names = await state.service.admin.member_names(_admin(), uid)
+    items = [_restriction_json(b, names) for b in bans]
+    return json_response(payloads.page_json(items, len(items), len(items), 0))
+
+
+@admin_blueprint.put("/rooms/<room_id>/bans/<user_id>")
+async def ban(room_id: str, user_id: str) -> Response:
+    """Ban a user, a participant or not (``reason``, ``expires_in_minutes``: optional)."""
+    body = await read_body(payloads.SanctionBody)
+    rid, uid = _room_and_user(room_id, user_id)
+    state = app_state()
+    restriction = await state.service.moderation.ban(
+        _admin(), rid, uid, reason=body.reason, expires_in=body.expires_in
+    )
+    _audit("banned %s from room %s until %s", uid, rid, _until(restriction))
+    names = await state.service.admin.member_names(_admin(), rid)
+    return json_response(_restriction_json(restriction, names))
+
+
+@admin_blueprint.delete("/rooms/<room_id>/bans/<user_id>")
+async def unban(room_id: str, user_id: str) -> Response:
+    """Lift a ban (``404 not-found`` when there is none)."""
+    rid, uid = _room_and_user(room_id, user_id)
+    await app_state().service.moderation.unban(_admin(), rid, uid)
+    _audit("unbanned %s from room %s", uid, rid)
+    return json_response({"room_id": str(rid), "user_id": str(uid), "unbanned": True})
+
+
+@admin_blueprint.put("/rooms/<room_id>/mutes/<user_id>")
+async def mute(room_id: str, user_id: str) -> Response:
+    """Keep a participant from posting chat (the body of a ban)."""
+    body = await read_body(payloads.SanctionBody)
+    rid, uid = _room_and_user(room_id, user_id)
+    state = app_state()
+    restriction = await state.service.moderation.mute(
+        _admin(), rid, uid, reason=body.reason, expires_in=body.expires_in
+    )
+    _audit("muted %s in room %s until %s", uid, rid, _until(restriction))
+    names = await state.service.admin.member_names(_admin(), rid)
+    return json_response(_restriction_json(restriction, names))
+
+
+@admin_blueprint.delete("/rooms/<room_id>/mutes/<user_id>")
+async def unmute(room_id: str, user_id: str) -> Response:
+    """Let a muted user post chat again (``404 not-found`` when they are not muted)."""
+    rid, uid = _room_and_user(room_id, user_id)
+    await app_state().service.moderation.unmute(_admin(), rid, uid)
+    _audit("unmuted %s in room %s", uid, rid)
+    return json_response({"room_id": str(rid), "user_id": str(uid), "unmuted": True})
+
+
+def _until(restriction: Restriction) -> str:
+    return payloads.timestamp(restriction.expires_at) or "lifted"
 
 
 # -- chat ------------------------------------------------------------------------------------
@@ -387,9 +499,9 @@ async def chat_history(room_id: str) -> Response:
 
 @admin_blueprint.delete("/chat/<message_id>")
 async def delete_chat(message_id: str) -> Response:
-    """Delete one chat message (clients that already show it keep it until they rejoin)."""
+    """Delete one chat message; the room's members see it removed."""
     uid = path_uuid(message_id, "chat message")
-    await app_state().service.delete_chat(_admin(), uid)
+    await app_state().service.moderation.delete_chat(_admin(), uid)
     _audit("deleted chat message %s", uid)
     return json_response({"id": str(uid), "deleted": True})
 
