@@ -21,7 +21,7 @@
 /** The protocol version spoken (`hello.protocol`). */
 export const PROTOCOL_VERSION = 1;
 /** The version of this library (semver; the major version follows breaking API changes). */
-export const VERSION = "1.1.0";
+export const VERSION = "1.2.0";
 
 const MAX_POSITION = 604800; // §1.1: one week
 const MIN_RATE = 0.25;
@@ -29,7 +29,7 @@ const MAX_RATE = 4;
 const MAX_FRAME_BYTES = 16384; // §4.12: a bigger client frame is refused unparsed
 /** `closing` reasons after which reconnecting is wrong (§4.10). */
 const FINAL_CLOSE_REASONS = new Set([
-  "left", "room-ended", "kicked", "replaced", "unauthorized", "protocol-error",
+  "left", "room-ended", "kicked", "banned", "replaced", "unauthorized", "protocol-error",
 ]);
 /** Refusals of a join that mean "not now" (the server's database is down): a reconnecting client
  * keeps its session and tries again after the backoff, as the Python client does. */
@@ -47,7 +47,8 @@ const RESUME_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
  *   version: number, set_by: string|null}} Playback The room's playback (§3.1 PlaybackWire):
  *   `position` holds at server time `anchor`.
  * @typedef {{user_id: string, user_name: string, role: string, is_connected: boolean,
- *   sessions: number, buffering: boolean, latency_ms: number|null}} Member One user (§3.1).
+ *   sessions: number, buffering: boolean, latency_ms: number|null, muted: boolean}} Member One
+ *   user (§3.1). `muted` is always a boolean here: false when the server leaves it out.
  * @typedef {{heartbeat_interval: number, threshold_seconds: number, max_latency_ms: number,
  *   ready_timeout_seconds: number, disconnect_timeout_seconds: number,
  *   max_rate_correction: number, control: "everyone"|"moderators"}} SyncSettings (§3.1)
@@ -60,6 +61,15 @@ const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 const str = (v, fallback) => (typeof v === "string" ? v : fallback);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * A Member as this library keeps it: the server's object, with `muted` a boolean (servers
+ * before moderation leave it out).
+ * @param {any} m @returns {Member}
+ */
+function asMember(m) {
+  return m.muted === true || m.muted === false ? m : { ...m, muted: m.muted === true };
+}
 
 /** @param {any} pb @returns {pb is Playback} */
 function isPlayback(pb) {
@@ -342,9 +352,10 @@ function utf8Length(text) {
  *
  * Events (CustomEvent, payload in `detail`): statechange {state, reason}; joined {message};
  * scheduled {playback, reason, executeAt, setBy}; playback {playback, reason, executeAt, setBy};
- * participants {participants};
- * presence {event, member, detail}; chat {message}; error {code, message, ref};
- * closing {reason, message}; autoplayblocked {}; drift {drift, action, rate}.
+ * participants {participants}; room {room, settings};
+ * presence {event, member, detail}; chat {message}; chat_deleted {messageId, message};
+ * error {code, message, ref}; closing {reason, message}; autoplayblocked {};
+ * drift {drift, action, rate}.
  */
 export class SyncClient extends EventTarget {
   /**
@@ -410,6 +421,7 @@ export class SyncClient extends EventTarget {
     this._roughOffset = 0; // used until the first pong of a socket
     this._rtt = null;
     this._sessionId = null;
+    this._isAdmin = false;
     this._you = null;
     this._room = null;
     this._settings = null;
@@ -440,9 +452,14 @@ export class SyncClient extends EventTarget {
   get state() { return this._state; }
   /** The session id of the latest `joined` (store it to resume after a page reload). */
   get sessionId() { return this._sessionId; }
-  /** @returns {Member|null} this user's own entry */
+  /** @returns {Member|null} this user's own entry (its `role` and `muted` follow presence) */
   get you() { return this._you; }
-  /** @returns {object|null} the REST room object from `joined` (ignore its playback) */
+  /** Whether the server counts this user as an administrator (`welcome.is_admin`). */
+  get isAdmin() { return this._isAdmin; }
+  /**
+   * @returns {object|null} the REST room object from `joined`, replaced by every `room` message
+   *   (ignore its playback)
+   */
   get room() { return this._room; }
   /** @returns {SyncSettings|null} */
   get settings() { return this._settings; }
@@ -610,6 +627,8 @@ export class SyncClient extends EventTarget {
       case "sync": this._onSync(msg); break;
       case "presence": this._onPresence(msg); break;
       case "chat": this._onChat(msg); break;
+      case "chat_deleted": this._onChatDeleted(msg); break;
+      case "room": this._onRoom(msg); break;
       case "chat_ack": this._settleChat(msg.client_id, str(msg.message_id, ""), null); break;
       default: break; // unknown types are ignored (§1.3)
     }
@@ -626,6 +645,7 @@ export class SyncClient extends EventTarget {
   _onWelcome(conn, msg) {
     if (conn.welcomed) return;
     conn.welcomed = true;
+    this._isAdmin = msg.is_admin === true;
     if (this._estimator.sampleCount === 0 && isNum(msg.server_time)) {
       this._roughOffset = msg.server_time - (conn.sentAt + this._now()) / 2;
     }
@@ -646,22 +666,17 @@ export class SyncClient extends EventTarget {
     this._sessionId = str(msg.session_id, this._sessionId);
     this._room = isObject(msg.room) ? msg.room : null;
     this._settings = isObject(msg.settings) ? msg.settings : null;
-    this._you = isObject(msg.you) ? msg.you : null;
+    this._you = isObject(msg.you) ? asMember(msg.you) : null;
     this._participants.clear();
     for (const m of Array.isArray(msg.participants) ? msg.participants : []) {
-      if (isObject(m) && typeof m.user_id === "string") this._participants.set(m.user_id, m);
+      if (isObject(m) && typeof m.user_id === "string") this._participants.set(m.user_id, asMember(m));
     }
     this._chat.splice(0, this._chat.length,
       ...(Array.isArray(msg.chat) ? msg.chat : []).slice(-this._opts.chatHistory));
     this._clearPending();
     this._playback = msg.playback;
     const s = this._settings;
-    if (s && isNum(s.threshold_seconds) && s.threshold_seconds > 0) {
-      this._drift.seekThreshold = s.threshold_seconds;
-    }
-    if (s && isNum(s.max_rate_correction) && s.max_rate_correction >= 0) {
-      this._drift.maxRateCorrection = s.max_rate_correction;
-    }
+    this._useSettings(s);
     this._buffering = false; // the server forgot it too: a rejoin is a late join (§4.11)
     this._after(conn, Math.max(0.05, s?.heartbeat_interval > 0 ? s.heartbeat_interval : 5),
       () => this._heartbeat(conn));
@@ -676,6 +691,16 @@ export class SyncClient extends EventTarget {
     const at = isNum(msg.server_time) ? msg.server_time : this.serverTime();
     this._apply({ playback: msg.playback, reason: "joined", executeAt: at, kind: "joined" });
     if (late) this._maybeReady();
+  }
+
+  /** The room's thresholds steer the drift controller. */
+  _useSettings(s) {
+    if (s && isNum(s.threshold_seconds) && s.threshold_seconds > 0) {
+      this._drift.seekThreshold = s.threshold_seconds;
+    }
+    if (s && isNum(s.max_rate_correction) && s.max_rate_correction >= 0) {
+      this._drift.maxRateCorrection = s.max_rate_correction;
+    }
   }
 
   _onError(conn, msg) {
@@ -730,8 +755,9 @@ export class SyncClient extends EventTarget {
   }
 
   _onPresence(msg) {
-    const member = msg.member;
-    if (!isObject(member) || typeof member.user_id !== "string") return;
+    if (!isObject(msg.member) || typeof msg.member.user_id !== "string") return;
+    // `role`, `muted` and `unmuted` reach the member too: `you` follows like everyone else.
+    const member = asMember(msg.member);
     if (msg.event === "left" && member.sessions === 0) this._participants.delete(member.user_id);
     else this._participants.set(member.user_id, member);
     if (this._you && this._you.user_id === member.user_id) this._you = member;
@@ -745,6 +771,26 @@ export class SyncClient extends EventTarget {
     this._chat.push(msg.message);
     if (this._chat.length > this._opts.chatHistory) this._chat.shift();
     this._emit("chat", { message: msg.message });
+  }
+
+  /** The room's settings or owner changed: the new room and settings replace the old ones. */
+  _onRoom(msg) {
+    if (!isObject(msg.room)) return;
+    this._room = msg.room;
+    if (isObject(msg.settings)) {
+      this._settings = msg.settings;
+      this._useSettings(msg.settings);
+    }
+    this._emit("room", { room: this._room, settings: this._settings });
+  }
+
+  /** A message was deleted (by its author or a moderator): out of the history. */
+  _onChatDeleted(msg) {
+    if (typeof msg.message_id !== "string") return;
+    const at = this._chat.findIndex((m) => isObject(m) && m.id === msg.message_id);
+    const message = at >= 0 ? this._chat.splice(at, 1)[0] : null;
+    // Announced even when the history no longer holds it: a page may show more than it keeps.
+    this._emit("chat_deleted", { messageId: msg.message_id, message });
   }
 
   // -- applying the room's playback ----------------------------------------------------------

@@ -7,8 +7,8 @@ import { SyncClient, SyncError, VERSION } from "../../syncplayd/web/syncplay-cli
 
 const ROOM = "0b7e9c4e-5d1a-4f3e-8a2b-1c9d8e7f6a50";
 const OFFSET = 1_795_000_000; // server clock minus the fake local clock
-const ADA = { user_id: "u-ada", user_name: "Ada", role: "owner", is_connected: true, sessions: 1, buffering: false, latency_ms: null };
-const BEN = { user_id: "u-ben", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: null };
+const ADA = { user_id: "u-ada", user_name: "Ada", role: "owner", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false };
+const BEN = { user_id: "u-ben", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false };
 const SETTINGS = {
   heartbeat_interval: 5, threshold_seconds: 2, max_latency_ms: 500, ready_timeout_seconds: 30,
   disconnect_timeout_seconds: 30, max_rate_correction: 0.05, control: "everyone",
@@ -172,7 +172,7 @@ function setup({ media = null, options = {}, ...config } = {}) {
   });
   const events = [];
   for (const type of ["statechange", "joined", "scheduled", "playback", "participants", "presence", "chat",
-    "error", "closing", "autoplayblocked", "drift"]) {
+    "chat_deleted", "room", "error", "closing", "autoplayblocked", "drift"]) {
     client.addEventListener(type, (event) => events.push({ type, detail: event.detail }));
   }
   const h = {
@@ -203,13 +203,16 @@ function setup({ media = null, options = {}, ...config } = {}) {
       }
     },
     /** Open the socket, answer hello and join; returns the joined message. */
-    join({ playback = h.playback("paused", 0), sessionId = "S1", settings = SETTINGS, chat = [] } = {}) {
+    join({
+      playback = h.playback("paused", 0), sessionId = "S1", settings = SETTINGS, chat = [],
+      participants = [ADA, BEN], you = BEN, isAdmin = false,
+    } = {}) {
       const ws = sockets.at(-1);
       ws.open();
-      ws.receive({ type: "welcome", protocol: 1, server_time: h.serverNow(), user_id: BEN.user_id, user_name: "Ben", is_admin: false });
+      ws.receive({ type: "welcome", protocol: 1, server_time: h.serverNow(), user_id: BEN.user_id, user_name: "Ben", is_admin: isAdmin });
       const joined = {
         type: "joined", session_id: sessionId, server_time: h.serverNow(), room: { id: ROOM, name: "Friday film" },
-        playback, participants: [ADA, BEN], chat, settings, you: BEN,
+        playback, participants, chat, settings, you,
       };
       ws.receive(joined);
       return joined;
@@ -743,6 +746,155 @@ describe("chat and presence", () => {
   });
 });
 
+// -- moderation -----------------------------------------------------------------------------
+
+describe("roles, mutes, bans and room changes", () => {
+  const ROOM_INFO = {
+    id: ROOM, name: "Friday film", owner_id: "u-ada", playback_control: "everyone",
+    moderators_manage_moderators: false,
+  };
+
+  test("a room message replaces the room and the settings, and is announced", () => {
+    const h = setup();
+    h.client.connect();
+    h.join();
+    const room = { ...ROOM_INFO, name: "Saturday film", playback_control: "moderators" };
+    const settings = { ...SETTINGS, control: "moderators", threshold_seconds: 3, max_rate_correction: 0.02 };
+    h.ws.receive({ type: "room", room, settings });
+    assert.deepEqual(h.client.room, room);
+    assert.deepEqual(h.client.settings, settings);
+    assert.deepEqual(h.of("room"), [{ room, settings }]);
+    // The new thresholds steer the drift correction, as a join's would.
+    assert.equal(h.client._drift.seekThreshold, 3);
+    assert.equal(h.client._drift.maxRateCorrection, 0.02);
+  });
+
+  test("a room message without settings keeps the settings; a malformed one changes nothing", () => {
+    const h = setup();
+    h.client.connect();
+    h.join();
+    h.ws.receive({ type: "room", room: "nope", settings: { ...SETTINGS, control: "moderators" } });
+    assert.deepEqual(h.client.room, { id: ROOM, name: "Friday film" });
+    assert.deepEqual(h.client.settings, SETTINGS);
+    assert.equal(h.of("room").length, 0);
+    h.ws.receive({ type: "room", room: ROOM_INFO });
+    assert.deepEqual(h.client.room, ROOM_INFO);
+    assert.deepEqual(h.client.settings, SETTINGS);
+    assert.deepEqual(h.of("room"), [{ room: ROOM_INFO, settings: SETTINGS }]);
+  });
+
+  test("a room message before joined is left to the joined snapshot", () => {
+    const h = setup();
+    h.client.connect();
+    h.ws.open();
+    h.ws.receive({ type: "room", room: { ...ROOM_INFO, name: "early" }, settings: SETTINGS });
+    assert.equal(h.client.room, null);
+    assert.equal(h.of("room").length, 0);
+  });
+
+  test("chat_deleted takes the message out of the history and says which", () => {
+    const h = setup();
+    h.client.connect();
+    const chat = ["m1", "m2", "m3"].map((id) => ({ id, room_id: ROOM, user_id: "u-ada", user_name: "Ada", message: id }));
+    h.join({ chat });
+    h.ws.receive({ type: "chat_deleted", room_id: ROOM, message_id: "m2" });
+    assert.deepEqual(h.client.chatHistory.map((m) => m.id), ["m1", "m3"]);
+    assert.deepEqual(h.of("chat_deleted"), [{ messageId: "m2", message: chat[1] }]);
+    // One the history no longer holds is still announced (a page may show more).
+    h.ws.receive({ type: "chat_deleted", room_id: ROOM, message_id: "m0" });
+    assert.deepEqual(h.of("chat_deleted")[1], { messageId: "m0", message: null });
+    h.ws.receive({ type: "chat_deleted", room_id: ROOM, message_id: 7 });
+    assert.equal(h.of("chat_deleted").length, 2);
+    assert.deepEqual(h.client.chatHistory.map((m) => m.id), ["m1", "m3"]);
+  });
+
+  test("presence role, muted and unmuted update the member, and you", () => {
+    const h = setup();
+    h.client.connect();
+    h.join();
+    h.ws.receive({ type: "presence", event: "role", member: { ...BEN, role: "moderator" }, detail: null });
+    assert.equal(h.client.participants.get("u-ben").role, "moderator");
+    assert.equal(h.client.you.role, "moderator");
+    h.ws.receive({ type: "presence", event: "muted", member: { ...BEN, role: "moderator", muted: true }, detail: null });
+    assert.equal(h.client.you.muted, true);
+    assert.equal(h.client.participants.get("u-ben").muted, true);
+    h.ws.receive({ type: "presence", event: "unmuted", member: { ...BEN, role: "moderator", muted: false }, detail: null });
+    assert.equal(h.client.you.muted, false);
+    h.ws.receive({ type: "presence", event: "role", member: { ...ADA, role: "moderator" }, detail: null });
+    assert.equal(h.client.participants.get("u-ada").role, "moderator");
+    assert.equal(h.client.you.user_id, "u-ben", "someone else's role is not yours");
+    assert.deepEqual(h.of("presence").map((p) => [p.event, p.member.user_id]), [
+      ["role", "u-ben"], ["muted", "u-ben"], ["unmuted", "u-ben"], ["role", "u-ada"],
+    ]);
+    assert.equal(h.of("participants").length, 5);
+  });
+
+  test("a member without muted (an older server) counts as not muted", () => {
+    const h = setup();
+    h.client.connect();
+    const { muted: _a, ...ada } = ADA;
+    const { muted: _b, ...ben } = BEN;
+    h.join({ participants: [ada, { ...ben, muted: true }], you: ben });
+    assert.equal(h.client.participants.get("u-ada").muted, false);
+    assert.equal(h.client.participants.get("u-ben").muted, true);
+    assert.equal(h.client.you.muted, false);
+    h.ws.receive({ type: "presence", event: "buffering", member: { ...ada, buffering: true }, detail: null });
+    assert.deepEqual(h.client.participants.get("u-ada"), { ...ADA, buffering: true });
+    assert.equal(h.of("presence")[0].member.muted, false);
+  });
+
+  test("isAdmin comes from welcome", () => {
+    const h = setup();
+    assert.equal(h.client.isAdmin, false);
+    h.client.connect();
+    h.join({ isAdmin: true });
+    assert.equal(h.client.isAdmin, true);
+  });
+
+  test("closing banned: the message is kept, and the client never comes back", () => {
+    const h = setup({ media: new FakeMedia() });
+    h.client.connect();
+    h.join();
+    const message = "Ada banned you from the room for good: spoilers";
+    h.ws.receive({ type: "closing", reason: "banned", message });
+    assert.deepEqual(h.of("closing"), [{ reason: "banned", message }]);
+    assert.equal(h.client.state, "closed");
+    assert.deepEqual(h.of("statechange").at(-1), { state: "closed", reason: "banned" });
+    h.clock.advance(300);
+    assert.equal(h.sockets.length, 1);
+    assert.equal(h.client.media, null, "the element is let go");
+  });
+
+  test("a resume refused as banned is not retried as a fresh join", async () => {
+    const h = setup({ resumeSessionId: "S1" });
+    const connecting = h.client.connect();
+    h.ws.open();
+    h.ws.receive({ type: "welcome", protocol: 1, server_time: h.serverNow(), user_id: "u", user_name: "Cy", is_admin: false });
+    assert.equal(h.ws.of("join")[0].resume, "S1");
+    const text = "you are banned from this room until 2026-12-05T16:00:00Z: spoilers";
+    h.ws.receive({ type: "error", code: "banned", message: text, ref: null });
+    await assert.rejects(connecting, (err) => err instanceof SyncError && err.code === "banned" && err.message === text);
+    assert.equal(h.ws.of("join").length, 1);
+    assert.equal(h.client.state, "closed");
+  });
+
+  test("a rejoin refused as banned ends the client", () => {
+    const h = setup();
+    h.client.connect();
+    h.join();
+    h.ws.drop();
+    h.clock.advance(0.1);
+    h.ws.open();
+    h.ws.receive({ type: "welcome", protocol: 1, server_time: h.serverNow(), user_id: "u", user_name: "B", is_admin: false });
+    h.ws.receive({ type: "error", code: "banned", message: "you are banned from this room", ref: null });
+    assert.equal(h.sockets[1].of("join").length, 1, "not tried again as a fresh join");
+    assert.equal(h.client.state, "closed");
+    assert.equal(h.of("statechange").at(-1).reason, "banned");
+    h.clock.advance(120);
+    assert.equal(h.sockets.length, 2);
+  });
+});
+
 // -- reconnecting ---------------------------------------------------------------------------
 
 describe("reconnecting", () => {
@@ -795,7 +947,7 @@ describe("reconnecting", () => {
     assert.equal(h.sockets.length, 2);
   });
 
-  for (const reason of ["left", "room-ended", "kicked", "replaced", "unauthorized", "protocol-error"]) {
+  for (const reason of ["left", "room-ended", "kicked", "banned", "replaced", "unauthorized", "protocol-error"]) {
     test(`closing "${reason}" is final: no reconnect`, () => {
       const h = setup();
       h.client.connect();

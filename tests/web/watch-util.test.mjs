@@ -6,8 +6,17 @@ import { describe, test } from "node:test";
 import { mediaUrl } from "../../syncplayd/web/syncplay-client.js";
 import {
   displayUrl,
+  mayControl,
+  mayDeleteChat,
+  mayListBans,
+  mayManageRoom,
+  mayModerate,
   mediaBase,
+  memberActions,
   mergeParticipants,
+  rankOf,
+  readable,
+  restrictionTerms,
   tokenSwitch,
   underMediaBase,
   withMediaToken,
@@ -124,7 +133,10 @@ describe("mergeParticipants: live members and REST-only participants", () => {
     const merged = mergeParticipants([live("ben"), live("ada"), live("dan")], [rest("ada", { role: "owner" }), rest("cy", { is_connected: true }), rest("ben")]);
     assert.deepEqual(merged.map((m) => m.user_id), ["ada", "cy", "ben", "dan"]);
     assert.equal(merged[0].role, "member", "the live entry, not REST's");
-    assert.deepEqual(merged[1], { user_id: "cy", user_name: "cy", role: "member", is_connected: false, sessions: 0, buffering: false, latency_ms: null });
+    assert.deepEqual(merged[1], { user_id: "cy", user_name: "cy", role: "member", is_connected: false, sessions: 0, buffering: false, latency_ms: null, muted: false });
+  });
+  test("a REST-only participant keeps REST's muted", () => {
+    assert.equal(mergeParticipants([], [rest("cy", { muted: true })])[0].muted, true);
   });
   test("broken REST items are skipped", () => {
     assert.deepEqual(mergeParticipants([], [null, { user_name: "x" }]), []);
@@ -143,5 +155,112 @@ describe("displayUrl: what the page shows of a media URL", () => {
   });
   test("a known secret is hidden wherever it sits, raw or encoded", () => {
     assert.equal(displayUrl("/m/t0k%2Bx/film.mp4?x=1", ["t0k+x"], PAGE), "https://media.example/m/…/film.mp4?x=1");
+  });
+});
+
+// The rules of syncplayd/core/access.py (the table in docs/api.md), as the page applies them.
+describe("moderation rules: who may do what to whom", () => {
+  const RANKS = ["owner", "moderator", "member", null];
+  const SANCTIONS = ["kick", "ban", "unban", "mute", "unmute", "delete_chat"];
+  // [actor, target, moderators_manage_moderators] -> allowed, for every action.
+  function expected(action, actor, target, mm) {
+    if (target === "owner" && ["demote", "ban", "mute"].includes(action)) return false;
+    if (actor === "admin") return true;
+    if (["promote", "demote", "transfer"].includes(action)) return actor === "owner";
+    if (actor === "owner") return true;
+    if (actor !== "moderator") return false;
+    if (target === "owner") return false;
+    return target !== "moderator" || mm;
+  }
+  for (const action of ["promote", "demote", "transfer", ...SANCTIONS]) {
+    test(action, () => {
+      for (const actor of ["admin", ...RANKS]) {
+        for (const target of RANKS) {
+          for (const mm of [false, true]) {
+            const viewer = actor === "admin" ? { rank: "member", isAdmin: true } : { rank: actor, isAdmin: false };
+            assert.equal(mayModerate(viewer, action, target, mm), expected(action, actor, target, mm),
+              `${actor} ${action} ${target} (moderators_manage_moderators ${mm})`);
+          }
+        }
+      }
+    });
+  }
+  test("an unknown action is nobody's", () => {
+    assert.equal(mayModerate({ rank: "owner", isAdmin: true }, "explode", "member"), false);
+  });
+
+  test("rankOf: the room's owner_id wins over a role still on its way", () => {
+    const room = { owner_id: "ben" };
+    assert.equal(rankOf(room, "ben", "member"), "owner");
+    assert.equal(rankOf(room, "ada", "moderator"), "moderator");
+    assert.equal(rankOf(room, "cy", undefined), null);
+    assert.equal(rankOf(null, "ada", "owner"), "owner");
+  });
+});
+
+describe("memberActions: the People menu shows only what the viewer may do", () => {
+  const room = (extra = {}) => ({ owner_id: "ada", moderators_manage_moderators: false, ...extra });
+  const ada = { userId: "ada", rank: "owner", isAdmin: false };
+  const mo = { userId: "mo", rank: "moderator", isAdmin: false };
+  const ben = { userId: "ben", rank: "member", isAdmin: false };
+  const person = (id, role, muted = false) => ({ user_id: id, role, muted });
+
+  for (const [who, viewer, target, r, actions] of [
+    ["the owner, a member", ada, person("ben", "member"), room(), ["promote", "transfer", "mute", "kick", "ban"]],
+    ["the owner, a muted moderator", ada, person("mo", "moderator", true), room(), ["demote", "transfer", "unmute", "kick", "ban"]],
+    ["the owner, themselves", ada, person("ada", "owner"), room(), []],
+    ["a moderator, a member", mo, person("ben", "member"), room(), ["mute", "kick", "ban"]],
+    ["a moderator, a muted member", mo, person("ben", "member", true), room(), ["unmute", "kick", "ban"]],
+    ["a moderator, another moderator", mo, person("mo2", "moderator"), room(), []],
+    ["a moderator, another moderator (allowed)", mo, person("mo2", "moderator"), room({ moderators_manage_moderators: true }), ["mute", "kick", "ban"]],
+    ["a moderator, the owner", mo, person("ada", "owner"), room({ moderators_manage_moderators: true }), []],
+    ["a moderator, the owner by owner_id alone", mo, person("ada", "member"), room(), []],
+    ["a member, anyone", ben, person("mo", "moderator"), room(), []],
+    ["an admin, the owner", { userId: "root", rank: "member", isAdmin: true }, person("ada", "owner"), room(), ["kick"]],
+    ["nobody signed in", { userId: null, rank: null, isAdmin: false }, person("ben", "member"), room(), []],
+  ]) {
+    test(who, () => assert.deepEqual(memberActions(viewer, target, r), actions));
+  }
+
+  test("chat: your own as a member; others' as the rules allow", () => {
+    const r = room();
+    assert.equal(mayDeleteChat(ben, "ben", "member", r), true);
+    assert.equal(mayDeleteChat(ben, "ada", "owner", r), false);
+    assert.equal(mayDeleteChat({ userId: "x", rank: null, isAdmin: false }, "x", null, r), false);
+    assert.equal(mayDeleteChat(mo, "ben", "member", r), true);
+    assert.equal(mayDeleteChat(mo, "gone", null, r), true, "an author who left");
+    assert.equal(mayDeleteChat(mo, "mo2", "moderator", r), false);
+    assert.equal(mayDeleteChat(mo, "mo2", "moderator", room({ moderators_manage_moderators: true })), true);
+    assert.equal(mayDeleteChat(mo, "ada", "owner", r), false);
+    assert.equal(mayDeleteChat(ada, "mo", "moderator", r), true);
+  });
+
+  test("settings and ending for the owner and admins; bans for whoever may ban", () => {
+    assert.deepEqual([ada, mo, ben].map(mayManageRoom), [true, false, false]);
+    assert.equal(mayManageRoom({ rank: "member", isAdmin: true }), true);
+    assert.deepEqual([ada, mo, ben].map(mayListBans), [true, true, false]);
+  });
+
+  test("playback control: everyone, or the owner and moderators", () => {
+    assert.equal(mayControl("everyone", "member"), true);
+    assert.equal(mayControl("moderators", "member"), false);
+    assert.equal(mayControl("moderators", "moderator"), true);
+    assert.equal(mayControl("moderators", "owner"), true);
+    assert.equal(mayControl(undefined, "member"), true);
+  });
+});
+
+describe("readable: the server's words as a sentence", () => {
+  test("capital, full stop, local times", () => {
+    const text = readable("you are banned from this room until 2026-12-05T16:00:00Z: spoilers", "en-GB");
+    assert.match(text, /^You are banned from this room until \d{1,2} Dec 2026, \d\d:\d\d: spoilers\.$/);
+    assert.equal(readable("Ada removed you from the room"), "Ada removed you from the room.");
+    assert.equal(readable("Ada banned you from the room for good: no!"), "Ada banned you from the room for good: no!");
+    assert.equal(readable(""), "");
+    assert.equal(readable(null), "");
+  });
+  test("restrictionTerms", () => {
+    assert.equal(restrictionTerms({ expires_at: null }), "for good");
+    assert.match(restrictionTerms({ expires_at: "2026-12-05T16:00:00.000Z" }, "en-GB"), /^until \d{1,2} Dec 2026, \d\d:\d\d$/);
   });
 });

@@ -273,6 +273,7 @@ export function mergeParticipants(live, rest) {
       sessions: 0,
       buffering: false,
       latency_ms: null,
+      muted: participant.muted === true,
     });
   }
   return [...merged, ...liveById.values()]; // joined after the REST list was fetched
@@ -312,4 +313,122 @@ export function displayUrl(url, secrets = [], base = location.href) {
     for (const form of new Set([secret, encodeURIComponent(secret)])) text = text.split(form).join("…");
   }
   return text;
+}
+
+// --- roles and moderation ----------------------------------------------------------------
+// The rules of syncplayd/core/access.py, so that the page offers only what the server will
+// allow. The server decides anyway: a refusal it sends is shown as it is.
+
+/** Who may take each action against someone else in the room (admins may take them all). */
+const ACTORS = {
+  promote: ["owner"],
+  demote: ["owner"],
+  transfer: ["owner"],
+  kick: ["owner", "moderator"],
+  ban: ["owner", "moderator"],
+  unban: ["owner", "moderator"],
+  mute: ["owner", "moderator"],
+  unmute: ["owner", "moderator"],
+  delete_chat: ["owner", "moderator"],
+};
+/** Nobody, admins included, does these to the room's owner. */
+const NEVER_ON_OWNER = new Set(["demote", "ban", "mute"]);
+
+/**
+ * Someone's standing in the room: "owner" for the room's `owner_id` (even while a role message
+ * is on its way), else their role ("moderator", "member"), null for someone not in the room.
+ */
+export function rankOf(room, userId, role) {
+  if (room && userId && room.owner_id === userId) return "owner";
+  return typeof role === "string" && role ? role : null;
+}
+
+/**
+ * Whether `viewer` ({rank, isAdmin}) may take `action` against someone of rank `target`, in a
+ * room whose moderators may (or may not) act on other moderators.
+ */
+export function mayModerate(viewer, action, target, moderatorsManageModerators = false) {
+  if (!viewer || !(action in ACTORS)) return false;
+  if (target === "owner" && NEVER_ON_OWNER.has(action)) return false;
+  if (viewer.isAdmin) return true;
+  if (!ACTORS[action].includes(viewer.rank)) return false;
+  if (viewer.rank === "moderator") {
+    if (target === "owner") return false;
+    if (target === "moderator" && !moderatorsManageModerators) return false;
+  }
+  return true;
+}
+
+/**
+ * What `viewer` ({userId, rank, isAdmin}) may do to `target` ({user_id, role, muted}), in the
+ * People menu's order: an empty list for yourself and for anyone out of your reach.
+ */
+export function memberActions(viewer, target, room) {
+  if (!viewer || !target || !viewer.userId || target.user_id === viewer.userId) return [];
+  const rank = rankOf(room, target.user_id, target.role);
+  const mm = Boolean(room && room.moderators_manage_moderators);
+  const may = (action) => mayModerate(viewer, action, rank, mm);
+  const actions = [];
+  if (rank === "member" && may("promote")) actions.push("promote");
+  if (rank === "moderator" && may("demote")) actions.push("demote");
+  if ((rank === "member" || rank === "moderator") && may("transfer")) actions.push("transfer");
+  if (rank !== null && !target.muted && may("mute")) actions.push("mute");
+  if (target.muted && may("unmute")) actions.push("unmute");
+  if (may("kick")) actions.push("kick");
+  if (may("ban")) actions.push("ban");
+  return actions;
+}
+
+/**
+ * Whether `viewer` may delete a chat message of `authorId`, whose rank is `authorRank`: their
+ * own as a member of the room, others' as the rules allow.
+ */
+export function mayDeleteChat(viewer, authorId, authorRank, room) {
+  if (!viewer || !viewer.userId) return false;
+  if (authorId === viewer.userId) return viewer.rank !== null || viewer.isAdmin;
+  const mm = Boolean(room && room.moderators_manage_moderators);
+  return mayModerate(viewer, "delete_chat", authorRank, mm);
+}
+
+/** Whether `viewer` may change the room's settings and end it (the owner, admins). */
+export function mayManageRoom(viewer) {
+  return Boolean(viewer && (viewer.isAdmin || viewer.rank === "owner"));
+}
+
+/** Whether `viewer` may see the room's bans (whoever may ban). */
+export function mayListBans(viewer) {
+  return Boolean(viewer && (viewer.isAdmin || ACTORS.ban.includes(viewer.rank)));
+}
+
+/** Whether someone of `rank` may play, pause and seek under the room's `control` mode. */
+export function mayControl(control, rank) {
+  return control !== "moderators" || rank === "owner" || rank === "moderator";
+}
+
+const ISO_TIME = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})/g;
+
+/** An RFC 3339 timestamp as a local date and time ("5 Dec 2026, 17:00"). */
+export function formatDateTime(timestamp, locales = []) {
+  const date = new Date(timestamp);
+  if (Number.isNaN(date.getTime())) return String(timestamp);
+  return date.toLocaleString(locales, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/**
+ * A server's text (a problem's `detail`, a closing message) as a sentence for the page: a capital
+ * first letter, timestamps in local time, a full stop unless it ends with punctuation.
+ * "you are banned from this room until 2026-12-05T16:00:00Z: spoilers" becomes
+ * "You are banned from this room until 5 Dec 2026, 17:00: spoilers." (in Berlin).
+ */
+export function readable(text, locales = []) {
+  const body = String(text ?? "").trim().replace(ISO_TIME, (t) => formatDateTime(t, locales));
+  if (!body) return "";
+  const sentence = body[0].toUpperCase() + body.slice(1);
+  return /[.!?…]$/.test(sentence) ? sentence : `${sentence}.`;
+}
+
+/** How long a ban or mute lasts, for a list: "for good" or "until 5 Dec 2026, 17:00". */
+export function restrictionTerms(restriction, locales = []) {
+  const until = restriction && restriction.expires_at;
+  return until ? `until ${formatDateTime(until, locales)}` : "for good";
 }

@@ -1,4 +1,5 @@
-// The watch page: landing, sign-in, joining, and the room view (player, people, chat, invite).
+// The watch page: landing, sign-in, joining, and the room view (player, people, chat, invite,
+// and the owner's and moderators' tools: roles, removals, bans, mutes, settings).
 //
 // The SyncClient library drives the <video> (play/pause/seek/rate at the scheduled server
 // time, buffering reports, drift correction). This page never plays, pauses or seeks the
@@ -14,9 +15,17 @@ import {
   formatRate,
   formatTime,
   listNames,
+  mayControl,
+  mayDeleteChat,
+  mayListBans,
+  mayManageRoom,
+  memberActions,
   mergeParticipants,
   pageUrl,
+  rankOf,
+  readable,
   requestJson,
+  restrictionTerms,
   store,
   takeFragment,
   tokenExpired,
@@ -29,6 +38,7 @@ import {
 const $ = (id) => document.getElementById(id);
 
 const VIEWS = ["landing", "identity-panel", "name-panel", "password-panel", "message-panel", "room"];
+const DIALOGS = ["invite-dialog", "action-dialog", "settings-dialog", "bans-dialog"];
 const DEFAULT_TITLE = "Watch together · syncplayd";
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TICK_MS = 250;
@@ -77,6 +87,11 @@ const app = {
   nameResolver: null, // pending askName()
   passwordResolver: null, // pending askPassword()
   identityResolver: null, // pending askSwitch()
+  members: new Map(), // the People list as last shown, by user id (live and REST-only)
+  menu: null, // the open person menu: {userId}
+  muteLapsed: false, // a chat went through although you.muted: the mute expired (unannounced)
+  action: null, // what the action dialog's confirm button does
+  lastError: null, // the server's latest error frame: a rejoin's refusal explains a close
 };
 
 // For the browser tests and for debugging from the console.
@@ -232,6 +247,7 @@ function teardown() {
   app.joined = false;
   app.leaving = false;
   app.closing = null;
+  app.lastError = null;
   app.roomId = null;
   app.nameResolver = null;
   app.passwordResolver = null;
@@ -252,7 +268,13 @@ function teardown() {
     video.removeAttribute("src");
     video.load();
   }
-  if ($("invite-dialog").open) $("invite-dialog").close();
+  for (const id of DIALOGS) if ($(id).open) $(id).close();
+  closeMemberMenu();
+  app.members = new Map();
+  $("settings-open").hidden = true;
+  $("bans-open").hidden = true;
+  $("chat-muted").hidden = true;
+  $("control-note").hidden = true;
   $("autoplay-overlay").hidden = true;
   $("media-message").hidden = true;
   $("waiting-banner").hidden = true;
@@ -491,6 +513,10 @@ async function resolveInvitation(seq, code, token) {
       unauthorized(seq, { roomId: null });
       return null;
     }
+    if (err.code === "banned") {
+      showMessage(bannedText(err.message));
+      return null;
+    }
     const text = INVITATION_PROBLEMS[err.code] || `Could not open the invitation: ${err.message}`;
     const transient = !(err.code in INVITATION_PROBLEMS);
     showMessage(text, { retry: transient ? () => route() : null });
@@ -518,6 +544,7 @@ const REFUSALS = {
 };
 // Refusals that trying again cannot fix.
 const FINAL_REFUSALS = new Set([
+  "banned",
   "room-ended",
   "not-a-member",
   "not-found",
@@ -579,8 +606,19 @@ async function refused(seq, options, err) {
     await unauthorized(seq, options);
     return;
   }
+  if (code === "banned") {
+    // The session is gone with the ban: a later visit (after an unban) is a new join.
+    store.setSession(options.roomId, null);
+    showMessage(bannedText(err.message));
+    return;
+  }
   const text = REFUSALS[code] || `Could not join the room: ${(err && err.message) || code || "unknown error"}`;
   showMessage(text, { retry: FINAL_REFUSALS.has(code) ? null : () => route() });
+}
+
+/** The server's refusal of a banned user ("you are banned from this room until …: reason"). */
+function bannedText(detail) {
+  return readable(detail) || "You are banned from this room.";
 }
 
 /** The server refused our token (or the lack of one). */
@@ -609,6 +647,7 @@ function adopt(client) {
   app.joined = false;
   app.leaving = false;
   app.closing = null;
+  app.lastError = null;
   const on = (type, handler) => {
     client.addEventListener(type, (event) => {
       if (client === app.client) handler(event.detail || {}, client);
@@ -621,6 +660,8 @@ function adopt(client) {
   on("participants", renderParticipants);
   on("presence", onPresence);
   on("chat", (detail) => appendChat(detail.message));
+  on("chat_deleted", (detail) => removeChat(detail.messageId));
+  on("room", onRoomChanged);
   on("error", onServerError);
   on("closing", (detail) => {
     app.closing = detail;
@@ -646,11 +687,13 @@ function onStateChange({ state, reason }, client) {
 /** The first `joined`, and every re-join after a reconnect: a full snapshot of the room. */
 function onJoined(client, message) {
   app.joined = true;
+  app.muteLapsed = false;
   app.authRetried = false;
   saveSession(client);
-  const room = (message && message.room) || client.room;
+  const room = client.room || (message && message.room);
   renderRoomHeader(room, client.you);
   setMediaSource(room);
+  renderRoleUi();
   renderParticipants();
   refreshRoster(client);
   if (!app.rosterTimer) {
@@ -680,6 +723,7 @@ const ENDINGS = {
   left: "You left this room (from another tab or device).",
   replaced: "This room is now open in another tab or window, so it stopped here.",
   kicked: "You were removed from the room.",
+  banned: "You were banned from the room.",
   unauthorized: "Your sign-in has expired.",
   "protocol-error": "This page and the server do not understand each other. Reload the page.",
 };
@@ -687,13 +731,29 @@ const ENDINGS = {
 /** The socket closed for good while we were in the room. */
 function showEnded(reason) {
   stopTicker();
+  // Out of the room: no more roster polls (a private room's list is now refused).
+  clearInterval(app.rosterTimer);
+  app.rosterTimer = 0;
+  for (const id of DIALOGS) if ($(id).open) $(id).close();
+  closeMemberMenu();
+  clearTimeout(app.toastTimer);
+  $("toast").textContent = ""; // news of the room is stale once you are out of it
+  app.toastUntil = 0;
   const roomId = app.roomId;
-  if (reason === "room-ended" || reason === "left" || reason === "kicked") store.setSession(roomId, null);
+  if (["room-ended", "left", "kicked", "banned"].includes(reason)) store.setSession(roomId, null);
   if (reason === "unauthorized") store.setToken(null);
-  const text = ENDINGS[reason] || "The connection to the room was lost.";
+  // Removed or banned: the closing message says who did it, why, and for how long. A ban that
+  // landed while the page was reconnecting shows as the rejoin's refusal instead.
+  let told = "";
+  if (app.closing && app.closing.reason === reason && ["kicked", "banned"].includes(reason)) {
+    told = readable(app.closing.message);
+  } else if (reason === "banned" && app.lastError && app.lastError.code === "banned") {
+    told = bannedText(app.lastError.message);
+  }
+  const text = told || ENDINGS[reason] || "The connection to the room was lost.";
   // Taking a replaced session back is fine when the user asks for it; unauthorized can only
   // be fixed in demo mode (a new guest pass).
-  const final = ["room-ended", "left", "kicked", "protocol-error"].includes(reason) ||
+  const final = ["room-ended", "left", "kicked", "banned", "protocol-error"].includes(reason) ||
     (reason === "unauthorized" && !app.config.demo);
   showMessage(text, { retry: final ? null : () => route() });
 }
@@ -737,24 +797,56 @@ function onPresence({ event, member, detail }, client) {
   if (event === "left" && member && app.roster) {
     app.roster = app.roster.filter((p) => p.user_id !== member.user_id);
   }
-  renderParticipants();
-  if (!member) return;
+  if (!member) {
+    renderParticipants();
+    return;
+  }
   const isYou = client.you && member.user_id === client.you.user_id;
+  // A role or a mute changes what buttons people get: yours, and next to their messages.
+  if (["role", "muted", "unmuted"].includes(event)) {
+    if (app.roster) {
+      app.roster = app.roster.map((p) =>
+        p.user_id === member.user_id ? { ...p, role: member.role, muted: member.muted } : p,
+      );
+    }
+    if (isYou) {
+      app.muteLapsed = false;
+      renderRoleUi();
+    }
+    refreshChatActions();
+  }
+  renderParticipants();
   const name = member.user_name;
   if (event === "not_ready_timeout") toast(`Stopped waiting for ${detail || name}`);
   else if (event === "latency") toast(isYou ? `Your connection is slow (${detail})` : `${name}'s connection is slow (${detail})`);
+  else if (STANDING_NEWS[event]) toast(STANDING_NEWS[event](member, isYou), { priority: isYou ? 1 : 0 });
   else if (isYou) return;
   else if (event === "joined") toast(`${name} joined`);
   else if (event === "left") toast(`${name} left`);
 }
 
+/** What a role or a mute means, said to everyone (priority for the person concerned). */
+const STANDING_NEWS = {
+  role: (member, isYou) => {
+    const who = isYou ? "You are" : `${member.user_name} is`;
+    if (member.role === "owner") return `${who} now the room's owner`;
+    if (member.role === "moderator") return `${who} now a moderator`;
+    return `${who} no longer a moderator`;
+  },
+  muted: (member, isYou) =>
+    isYou ? "You were muted: you can watch, but not write in the chat." : `${member.user_name} was muted`,
+  unmuted: (member, isYou) =>
+    isYou ? "You may write in the chat again." : `${member.user_name} may write in the chat again`,
+};
+
 const COMMAND_ERRORS = {
-  "not-allowed": "Only the owner controls playback in this room.",
+  "not-allowed": "Only the owner and moderators control playback in this room.",
   "rate-limited": "Slow down: too many actions at once.",
   "not-joined": "Not connected to the room right now.",
 };
 
 function onServerError({ code, message, ref }) {
+  app.lastError = { code, message };
   // A refused join is shown by join(); a refused chat message (ref = its client id) next
   // to the chat input, by sendChat().
   if (!app.joined || ref) return;
@@ -870,11 +962,33 @@ function renderWaiting() {
   banner.hidden = false;
 }
 
+/**
+ * Playback controls for whoever may use them: everyone while joined, or only the owner and
+ * moderators when the room says so (the server refuses the others' commands anyway).
+ */
 function setControlsEnabled(enabled) {
-  for (const id of ["play-toggle", "back10", "fwd10", "seek", "rate"]) $(id).disabled = !enabled;
-  const chatOn = enabled && app.config.chat_enabled;
-  $("chat-input").disabled = !chatOn;
-  $("chat-send").disabled = !chatOn;
+  const client = app.client;
+  const control = client && client.settings && client.settings.control;
+  const allowed = mayControl(control, viewer().rank);
+  for (const id of ["play-toggle", "back10", "fwd10", "seek", "rate"]) $(id).disabled = !(enabled && allowed);
+  $("control-note").hidden = !enabled || allowed;
+  renderChatBox();
+}
+
+/**
+ * The chat box: on while joined, unless chat is off on the server; muted, it says so. It stays
+ * usable while muted: a mute that expires is not announced (only the next `joined` shows it),
+ * and the server's refusal says until when.
+ */
+function renderChatBox() {
+  const client = app.client;
+  const joined = Boolean(client && client.state === "joined");
+  const muted = Boolean(joined && client.you && client.you.muted && !app.muteLapsed);
+  const on = joined && app.config.chat_enabled;
+  $("chat-input").disabled = !on;
+  $("chat-send").disabled = !on;
+  $("chat-input").placeholder = muted ? "You are muted in this room" : "Say something…";
+  $("chat-muted").hidden = !muted;
 }
 
 // --- controls: every action is a room command ----------------------------------------------
@@ -967,7 +1081,7 @@ function toggleFullscreen() {
  */
 function onShortcut(event) {
   if ($("room").hidden || !app.client || event.ctrlKey || event.metaKey || event.altKey) return;
-  if ($("invite-dialog").open) return;
+  if (DIALOGS.some((id) => $(id).open) || !$("member-menu").hidden) return;
   const target = event.target;
   if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
   if (target.closest && target.closest("button, a") && (event.key === " " || event.key === "Enter")) return;
@@ -1055,18 +1169,32 @@ function renderParticipants() {
   if (!client) return;
   const youId = client.you && client.you.user_id;
   const members = mergeParticipants(membersOf(client.participants), app.roster);
-  const items = members.map((member) => memberItem(member, member.user_id === youId));
+  app.members = new Map(members.map((member) => [member.user_id, member]));
+  const me = viewer();
+  // The list is rebuilt on every presence: a focused menu button must keep the focus.
+  const focused = document.activeElement && document.activeElement.closest
+    ? document.activeElement.closest("#participants li")
+    : null;
+  const refocus = focused ? focused.dataset.userId : null;
+  const items = members.map((member) =>
+    memberItem(member, member.user_id === youId, memberActions(me, member, client.room)),
+  );
   $("participants").replaceChildren(...items);
+  if (refocus) {
+    const button = document.querySelector(`#participants li[data-user-id="${CSS.escape(refocus)}"] .member-menu-button`);
+    if (button) button.focus();
+  }
   const online = members.filter((m) => m.is_connected).length;
   $("participant-count").textContent = members.length ? `${online}/${members.length}` : "";
   renderWaiting();
 }
 
-function memberItem(member, isYou) {
+function memberItem(member, isYou, actions) {
   const status = memberStatus(member);
   const li = document.createElement("li");
   li.className = status;
   if (isYou) li.classList.add("you");
+  if (member.muted) li.classList.add("muted-member");
   li.dataset.userId = member.user_id;
 
   const dot = document.createElement("span");
@@ -1086,9 +1214,19 @@ function memberItem(member, isYou) {
     name.append(you);
   }
 
+  const badges = document.createElement("span");
+  badges.className = "badges";
   const role = document.createElement("span");
   role.className = `role role-${member.role}`;
   role.textContent = member.role;
+  badges.append(role);
+  if (member.muted) {
+    const muted = document.createElement("span");
+    muted.className = "muted-badge";
+    muted.textContent = "muted";
+    muted.title = "Muted: can watch, but not write in the chat";
+    badges.append(muted);
+  }
 
   const latency = document.createElement("span");
   latency.className = "latency";
@@ -1103,7 +1241,26 @@ function memberItem(member, isYou) {
     if (Number.isFinite(ms)) latency.title = "one-way latency";
   }
 
-  li.append(dot, dotText, name, role, latency);
+  // Only what the viewer may do to this person; no button when that is nothing.
+  let menu = document.createElement("span");
+  if (actions.length > 0) {
+    menu = document.createElement("button");
+    menu.type = "button";
+    menu.className = "btn btn-icon member-menu-button";
+    menu.textContent = "⋯";
+    menu.title = `Actions for ${member.user_name}`;
+    menu.setAttribute("aria-label", `Actions for ${member.user_name}`);
+    menu.setAttribute("aria-haspopup", "menu");
+    const open = app.menu && app.menu.userId === member.user_id;
+    menu.setAttribute("aria-expanded", String(Boolean(open)));
+    menu.addEventListener("click", (event) => {
+      event.stopPropagation();
+      if (app.menu && app.menu.userId === member.user_id) closeMemberMenu();
+      else openMemberMenu(menu, member.user_id);
+    });
+  }
+
+  li.append(dot, dotText, name, badges, latency, menu);
   return li;
 }
 
@@ -1136,6 +1293,7 @@ async function refreshRoster(client) {
   if (client !== app.client || seq !== app.rosterSeq) return;
   app.roster = page && Array.isArray(page.items) ? page.items : null;
   renderParticipants();
+  refreshChatActions(); // authors with no socket: their roles are known now
 }
 
 // --- chat ---------------------------------------------------------------------------------------
@@ -1162,6 +1320,7 @@ function appendChat(message) {
   const item = document.createElement("div");
   item.className = own ? "chat-message own" : "chat-message";
   item.dataset.messageId = message.id;
+  item.dataset.userId = message.user_id;
 
   const meta = document.createElement("div");
   meta.className = "chat-meta";
@@ -1180,9 +1339,63 @@ function appendChat(message) {
   text.textContent = message.message;
 
   item.append(meta, text);
+  setChatDelete(item, viewer());
   log.append(item);
   while (log.childElementCount > MAX_CHAT_NODES) log.firstElementChild.remove();
   if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+/** The delete button of one message: there when the viewer may delete it, else not. */
+function setChatDelete(item, me) {
+  const authorId = item.dataset.userId;
+  const allowed = mayDeleteChat(me, authorId, authorRank(authorId), app.client && app.client.room);
+  const button = item.querySelector(".chat-delete");
+  if (allowed && !button) {
+    const author = item.querySelector(".chat-author");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "chat-delete";
+    remove.textContent = "✕";
+    remove.title = "Delete this message";
+    remove.setAttribute("aria-label", `Delete the message from ${author ? author.textContent : "this person"}`);
+    remove.addEventListener("click", () => deleteChat(item.dataset.messageId, remove));
+    item.querySelector(".chat-meta").append(remove);
+  } else if (!allowed && button) {
+    button.remove();
+  }
+}
+
+/** Roles changed (yours or an author's): every message's delete button again. */
+function refreshChatActions() {
+  const me = viewer();
+  for (const item of $("chat-log").querySelectorAll(".chat-message")) setChatDelete(item, me);
+}
+
+/** An author's rank now: the owner, a role from the People list, or null for someone gone. */
+function authorRank(userId) {
+  const client = app.client;
+  const live = client && client.participants && client.participants.get ? client.participants.get(userId) : null;
+  const member = live || app.members.get(userId);
+  return rankOf(client && client.room, userId, member && member.role);
+}
+
+async function deleteChat(messageId, button) {
+  button.disabled = true;
+  try {
+    await roomRequest(`/chat/${encodeURIComponent(messageId)}`, "DELETE");
+    removeChat(messageId); // the broadcast follows; the page need not wait for it
+  } catch (err) {
+    button.disabled = false;
+    toast(`Could not delete the message: ${refusal(err)}`, { priority: 1 });
+  }
+}
+
+/** A message deleted by its author or a moderator: off the log. */
+function removeChat(messageId) {
+  for (const item of $("chat-log").querySelectorAll(".chat-message")) {
+    if (item.dataset.messageId === messageId) item.remove();
+  }
+  app.chatIds.delete(messageId);
 }
 
 const CHAT_ERRORS = {
@@ -1212,14 +1425,18 @@ async function sendChat(event) {
   $("chat-send").disabled = true;
   try {
     await client.chat(text);
+    if (client.you && client.you.muted) app.muteLapsed = true; // it went through: expired
     // Clear only if the user has not started the next message meanwhile.
     if (input.value.trim() === text) input.value = "";
   } catch (err) {
     if (client === app.client) {
-      error.textContent = CHAT_ERRORS[err && err.code] || (err && err.message) || "The message could not be sent.";
+      const code = err && err.code;
+      // "muted" comes with its terms ("until …: reason"): the server's words say it best.
+      const text = code === "muted" ? readable(err.message) : CHAT_ERRORS[code];
+      error.textContent = text || (err && err.message) || "The message could not be sent.";
     }
   } finally {
-    $("chat-send").disabled = client !== app.client || client.state !== "joined" || !app.config.chat_enabled;
+    renderChatBox();
     if (!input.disabled) input.focus();
   }
 }
@@ -1306,6 +1523,430 @@ async function copyFrom(input, button) {
   $("copy-status").textContent = copied ? "Link copied to the clipboard." : "Copy the selected link with Ctrl+C.";
 }
 
+// --- roles and moderation -----------------------------------------------------------------------
+// Every step goes through the public REST API with the page's token; the live room then tells
+// every page (presence role/muted/unmuted, room, chat_deleted, closing). The buttons follow the
+// rules the server applies (watch-util.js), and whatever the server still refuses is shown in
+// its own words (the problem document's `detail`).
+
+/** You, as the rules see you: {userId, rank, isAdmin}. */
+function viewer() {
+  const client = app.client;
+  const you = client && client.you;
+  const userId = (you && you.user_id) || null;
+  return {
+    userId,
+    rank: rankOf(client && client.room, userId, you && you.role),
+    isAdmin: Boolean(client && client.isAdmin),
+  };
+}
+
+function currentRoomId() {
+  return (app.client && app.client.room && app.client.room.id) || app.roomId;
+}
+
+/** A REST call on the current room (`suffix` after `rooms/{id}`), with this tab's token. */
+function roomRequest(suffix, method, body) {
+  return requestJson(`rooms/${encodeURIComponent(currentRoomId())}${suffix}`, {
+    method,
+    body,
+    token: store.token(),
+  });
+}
+
+/** A refused call as a sentence: the server's `detail`, else what went wrong. */
+function refusal(err) {
+  return readable((err && err.message) || "something went wrong");
+}
+
+/** What depends on your rank and the room's settings: header buttons, controls, chat box. */
+function renderRoleUi() {
+  const me = viewer();
+  $("settings-open").hidden = !mayManageRoom(me);
+  $("bans-open").hidden = !mayListBans(me);
+  if (!mayManageRoom(me) && $("settings-dialog").open) $("settings-dialog").close();
+  if (!mayListBans(me) && $("bans-dialog").open) $("bans-dialog").close();
+  const client = app.client;
+  setControlsEnabled(Boolean(client && client.state === "joined"));
+}
+
+/** The room's settings or owner changed (`room`): everything that shows them. */
+function onRoomChanged({ room }, client) {
+  renderRoomHeader(room, client.you);
+  renderRoleUi();
+  renderParticipants();
+  refreshChatActions();
+}
+
+// The person menu: one element for the whole list, filled when opened, so that the list can be
+// rebuilt (presence arrives all the time) without closing it.
+
+const MENU_LABELS = {
+  promote: "Make moderator",
+  demote: "Remove moderator role",
+  transfer: "Make owner…",
+  mute: "Mute in chat…",
+  unmute: "Unmute in chat",
+  kick: "Remove from room…",
+  ban: "Ban from room…",
+};
+
+function openMemberMenu(button, userId) {
+  closeMemberMenu();
+  const member = app.members.get(userId);
+  const actions = member ? memberActions(viewer(), member, app.client && app.client.room) : [];
+  if (actions.length === 0) return;
+  const menu = $("member-menu");
+  const items = actions.map((action) => {
+    const item = document.createElement("button");
+    item.type = "button";
+    item.className = action === "ban" || action === "kick" ? "menu-item menu-danger" : "menu-item";
+    item.setAttribute("role", "menuitem");
+    item.dataset.action = action;
+    item.textContent = MENU_LABELS[action];
+    item.addEventListener("click", () => {
+      closeMemberMenu();
+      memberAction(action, member);
+    });
+    return item;
+  });
+  const title = document.createElement("p");
+  title.className = "menu-title";
+  title.textContent = member.user_name;
+  menu.replaceChildren(title, ...items);
+  menu.setAttribute("aria-label", `Actions for ${member.user_name}`);
+  menu.dataset.userId = userId;
+  app.menu = { userId };
+  button.setAttribute("aria-expanded", "true");
+  menu.hidden = false;
+  // Under the button, kept inside the window (flipped above it near the bottom).
+  const at = button.getBoundingClientRect();
+  const size = menu.getBoundingClientRect();
+  const left = Math.max(8, Math.min(at.right - size.width, window.innerWidth - size.width - 8));
+  const below = at.bottom + 4;
+  const top = below + size.height > window.innerHeight - 8 ? Math.max(8, at.top - size.height - 4) : below;
+  menu.style.left = `${left}px`;
+  menu.style.top = `${top}px`;
+  items[0].focus();
+}
+
+function closeMemberMenu({ refocus = false } = {}) {
+  const menu = $("member-menu");
+  const open = app.menu;
+  app.menu = null;
+  if (menu.hidden) return;
+  menu.hidden = true;
+  menu.replaceChildren();
+  if (!open) return;
+  const button = document.querySelector(
+    `#participants li[data-user-id="${CSS.escape(open.userId)}"] .member-menu-button`,
+  );
+  if (button) {
+    button.setAttribute("aria-expanded", "false");
+    if (refocus) button.focus();
+  }
+}
+
+function onMenuKey(event) {
+  const items = [...$("member-menu").querySelectorAll(".menu-item")];
+  const at = items.indexOf(document.activeElement);
+  if (event.key === "Escape") {
+    event.preventDefault();
+    closeMemberMenu({ refocus: true });
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    items[(at + step + items.length) % items.length].focus();
+  } else if (event.key === "Home" || event.key === "End") {
+    event.preventDefault();
+    items[event.key === "Home" ? 0 : items.length - 1].focus();
+  } else if (event.key === "Tab") {
+    closeMemberMenu({ refocus: true });
+  }
+}
+
+const memberPath = (member, rest) => `/participants/${encodeURIComponent(member.user_id)}${rest}`;
+
+/** A ban's or a mute's optional body: the reason and the duration, only those given. */
+function restrictionBody({ reason, minutes }) {
+  const body = {};
+  if (reason) body.reason = reason;
+  if (minutes) body.expires_in_minutes = minutes;
+  return Object.keys(body).length > 0 ? body : undefined;
+}
+
+/** One choice of the person menu: at once (roles, unmute), or after the action dialog. */
+function memberAction(action, member) {
+  const name = member.user_name;
+  const quick = {
+    promote: async () => {
+      await roomRequest(memberPath(member, "/role"), "PUT", { role: "moderator" });
+      return `${name} is now a moderator.`;
+    },
+    demote: async () => {
+      await roomRequest(memberPath(member, "/role"), "PUT", { role: "member" });
+      return `${name} is no longer a moderator.`;
+    },
+    unmute: async () => {
+      await roomRequest(`/mutes/${encodeURIComponent(member.user_id)}`, "DELETE");
+      return `${name} may write in the chat again.`;
+    },
+  }[action];
+  if (quick) {
+    runQuick(quick, `Could not change ${name}'s standing`);
+    return;
+  }
+  const dialogs = {
+    transfer: {
+      title: `Make ${name} the owner?`,
+      text:
+        `${name} gets the room: its settings, invitations and moderators. You stay in it as a ` +
+        "moderator, and cannot take this back yourself.",
+      confirm: "Make owner",
+      run: async () => {
+        await roomRequest("/transfer", "POST", { user_id: member.user_id });
+        return `${name} now owns the room.`;
+      },
+    },
+    kick: {
+      title: `Remove ${name} from the room?`,
+      text: `${name} is disconnected, and may come back if the room lets them in (a ban keeps them out).`,
+      confirm: "Remove",
+      reason: true,
+      run: async ({ reason }) => {
+        await roomRequest(memberPath(member, "/kick"), "POST", reason ? { reason } : undefined);
+        return `${name} was removed from the room.`;
+      },
+    },
+    ban: {
+      title: `Ban ${name} from the room?`,
+      text: `${name} is disconnected and cannot come back, by any link, until the ban ends or is lifted (Bans).`,
+      confirm: "Ban",
+      reason: true,
+      duration: "",
+      run: async (choice) => {
+        const ban = await roomRequest(`/bans/${encodeURIComponent(member.user_id)}`, "PUT", restrictionBody(choice));
+        return `${name} is banned ${restrictionTerms(ban)}.`;
+      },
+    },
+    mute: {
+      title: `Mute ${name}?`,
+      text: `${name} keeps watching, but cannot write in the chat.`,
+      confirm: "Mute",
+      reason: true,
+      duration: "60",
+      run: async (choice) => {
+        const mute = await roomRequest(`/mutes/${encodeURIComponent(member.user_id)}`, "PUT", restrictionBody(choice));
+        return `${name} is muted ${restrictionTerms(mute)}.`;
+      },
+    },
+  };
+  if (dialogs[action]) openActionDialog(dialogs[action]);
+}
+
+/** A step without a dialog: done, then told in a toast either way. */
+async function runQuick(step, failure) {
+  const client = app.client;
+  try {
+    const done = await step();
+    if (client !== app.client) return;
+    toast(done, { priority: 1 });
+    refreshRoster(client); // people with no socket get no presence
+  } catch (err) {
+    if (client === app.client) toast(`${failure}: ${refusal(err)}`, { priority: 1, duration: 8000 });
+  }
+}
+
+/**
+ * The confirmation of a step: `{title, text, confirm, reason, duration, run}`. `reason` shows
+ * the reason field; `duration` (the preselected minutes, "" for good) the duration list. The
+ * dialog stays open on a refusal and shows it.
+ */
+function openActionDialog({ title, text, confirm, reason = false, duration = null, run }) {
+  closeMemberMenu();
+  $("action-title").textContent = title;
+  $("action-text").textContent = text;
+  $("action-confirm").textContent = confirm;
+  $("action-reason-field").hidden = !reason;
+  $("action-reason").value = "";
+  $("action-duration-field").hidden = duration === null;
+  if (duration !== null) $("action-duration").value = duration;
+  $("action-error").textContent = "";
+  $("action-confirm").disabled = false;
+  app.action = run;
+  $("action-dialog").showModal();
+  (reason ? $("action-reason") : $("action-cancel")).focus();
+}
+
+async function submitAction(event) {
+  event.preventDefault();
+  const run = app.action;
+  const client = app.client;
+  if (!run || !client) return;
+  const choice = {
+    reason: $("action-reason-field").hidden ? "" : $("action-reason").value.trim(),
+    minutes: $("action-duration-field").hidden ? null : Number($("action-duration").value) || null,
+  };
+  $("action-error").textContent = "";
+  $("action-confirm").disabled = true;
+  try {
+    const done = await run(choice);
+    if (client !== app.client || app.action !== run) return;
+    app.action = null;
+    $("action-dialog").close();
+    if (done) toast(done, { priority: 1 });
+    refreshRoster(client);
+  } catch (err) {
+    if (app.action === run) $("action-error").textContent = refusal(err);
+  } finally {
+    $("action-confirm").disabled = false;
+  }
+}
+
+function closeActionDialog() {
+  app.action = null;
+  $("action-dialog").close();
+}
+
+// The owner's room settings.
+
+function openSettings() {
+  const room = app.client && app.client.room;
+  if (!room) return;
+  $("settings-name").value = room.name || "";
+  $("settings-public").checked = Boolean(room.is_public);
+  $("settings-password").value = "";
+  $("settings-password").disabled = false;
+  $("settings-password").placeholder = room.has_password
+    ? "Leave empty to keep the password"
+    : "No password; type one to set it";
+  $("settings-password-clear").checked = false;
+  $("settings-password-clear-row").hidden = !room.has_password;
+  $("settings-control").value = room.playback_control === "moderators" ? "moderators" : "everyone";
+  $("settings-mods-manage").checked = room.moderators_manage_moderators === true;
+  $("settings-error").textContent = "";
+  $("settings-save").disabled = false;
+  $("settings-dialog").showModal();
+  $("settings-name").focus();
+}
+
+/** Only what changed goes to `PUT /rooms/{id}`; the room then tells every page (`room`). */
+async function saveSettings(event) {
+  event.preventDefault();
+  const client = app.client;
+  const room = client && client.room;
+  if (!room) return;
+  const error = $("settings-error");
+  const name = $("settings-name").value.trim();
+  if (!name) {
+    error.textContent = "The room needs a name.";
+    $("settings-name").focus();
+    return;
+  }
+  const changes = {};
+  if (name !== room.name) changes.name = name;
+  if ($("settings-public").checked !== Boolean(room.is_public)) changes.is_public = $("settings-public").checked;
+  if ($("settings-password-clear").checked) changes.password = null;
+  else if ($("settings-password").value) changes.password = $("settings-password").value;
+  const control = $("settings-control").value;
+  if (control !== room.playback_control) changes.playback_control = control;
+  const manage = $("settings-mods-manage").checked;
+  if (manage !== (room.moderators_manage_moderators === true)) changes.moderators_manage_moderators = manage;
+  if (Object.keys(changes).length === 0) {
+    $("settings-dialog").close();
+    return;
+  }
+  error.textContent = "";
+  $("settings-save").disabled = true;
+  try {
+    const updated = await roomRequest("", "PUT", changes);
+    if (client !== app.client) return;
+    $("settings-dialog").close();
+    if (updated) renderRoomHeader(updated, client.you);
+    toast("Room settings saved.", { priority: 1 });
+  } catch (err) {
+    if (client === app.client) error.textContent = refusal(err);
+  } finally {
+    $("settings-save").disabled = false;
+  }
+}
+
+function confirmEndRoom() {
+  const room = app.client && app.client.room;
+  $("settings-dialog").close();
+  openActionDialog({
+    title: "End the room?",
+    text:
+      `Everyone in “${(room && room.name) || "this room"}” is disconnected, and the room ` +
+      "cannot be opened again.",
+    confirm: "End room",
+    run: async () => {
+      await roomRequest("", "DELETE");
+      return ""; // the closing "room-ended" that follows says it
+    },
+  });
+}
+
+// The bans, for the owner and moderators: who, until when, why, and a way to lift each.
+
+async function openBans() {
+  $("bans-error").textContent = "";
+  $("bans-list").replaceChildren();
+  $("bans-empty").hidden = true;
+  $("bans-dialog").showModal();
+  await loadBans();
+}
+
+async function loadBans() {
+  const client = app.client;
+  let page;
+  try {
+    page = await roomRequest("/bans", "GET");
+  } catch (err) {
+    if (client === app.client) $("bans-error").textContent = refusal(err);
+    return;
+  }
+  if (client !== app.client) return;
+  const bans = page && Array.isArray(page.items) ? page.items : [];
+  $("bans-list").replaceChildren(...bans.map(banItem));
+  $("bans-empty").hidden = bans.length > 0;
+}
+
+function banItem(ban) {
+  const li = document.createElement("li");
+  li.dataset.userId = ban.user_id;
+  const who = document.createElement("span");
+  who.className = "ban-name";
+  who.textContent = ban.user_name || `user ${String(ban.user_id).slice(0, 8)}`;
+  const terms = document.createElement("span");
+  terms.className = "ban-terms muted";
+  terms.textContent = restrictionTerms(ban);
+  const lift = document.createElement("button");
+  lift.type = "button";
+  lift.className = "btn btn-small ban-lift";
+  lift.textContent = "Unban";
+  lift.setAttribute("aria-label", `Unban ${who.textContent}`);
+  lift.addEventListener("click", async () => {
+    lift.disabled = true;
+    try {
+      await roomRequest(`/bans/${encodeURIComponent(ban.user_id)}`, "DELETE");
+      toast(`${who.textContent} may join again.`, { priority: 1 });
+      await loadBans();
+    } catch (err) {
+      lift.disabled = false;
+      $("bans-error").textContent = refusal(err);
+    }
+  });
+  li.append(who, terms, lift);
+  if (ban.reason) {
+    const why = document.createElement("span");
+    why.className = "ban-reason";
+    why.textContent = ban.reason;
+    li.append(why);
+  }
+  return li;
+}
+
 // --- leaving ----------------------------------------------------------------------------------
 
 async function leaveRoom() {
@@ -1376,6 +2017,29 @@ function bindStaticUi() {
   $("invite-copy").addEventListener("click", () => copyFrom($("invite-link"), $("invite-copy")));
   $("room-link-copy").addEventListener("click", () => copyFrom($("room-link"), $("room-link-copy")));
   $("leave").addEventListener("click", leaveRoom);
+
+  $("member-menu").addEventListener("keydown", onMenuKey);
+  // A click anywhere else closes the person menu (its own button toggles it).
+  document.addEventListener("pointerdown", (event) => {
+    if (app.menu && !event.target.closest("#member-menu, .member-menu-button")) closeMemberMenu();
+  });
+  window.addEventListener("resize", () => closeMemberMenu());
+  $("participants").addEventListener("scroll", () => closeMemberMenu());
+  $("action-form").addEventListener("submit", submitAction);
+  $("action-cancel").addEventListener("click", closeActionDialog);
+  $("action-close").addEventListener("click", closeActionDialog);
+  $("action-dialog").addEventListener("close", () => {
+    app.action = null;
+  });
+  $("settings-open").addEventListener("click", openSettings);
+  $("settings-form").addEventListener("submit", saveSettings);
+  $("settings-cancel").addEventListener("click", () => $("settings-dialog").close());
+  $("settings-close").addEventListener("click", () => $("settings-dialog").close());
+  $("settings-password-clear").addEventListener("change", () => {
+    $("settings-password").disabled = $("settings-password-clear").checked;
+  });
+  $("end-room").addEventListener("click", confirmEndRoom);
+  $("bans-open").addEventListener("click", openBans);
 }
 
 main();
