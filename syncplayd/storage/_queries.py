@@ -7,20 +7,26 @@ transaction on one engine) and runs to completion on a worker thread. The SQL us
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from syncplayd.core.queue import Queue, QueueItem
 from syncplayd.storage._sql import (
     ROOM_COLUMNS,
     Tx,
     chat_from_row,
+    check_duration,
     event_from_row,
+    first_item,
     invitation_from_row,
+    new_item,
     opt_id,
     opt_ts,
     participant_from_row,
+    queue_item_from_row,
     restriction_from_row,
     room_from_row,
 )
@@ -67,19 +73,22 @@ def get_room(tx: Tx, room_id: UUID) -> Room | None:
 
 def create_room(tx: Tx, new: NewRoom) -> Room:
     at = tx.ts(new.created_at)
+    item = first_item(new)
     tx.execute(
         "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
-        " password_hash, max_participants, playback_control, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " password_hash, max_participants, playback_control, current_item_id,"
+        " wait_for_slow_members, start_when_ready, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [tx.id(new.id), new.name, tx.id(new.owner_id), new.content_type, new.content_id,
          new.is_public, new.password_hash, new.max_participants, new.playback_control.value,
-         at, at],
+         tx.id(item.id), new.wait_for_slow_members, new.start_when_ready, at, at],
     )  # fmt: skip
     tx.execute(
         "INSERT INTO participants (room_id, user_id, user_name, role, is_connected, joined_at,"
         " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [tx.id(new.id), tx.id(new.owner_id), new.owner_name, Role.OWNER.value, False, at, at],
     )
+    _insert_items(tx, new.id, [(item, tx.id(new.owner_id), at)])
     room = get_room(tx, new.id)
     if room is None:  # pragma: no cover
         raise _vanished("room")
@@ -134,6 +143,8 @@ def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
         "is_public",
         "max_participants",
         "moderators_manage_moderators",
+        "wait_for_slow_members",
+        "start_when_ready",
     ):
         value = getattr(update, column)
         if value is not None:
@@ -150,7 +161,29 @@ def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
     sql = f"UPDATE rooms SET {', '.join(sets)} WHERE id = ?"  # noqa: S608 (fixed column names)  # nosec B608
     if not tx.execute(sql, [*params, tx.id(room_id)]).rowcount:
         return None
+    if update.content_type is not None or update.content_id is not None:
+        _content_to_current_item(tx, room_id, update.updated_at)
     return get_room(tx, room_id)
+
+
+def _content_to_current_item(tx: Tx, room_id: UUID, now: datetime) -> None:
+    # The room's content was just set: the queue's current item follows, keeping its id
+    # (what plays is the same entry, now of other content). A title and duration were
+    # the old content's, so they go, unless the content is in fact the same.
+    sql = "SELECT current_item_id, content_type, content_id FROM rooms WHERE id = ?"
+    room = tx.execute(sql, [tx.id(room_id)]).fetchone()
+    content = [room["content_type"], room["content_id"]]
+    if room["current_item_id"] is None:  # an empty queue: the content becomes its item
+        item = new_item(room["content_type"], room["content_id"])
+        _insert_items(tx, room_id, [(item, None, tx.ts(now))])
+        sql = "UPDATE rooms SET current_item_id = ? WHERE id = ?"
+        tx.execute(sql, [tx.id(item.id), tx.id(room_id)])
+        return
+    tx.execute(
+        "UPDATE queue_items SET content_type = ?, content_id = ?, title = NULL, duration = NULL"
+        " WHERE id = ? AND NOT (content_type = ? AND content_id = ?)",
+        [*content, room["current_item_id"], *content],
+    )
 
 
 def update_playback(tx: Tx, room_id: UUID, playback: Playback) -> None:
@@ -177,6 +210,84 @@ def end_room(tx: Tx, room_id: UUID, ended_at: datetime) -> bool:
 
 def delete_room(tx: Tx, room_id: UUID) -> bool:
     return bool(tx.execute("DELETE FROM rooms WHERE id = ?", [tx.id(room_id)]).rowcount)
+
+
+# -- the play queue --------------------------------------------------------------------
+def _insert_items(tx: Tx, room_id: UUID, rows: Sequence[tuple[QueueItem, object, object]]) -> None:
+    # rows: (item, added_by, added_at), both already in the engine's form; ord follows.
+    tx.executemany(
+        "INSERT INTO queue_items (id, room_id, ord, content_type, content_id, title, duration,"
+        " shuffle_rank, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[tx.id(item.id), tx.id(room_id), index, item.content_type, item.content_id,
+          item.title, item.duration, item.shuffle_rank, added_by, added_at]
+         for index, (item, added_by, added_at) in enumerate(rows)],
+    )  # fmt: skip
+
+
+def get_queue(tx: Tx, room_id: UUID) -> Queue | None:
+    sql = "SELECT current_item_id, queue_repeat, queue_shuffle FROM rooms WHERE id = ?"
+    room = tx.execute(sql, [tx.id(room_id)]).fetchone()
+    if room is None:
+        return None
+    sql = "SELECT * FROM queue_items WHERE room_id = ? ORDER BY ord"
+    rows = tx.execute(sql, [tx.id(room_id)]).fetchall()
+    current = room["current_item_id"]
+    return Queue(
+        items=tuple(queue_item_from_row(tx, row) for row in rows),
+        current_id=None if current is None else tx.read_id(current),
+        repeat=room["queue_repeat"],
+        shuffle=bool(room["queue_shuffle"]),
+    )
+
+
+def save_queue(tx: Tx, room_id: UUID, queue: Queue, now: datetime, added_by: UUID | None) -> Room:
+    # Lock the room row first: saves, duration reports and content changes of one room
+    # then run one after the other, and each reads the items the previous one left.
+    sql = f"SELECT ended_at FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608  # nosec B608
+    room = tx.execute(sql, [tx.id(room_id)]).fetchone()
+    if room is None:
+        raise RoomNotFound(str(room_id))
+    if room["ended_at"] is not None:
+        raise RoomEnded(str(room_id))
+    sql = "SELECT id, duration, added_by, added_at FROM queue_items WHERE room_id = ?"
+    stored = {tx.read_id(row["id"]): row for row in tx.execute(sql, [tx.id(room_id)]).fetchall()}
+    # Rewritten whole: at most MAX_QUEUE_ITEMS rows, and ord stays dense and unique.
+    tx.execute("DELETE FROM queue_items WHERE room_id = ?", [tx.id(room_id)])
+    rows: list[tuple[QueueItem, object, object]] = []
+    for item in queue.items:
+        old = stored.get(item.id)
+        if old is None:
+            rows.append((item, opt_id(tx, added_by), tx.ts(now)))
+            continue
+        if old["duration"] is not None:  # first value wins
+            item = dataclasses.replace(item, duration=float(old["duration"]))
+        rows.append((item, old["added_by"], old["added_at"]))
+    _insert_items(tx, room_id, rows)
+    sets = "current_item_id = ?, queue_repeat = ?, queue_shuffle = ?, updated_at = ?"
+    params = [opt_id(tx, queue.current_id), queue.repeat, queue.shuffle, tx.ts(now)]
+    current = queue.current
+    if current is not None:  # the room's content is what it plays
+        sets += ", content_type = ?, content_id = ?"
+        params += [current.content_type, current.content_id]
+    tx.execute(f"UPDATE rooms SET {sets} WHERE id = ?", [*params, tx.id(room_id)])  # noqa: S608 (constant)  # nosec B608
+    saved = get_room(tx, room_id)
+    if saved is None:  # pragma: no cover
+        raise _vanished("room")
+    return saved
+
+
+def set_item_duration(tx: Tx, room_id: UUID, item_id: UUID, duration: float) -> bool:
+    check_duration(duration)
+    # The room lock orders this with save_queue, which rewrites the rows.
+    sql = f"SELECT id FROM rooms WHERE id = ?{tx.for_update}"  # noqa: S608  # nosec B608
+    if tx.execute(sql, [tx.id(room_id)]).fetchone() is None:
+        return False
+    return bool(
+        tx.execute(
+            "UPDATE queue_items SET duration = ? WHERE room_id = ? AND id = ? AND duration IS NULL",
+            [duration, tx.id(room_id), tx.id(item_id)],
+        ).rowcount
+    )
 
 
 # -- participants ----------------------------------------------------------------------
@@ -497,8 +608,8 @@ def purge_expired_invitations(tx: Tx, expired_before: datetime) -> int:
 
 
 def purge_ended_rooms(tx: Tx, ended_before: datetime, limit: int) -> int:
-    # The cascades delete the rooms' participants, chat, events, invitations and
-    # restrictions.
+    # The cascades delete the rooms' participants, chat, events, invitations,
+    # restrictions and queue items.
     return tx.execute(
         "DELETE FROM rooms WHERE id IN (SELECT id FROM rooms WHERE ended_at IS NOT NULL"
         " AND ended_at < ? ORDER BY ended_at, id LIMIT ?)",

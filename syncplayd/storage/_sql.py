@@ -9,15 +9,21 @@ does: queries never ask which engine they run on.
 
 from __future__ import annotations
 
+import math
+import random
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from syncplayd.core.queue import MAX_DURATION, QueueItem
+from syncplayd.storage.errors import StorageError
 from syncplayd.storage.records import (
     ChatMessage,
     Event,
     Invitation,
+    NewRoom,
     Participant,
     Playback,
     PlaybackControl,
@@ -62,6 +68,37 @@ def opt_ts(tx: Tx, value: datetime | None) -> object:
     return None if value is None else tx.ts(value)
 
 
+# -- values every engine (the memory fake too) checks or makes the same way ----------------
+def check_duration(duration: float | None) -> None:
+    """Refuse a duration the schema's CHECK refuses, and NaN, which SQLite would store
+    as NULL (so that a bad value can never pass for "no duration yet").
+
+    Raises:
+        StorageError: not finite, not over 0, or over ``MAX_DURATION``.
+    """
+    if duration is not None and not (math.isfinite(duration) and 0 < duration <= MAX_DURATION):
+        raise StorageError(f"CHECK constraint failed: duration {duration!r} out of range")
+
+
+def new_item(
+    content_type: str, content_id: str, title: str | None = None, duration: float | None = None
+) -> QueueItem:
+    """A queue item that storage makes itself (a new room's, or for content set on a room
+    with an empty queue): a UUID 4 and a uniformly drawn shuffle rank.
+
+    Raises:
+        StorageError: ``duration`` is out of range.
+    """
+    check_duration(duration)
+    rank = random.random()  # noqa: S311 (a place in a shuffle, not a secret)  # nosec B311
+    return QueueItem(uuid.uuid4(), content_type, content_id, title, duration, rank)
+
+
+def first_item(new: NewRoom) -> QueueItem:
+    """The one item of a new room's queue, of the room's content."""
+    return new_item(new.content_type, new.content_id, new.content_title, new.content_duration)
+
+
 # -- rows to records (columns are read by name) ----------------------------------------
 ROOM_COLUMNS = (
     "r.*, (SELECT count(*) FROM participants p WHERE p.room_id = r.id) AS participant_count"
@@ -70,6 +107,7 @@ ROOM_COLUMNS = (
 
 def room_from_row(tx: Tx, row: Any) -> Room:
     updated_by, updated_at = row["playback_updated_by"], row["playback_updated_at"]
+    current = row["current_item_id"]
     playback = Playback(
         state=PlaybackState(row["playback_state"]),
         position=float(row["playback_position"]),
@@ -94,6 +132,21 @@ def room_from_row(tx: Tx, row: Any) -> Room:
         participant_count=row["participant_count"],
         playback_control=PlaybackControl(row["playback_control"]),
         moderators_manage_moderators=bool(row["moderators_manage_moderators"]),
+        current_item_id=None if current is None else tx.read_id(current),
+        wait_for_slow_members=row["wait_for_slow_members"],
+        start_when_ready=bool(row["start_when_ready"]),
+    )
+
+
+def queue_item_from_row(tx: Tx, row: Any) -> QueueItem:
+    duration = row["duration"]
+    return QueueItem(
+        id=tx.read_id(row["id"]),
+        content_type=row["content_type"],
+        content_id=row["content_id"],
+        title=row["title"],
+        duration=None if duration is None else float(duration),
+        shuffle_rank=float(row["shuffle_rank"]),
     )
 
 

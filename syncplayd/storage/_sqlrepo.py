@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TypeVar, TypeVarTuple
 from uuid import UUID
 
+from syncplayd.core.queue import Queue
 from syncplayd.storage import _queries as q
 from syncplayd.storage._sql import Tx
 from syncplayd.storage.base import Repository
@@ -84,6 +85,18 @@ class SqlRepository(Repository, abc.ABC):
 
     async def delete_room(self, room_id: UUID) -> bool:
         return await self._write(q.delete_room, room_id)
+
+    # -- the play queue ----------------------------------------------------------------------
+    async def get_queue(self, room_id: UUID) -> Queue | None:
+        return await self._read(q.get_queue, room_id)
+
+    async def save_queue(
+        self, room_id: UUID, queue: Queue, now: datetime, *, added_by: UUID | None = None
+    ) -> Room:
+        return await self._write(q.save_queue, room_id, queue, now, added_by)
+
+    async def set_item_duration(self, room_id: UUID, item_id: UUID, duration: float) -> bool:
+        return await self._write(q.set_item_duration, room_id, item_id, duration)
 
     # -- participants ------------------------------------------------------------------------
     async def add_participant(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from syncplayd.core.queue import Queue
 from syncplayd.storage.records import (
     ChatMessage,
     Event,
@@ -63,6 +64,38 @@ class Repository(Protocol):
 
     async def delete_room(self, room_id: UUID) -> bool:
         """Delete the room and everything in it; ``False`` if it did not exist."""
+
+    # -- the play queue ----------------------------------------------------------------
+    async def get_queue(self, room_id: UUID) -> Queue | None:
+        """The room's queue (of an ended room too); ``None`` if the room does not exist."""
+
+    async def save_queue(
+        self, room_id: UUID, queue: Queue, now: datetime, *, added_by: UUID | None = None
+    ) -> Room:
+        """Replace the room's queue with ``queue``, in one transaction.
+
+        The items, their order, the current item and the modes become ``queue``'s; the
+        room's ``content_type``/``content_id`` become the current item's (an empty queue
+        leaves them as they were), its ``current_item_id`` the current item's id, and
+        its ``updated_at`` ``now``. Items new to the room are recorded as added by
+        ``added_by`` at ``now``; the others keep who added them and when. A stored
+        duration wins over the queue's (first value wins: a duration recorded by
+        :meth:`set_item_duration` since the queue was read is kept).
+
+        Raises:
+            RoomNotFound: the room does not exist.
+            RoomEnded: the room has ended.
+            StorageError: an item of ``queue`` is another room's.
+        """
+
+    async def set_item_duration(self, room_id: UUID, item_id: UUID, duration: float) -> bool:
+        """Store an item's duration if it has none yet (first value wins); ``True`` if
+        stored, ``False`` if the item (of that room) is unknown or has one already.
+
+        Raises:
+            StorageError: the duration is not finite, not over 0, or over
+                :data:`~syncplayd.core.queue.MAX_DURATION` (the schema's CHECK).
+        """
 
     # -- participants ------------------------------------------------------------
     async def add_participant(
@@ -214,7 +247,8 @@ class Repository(Protocol):
 
     async def purge_ended_rooms(self, ended_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` rooms that ended before the given time, oldest first,
-        with their participants, chat, events and invitations; return how many rooms."""
+        with their participants, chat, events, invitations, restrictions and queues; return
+        how many rooms."""
 
     async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:
         """Delete events created before the given time, and every room's events beyond its

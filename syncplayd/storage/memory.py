@@ -18,6 +18,8 @@ from uuid import UUID
 
 import trio
 
+from syncplayd.core.queue import SLOW_POLICIES, Queue, QueueItem
+from syncplayd.storage._sql import check_duration, first_item, new_item
 from syncplayd.storage._sqlrepo import check_page
 from syncplayd.storage.base import Repository
 from syncplayd.storage.errors import (
@@ -56,12 +58,22 @@ def _utc(value: datetime) -> datetime:
 MAX_REASON_LENGTH = 500
 
 
-def _check_room(name: str | None, max_participants: int | None) -> None:
+def _check_room(
+    name: str | None, max_participants: int | None, wait_for_slow_members: str | None = None
+) -> None:
     # The schema's CHECK constraints.
     if name is not None and not 1 <= len(name) <= 200:
         raise StorageError("CHECK constraint failed: room name must be 1 to 200 characters")
     if max_participants is not None and max_participants < 1:
         raise StorageError("CHECK constraint failed: max_participants must be >= 1")
+    if wait_for_slow_members is not None and wait_for_slow_members not in SLOW_POLICIES:
+        raise StorageError("CHECK constraint failed: wait_for_slow_members")
+
+
+def _stored_item(item: QueueItem) -> QueueItem:
+    # As the databases give numbers back: floats.
+    duration = None if item.duration is None else float(item.duration)
+    return dataclasses.replace(item, duration=duration, shuffle_rank=float(item.shuffle_rank))
 
 
 class MemoryRepository(Repository):
@@ -77,6 +89,10 @@ class MemoryRepository(Repository):
         self._invitations: dict[str, Invitation] = {}
         # Keyed as the table's primary key: (room, kind, user).
         self._restrictions: dict[tuple[UUID, RestrictionKind, UUID], Restriction] = {}
+        # Each room's queue (who added an item is not kept: nothing reads it back), and
+        # the room of every item: item ids are one table's primary key.
+        self._queues: dict[UUID, Queue] = {}
+        self._item_rooms: dict[UUID, UUID] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -100,9 +116,10 @@ class MemoryRepository(Repository):
     # -- rooms -------------------------------------------------------------------------------
     async def create_room(self, new: NewRoom) -> Room:
         await self._enter()
-        _check_room(new.name, new.max_participants)
+        _check_room(new.name, new.max_participants, new.wait_for_slow_members)
         if new.id in self._rooms:
             raise StorageError(f"UNIQUE constraint failed: room {new.id} exists")
+        item = _stored_item(first_item(new))
         at = _utc(new.created_at)
         self._rooms[new.id] = Room(
             id=new.id,
@@ -119,9 +136,14 @@ class MemoryRepository(Repository):
             updated_at=at,
             ended_at=None,
             participant_count=0,
+            current_item_id=item.id,
+            wait_for_slow_members=new.wait_for_slow_members,
+            start_when_ready=new.start_when_ready,
         )
         owner = Participant(new.id, new.owner_id, new.owner_name, Role.OWNER, False, at, at)
         self._members[new.id] = {new.owner_id: owner}
+        self._queues[new.id] = Queue((item,), item.id)
+        self._item_rooms[item.id] = new.id
         return self._must_room(new.id)
 
     def _must_room(self, room_id: UUID) -> Room:
@@ -161,7 +183,7 @@ class MemoryRepository(Repository):
         room = self._rooms.get(room_id)
         if room is None:
             return None
-        _check_room(update.name, update.max_participants)
+        _check_room(update.name, update.max_participants, update.wait_for_slow_members)
         changes: dict[str, Any] = {
             name: getattr(update, name)
             for name in (
@@ -172,6 +194,8 @@ class MemoryRepository(Repository):
                 "max_participants",
                 "playback_control",
                 "moderators_manage_moderators",
+                "wait_for_slow_members",
+                "start_when_ready",
             )
             if getattr(update, name) is not None
         }
@@ -179,10 +203,31 @@ class MemoryRepository(Repository):
             changes["password_hash"] = update.password_hash
         elif update.clear_password:
             changes["password_hash"] = None
-        self._rooms[room_id] = dataclasses.replace(
-            room, updated_at=_utc(update.updated_at), **changes
-        )
+        room = dataclasses.replace(room, updated_at=_utc(update.updated_at), **changes)
+        if update.content_type is not None or update.content_id is not None:
+            room = self._content_to_current_item(room)
+        self._rooms[room_id] = room
         return self._room(room_id)
+
+    def _content_to_current_item(self, room: Room) -> Room:
+        # As the SQL engines: the current item takes the room's new content, keeping its
+        # id; title and duration go unless the content is the same; an empty queue gets
+        # the content as its one item.
+        queue = self._queues[room.id]
+        content = (room.content_type, room.content_id)
+        current = queue.current
+        if current is None:
+            item = _stored_item(new_item(*content))
+            self._queues[room.id] = dataclasses.replace(queue, items=(item,), current_id=item.id)
+            self._item_rooms[item.id] = room.id
+            return dataclasses.replace(room, current_item_id=item.id)
+        if (current.content_type, current.content_id) != content:
+            changed = dataclasses.replace(
+                current, content_type=content[0], content_id=content[1], title=None, duration=None
+            )
+            items = tuple(changed if i.id == current.id else i for i in queue.items)
+            self._queues[room.id] = dataclasses.replace(queue, items=items)
+        return room
 
     async def update_playback(self, room_id: UUID, playback: Playback) -> None:
         await self._enter()
@@ -215,10 +260,64 @@ class MemoryRepository(Repository):
             return False
         # ON DELETE CASCADE
         del self._members[room_id]
+        self._drop_queues({room_id})
         self._chat = {k: m for k, m in self._chat.items() if m.room_id != room_id}
         self._events = [e for e in self._events if e[0].room_id != room_id]
         self._invitations = {k: i for k, i in self._invitations.items() if i.room_id != room_id}
         self._restrictions = {k: r for k, r in self._restrictions.items() if r.room_id != room_id}
+        return True
+
+    # -- the play queue ----------------------------------------------------------------------
+    def _drop_queues(self, room_ids: set[UUID]) -> None:
+        for room_id in room_ids:
+            for item in self._queues.pop(room_id).items:
+                del self._item_rooms[item.id]
+
+    async def get_queue(self, room_id: UUID) -> Queue | None:
+        await self._enter()
+        return self._queues.get(room_id)
+
+    async def save_queue(
+        self, room_id: UUID, queue: Queue, now: datetime, *, added_by: UUID | None = None
+    ) -> Room:
+        await self._enter()
+        room = self._must_room(room_id)
+        if room.ended_at is not None:
+            raise RoomEnded(str(room_id))
+        for item in queue.items:
+            if self._item_rooms.get(item.id, room_id) != room_id:
+                raise StorageError(f"UNIQUE constraint failed: queue item {item.id} exists")
+        old = self._queues[room_id]
+
+        def kept(item: QueueItem) -> QueueItem:
+            stored = old.find(item.id)
+            if stored is not None and stored.duration is not None:  # first value wins
+                item = dataclasses.replace(item, duration=stored.duration)
+            return _stored_item(item)
+
+        self._queues[room_id] = dataclasses.replace(
+            queue, items=tuple(kept(item) for item in queue.items)
+        )
+        for item in old.items:
+            del self._item_rooms[item.id]
+        self._item_rooms.update((item.id, room_id) for item in queue.items)
+        changes: dict[str, Any] = {"current_item_id": queue.current_id, "updated_at": _utc(now)}
+        current = queue.current
+        if current is not None:  # the room's content is what it plays
+            changes.update(content_type=current.content_type, content_id=current.content_id)
+        self._rooms[room_id] = dataclasses.replace(self._rooms[room_id], **changes)
+        return self._must_room(room_id)
+
+    async def set_item_duration(self, room_id: UUID, item_id: UUID, duration: float) -> bool:
+        await self._enter()
+        check_duration(duration)
+        queue = self._queues.get(room_id)
+        item = None if queue is None else queue.find(item_id)
+        if queue is None or item is None or item.duration is not None:
+            return False
+        timed = dataclasses.replace(item, duration=float(duration))
+        items = tuple(timed if i.id == item_id else i for i in queue.items)
+        self._queues[room_id] = dataclasses.replace(queue, items=items)
         return True
 
     # -- participants ------------------------------------------------------------------------
@@ -515,6 +614,7 @@ class MemoryRepository(Repository):
         gone = {room.id for room in ended}
         for room_id in gone:  # ON DELETE CASCADE
             del self._rooms[room_id], self._members[room_id]
+        self._drop_queues(gone)
         self._chat = {k: m for k, m in self._chat.items() if m.room_id not in gone}
         self._events = [e for e in self._events if e[0].room_id not in gone]
         self._invitations = {k: i for k, i in self._invitations.items() if i.room_id not in gone}

@@ -31,7 +31,7 @@ from psycopg.rows import tuple_row
 from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The highest schema version this code knows.
 
 Changelog:
@@ -40,6 +40,9 @@ Changelog:
 * 2 -- rooms.playback_control: who may play, pause and seek (everyone / moderators).
 * 3 -- moderation: rooms.moderators_manage_moderators, and room_restrictions (bans and
   mutes, kept when the user leaves the room).
+* 4 -- the play queue: queue_items, and on rooms current_item_id, queue_repeat,
+  queue_shuffle, wait_for_slow_members and start_when_ready. Every existing room gets a
+  one-item queue of its content.
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

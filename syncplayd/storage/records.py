@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from syncplayd.core.queue import SlowPolicy
 from syncplayd.core.roles import Role
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Room",
     "RoomFilters",
     "RoomUpdate",
+    "SlowPolicy",
 ]
 
 
@@ -85,6 +87,13 @@ class Room:
     playback_control: PlaybackControl = PlaybackControl.EVERYONE
     #: Whether moderators may kick, ban and mute other moderators (never the owner).
     moderators_manage_moderators: bool = False
+    #: The queue's current item (its ``content_type``/``content_id`` are the room's);
+    #: ``None`` only when the queue is empty (the room keeps the last content it had).
+    current_item_id: UUID | None = None
+    #: Whether the room waits for a member whose buffering holds it up.
+    wait_for_slow_members: SlowPolicy = "policy"
+    #: Whether a plain member's play waits until every connected member is ready.
+    start_when_ready: bool = False
 
     @property
     def has_password(self) -> bool:
@@ -97,7 +106,13 @@ class Room:
 
 @dataclass(frozen=True, slots=True)
 class NewRoom:
-    """Everything needed to create a room; its owner joins in the same transaction."""
+    """Everything needed to create a room.
+
+    In the same transaction its owner joins, and the room gets a one-item queue of its
+    content (``content_title`` and ``content_duration`` are that item's, both optional),
+    which becomes the current item. Storage draws the item's id (a UUID 4) and shuffle
+    rank; read them back as ``Room.current_item_id`` and from ``get_queue``.
+    """
 
     id: UUID
     name: str
@@ -110,6 +125,10 @@ class NewRoom:
     max_participants: int
     created_at: datetime
     playback_control: PlaybackControl = PlaybackControl.EVERYONE
+    content_title: str | None = None
+    content_duration: float | None = None
+    wait_for_slow_members: SlowPolicy = "policy"
+    start_when_ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,9 @@ class RoomUpdate:
     """A partial update: ``None`` leaves a field unchanged.
 
     ``clear_password`` removes the password (``password_hash`` sets a new one).
+    ``content_type``/``content_id`` change the queue's current item in place (same id)
+    and, when the content is really different, clear its title and duration; in a room
+    whose queue is empty they make a new one-item queue.
     """
 
     updated_at: datetime
@@ -129,6 +151,8 @@ class RoomUpdate:
     max_participants: int | None = None
     playback_control: PlaybackControl | None = None
     moderators_manage_moderators: bool | None = None
+    wait_for_slow_members: SlowPolicy | None = None
+    start_when_ready: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,10 @@ class TimedRepository:
     end_room = _timed(Repository.end_room)
     delete_room = _timed(Repository.delete_room)
 
+    get_queue = _timed(Repository.get_queue)
+    save_queue = _timed(Repository.save_queue)
+    set_item_duration = _timed(Repository.set_item_duration)
+
     add_participant = _timed(Repository.add_participant)
     get_participant = _timed(Repository.get_participant)
     owner_names = _timed(Repository.owner_names)

@@ -7,12 +7,14 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import trio
 
+from syncplayd.core.queue import Queue
 from syncplayd.storage import (
     SCHEMA_VERSION,
     SchemaTooNew,
@@ -28,6 +30,10 @@ from tests.conftest import fresh_database
 from tests.storage.factories import T0
 
 Schema = dict[str, set[tuple[str, bool]]]  # table -> {(column, nullable)}
+QUEUE_ROOM_COLUMNS = {
+    "current_item_id", "queue_repeat", "queue_shuffle", "wait_for_slow_members",
+    "start_when_ready",
+}  # fmt: skip
 
 
 @contextmanager
@@ -88,25 +94,37 @@ def test_up_status_down_up(database_url: str) -> None:
             (1, False),
             (2, False),
             (3, False),
+            (4, False),
         ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1, 2, 3]
-        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 3
-        first, second, third = migrations.status(conn, dialect)
+        assert [m.version for m in applied] == [1, 2, 3, 4]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 4
+        first, second, third, fourth = migrations.status(conn, dialect)
         assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
         assert (second.version, second.name, second.applied) == (2, "playback_control", True)
         assert (third.version, third.name, third.applied) == (3, "moderation", True)
+        assert (fourth.version, fourth.name, fourth.applied) == (4, "queue", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
-            "room_restrictions", "schema_migrations",
+            "room_restrictions", "queue_items", "schema_migrations",
         }  # fmt: skip
         assert ("playback_control", False) in schema_of(conn)["rooms"]
         assert ("moderators_manage_moderators", False) in schema_of(conn)["rooms"]
+        assert {
+            ("current_item_id", True), ("queue_repeat", False), ("queue_shuffle", False),
+            ("wait_for_slow_members", False), ("start_when_ready", False),
+        } <= schema_of(conn)["rooms"]  # fmt: skip
         assert "room_restrictions_expires_idx" in indexes_of(conn)
+        assert "queue_items_room_ord_idx" in indexes_of(conn)
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [4]
+        assert "queue_items" not in schema_of(conn)
+        assert "queue_items_room_ord_idx" not in indexes_of(conn)
+        assert {c for c, _ in schema_of(conn)["rooms"]}.isdisjoint(QUEUE_ROOM_COLUMNS)
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [3]
         assert "room_restrictions" not in schema_of(conn)
@@ -163,6 +181,7 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
             (1, True),
             (2, True),
             (3, True),
+            (4, True),
             (future, False),
         ]
 
@@ -188,24 +207,28 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "0001_initial  pending",
         "0002_playback_control  pending",
         "0003_moderation  pending",
+        "0004_queue  pending",
     ]
     assert run("status") == pending
     assert run("up") == [
         "applied 0001_initial",
         "applied 0002_playback_control",
         "applied 0003_moderation",
-        "schema version 3 (this syncplayd: 3)",
+        "applied 0004_queue",
+        "schema version 4 (this syncplayd: 4)",
     ]
-    assert run("up") == ["schema version 3 (this syncplayd: 3)"]
-    first, second, third = run("status")
+    assert run("up") == ["schema version 4 (this syncplayd: 4)"]
+    first, second, third, fourth = run("status")
     assert first.startswith("0001_initial  applied 20")
     assert second.startswith("0002_playback_control  applied 20")
     assert third.startswith("0003_moderation  applied 20")
+    assert fourth.startswith("0004_queue  applied 20")
     assert run("down", steps=5) == [
+        "reverted 0004_queue",
         "reverted 0003_moderation",
         "reverted 0002_playback_control",
         "reverted 0001_initial",
-        "schema version 0 (this syncplayd: 3)",
+        "schema version 0 (this syncplayd: 4)",
     ]
     assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
@@ -218,8 +241,9 @@ def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
         "0001_initial  pending",
         "0002_playback_control  pending",
         "0003_moderation  pending",
+        "0004_queue  pending",
     ]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 3)"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 4)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -276,7 +300,7 @@ def test_moderation_up_and_down_keep_the_rooms(database_url: str) -> None:
             " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, 'moderators', ?, ?)",
             room, user, True, at, at,
         )  # fmt: skip
-        migrations.migrate_up(conn, dialect)
+        migrations.migrate_up(conn, dialect, target=3)
         assert run(conn, "SELECT moderators_manage_moderators FROM rooms") == [(False,)]
         restrict(conn, "ban")
         restrict(conn, "mute")
@@ -292,11 +316,118 @@ def test_moderation_up_and_down_keep_the_rooms(database_url: str) -> None:
 
         assert [m.version for m in migrations.migrate_down(conn, dialect)] == [3]
         assert run(conn, "SELECT name, playback_control FROM rooms") == [("Kept", "moderators")]
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [3]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=3)] == [3]
         assert run(conn, "SELECT count(*) FROM room_restrictions") == [(0,)]
         restrict(conn, "mute")
         run(conn, "DELETE FROM rooms WHERE id = ?", room)
         assert run(conn, "SELECT count(*) FROM room_restrictions") == [(0,)]  # cascaded
+
+
+def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
+    database_url: str,
+) -> None:
+    """0004 on a database with rooms: each gets its content as its queue's one, current
+    item; the new columns take their defaults; the schema's checks hold; reverting drops
+    only what 0004 added, and applying it again makes the queues anew."""
+    owners = [str(uuid.uuid4()) for _ in range(3)]
+    rooms = [f"6f1c0a8e-0000-4000-8000-00000000000{n}" for n in (1, 2, 3)]
+    created = [(T0 + timedelta(seconds=n)).isoformat() for n in range(3)]
+
+    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+        return migrations._execute(conn, sql, params)
+
+    def queue_rows(conn: Connection) -> list[tuple[object, ...]]:
+        return run(
+            conn,
+            "SELECT r.id, q.id, q.ord, q.content_type, q.content_id, q.title, q.duration,"
+            " q.shuffle_rank, q.added_by, q.added_at, r.current_item_id FROM rooms r"
+            " JOIN queue_items q ON q.room_id = r.id ORDER BY r.id",
+        )
+
+    def item(conn: Connection, item_id: str, **values: object) -> None:
+        columns = {
+            "id": item_id, "room_id": rooms[0], "ord": 5, "content_type": "movie",
+            "content_id": "x", "shuffle_rank": 0.5, "added_at": created[0], **values,
+        }  # fmt: skip
+        marks = ", ".join("?" * len(columns))
+        run(conn, f"INSERT INTO queue_items ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+            *columns.values())  # fmt: skip
+
+    refused = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect, target=3)
+        for n, (room, owner, at) in enumerate(zip(rooms, owners, created, strict=True)):
+            run(
+                conn,
+                "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+                " max_participants, created_at, updated_at, ended_at)"
+                " VALUES (?, 'Kept', ?, ?, ?, ?, 5, ?, ?, ?)",
+                room, owner, "episode", f"e-{n}", True, at, at, at if n == 2 else None,
+            )  # fmt: skip
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [4]
+
+        found = queue_rows(conn)
+        assert len(found) == 3  # ended rooms too: their history says what they played
+        for n, row in enumerate(found):
+            room_id, item_id, ord_, ctype, cid, title, duration, rank, by, added, current = row
+            assert str(room_id) == rooms[n]
+            parsed = uuid.UUID(str(item_id))
+            assert (str(parsed), parsed.version, parsed.variant) == (str(item_id), 4, uuid.RFC_4122)
+            assert str(current) == str(item_id)
+            assert (ord_, ctype, cid, title, duration) == (0, "episode", f"e-{n}", None, None)
+            assert isinstance(rank, float)
+            assert 0 <= rank < 1
+            assert str(by) == owners[n]
+            assert added in (created[n], T0 + timedelta(seconds=n))  # text or timestamptz
+        assert len({row[1] for row in found}) == 3
+        assert run(
+            conn,
+            "SELECT DISTINCT queue_repeat, queue_shuffle, wait_for_slow_members,"
+            " start_when_ready FROM rooms",
+        ) == [("none", False, "policy", False)]
+
+        # The schema's checks.
+        for bad in (
+            {"duration": 0}, {"duration": -1.0}, {"duration": 604800.5}, {"shuffle_rank": 1.0},
+            {"shuffle_rank": -0.1}, {"ord": -1}, {"ord": 0},  # ord 0 of that room is taken
+        ):  # fmt: skip
+            with pytest.raises(refused):
+                item(conn, str(uuid.uuid4()), **bad)
+        for column, value in (
+            ("queue_repeat", "twice"), ("wait_for_slow_members", "sometimes"),
+        ):  # fmt: skip
+            with pytest.raises(refused):
+                run(conn, f"UPDATE rooms SET {column} = ? WHERE id = ?", value, rooms[0])  # noqa: S608
+        item(conn, str(uuid.uuid4()), duration=604800.0, shuffle_rank=0.0, title="Fine")
+        run(conn, "DELETE FROM rooms WHERE id = ?", rooms[0])
+        assert run(conn, "SELECT count(*) FROM queue_items WHERE room_id = ?", rooms[0]) == [(0,)]
+
+        # The repository reads what the migration made.
+        async def read() -> list[Queue | None]:
+            repo = await open_repository(database_url)
+            try:
+                return [await repo.get_queue(uuid.UUID(room)) for room in rooms]
+            finally:
+                await repo.aclose()
+
+        gone, second, third = trio.run(read)
+        assert gone is None
+        for queue, row in zip((second, third), found[1:], strict=True):
+            assert queue is not None
+            assert queue.current_id == uuid.UUID(str(row[1]))
+            assert [(i.content_type, i.content_id) for i in queue.items] == [("episode", row[4])]
+            assert (queue.repeat, queue.shuffle) == ("none", False)
+
+        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [4]
+        assert "queue_items" not in schema_of(conn)
+        assert run(conn, "SELECT id, content_type, content_id FROM rooms ORDER BY id") == [
+            (uuid.UUID(rooms[1]) if dialect == "postgres" else rooms[1], "episode", "e-1"),
+            (uuid.UUID(rooms[2]) if dialect == "postgres" else rooms[2], "episode", "e-2"),
+        ]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [4]
+        again = queue_rows(conn)
+        assert [(row[0], row[4]) for row in again] == [(row[0], row[4]) for row in found[1:]]
+        assert {row[1] for row in again}.isdisjoint({row[1] for row in found})  # drawn anew
 
 
 def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None:
@@ -313,7 +444,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert sorted(applied) == [1, 2, 3]
+    assert sorted(applied) == [1, 2, 3, 4]
 
 
 def test_sqlite_statement_splitting() -> None:
