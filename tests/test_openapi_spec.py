@@ -51,6 +51,15 @@ EXPECTED_OPERATIONS = {
     ("PUT", "/rooms/{room_id}/mutes/{user_id}"),
     ("DELETE", "/rooms/{room_id}/mutes/{user_id}"),
     ("DELETE", "/rooms/{room_id}/chat/{message_id}"),
+    ("GET", "/rooms/{room_id}/queue"),
+    ("POST", "/rooms/{room_id}/queue/items"),
+    ("DELETE", "/rooms/{room_id}/queue/items"),
+    ("DELETE", "/rooms/{room_id}/queue/items/{item_id}"),
+    ("POST", "/rooms/{room_id}/queue/items/{item_id}/move"),
+    ("POST", "/rooms/{room_id}/queue/play"),
+    ("POST", "/rooms/{room_id}/queue/next"),
+    ("POST", "/rooms/{room_id}/queue/previous"),
+    ("PUT", "/rooms/{room_id}/queue/mode"),
 } | UNAUTHENTICATED
 REQUIRED_SCHEMAS = {
     "Room",
@@ -79,10 +88,18 @@ REQUIRED_SCHEMAS = {
     "SanctionBody",
     "Restriction",
     "RestrictionList",
+    "Queue",
+    "QueueItem",
+    "QueueItemBody",
+    "MoveQueueItem",
+    "PlayQueueItem",
+    "QueueStep",
+    "QueueMode",
 }
 
 ROOM_ID = "0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24"
 USER_ID = "5d1c7a8e-2b34-4f60-8a9d-c3e1f2a4b5d6"
+ITEM_ID = "8c2d4e6f-1a3b-4c5d-9e7f-0a1b2c3d4e5f"
 NOW = "2026-11-25T18:40:00.123456Z"
 
 
@@ -111,6 +128,9 @@ def valid_room(**changes: Any) -> dict[str, Any]:
         },
         "playback_control": "everyone",
         "moderators_manage_moderators": False,
+        "current_item_id": ITEM_ID,
+        "wait_for_slow_members": "policy",
+        "start_when_ready": False,
         "created_at": NOW,
         "updated_at": "2026-11-25T18:40:00Z",
         "ended_at": None,
@@ -460,10 +480,72 @@ def test_valid_other_bodies() -> None:
     assert_response_conforms("GET", "/invitations/{code}", 200, {**invitation, "room": summary})
     assert_response_conforms("DELETE", "/rooms/{room_id}", 204, None)
     assert_response_conforms("GET", "/healthz", 200, {"status": "ok"})
+    assert_response_conforms(
+        "POST", "/rooms/{room_id}/queue/items", 409, problem("queue-full", 409)
+    )
     assert_response_conforms("GET", "/readyz", 200, {"status": "ready"})
     assert_response_conforms(
         "GET", "/readyz", 503, {"status": "unavailable", "detail": "database unreachable"}
     )
+
+
+def valid_queue(**changes: Any) -> dict[str, Any]:
+    item = {
+        "id": ITEM_ID,
+        "content_type": "episode",
+        "content_id": "s01e01",
+        "title": "Pilot",
+        "duration": 1440.5,
+    }
+    queue: dict[str, Any] = {
+        "room_id": ROOM_ID,
+        "current_item_id": ITEM_ID,
+        "next_item_id": USER_ID,
+        "repeat": "none",
+        "shuffle": False,
+        "items": [item, item | {"id": USER_ID, "title": None, "duration": None}],
+    }
+    return queue | changes
+
+
+def test_valid_queue() -> None:
+    for method, path, status in [
+        ("GET", "/rooms/{room_id}/queue", 200),
+        ("POST", "/rooms/{room_id}/queue/items", 201),
+        ("DELETE", "/rooms/{room_id}/queue/items", 200),
+        ("DELETE", "/rooms/{room_id}/queue/items/{item_id}", 200),
+        ("POST", "/rooms/{room_id}/queue/items/{item_id}/move", 200),
+        ("POST", "/rooms/{room_id}/queue/play", 200),
+        ("POST", "/rooms/{room_id}/queue/next", 200),
+        ("POST", "/rooms/{room_id}/queue/previous", 200),
+        ("PUT", "/rooms/{room_id}/queue/mode", 200),
+    ]:
+        assert_response_conforms(method, path, status, valid_queue())
+    empty = valid_queue(
+        current_item_id=None, next_item_id=None, items=[], repeat="all", shuffle=True
+    )
+    assert_response_conforms("GET", "/rooms/{room_id}/queue", 200, empty)
+    assert_response_conforms("GET", "/rooms/{room_id}", 200, valid_room(current_item_id=None))
+
+
+@pytest.mark.parametrize(
+    "queue",
+    [
+        pytest.param(valid_queue(repeat="twice"), id="bad-repeat"),
+        pytest.param(valid_queue(items=[{"id": ITEM_ID}]), id="incomplete-item"),
+        pytest.param(
+            valid_queue(items=[valid_queue()["items"][0] | {"shuffle_rank": 0.5}]),
+            id="internal-rank",
+        ),
+        pytest.param(
+            valid_queue(items=[valid_queue()["items"][0] | {"duration": 0}]), id="zero-duration"
+        ),
+        pytest.param({k: v for k, v in valid_queue().items() if k != "room_id"}, id="no-room"),
+    ],
+)
+def test_invalid_queue_rejected(queue: dict[str, Any]) -> None:
+    with pytest.raises(AssertionError, match="does not conform"):
+        assert_response_conforms("GET", "/rooms/{room_id}/queue", 200, queue)
 
 
 def test_valid_requests() -> None:
@@ -499,6 +581,30 @@ def test_valid_requests() -> None:
         {"reason": "spoilers\nagain", "expires_in_minutes": 5256000},
     )
     assert_request_conforms("PUT", "/rooms/{room_id}/mutes/{user_id}", {"expires_in_minutes": 1.5})
+    assert_request_conforms(
+        "POST",
+        "/rooms",
+        {"name": "x", "content_type": "movie", "content_id": "1", "content_title": "The One"}
+        | {"content_duration": 5400, "wait_for_slow_members": "never", "start_when_ready": True},
+    )
+    assert_request_conforms(
+        "PUT", "/rooms/{room_id}", {"wait_for_slow_members": "always", "start_when_ready": True}
+    )
+    assert_request_conforms(
+        "POST", "/rooms/{room_id}/queue/items", {"content_type": "movie", "content_id": "2"}
+    )
+    assert_request_conforms(
+        "POST",
+        "/rooms/{room_id}/queue/items",
+        {"content_type": "movie", "content_id": "2", "title": None, "duration": 0.5}
+        | {"play_next": True},
+    )
+    assert_request_conforms("POST", "/rooms/{room_id}/queue/items/{item_id}/move", {"index": 0})
+    assert_request_conforms("POST", "/rooms/{room_id}/queue/play", {"item_id": ITEM_ID})
+    assert_request_conforms("POST", "/rooms/{room_id}/queue/next", {"current_item_id": ITEM_ID})
+    assert_request_conforms("PUT", "/rooms/{room_id}/queue/mode", {"repeat": "one"})
+    assert_request_conforms("PUT", "/rooms/{room_id}/queue/mode", {"shuffle": False})
+    assert_request_conforms("DELETE", "/rooms/{room_id}/queue/items", None)
 
 
 # --- the checker rejects invalid bodies -------------------------------------------
@@ -650,6 +756,26 @@ def test_missing_or_bad_headers_rejected() -> None:
         ("PUT", "/rooms/{room_id}/bans/{user_id}", {"expires_in_minutes": 0.5}, "expires_in"),
         ("PUT", "/rooms/{room_id}/mutes/{user_id}", {"expires_in_minutes": 5256001}, "expires"),
         ("DELETE", "/rooms/{room_id}/bans/{user_id}", {}, "takes no request body"),
+        ("POST", "/rooms/{room_id}/queue/items", {"content_type": "movie"}, "'content_id' is"),
+        (
+            "POST",
+            "/rooms/{room_id}/queue/items",
+            {"content_type": "m", "content_id": "1", "duration": 0},
+            r"\$\.duration",
+        ),
+        (
+            "POST",
+            "/rooms/{room_id}/queue/items",
+            {"content_type": "m", "content_id": "1", "title": "\x1b[2J"},
+            r"\$\.title",
+        ),
+        ("POST", "/rooms/{room_id}/queue/items/{item_id}/move", {"index": -1}, r"\$\.index"),
+        ("POST", "/rooms/{room_id}/queue/next", {}, "'current_item_id' is a required"),
+        ("POST", "/rooms/{room_id}/queue/play", {"item_id": "first"}, "is not a 'uuid'"),
+        ("PUT", "/rooms/{room_id}/queue/mode", {}, "non-empty"),
+        ("PUT", "/rooms/{room_id}/queue/mode", {"repeat": "twice"}, r"\$\.repeat"),
+        ("PUT", "/rooms/{room_id}", {"wait_for_slow_members": "sometimes"}, "wait_for_slow"),
+        ("DELETE", "/rooms/{room_id}/queue/items", {}, "takes no request body"),
     ],
 )
 def test_invalid_requests_rejected(method: str, path: str, body: object, match: str) -> None:

@@ -50,6 +50,8 @@ PROBLEM_CODES: Final = frozenset(
         "too-many-rooms",
         "too-many-invitations",
         "too-many-attempts",
+        # A room's queue holds MAX_QUEUE_ITEMS items already (409).
+        "queue-full",
         "method-not-allowed",
         # server.allowed_hosts (421), and a cross-site request under the proxy's identity (403).
         "host-not-allowed",
@@ -82,6 +84,8 @@ ERROR_FRAME_CODES: Final = frozenset(
         "too-many-attempts",
         "already-joined",
         "not-allowed",
+        # A plain member's play in a start_when_ready room while someone is not ready.
+        "not-ready",
         "rate-limited",
         "chat-disabled",
         "validation-failed",

@@ -24,6 +24,7 @@ import trio
 from syncplayd.clocks import monotonic, utc_now
 from syncplayd.config import RoomSettings, SyncplaySettings
 from syncplayd.core import access
+from syncplayd.core.queue import Queue, SlowPolicy
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.core.text import chat_refusal
 from syncplayd.identity import Principal
@@ -33,6 +34,7 @@ from syncplayd.service.attempts import SecretAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
 from syncplayd.service.invitations import Invitations
 from syncplayd.service.moderation import Moderation, Removal
+from syncplayd.service.queue import PlayQueue, checked_duration, clean_title
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage.base import Repository
 from syncplayd.storage.records import (
@@ -74,6 +76,8 @@ class RoomChanges:
     max_participants: int | None = None
     playback_control: PlaybackControl | None = None
     moderators_manage_moderators: bool | None = None
+    wait_for_slow_members: SlowPolicy | None = None
+    start_when_ready: bool | None = None
 
 
 _LEFT_MESSAGE = "you left the room"
@@ -99,6 +103,12 @@ class LiveRooms(Protocol):
     def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None: ...
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
         """Close the user's sessions in the live room with ``reason``; return how many."""
+        ...
+
+    def queue_changed(self, room: Room, queue: Queue, current_changed: bool) -> None:
+        """The room's queue changed (``room`` as stored with it): every socket is told the
+        queue; ``current_changed``: another item is current now (or the same one starts
+        again, after its end with repeat), which the room loads from its beginning."""
         ...
 
 
@@ -158,6 +168,13 @@ class RoomService:
         self.moderation = Moderation(
             repo,
             room=self._room,
+            visible_room=self._visible_room,
+            live=lambda: self.live,
+            wall_clock=wall_clock,
+        )
+        #: The rooms' play queues (``service.queue``).
+        self.queue = PlayQueue(
+            repo,
             visible_room=self._visible_room,
             live=lambda: self.live,
             wall_clock=wall_clock,
@@ -234,9 +251,19 @@ class RoomService:
         password: str | None,
         max_participants: int | None,
         playback_control: PlaybackControl = PlaybackControl.EVERYONE,
+        content_title: str | None = None,
+        content_duration: float | None = None,
+        wait_for_slow_members: SlowPolicy = "policy",
+        start_when_ready: bool = False,
     ) -> Room:
-        """Create a room owned by the caller, who joins it as ``owner``."""
+        """Create a room owned by the caller, who joins it as ``owner``.
+
+        The room's queue starts with one item, its content (with the title and duration
+        given, if any), which is the current item.
+        """
         rules = self._settings.rooms
+        content_title = clean_title(content_title, "content_title")
+        content_duration = checked_duration(content_duration, "content_duration")
         if is_public and not rules.allow_public:
             raise forbidden("public rooms are disabled on this server", "public-rooms-disabled")
         if password is not None and not rules.allow_password_protected:
@@ -275,6 +302,10 @@ class RoomService:
                         max_participants=max_participants or rules.default_max_participants,
                         created_at=self._now(),
                         playback_control=playback_control,
+                        content_title=content_title,
+                        content_duration=content_duration,
+                        wait_for_slow_members=wait_for_slow_members,
+                        start_when_ready=start_when_ready,
                     )
                 )
         finally:
@@ -353,25 +384,40 @@ class RoomService:
         if changes.password is not None:
             self._rate(self._password_limiter, principal, "password changes")
             password_hash = await self._passwords.hash(changes.password)
-        updated = await self._repo.update_room(
-            room_id,
-            RoomUpdate(
-                updated_at=self._now(),
-                name=_clean_name(changes.name) if changes.name is not None else None,
-                content_type=changes.content_type,
-                content_id=changes.content_id,
-                is_public=changes.is_public,
-                password_hash=password_hash,
-                clear_password=changes.clear_password,
-                max_participants=changes.max_participants,
-                playback_control=changes.playback_control,
-                moderators_manage_moderators=changes.moderators_manage_moderators,
-            ),
+        update = RoomUpdate(
+            updated_at=self._now(),
+            name=_clean_name(changes.name) if changes.name is not None else None,
+            content_type=changes.content_type,
+            content_id=changes.content_id,
+            is_public=changes.is_public,
+            password_hash=password_hash,
+            clear_password=changes.clear_password,
+            max_participants=changes.max_participants,
+            playback_control=changes.playback_control,
+            moderators_manage_moderators=changes.moderators_manage_moderators,
+            wait_for_slow_members=changes.wait_for_slow_members,
+            start_when_ready=changes.start_when_ready,
         )
+        before = after = None
+        if changes.content_type is None and changes.content_id is None:
+            updated = await self._repo.update_room(room_id, update)
+        else:
+            # New content is the current item's, changed in place: under the queue's lock,
+            # so that a queue change in flight does not write back the old content.
+            async with self.queue.serialized(room_id):
+                before = await self._repo.get_queue(room_id)
+                updated = await self._repo.update_room(room_id, update)
+                after = await self._repo.get_queue(room_id)
         if updated is None:
             raise not_found("room")
         if self.live is not None:
             self.live.room_updated(updated)
+            if after is not None:
+                # The current item keeps its id, with new media and no duration yet: the
+                # room keeps its position, as before queues. Only an empty queue given
+                # content this way has a new current item.
+                was = None if before is None else before.current_id
+                self.live.queue_changed(updated, after, was != after.current_id)
         return updated
 
     async def end_room(self, principal: Principal, room_id: UUID, *, purge: bool = False) -> bool:

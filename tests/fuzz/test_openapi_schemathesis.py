@@ -84,7 +84,7 @@ schema = schemathesis.openapi.from_path(SPEC, config=config)
 STATUSES: Counter[int] = Counter()
 
 # The real resources of the running daemon, filled in by the ``resources`` fixture.
-_real: dict[str, list[str]] = {"room_id": [], "code": []}
+_real: dict[str, list[str]] = {"room_id": [], "code": [], "item_id": []}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -105,20 +105,22 @@ def api_daemon(
 
 @pytest.fixture(scope="module")
 def resources(api_daemon: DaemonProcess) -> Iterator[None]:
-    """Rooms and an invitation of the caller, for path parameters to hit now and then."""
+    """Rooms, an invitation and queue items of the caller, for path parameters to hit
+    now and then."""
     with httpx.Client(base_url=api_daemon.base_url + PREFIX, headers=AUTH) as http:
-        rooms = []
+        rooms, items = [], []
         for extra in ({"is_public": True}, {"password": "popcorn"}):
             body = {"name": "fuzz", "content_type": "movie", "content_id": "tt1"} | extra
             response = http.post("/rooms", json=body)
             assert response.status_code == 201, response.text
             rooms.append(response.json()["id"])
+            items.append(response.json()["current_item_id"])
         response = http.post(f"/rooms/{rooms[0]}/invitations", json={"max_uses": 1000})
         assert response.status_code == 201, response.text
         code = response.json()["code"]
-    _real["room_id"], _real["code"] = rooms, [code]
+    _real["room_id"], _real["code"], _real["item_id"] = rooms, [code], items
     yield
-    _real["room_id"], _real["code"] = [], []
+    _real["room_id"], _real["code"], _real["item_id"] = [], [], []
 
 
 def _new_room(daemon: DaemonProcess) -> str:

@@ -22,7 +22,9 @@ callers: so a member's cell shows whether members may act on members (not the
 ``422`` of acting on oneself), and a moderator's whether moderators may. The
 chat message of the room is the target's, so its deletion shows the same.
 Lifting a ban or a mute acts on a target who was banned or muted when the room
-was built (before it ended, in an ended room).
+was built (before it ended, in an ended room). The queue operations act on a second
+item the owner queued when the room was built; ``next`` and ``previous`` name the
+first item, current then (a later cell's is stale, and a stale step is a 200 too).
 
 Each cell that changes something runs in a fresh room; cells that cannot
 change anything share one room per kind. Mismatches are collected, so a
@@ -103,6 +105,16 @@ def per_kind(
 ) -> dict[str, dict[str, str]]:
     """Rows by room kind; a room with a password is private too, and so is the ended one."""
     return {PUBLIC: public, PRIVATE: private, PASSWORD: private, ENDED: ended or private}
+
+
+def queue_change(success: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Public, private and ended rows of a queue change in a "moderators" room: a
+    non-member of a public room could not control it by joining, so ``forbidden``."""
+    return (
+        row(FORBIDDEN, FORBIDDEN, success, success, success),
+        row(NAM, FORBIDDEN, success, success, success),
+        row(NAM, FORBIDDEN, GONE, GONE, GONE),
+    )
 
 
 # Expected "STATUS code" (or just "STATUS" for a success) per operation, room kind and caller.
@@ -193,6 +205,19 @@ REST: dict[tuple[str, str], dict[str, dict[str, str]]] = {
         row(FORBIDDEN, FORBIDDEN, "204", "204", "204"),
         row(NAM, FORBIDDEN, "204", "204", "204"),
     ),
+    # The play queue: reading as the room, changing as playback control (a "moderators"
+    # room here, and administrators always).
+    ("GET", "/rooms/{room_id}/queue"): per_kind(
+        everyone("200"), row(NAM, "200", "200", "200", "200")
+    ),
+    ("POST", "/rooms/{room_id}/queue/items"): per_kind(*queue_change("201")),
+    ("DELETE", "/rooms/{room_id}/queue/items"): per_kind(*queue_change("200")),
+    ("DELETE", "/rooms/{room_id}/queue/items/{item_id}"): per_kind(*queue_change("200")),
+    ("POST", "/rooms/{room_id}/queue/items/{item_id}/move"): per_kind(*queue_change("200")),
+    ("POST", "/rooms/{room_id}/queue/play"): per_kind(*queue_change("200")),
+    ("POST", "/rooms/{room_id}/queue/next"): per_kind(*queue_change("200")),
+    ("POST", "/rooms/{room_id}/queue/previous"): per_kind(*queue_change("200")),
+    ("PUT", "/rooms/{room_id}/queue/mode"): per_kind(*queue_change("200")),
     ("GET", "/openapi.yaml"): {ANY: public_row("200")},
     ("GET", "/openapi.json"): {ANY: public_row("200")},
     ("GET", "/healthz"): {ANY: public_row("200")},
@@ -212,6 +237,10 @@ REST_FRESH = {
     ("PUT", "/rooms/{room_id}/mutes/{user_id}"),
     ("DELETE", "/rooms/{room_id}/mutes/{user_id}"),
     ("DELETE", "/rooms/{room_id}/chat/{message_id}"),
+    # A removed item is not there for the next caller, and a cleared queue loses the item
+    # the other queue operations act on.
+    ("DELETE", "/rooms/{room_id}/queue/items"),
+    ("DELETE", "/rooms/{room_id}/queue/items/{item_id}"),
 }
 
 
@@ -229,6 +258,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/rooms/{room_id}/transfer"): _to_target,
     ("PUT", "/rooms/{room_id}/bans/{user_id}"): {"reason": "matrix", "expires_in_minutes": 60},
     ("PUT", "/rooms/{room_id}/mutes/{user_id}"): {"reason": "matrix"},
+    ("POST", "/rooms/{room_id}/queue/items"): {"content_type": "movie", "content_id": "q"},
+    ("POST", "/rooms/{room_id}/queue/items/{item_id}/move"): {"index": 0},
+    ("POST", "/rooms/{room_id}/queue/play"): lambda world: {"item_id": world.item_id},
+    ("POST", "/rooms/{room_id}/queue/next"): lambda world: {"current_item_id": world.first_item},
+    ("POST", "/rooms/{room_id}/queue/previous"): lambda world: {
+        "current_item_id": world.first_item
+    },
+    ("PUT", "/rooms/{room_id}/queue/mode"): {"repeat": "all"},
 }
 # The target's restriction that the operation lifts, made when its room is built.
 REST_SANCTIONED = {
@@ -274,6 +311,15 @@ ADMIN: dict[tuple[str, str], dict[str, str]] = {
     ("DELETE", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"): admin_row("200"),
     ("PUT", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"): admin_row("200"),
     ("DELETE", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"): admin_row("200"),
+    ("GET", f"{A}/rooms/{{room_id}}/queue"): admin_row("200"),
+    ("POST", f"{A}/rooms/{{room_id}}/queue/items"): admin_row("201"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/queue/items"): admin_row("200"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/queue/items/{{item_id}}"): admin_row("200"),
+    ("POST", f"{A}/rooms/{{room_id}}/queue/items/{{item_id}}/move"): admin_row("200"),
+    ("POST", f"{A}/rooms/{{room_id}}/queue/play"): admin_row("200"),
+    ("POST", f"{A}/rooms/{{room_id}}/queue/next"): admin_row("200"),
+    ("POST", f"{A}/rooms/{{room_id}}/queue/previous"): admin_row("200"),
+    ("PUT", f"{A}/rooms/{{room_id}}/queue/mode"): admin_row("200"),
 }
 ADMIN_FRESH = {
     ("DELETE", f"{A}/rooms/{{room_id}}"),
@@ -286,6 +332,8 @@ ADMIN_FRESH = {
     ("DELETE", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"),
     ("PUT", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"),
     ("DELETE", f"{A}/rooms/{{room_id}}/mutes/{{user_id}}"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/queue/items"),
+    ("DELETE", f"{A}/rooms/{{room_id}}/queue/items/{{item_id}}"),
 }
 ADMIN_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", f"{A}/rooms/{{room_id}}"): {"name": "Renamed"},
@@ -293,6 +341,8 @@ ADMIN_BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{A}/invitations/purge-expired"): {},
     ("PUT", f"{A}/rooms/{{room_id}}/participants/{{user_id}}/role"): {"role": "moderator"},
     ("POST", f"{A}/rooms/{{room_id}}/transfer"): _to_target,
+    # The public API's bodies.
+    **{(m, f"{A}{path}"): body for (m, path), body in BODIES.items() if "/queue" in path},
 }
 ADMIN_SANCTIONED = {
     ("DELETE", f"{A}/rooms/{{room_id}}/bans/{{user_id}}"): "bans",
@@ -324,6 +374,14 @@ WS: dict[str, dict[str, str]] = {
     "ready": OPEN,
     "heartbeat": OPEN,
     "chat": OPEN,
+    # What a player reports of its media, and the readiness of its person: anyone joined.
+    "media": OPEN,
+    "ended": OPEN,
+    "readiness": OPEN,
+    # The queue's next and previous follow playback control, as over REST: there, an
+    # administrator who has not joined may, and so may one joined as a plain member.
+    "next": ws_row(NOT_JOINED, "error:not-allowed", "ok", "ok", "ok"),
+    "previous": ws_row(NOT_JOINED, "error:not-allowed", "ok", "ok", "ok"),
     "leave": ws_row(NOT_JOINED, "closed:left", "closed:left", "closed:left", "closed:left"),
 }
 
@@ -358,6 +416,8 @@ class World:
     code: str  # an unlimited invitation of the room
     chat_id: str
     users: dict[str, Principal]
+    first_item: str  # the queue's current item when the room was built
+    item_id: str  # a second item, queued when the room was built
 
     def token(self, caller: str) -> str | None:
         forged = self.users["admin"]
@@ -381,6 +441,7 @@ class World:
             "code": self.code,
             "user_id": str(self.users["target"].user_id),
             "message_id": self.chat_id,
+            "item_id": self.item_id,
         }
 
 
@@ -418,9 +479,15 @@ def build_world(site: Site, kind: str, *, sanctioned: str | None = None) -> Worl
     if sanctioned is not None:
         sanction = f"/rooms/{{room_id}}/{sanctioned}/{{user_id}}"
         owner.expect("PUT", sanction, 200, room_id=room_id, user_id=users["target"].user_id)
+    queue = owner.expect(
+        "POST", "/rooms/{room_id}/queue/items", 201,
+        json={"content_type": "movie", "content_id": "tt2"}, room_id=room_id,
+    ).json()  # fmt: skip
+    first, second = (item["id"] for item in queue["items"])
+    assert queue["current_item_id"] == first == room["current_item_id"]
     if kind == ENDED:
         owner.expect("DELETE", "/rooms/{room_id}", 204, room_id=room_id)
-    return World(kind, room_id, code, chat.json()["id"], users)
+    return World(kind, room_id, code, chat.json()["id"], users, first, second)
 
 
 def shared_world(site: Site, kind: str) -> World:
@@ -541,6 +608,7 @@ def test_admin(site: Site, method: str, template: str) -> None:
 # -- the WebSocket ---------------------------------------------------------------------------------
 def _message(kind: str, joined: dict[str, Any] | None) -> dict[str, Any]:
     server_time = joined["server_time"] if joined else 0.0
+    item = joined["room"]["current_item_id"] if joined else "3f8e2c1a-0b4d-4e6f-8a9c-1d2e3f4a5b6c"
     messages: dict[str, dict[str, Any]] = {
         "ping": {"type": "ping", "id": 1, "t0": 0.0},
         "play": {"type": "play"},
@@ -557,6 +625,11 @@ def _message(kind: str, joined: dict[str, Any] | None) -> dict[str, Any]:
         },
         "chat": {"type": "chat", "message": "hello", "client_id": "m1"},
         "leave": {"type": "leave"},
+        "media": {"type": "media", "item_id": item, "duration": 60.0},
+        "ended": {"type": "ended", "item_id": item},
+        "readiness": {"type": "readiness", "ready": True},
+        "next": {"type": "next", "current_item_id": item},
+        "previous": {"type": "previous", "current_item_id": item},
     }
     return messages[kind]
 

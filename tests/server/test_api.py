@@ -91,6 +91,15 @@ OPERATIONS = [
     ("DELETE", ROOM + "/bans/{user_id}"),
     ("PUT", ROOM + "/mutes/{user_id}"),
     ("DELETE", ROOM + "/mutes/{user_id}"),
+    ("GET", ROOM + "/queue"),
+    ("POST", ROOM + "/queue/items"),
+    ("DELETE", ROOM + "/queue/items"),
+    ("DELETE", ROOM + "/queue/items/{item_id}"),
+    ("POST", ROOM + "/queue/items/{item_id}/move"),
+    ("POST", ROOM + "/queue/play"),
+    ("POST", ROOM + "/queue/next"),
+    ("POST", ROOM + "/queue/previous"),
+    ("PUT", ROOM + "/queue/mode"),
 ]
 
 
@@ -104,6 +113,7 @@ def test_every_endpoint_refuses_bad_tokens(
         "room_id": uuid4(),
         "user_id": uuid4(),
         "message_id": uuid4(),
+        "item_id": uuid4(),
         "code": "ABCDEFGH",
     }
     response = caller.call(method, template, 401, json={}, **ids)
@@ -608,6 +618,9 @@ def test_every_documented_operation_is_implemented(daemon: DaemonProcess) -> Non
         ("POST", ROOM + "/chat"): {"message": "m"},
         ("PUT", ROOM + "/participants/{user_id}/role"): {"role": "moderator"},
         ("POST", ROOM + "/transfer"): {"user_id": str(owner.principal.user_id)},
+        ("POST", ROOM + "/queue/items"): {"content_type": "movie", "content_id": "2"},
+        ("POST", ROOM + "/queue/items/{item_id}/move"): {"index": 0},
+        ("PUT", ROOM + "/queue/mode"): {"repeat": "all"},
     }
     # Lifting a ban or a mute needs one to lift.
     lifted = {ROOM + "/bans/{user_id}", ROOM + "/mutes/{user_id}"}
@@ -625,7 +638,20 @@ def test_every_documented_operation_is_implemented(daemon: DaemonProcess) -> Non
         message = target.call(
             "POST", ROOM + "/chat", 201, json={"message": "x"}, room_id=room["id"]
         ).json()
-        ids = {"user_id": target.principal.user_id, "message_id": message["id"]}
+        # An item to act on, the current one (the queue never runs dry: one is added each time).
+        queue = owner.call(
+            "POST", ROOM + "/queue/items", 201, json={"content_type": "movie", "content_id": "q"},
+            room_id=room["id"],
+        ).json()  # fmt: skip
+        ids = {
+            "user_id": target.principal.user_id,
+            "message_id": message["id"],
+            "item_id": queue["current_item_id"],
+        }
+        valid_bodies[("POST", ROOM + "/queue/play")] = {"item_id": queue["current_item_id"]}
+        for step in ("next", "previous"):
+            body = {"current_item_id": queue["current_item_id"]}
+            valid_bodies[("POST", ROOM + f"/queue/{step}")] = body
         if method == "DELETE" and template in lifted:
             owner.call("PUT", template, 200, room_id=room["id"], **ids)
         response = owner.call(

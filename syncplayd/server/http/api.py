@@ -11,6 +11,7 @@ from uuid import UUID
 
 from quart import Blueprint, Response, g, request
 
+from syncplayd.core.queue import Queue
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.openapi import spec_json_bytes, spec_yaml_bytes
 from syncplayd.server.http import payloads
@@ -105,6 +106,10 @@ async def create_room() -> Response:
         password=body.password,
         max_participants=body.max_participants,
         playback_control=body.playback_control,
+        content_title=body.content_title,
+        content_duration=body.content_duration,
+        wait_for_slow_members=body.wait_for_slow_members,
+        start_when_ready=body.start_when_ready,
     )
     location = f"{api.url_prefix}/rooms/{room.id}"
     return json_response(payloads.room_json(room), 201, {"Location": location})
@@ -234,6 +239,85 @@ async def mute(room_id: str, user_id: str) -> Response:
 async def unmute(room_id: str, user_id: str) -> Response:
     await app_state().service.moderation.unmute(_principal(), *_room_and_user(room_id, user_id))
     return Response(b"", status=204)
+
+
+# -- the play queue ------------------------------------------------------------------
+def _queue(room_id: UUID, queue: Queue, status: int = 200) -> Response:
+    return json_response(payloads.queue_json(room_id, queue), status)
+
+
+@api.get("/rooms/<room_id>/queue")
+async def get_queue(room_id: str) -> Response:
+    room = path_uuid(room_id, "room")
+    return _queue(room, await app_state().service.queue.get(_principal(), room))
+
+
+@api.post("/rooms/<room_id>/queue/items")
+async def add_queue_item(room_id: str) -> Response:
+    body = await read_body(payloads.QueueItemBody)
+    room = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.add(
+        _principal(),
+        room,
+        content_type=body.content_type,
+        content_id=body.content_id,
+        title=body.title,
+        duration=body.duration,
+        play_next=body.play_next,
+    )
+    return _queue(room, queue, 201)
+
+
+@api.delete("/rooms/<room_id>/queue/items/<item_id>")
+async def remove_queue_item(room_id: str, item_id: str) -> Response:
+    room, item = path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
+    return _queue(room, await app_state().service.queue.remove(_principal(), room, item))
+
+
+@api.post("/rooms/<room_id>/queue/items/<item_id>/move")
+async def move_queue_item(room_id: str, item_id: str) -> Response:
+    body = await read_body(payloads.MoveBody)
+    room, item = path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
+    return _queue(room, await app_state().service.queue.move(_principal(), room, item, body.index))
+
+
+@api.delete("/rooms/<room_id>/queue/items")
+async def clear_queue(room_id: str) -> Response:
+    room = path_uuid(room_id, "room")
+    return _queue(room, await app_state().service.queue.clear(_principal(), room))
+
+
+@api.post("/rooms/<room_id>/queue/play")
+async def play_queue_item(room_id: str) -> Response:
+    body = await read_body(payloads.PlayItemBody)
+    room = path_uuid(room_id, "room")
+    return _queue(room, await app_state().service.queue.play(_principal(), room, body.item_id))
+
+
+@api.post("/rooms/<room_id>/queue/next")
+async def queue_next(room_id: str) -> Response:
+    body = await read_body(payloads.StepBody)
+    room = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.next(_principal(), room, body.current_item_id)
+    return _queue(room, queue)
+
+
+@api.post("/rooms/<room_id>/queue/previous")
+async def queue_previous(room_id: str) -> Response:
+    body = await read_body(payloads.StepBody)
+    room = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.previous(_principal(), room, body.current_item_id)
+    return _queue(room, queue)
+
+
+@api.put("/rooms/<room_id>/queue/mode")
+async def set_queue_mode(room_id: str) -> Response:
+    body = (await read_body(payloads.QueueModeBody)).check()
+    room = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.set_mode(
+        _principal(), room, repeat=body.repeat, shuffle=body.shuffle
+    )
+    return _queue(room, queue)
 
 
 # -- chat ------------------------------------------------------------------------

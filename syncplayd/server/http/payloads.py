@@ -23,11 +23,13 @@ from uuid import UUID
 import msgspec
 
 from syncplayd.core import text
+from syncplayd.core.queue import MAX_DURATION, MAX_QUEUE_ITEMS, Queue, Repeat, SlowPolicy
 from syncplayd.core.roles import Role
-from syncplayd.server.live.messages import chat_entry, room_info
+from syncplayd.server.live.messages import chat_entry, queue_info, room_info
 from syncplayd.server.live.messages import timestamp as timestamp
 from syncplayd.service.errors import FieldError, ServiceError
 from syncplayd.service.moderation import MAX_REASON_LENGTH
+from syncplayd.service.queue import MAX_TITLE_LENGTH
 from syncplayd.service.rooms import RoomChanges
 from syncplayd.storage.records import (
     ChatMessage,
@@ -62,6 +64,14 @@ Reason = Annotated[str, msgspec.Meta(max_length=MAX_REASON_LENGTH, pattern=text.
 #: A ban or mute lasts a minute at least and ten years (of 365 days) at most.
 MAX_SANCTION_MINUTES = 10 * 365 * 24 * 60
 ExpiresInMinutes = Annotated[float, msgspec.Meta(ge=1, le=MAX_SANCTION_MINUTES)]
+#: A queue item's title: shown in lists and on terminals, so no control characters.
+Title = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_TITLE_LENGTH, pattern=text.NO_CONTROL)
+]
+#: Seconds of media: the room ends the item there, so at most the protocol's last position.
+Duration = Annotated[float, msgspec.Meta(gt=0, le=MAX_DURATION)]
+#: A place in the queue; past the end means at the end.
+QueueIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUEUE_ITEMS)]
 
 
 class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -72,6 +82,12 @@ class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: Password | None = None
     max_participants: MaxParticipants | None = None
     playback_control: PlaybackControl = PlaybackControl.EVERYONE
+    # The first item of the room's queue (its content) may come with what the media
+    # server knows of it.
+    content_title: Title | None = None
+    content_duration: Duration | None = None
+    wait_for_slow_members: SlowPolicy = "policy"
+    start_when_ready: bool = False
 
 
 class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -84,6 +100,8 @@ class UpdateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_participants: MaxParticipants | msgspec.UnsetType = msgspec.UNSET
     playback_control: PlaybackControl | msgspec.UnsetType = msgspec.UNSET
     moderators_manage_moderators: bool | msgspec.UnsetType = msgspec.UNSET
+    wait_for_slow_members: SlowPolicy | msgspec.UnsetType = msgspec.UNSET
+    start_when_ready: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class JoinBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -154,6 +172,49 @@ class SanctionBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return None if minutes is None else timedelta(minutes=minutes)
 
 
+class QueueItemBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An item to queue; ``null`` or absent title and duration: not known."""
+
+    content_type: ContentType
+    content_id: ContentId
+    title: Title | None = None
+    duration: Duration | None = None
+    play_next: bool = False
+
+
+class MoveBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    index: QueueIndex
+
+
+class PlayItemBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    item_id: UUID
+
+
+class StepBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``next``/``previous``: from which item, so that a repeated press moves once."""
+
+    current_item_id: UUID
+
+
+class QueueModeBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    _repeat: Repeat | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="repeat")
+    _shuffle: bool | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="shuffle")
+
+    @property
+    def repeat(self) -> Repeat | None:
+        return _given(self._repeat)
+
+    @property
+    def shuffle(self) -> bool | None:
+        return _given(self._shuffle)
+
+    def check(self) -> QueueModeBody:
+        """This body, or a refusal when it changes nothing (as an empty room update)."""
+        if self.repeat is None and self.shuffle is None:
+            raise _nothing_to_change()
+        return self
+
+
 T = TypeVar("T")
 
 
@@ -170,12 +231,7 @@ def room_changes(body: UpdateRoomBody) -> tuple[RoomChanges, list[str]]:
     given = {f: getattr(body, f) for f in body.__struct_fields__}
     given = {f: v for f, v in given.items() if v is not msgspec.UNSET}
     if not given:
-        raise ServiceError(
-            422,
-            "validation-failed",
-            "body: give at least one field to change",
-            [FieldError("body", "give at least one field to change")],
-        )
+        raise _nothing_to_change()
     changes = RoomChanges(
         name=given.get("name"),
         content_type=given.get("content_type"),
@@ -186,8 +242,19 @@ def room_changes(body: UpdateRoomBody) -> tuple[RoomChanges, list[str]]:
         max_participants=given.get("max_participants"),
         playback_control=given.get("playback_control"),
         moderators_manage_moderators=given.get("moderators_manage_moderators"),
+        wait_for_slow_members=given.get("wait_for_slow_members"),
+        start_when_ready=given.get("start_when_ready"),
     )
     return changes, sorted(given)
+
+
+def _nothing_to_change() -> ServiceError:
+    return ServiceError(
+        422,
+        "validation-failed",
+        "body: give at least one field to change",
+        [FieldError("body", "give at least one field to change")],
+    )
 
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -263,7 +330,7 @@ def _validation_error(message: str) -> ServiceError:
     )
 
 
-# ``timestamp`` (re-exported above) and the room and chat objects are shared with the
+# ``timestamp`` (re-exported above) and the room, queue and chat objects are shared with the
 # WebSocket protocol: one definition in ``syncplayd.server.live.messages``.
 def room_json(room: Room) -> dict[str, Any]:
     """The contract's ``Room``: ``joined.room`` as a dict (callers add admin fields)."""
@@ -272,6 +339,13 @@ def room_json(room: Room) -> dict[str, Any]:
     # RoomInfo carries it.
     room_dict["moderators_manage_moderators"] = room.moderators_manage_moderators
     return room_dict
+
+
+def queue_json(room_id: UUID, queue: Queue) -> dict[str, Any]:
+    """The contract's ``Queue``, the WebSocket's ``joined.queue``: items in the people's
+    order (the shuffled order stays inside)."""
+    queue_dict: dict[str, Any] = msgspec.to_builtins(queue_info(room_id, queue))
+    return queue_dict
 
 
 def room_summary_json(room: Room) -> dict[str, Any]:
