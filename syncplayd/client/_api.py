@@ -15,21 +15,27 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed
 
-from syncplayd.core.clock import position_at
 from syncplayd.core.protocol import (
     Buffering,
     Chat,
     ChatEntry,
     ClientMessage,
     Closing,
+    Ended,
     Joined,
     Leave,
+    Media,
     Member,
+    Next,
     Pause,
     Play,
     PlaybackChanged,
     PlaybackWire,
+    Previous,
     ProtocolError,
+    QueueInfo,
+    QueueItemInfo,
+    Readiness,
     Ready,
     RoomInfo,
     Seek,
@@ -41,6 +47,7 @@ from syncplayd.core.protocol import (
 
 from ._events import Predicate
 from ._options import SyncClosed, SyncConnectionError, SyncError
+from ._player import room_position_at
 from ._state import ClientState, _Ack
 
 __all__ = ["ClientCore"]
@@ -82,8 +89,9 @@ class ClientCore(ClientState):
         return self._estimator.count
 
     def room_position(self) -> float:
-        """The room's live position: the latest playback at the estimated server time."""
-        return position_at(self.playback, self.server_time())
+        """The room's live position: the latest playback at the estimated server time
+        (never past the item's end)."""
+        return room_position_at(self.playback, self.server_time())
 
     # -- room state --------------------------------------------------------------------
     @property
@@ -122,6 +130,23 @@ class ClientCore(ClientState):
     def participants(self) -> Mapping[str, Member]:
         """The room's members by user id, kept up to date from ``presence`` (read-only)."""
         return self._view.participants
+
+    @property
+    def queue(self) -> QueueInfo | None:
+        """The room's play queue, as of ``joined`` or the latest ``queue`` message."""
+        return self._view.queue
+
+    @property
+    def current_item(self) -> QueueItemInfo | None:
+        """The queue item the room plays (``playback.item_id``), if the queue holds it."""
+        playback = self._view.playback
+        return self._view.item(None if playback is None else playback.item_id)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the room stands at the end of its item (``playback.ended``)."""
+        playback = self._view.playback
+        return playback is not None and playback.ended
 
     @property
     def you(self) -> Member | None:
@@ -225,6 +250,43 @@ class ClientCore(ClientState):
     async def ready(self, position: float | None = None) -> None:
         """Tell the room this player can play (after loading, after buffering)."""
         await self._command(Ready(position=position))
+
+    async def media(self, duration: float | None, item_id: str | None = None) -> None:
+        """Tell the room the length of ``item_id`` (default: the item the room plays) as the
+        player found it; the first trustworthy value of the item's is kept."""
+        await self._command(Media(item_id=self._item(item_id), duration=duration))
+
+    async def report_ended(self, item_id: str | None = None) -> None:
+        """Tell the room this player reached the end of ``item_id`` (default: the current
+        item). The client does so by itself unless ``options.report_end`` is off."""
+        await self._command(Ended(item_id=self._item(item_id)))
+
+    async def next(self, current_item_id: str | None = None) -> None:
+        """Ask for the next queue item. ``current_item_id`` (default: the queue's current item)
+        is the item you see playing: if the room moved on meanwhile, nothing changes."""
+        await self._command(Next(current_item_id=self._current(current_item_id)))
+
+    async def previous(self, current_item_id: str | None = None) -> None:
+        """Ask for the previous queue item (see :meth:`next`)."""
+        await self._command(Previous(current_item_id=self._current(current_item_id)))
+
+    async def set_ready(self, ready: bool = True) -> None:
+        """Say whether this user is ready ("I'm ready"); every pause clears it."""
+        await self._command(Readiness(ready=ready))
+
+    def _item(self, item_id: str | None) -> str:
+        found = item_id if item_id is not None else self.playback.item_id
+        if found is None:
+            raise ValueError("the room plays no queue item")
+        return found
+
+    def _current(self, item_id: str | None) -> str:
+        if item_id is not None:
+            return item_id
+        queue = self._view.queue
+        if queue is not None and queue.current_item_id is not None:
+            return queue.current_item_id
+        return self._item(None)
 
     async def chat(self, text: str) -> str:
         """Post a chat message; returns its id from the server's ``chat_ack``.

@@ -14,7 +14,9 @@ seeds the clock estimate (``t1 = t2 =`` the server time in the answer).
 * the heartbeat: the player's position at the estimated server time, with its
   version, every ``settings.heartbeat_interval`` seconds;
 * the drift loop: gentle rate correction (a resync only with ``local_resync``) every
-  ``drift_check_interval`` seconds.
+  ``drift_check_interval`` seconds;
+* the end reporter (``options.report_end``): ``ended`` once the local player reaches the
+  end of its item, or the room's end stops it there (once until it leaves the end).
 
 Expected network failures never escape a task (they would arrive wrapped in an
 exception group, STACK_NOTES trap 3): a task that ends, for whatever reason,
@@ -36,6 +38,7 @@ from syncplayd.core.protocol import (
     MAX_POSITION,
     ClientMessage,
     Closing,
+    Ended,
     ErrorOut,
     Heartbeat,
     Hello,
@@ -145,7 +148,14 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 self._client._attach(self._ws, nursery.cancel_scope)
-                for task in (self._reader, self._pinger, self._heartbeats, self._drift_loop):
+                tasks = (
+                    self._reader,
+                    self._pinger,
+                    self._heartbeats,
+                    self._drift_loop,
+                    self._end_reporter,
+                )
+                for task in tasks:
                     nursery.start_soon(self._guard, task, nursery.cancel_scope)
         finally:
             self._client._detach()
@@ -211,6 +221,37 @@ class Connection:
                 rtt=rtt,
             )
             await self._ws.send_message(encode(beat))
+
+    async def _end_reporter(self) -> None:
+        """Send ``ended`` when the player stands at the end of its item, once until it leaves
+        the end (the room's own end, or a resync there, is no second end)."""
+        client = self._client
+        if not client._options.report_end:
+            await trio.sleep_forever()  # a task that returns ends the connection
+        while True:
+            changed = client._player_changed
+            now = client.local_time()
+            state = client.player.state_at(now)
+            item = state.item_id
+            if item is not None and state.at_end(now):
+                if client._end_reported != item:
+                    client._end_reported = item
+                    await self._ws.send_message(encode(Ended(item_id=item)))
+                    continue
+                wake = client.player.pending_at
+            else:
+                # Away from the end (another item, a restart): its next end is news again.
+                client._end_reported = None
+                ends = state.end_time()
+                pending = client.player.pending_at
+                times = [t for t in (ends, pending) if t is not None]
+                wake = min(times) if times else None
+            if wake is None:
+                await changed.wait()
+                continue
+            # At least a millisecond: rounding must not make this a busy loop.
+            with trio.move_on_after(max(0.001, wake - now)):
+                await changed.wait()
 
     async def _drift_loop(self) -> None:
         while True:

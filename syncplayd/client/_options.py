@@ -57,6 +57,8 @@ class ClientOptions:
         history_size: received messages kept for ``wait_for(..., since=...)``.
         chat_history: chat messages kept in ``SyncClient.chat_history``.
         client_name: sent in ``hello``.
+        report_end: send ``ended`` when the local player reaches the end of its item
+            (or the room's end stops it there), once until the player leaves the end.
     """
 
     fast_ping_interval: float = 0.5
@@ -74,6 +76,7 @@ class ClientOptions:
     history_size: int = 256
     chat_history: int = 200
     client_name: str = f"syncplayd-client/{__version__}"
+    report_end: bool = True
 
     def __post_init__(self) -> None:
         if self.events_capacity < 1 or self.history_size < 1 or self.chat_history < 1:

@@ -57,7 +57,7 @@ from syncplayd.core.protocol import PlaybackWire, SyncSettings
 
 from ._segments import PlayerChange, PlayerState
 
-__all__ = ["LocalPlayer", "drift_action"]
+__all__ = ["LocalPlayer", "drift_action", "room_position_at"]
 
 
 class LocalPlayer:
@@ -136,6 +136,20 @@ class LocalPlayer:
         """The room playback version the player follows now (reported in heartbeats)."""
         return self.state_at().version
 
+    def end_time(self, now: float | None = None) -> float | None:
+        """The local time the media in effect at ``now`` reaches its end, if it plays there."""
+        return self.state_at(now).end_time()
+
+    def at_end(self, now: float | None = None) -> bool:
+        """Whether the player stands at the end of its item at ``now`` (it stops there)."""
+        t = self.now() if now is None else now
+        return self.state_at(t).at_end(t)
+
+    @property
+    def item_id(self) -> str | None:
+        """The queue item the player follows now (the room's ``playback.item_id``)."""
+        return self.state_at().item_id
+
     @property
     def pending_at(self) -> float | None:
         """The local time of the next scheduled change, if any."""
@@ -184,6 +198,9 @@ class LocalPlayer:
             version=playback.version,
             since=since,
             reason=reason,
+            item_id=playback.item_id,
+            duration=playback.duration,
+            ended=playback.ended,
         )
         self._pending = [p for p in self._pending if p.since < since]
         self._pending.append(segment)
@@ -255,6 +272,12 @@ class LocalPlayer:
         return change
 
 
+def room_position_at(playback: PlaybackWire, server_time: float) -> float:
+    """The room's position at ``server_time``: :func:`position_at`, never past the end."""
+    position = position_at(playback, server_time)
+    return position if playback.duration is None else min(position, playback.duration)
+
+
 def drift_action(
     player: LocalPlayer,
     playback: PlaybackWire,
@@ -282,7 +305,7 @@ def drift_action(
     state = player.state_at(now)
     if not state.playing or state.version != playback.version or now < state.anchor:
         return None
-    offset = player.position(now) - position_at(playback, server_now)
+    offset = player.position(now) - room_position_at(playback, server_now)
     return classify_drift(
         offset,
         threshold=settings.threshold_seconds,

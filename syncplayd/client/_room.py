@@ -16,6 +16,9 @@ from syncplayd.core.protocol import (
     PlaybackChanged,
     PlaybackWire,
     Presence,
+    QueueChanged,
+    QueueInfo,
+    QueueItemInfo,
     RoomChanged,
     RoomInfo,
     ServerMessage,
@@ -28,7 +31,8 @@ __all__ = ["RoomView"]
 
 class RoomView:
     """The ``joined`` snapshot plus the changes broadcast since (``joined`` itself stays
-    as received; ``room``, ``settings``, the members and the chat follow the changes).
+    as received; ``room``, ``settings``, the members, the queue and the chat follow the
+    changes).
 
     Sizes are bounded by the server (one :class:`Member` per user of the room) or
     here (``chat_history`` messages).
@@ -44,6 +48,7 @@ class RoomView:
         self._settings: SyncSettings | None = None
         self._members: dict[str, Member] = {}
         self._you: Member | None = None
+        self._queue: QueueInfo | None = None
 
     # -- read side ---------------------------------------------------------------------
     @property
@@ -60,6 +65,17 @@ class RoomView:
     def room(self) -> RoomInfo | None:
         """The room: from ``joined``, then from each ``room`` message (``None`` before)."""
         return self._room
+
+    @property
+    def queue(self) -> QueueInfo | None:
+        """The room's play queue: from ``joined``, then from each ``queue`` message."""
+        return self._queue
+
+    def item(self, item_id: str | None) -> QueueItemInfo | None:
+        """The queue's item ``item_id``, if the queue holds it."""
+        if self._queue is None or item_id is None:
+            return None
+        return next((item for item in self._queue.items if item.id == item_id), None)
 
     @property
     def participants(self) -> Mapping[str, Member]:
@@ -83,6 +99,7 @@ class RoomView:
         self._members.clear()  # in place: ``participants`` views stay live
         self._members.update((m.user_id, m) for m in joined.participants)
         self._you = joined.you
+        self._queue = joined.queue
         self.chat.clear()
         self.chat.extend(joined.chat)
 
@@ -103,6 +120,8 @@ class RoomView:
             self._forget_chat(message.message_id)
         elif isinstance(message, RoomChanged):
             self._room, self._settings = message.room, message.settings
+        elif isinstance(message, QueueChanged):
+            self._queue = message.queue
         elif isinstance(message, Closing):
             self.closing = message
         return None

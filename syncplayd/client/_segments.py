@@ -11,6 +11,7 @@ from syncplayd.core.clock import position_at
 __all__ = ["PlayerChange", "PlayerState"]
 
 State = Literal["playing", "paused", "waiting"]
+END_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,9 @@ class PlayerState:
 
     ``rate`` is the effective rate (the room's ``nominal_rate`` times the gentle
     drift ``correction``), so that :func:`syncplayd.core.clock.position_at`
-    applies to a segment as it does to the room's playback.
+    applies to a segment as it does to the room's playback. ``item_id`` is the
+    queue item the media is, ``duration`` its length when known: the position
+    never passes it (the player stops at the end); ``ended`` is the room's end.
     """
 
     state: State
@@ -30,6 +33,9 @@ class PlayerState:
     version: int = 0
     since: float = float("-inf")
     reason: str = "initial"
+    item_id: str | None = None
+    duration: float | None = None
+    ended: bool = False
 
     @property
     def rate(self) -> float:
@@ -42,8 +48,22 @@ class PlayerState:
         return self.state == "playing"
 
     def position_at(self, now: float) -> float:
-        """The media position at local time ``now``."""
-        return position_at(self, now)
+        """The media position at local time ``now`` (at most ``duration``)."""
+        position = position_at(self, now)
+        return position if self.duration is None else min(position, self.duration)
+
+    def end_time(self) -> float | None:
+        """The local time a playing segment reaches its ``duration``; ``None`` if it never does."""
+        if not self.playing or self.duration is None or self.rate <= 0:
+            return None
+        return self.anchor + max(0.0, self.duration - self.position) / self.rate
+
+    def at_end(self, now: float) -> bool:
+        """Whether the media stands at its end at local time ``now`` (within a microsecond:
+        :meth:`end_time` is exact only up to rounding)."""
+        return self.duration is not None and (
+            self.ended or self.position_at(now) >= self.duration - END_TOLERANCE
+        )
 
     def rebased(self, now: float, **changes: object) -> PlayerState:
         """This segment re-anchored at ``now`` (its position there), with ``changes``."""

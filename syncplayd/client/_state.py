@@ -74,6 +74,9 @@ class ClientState:
         self._conn_scope: trio.CancelScope | None = None
         self._backoff_scope: trio.CancelScope | None = None
         self._clock_sampled = trio.Event()  # set (and replaced) at every clock sample
+        self._player_changed = trio.Event()  # set (and replaced) when the player may have moved
+        #: The item whose end was reported, while the player stays there (``report_end``).
+        self._end_reported: str | None = None
         self._attached = trio.Event()  # set while a connection is attached (and once closed)
         self._detached = trio.Event()
         self._done = trio.Event()
@@ -132,6 +135,11 @@ class ClientState:
 
         self._player_call(apply)
         self._wake.set()
+        self._tell_player_changed()
+
+    def _tell_player_changed(self) -> None:
+        self._player_changed.set()
+        self._player_changed = trio.Event()
 
     def _correct_drift(self) -> None:
         """Compare the player with the room and nudge its rate (or, if asked, resync it).
@@ -174,6 +182,7 @@ class ClientState:
                 with trio.move_on_after(max(0.0, at - self.local_time())):
                     await self._wake.wait()
             self._player_call(lambda: self.player.update(self.local_time()))
+            self._tell_player_changed()
 
     # -- connection lifetime -----------------------------------------------------------
     def _attach(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:

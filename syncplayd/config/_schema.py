@@ -494,6 +494,22 @@ class SyncSettings(Section):
         "How long the room waits for a buffering member before going on without it.",
         gt=0,
     )
+    slow_member_waits: int = _setting(
+        3,
+        "SYNCPLAY_SYNC_SLOW_MEMBER_WAITS",
+        "In a room that waits for slow members within the policy (the default), how many"
+        " times one member's buffering may stop the room within slow_member_window_seconds;"
+        " after that the room plays on and the member catches up alone.",
+        ge=1,
+        le=1000,
+    )
+    slow_member_window_seconds: float = _setting(
+        120.0,
+        "SYNCPLAY_SYNC_SLOW_MEMBER_WINDOW_SECONDS",
+        "The window in which slow_member_waits counts a member's waits, in seconds.",
+        gt=0,
+        le=86400,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)

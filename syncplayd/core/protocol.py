@@ -119,6 +119,42 @@ class Leave(_Client, tag="leave", frozen=True):
     pass
 
 
+#: A queue item's id (a UUID, as REST shows it).
+ItemId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Media(_Client, tag="media", frozen=True):
+    """The player loaded queue item ``item_id``; ``duration`` is its length as the player
+    found it (``null``: not known, a live stream)."""
+
+    item_id: ItemId
+    duration: Annotated[float, msgspec.Meta(gt=0.0, le=MAX_POSITION)] | None = None
+
+
+class Ended(_Client, tag="ended", frozen=True):
+    """The player reached the end of queue item ``item_id``."""
+
+    item_id: ItemId
+
+
+class Next(_Client, tag="next", frozen=True):
+    """Go to the next queue item, if ``current_item_id`` is still the current one."""
+
+    current_item_id: ItemId
+
+
+class Previous(_Client, tag="previous", frozen=True):
+    """Go to the previous queue item, if ``current_item_id`` is still the current one."""
+
+    current_item_id: ItemId
+
+
+class Readiness(_Client, tag="readiness", frozen=True):
+    """The member's manual "I'm ready" (or not)."""
+
+    ready: bool
+
+
 ClientMessage = (
     Hello
     | Join
@@ -132,6 +168,11 @@ ClientMessage = (
     | Heartbeat
     | Chat
     | Leave
+    | Media
+    | Ended
+    | Next
+    | Previous
+    | Readiness
 )
 
 CLIENT_TYPES: frozenset[str] = frozenset(
@@ -149,6 +190,11 @@ CLIENT_TYPES: frozenset[str] = frozenset(
         Heartbeat,
         Chat,
         Leave,
+        Media,
+        Ended,
+        Next,
+        Previous,
+        Readiness,
     )
 )
 
@@ -222,7 +268,13 @@ class PlaybackWire(msgspec.Struct, frozen=True):
 
     While ``state`` is ``playing``, the position at server time ``t >= anchor`` is
     ``position + (t - anchor) * rate``; before ``anchor`` it is ``position``
-    (a scheduled start). ``version`` increases with every change.
+    (a scheduled start), and it never passes ``duration`` when that is known.
+    ``version`` increases with every change.
+
+    The last three fields came with the play queue (defaults, so that older frames
+    still decode): ``item_id`` is the queue item played, ``duration`` its length when
+    known, and ``ended`` marks the end of the media: then ``state`` is ``paused`` and
+    ``position`` the duration.
     """
 
     state: Literal["playing", "paused", "waiting"]
@@ -231,6 +283,9 @@ class PlaybackWire(msgspec.Struct, frozen=True):
     anchor: float
     version: int
     set_by: str | None
+    item_id: str | None = None
+    duration: float | None = None
+    ended: bool = False
 
 
 class SyncSettings(msgspec.Struct, frozen=True):
@@ -241,6 +296,9 @@ class SyncSettings(msgspec.Struct, frozen=True):
     disconnect_timeout_seconds: float
     max_rate_correction: float
     control: Literal["everyone", "moderators"]
+    #: The room's ``wait_for_slow_members`` and ``start_when_ready`` (defaults: older frames).
+    wait_for_slow_members: Literal["always", "policy", "never"] = "policy"
+    start_when_ready: bool = False
 
 
 class Member(msgspec.Struct, frozen=True):
@@ -253,6 +311,12 @@ class Member(msgspec.Struct, frozen=True):
     latency_ms: float | None
     #: Muted in the room: may watch but not chat (a default, so older frames still decode).
     muted: bool = False
+    #: Said "I'm ready" (manual readiness; every pause clears it).
+    ready: bool = False
+    #: A player of the user's reported the end of the current item.
+    ended: bool = False
+    #: Catching up alone: a late joiner, or buffering while the room does not wait for it.
+    behind: bool = False
 
 
 # The room and chat objects are the REST API's (``api/openapi/syncplay.yaml``: ``Room``
@@ -263,6 +327,8 @@ class Member(msgspec.Struct, frozen=True):
 # seconds). Field order is the JSON order.
 StoredState = Literal["playing", "paused", "waiting"]
 ControlMode = Literal["everyone", "moderators"]
+SlowPolicy = Literal["always", "policy", "never"]
+RepeatMode = Literal["none", "one", "all"]
 
 
 class RoomPlayback(msgspec.Struct, frozen=True):
@@ -296,6 +362,10 @@ class RoomInfo(msgspec.Struct, frozen=True):
     ended_at: str | None
     #: Whether moderators may kick, ban and mute other moderators (last: REST's order).
     moderators_manage_moderators: bool = False
+    #: The queue's current item (``content_type``/``content_id`` are its content).
+    current_item_id: str | None = None
+    wait_for_slow_members: SlowPolicy = "policy"
+    start_when_ready: bool = False
 
 
 class ChatEntry(msgspec.Struct, frozen=True):
@@ -309,6 +379,29 @@ class ChatEntry(msgspec.Struct, frozen=True):
     created_at: str
 
 
+class QueueItemInfo(msgspec.Struct, frozen=True):
+    """One item of a room's play queue, as REST shows it."""
+
+    id: str
+    content_type: str
+    content_id: str
+    title: str | None
+    duration: float | None
+
+
+class QueueInfo(msgspec.Struct, frozen=True):
+    """A room's play queue (``joined.queue``, ``queue.queue``), as ``GET …/queue`` shows it:
+    the items in the order people arranged them."""
+
+    room_id: str
+    current_item_id: str | None
+    #: What plays when the current item ends (repeat and shuffle applied); ``None``: nothing.
+    next_item_id: str | None
+    repeat: RepeatMode
+    shuffle: bool
+    items: list[QueueItemInfo]
+
+
 class Joined(_Server, tag="joined", frozen=True):
     session_id: str
     server_time: float
@@ -319,6 +412,8 @@ class Joined(_Server, tag="joined", frozen=True):
     chat: list[ChatEntry]
     settings: SyncSettings
     you: Member
+    #: The room's play queue (``None`` only in frames of servers before the queue).
+    queue: QueueInfo | None = None
 
 
 class Pong(_Server, tag="pong", frozen=True):
@@ -356,9 +451,18 @@ class Presence(_Server, tag="presence", frozen=True):
         "role",
         "muted",
         "unmuted",
+        "ended",
+        "slow",
+        "readiness",
     ]
     member: Member
     detail: str | None = None
+
+
+class QueueChanged(_Server, tag="queue", frozen=True):
+    """The room's play queue changed (any change: items, current item, modes, a duration)."""
+
+    queue: QueueInfo
 
 
 class ChatOut(_Server, tag="chat", frozen=True):
@@ -422,6 +526,7 @@ ServerMessage = (
     | ChatDeleted
     | ChatAck
     | RoomChanged
+    | QueueChanged
     | ErrorOut
     | Closing
 )

@@ -7,6 +7,7 @@ from typing import Any
 
 from syncplayd.core import protocol
 from syncplayd.core.room import (
+    Advance,
     Broadcast,
     CloseSession,
     ControlMode,
@@ -14,6 +15,7 @@ from syncplayd.core.room import (
     LogEvent,
     PersistPlayback,
     Playback,
+    RecordDuration,
     RoomState,
     SendTo,
     Session,
@@ -52,8 +54,10 @@ def room(
     *sessions: Session,
     control: ControlMode = "everyone",
     config: SyncConfig | None = None,
+    **rest: Any,
 ) -> RoomState:
-    """A room with ``sessions`` (default: Ann and Bob), consistent ``resume_playing``."""
+    """A room with ``sessions`` (default: Ann and Bob), consistent ``resume_playing``;
+    ``rest``: other ``RoomState`` fields (``item_id``, ``duration``...)."""
     chosen = sessions or (ANN, BOB)
     return RoomState(
         room_id="r1",
@@ -62,6 +66,7 @@ def room(
         resume_playing=playback.state == "waiting",
         control=control,
         config=SyncConfig() if config is None else config,
+        **rest,
     )
 
 
@@ -84,6 +89,10 @@ def describe(effect: Effect) -> str:
             return f"close:{target}:{reason}"
         case WakeAt(time=time):
             return f"wake@{time:g}"
+        case Advance(item_id=item_id):
+            return f"advance:{item_id}"
+        case RecordDuration(item_id=item_id, duration=duration):
+            return f"duration:{item_id}:{duration:g}"
         case _:  # pragma: no cover - a new effect type needs a description here
             raise AssertionError(f"undescribed effect {effect!r}")
 

@@ -466,6 +466,8 @@ def test_a_change_carries_the_new_playback_everywhere() -> None:
         "rate": 1.0,
         "version": 6,
         "execute_at": 110.25,
+        "item_id": None,
+        "ended": False,
     }
 
 

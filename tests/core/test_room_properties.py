@@ -3,11 +3,15 @@
 A script is a list of actions by four sessions (Ann on two devices, Bob, Cat the
 moderator) at random intervals; :class:`RoomHarness` applies it, ticks at every
 ``WakeAt`` and checks the invariants after every step. Each property below is
-then checked on every step of every script.
+then checked on every step of every script. The room plays queue item ``i1`` of
+60 s at first; scripts load other items (of 5 s to 80 s, or of no known length),
+report durations and ends (for the current item or a stale one), say they are
+ready, and change the waiting rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 
@@ -19,18 +23,23 @@ from syncplayd.core import protocol
 from syncplayd.core.clock import position_at
 from syncplayd.core.room import (
     ROLES,
+    Advance,
     Broadcast,
     Buffering,
     Command,
     Connect,
     Disconnect,
     Effect,
+    Ended,
     Heartbeat,
     Leave,
+    LoadItem,
+    Media,
     Pause,
     PersistPlayback,
     Play,
     Playback,
+    Readiness,
     Ready,
     Refused,
     RemoveUser,
@@ -40,11 +49,15 @@ from syncplayd.core.room import (
     Seek,
     SendTo,
     SetControl,
+    SetDuration,
     SetMuted,
     SetRate,
     SetRole,
+    SetRoomRules,
+    SlowPolicy,
     SyncConfig,
     Tick,
+    new_room,
     next_deadline,
 )
 from syncplayd.testing import RoomHarness, Step, of_type
@@ -57,10 +70,19 @@ USERS: dict[str, tuple[str, str, Role]] = {
 USERS["d"] = USERS["a"]  # Ann's second device
 KINDS = [
     "connect", "disconnect", "leave", "remove", "play", "pause", "seek", "rate", "buffering",
-    "ready", "heartbeat", "rtt", "tick", "control", "role", "mute",
+    "ready", "heartbeat", "rtt", "tick", "control", "role", "mute", "media", "ended", "load",
+    "duration", "readiness", "rules",
 ]  # fmt: skip
 RATES = [0.5, 1.0, 1.25, 2.0]
-CONFIG = SyncConfig(ready_timeout_seconds=8.0, disconnect_timeout_seconds=60.0)
+ITEMS = ["i1", "i2", "i3"]
+DURATIONS = [None, 5.0, 30.0, 80.0]
+POLICIES: list[SlowPolicy] = ["always", "policy", "never"]
+CONFIG = SyncConfig(
+    ready_timeout_seconds=8.0,
+    disconnect_timeout_seconds=60.0,
+    slow_member_waits=2,
+    slow_member_window_seconds=30.0,
+)
 
 Action = tuple[float, str, str, float, bool, int]
 actions = st.tuples(
@@ -73,6 +95,22 @@ actions = st.tuples(
     st.integers(min_value=0, max_value=11),
 )
 scripts = st.lists(actions, max_size=40)
+# What the queue, slow members and readiness are about, often enough to meet: stalls
+# in quick succession, everyone ready, items running to their ends.
+WATCH_KINDS = [
+    "play", "play", "pause", "buffering", "buffering", "buffering", "ready", "ready",
+    "readiness", "readiness", "readiness", "rules", "ended", "media", "load", "heartbeat",
+    "tick", "seek", "disconnect", "connect",
+]  # fmt: skip
+watch_actions = st.tuples(
+    st.sampled_from([0.0, 0.3, 1.0, 1.0, 2.0, 4.0, 9.0]),
+    st.sampled_from(WATCH_KINDS),
+    st.sampled_from(["a", "b", "b", "b", "c", "d"]),  # Bob stalls most
+    st.floats(min_value=0.0, max_value=100.0),
+    st.booleans(),
+    st.integers(min_value=0, max_value=11),
+)
+watch_scripts = st.lists(watch_actions, max_size=40)
 
 
 def build(action: Action, state: RoomState, t: float) -> Command:
@@ -116,20 +154,34 @@ def build(action: Action, state: RoomState, t: float) -> Command:
             return SetControl("moderators" if flag else "everyone")
         case "mute":
             return SetMuted(user, flag)
+        case "media":
+            item = state.item_id if flag and state.item_id else ITEMS[n % len(ITEMS)]
+            return Media(sid, item, DURATIONS[n % len(DURATIONS)])
+        case "ended":
+            return Ended(sid, state.item_id if flag and state.item_id else ITEMS[n % len(ITEMS)])
+        case "load":
+            # As the queue does it: after an end (the shell's advance) or at anyone's "next".
+            return LoadItem(None if n == 11 else ITEMS[n % len(ITEMS)], DURATIONS[n % 4])
+        case "duration":
+            return SetDuration(state.item_id if flag else "i9", DURATIONS[n % len(DURATIONS)])
+        case "readiness":
+            return Readiness(sid, flag)
+        case "rules":
+            return SetRoomRules(POLICIES[n % len(POLICIES)], flag)
         case _:
             return SetRole(user, ROLES[n % len(ROLES)])
 
 
 def explicit_position(command: Command) -> bool:
     """Whether the command moves the position on purpose (so continuity does not apply)."""
-    return isinstance(command, Seek) or (
+    return isinstance(command, Seek | LoadItem) or (
         isinstance(command, Play | Pause) and command.position is not None
     )
 
 
 def play_script(script: list[Action]) -> tuple[RoomHarness, list[tuple[RoomState, Step]]]:
     """Run ``script``; return the harness and every step with the state before it."""
-    harness = RoomHarness(config=CONFIG)
+    harness = RoomHarness(new_room("room", config=CONFIG, item_id="i1", duration=60.0))
     for sid in "abc":  # start with three members; scripts may add Ann's second device
         user, name, role = USERS[sid]
         harness.connect(0.0, sid, user_id=user, name=name, role=role)
@@ -163,6 +215,17 @@ def playback_changes(effects: Iterable[Effect]) -> list[protocol.PlaybackChanged
 @settings(max_examples=300, deadline=None)
 @given(scripts)
 def test_random_scripts_keep_every_rule(script: list[Action]) -> None:
+    check_every_rule(script)
+
+
+@settings(max_examples=300, deadline=None)
+@given(watch_scripts)
+def test_random_watch_sessions_keep_every_rule(script: list[Action]) -> None:
+    check_every_rule(script)
+
+
+def check_every_rule(script: list[Action]) -> None:
+    """Play ``script`` and check every property on every step."""
     _, steps = play_script(script)
     for before, step in steps:
         t, command, new = step.time, step.command, step.state
@@ -179,13 +242,43 @@ def test_random_scripts_keep_every_rule(script: list[Action]) -> None:
         else:
             assert changes == [] and persisted == []
 
-        # The position is continuous unless someone moved it on purpose.
-        if not explicit_position(command):
-            assert position_at(new_pb, t) == position_at(old_pb, t)
+        # The position is continuous unless someone moved it on purpose, or an ended
+        # room started over; it stops at the end (a duration may just have become known).
+        if not explicit_position(command) and not (old_pb.ended and not new_pb.ended):
+            expected = position_at(old_pb, t)
+            if new.duration is not None:
+                expected = min(expected, new.duration)
+            assert position_at(new_pb, t) == pytest.approx(expected, abs=1e-9)
+
+        # The position never exceeds the duration: now, until the next wake-up, on the wire.
+        if new.duration is not None:
+            assert position_at(new_pb, t) <= new.duration + 1e-9
+            assert new_pb.state != "playing" or new_pb.position < new.duration
+        for change in changes:
+            wire = change.playback
+            assert wire.item_id == new.item_id and wire.duration == new.duration
+            assert wire.duration is None or wire.position <= wire.duration
+
+        # The end is a pause at the duration, and the room waits for the ends only then.
+        if new_pb.ended:
+            assert new_pb.state == "paused" and new_pb.position == new.duration
+        assert new.end_wait_until is None or new_pb.ended
+
+        # Asked to advance once per end, for the item that ended.
+        advances = of_type(step.effects, Advance)
+        if advances:
+            assert advances == [Advance(str(new.item_id))]
+            assert new_pb.ended and new.end_wait_until is None
+            assert before.end_wait_until is not None or not old_pb.ended
+
+        # A report about another item changes nothing.
+        if isinstance(command, Media | Ended) and command.item_id != before.item_id:
+            assert new is before and not step.effects
 
         # Scheduled starts are a bounded lead ahead; pauses and waits are immediate.
         for change in changes:
-            if change.reason in ("play", "seek", "resume") and change.playback.state == "playing":
+            scheduled = ("play", "seek", "resume", "item", "all_ready")
+            if change.reason in scheduled and change.playback.state == "playing":
                 lead = change.execute_at - t
                 assert CONFIG.min_lead - 1e-9 <= lead <= CONFIG.max_lead + 1e-9
             elif change.reason != "rate":
@@ -197,17 +290,42 @@ def test_random_scripts_keep_every_rule(script: list[Action]) -> None:
             if command.version < old_pb.version:
                 assert of_type(step.effects, SendTo) == []
 
-        # A late joiner's buffering never stalls the room.
+        # A late joiner's, a skipped or slow member's buffering never stalls the room,
+        # nor anyone's in a room that waits for nobody.
         if isinstance(command, Buffering):
             actor = before.sessions[command.session_id]
-            if actor.catching_up or actor.skipped:
+            if actor.catching_up or actor.skipped or actor.slow:
+                assert new_pb == old_pb
+            if before.wait_for_slow_members == "never":
                 assert new_pb == old_pb
 
-        # Role, name and mute belong to the user: all of a user's sessions agree on them.
-        standing: dict[str, set[tuple[str, str, bool]]] = {}
+        # Nobody is ever slow where the room always waits; the slow are told to everyone.
+        if new.wait_for_slow_members == "always":
+            assert not any(s.slow for s in new.sessions.values())
+        for slow in [b.message for b in of_type(step.effects, Broadcast)]:
+            if isinstance(slow, protocol.Presence) and slow.event == "slow":
+                assert slow.detail == slow.member.user_name and slow.member.behind
+
+        # Role, name, mute and readiness belong to the user: all of their sessions agree.
+        standing: dict[str, set[tuple[str, str, bool, bool]]] = {}
         for s in new.sessions.values():
-            standing.setdefault(s.user_id, set()).add((s.role, s.user_name, s.muted))
+            standing.setdefault(s.user_id, set()).add((s.role, s.user_name, s.muted, s.ready))
         assert all(len(found) == 1 for found in standing.values())
+
+        # Where everyone must be ready, a plain member starts nothing before they are,
+        # and the room starts by itself only once they are.
+        if isinstance(command, Play) and before.start_when_ready and old_pb.state == "paused":
+            actor = before.sessions.get(command.session_id)
+            unready = any(s.connected and not s.ready for s in before.sessions.values())
+            if actor is not None and actor.role == "member" and unready:
+                assert new is before
+        if any(c.reason == "all_ready" for c in changes):
+            assert new.start_when_ready
+            assert all(s.ready for s in new.sessions.values() if s.connected)
+
+        # Every pause leaves nobody ready.
+        if any(c.reason in ("pause", "ended") for c in changes):
+            assert not any(s.ready for s in new.sessions.values())
 
         # A mute changes nobody's playback, and is told to everyone (the user too) once.
         if isinstance(command, SetMuted):
@@ -246,6 +364,11 @@ def test_seek_then_read_gives_the_target(script: list[Action], target: float, wh
     before = harness.state.playback
     changes = playback_changes(harness.apply(t, Seek(who, target)))
     after = harness.state.playback
+    duration = harness.state.duration
+    if duration is not None and target >= duration:  # a seek to or past the end ends there
+        assert (after.state, after.position, after.ended) == ("paused", duration, True)
+        assert after.version == before.version + (0 if before.ended else 1)
+        return
     if not changes:  # already waiting right there
         assert after == before and (after.state, after.position) == ("waiting", target)
         return
@@ -326,3 +449,52 @@ def test_position_continuity_example() -> None:
         assert harness.position(t) == before
     assert harness.state.playback == Playback("playing", 7.85, 2.0, 9.15, 4, "a")
     assert math.isclose(harness.position(10.15), 9.85)
+
+
+# A throttled connection: members stall (buffering, then ready) again and again, and
+# the owner sometimes switches between waiting within the policy and always waiting.
+stalls = st.lists(
+    st.tuples(
+        st.sampled_from([0.5, 1.0, 3.0, 5.0, 12.0]),  # playing this long first
+        st.sampled_from(["a", "b", "b", "b", "c"]),
+        st.sampled_from([0.2, 1.0, 3.0, 9.0]),  # stalled this long (9 > the ready timeout)
+        st.sampled_from([None, None, None, None, None, "policy", "always"]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stalls)
+def test_no_member_stalls_a_policy_room_more_than_n_times_in_a_window(
+    script: list[tuple[float, str, float, SlowPolicy | None]],
+) -> None:
+    """The slow-viewer rule as the issue states it: a member's buffering stops a playing
+    room at most ``slow_member_waits`` times within ``slow_member_window_seconds``
+    while the room's policy is ``policy`` (the room plays no item: nothing ends)."""
+    # Nobody idles out here: the stalls are the point.
+    config = dataclasses.replace(CONFIG, disconnect_timeout_seconds=1e6)
+    harness = RoomHarness(new_room("room", config=config))
+    for sid in "abc":
+        user, name, role = USERS[sid]
+        harness.connect(0.0, sid, user_id=user, name=name, role=role)
+    harness.apply(0.0, Play("a"))
+    stops: dict[str, list[float]] = {}
+    for gap, who, length, policy in script:
+        t = harness.now + gap
+        if policy is not None:
+            harness.run([(t, SetRoomRules(policy, False))])
+            if policy == "always":
+                stops.clear()  # the owner chose to wait for everyone: counting starts over
+        before = harness.state.playback.state
+        harness.run([(t, Buffering(who))])
+        stopped = before == "playing" and harness.state.playback.state == "waiting"
+        if stopped and harness.state.wait_for_slow_members == "policy":
+            stops.setdefault(who, []).append(t)
+        harness.run([(t + length, Ready(who))])
+        if harness.state.playback.state == "paused":
+            harness.run([(harness.now, Play("a"))])
+    window, most = CONFIG.slow_member_window_seconds, CONFIG.slow_member_waits
+    for times in stops.values():
+        for i, t in enumerate(times):
+            assert sum(1 for u in times[: i + 1] if u > t - window) <= most

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
 
 from syncplayd.core import protocol
 from syncplayd.core.room import (
+    Advance,
     Broadcast,
     Buffering,
     CloseSession,
     Connect,
     Disconnect,
+    Ended,
     Heartbeat,
     Leave,
+    LoadItem,
     Pause,
     Play,
     Ready,
@@ -27,6 +31,7 @@ from syncplayd.core.room import (
     SyncConfig,
     Tick,
     WakeAt,
+    end_time,
     members,
     new_room,
 )
@@ -263,3 +268,43 @@ def test_an_unchecked_harness_tolerates_a_broken_room() -> None:
     RoomHarness(broken, check=False).apply(0.0, Tick())
     with pytest.raises(AssertionError, match="resume_playing"):
         RoomHarness(broken).apply(0.0, Tick())
+
+
+def test_a_film_night_of_two_episodes() -> None:
+    """Two 20 s episodes: the room stops at each end, waits for everyone's end, asks the
+    queue to move on once, and starts the next episode together; Cat's slow connection is
+    no longer waited for after two stalls; nobody ever goes back within an episode."""
+    config = replace(CONFIG, disconnect_timeout_seconds=600.0, slow_member_waits=2)
+    room = RoomHarness(new_room("r", config=config, item_id="e1", duration=20.0))
+    for name in ("ann", "bob", "cat"):
+        room.connect(0.0, name, name=name.capitalize())
+    room.run([(1.0, Play("ann"))])
+    for t in (3.0, 6.0):  # Cat stalls twice: the room waits each time
+        room.run([(t, Buffering("cat")), (t + 0.5, Ready("cat"))])
+    room.run([(9.0, Buffering("cat"))])  # the third time it plays on
+    assert state_of(room) == "playing"
+    [slow] = room.presence("slow")
+    assert slow.detail == "Cat" and slow.member.behind
+    room.run([(9.5, Ready("cat"))])
+    assert any(isinstance(m, protocol.SyncCommand) for m in room.sent_to("cat"))
+    # The end of the first episode: at 20 s of media, on the server's clock.
+    end = end_time(room.state)
+    assert end == pytest.approx(1.15 + 20.0 + 2 * 0.65)  # started at 1.15, held twice
+    room.advance(end)
+    assert room.state.playback.ended and room.position(end + 5.0) == 20.0
+    assert [p.event for p in room.presence()][-1] != "ended"
+    room.run([(end + 0.2, Ended("ann", "e1"))])
+    assert not of_type(room.effects, Advance)  # Bob has not finished yet
+    # Bob's end completes it: Cat, slow, catches up alone and is not waited for.
+    room.run([(end + 0.3, Ended("bob", "e1")), (end + 0.4, Ended("cat", "e1"))])
+    assert of_type(room.effects, Advance) == [Advance("e1")]
+    # The queue answers with the next episode: everyone starts it together.
+    room.run([(end + 0.5, LoadItem("e2", 20.0))])
+    start = room.broadcasts(protocol.PlaybackChanged)[-1]
+    assert (start.reason, start.playback.item_id, start.playback.position) == ("item", "e2", 0.0)
+    assert start.execute_at > end + 0.5
+    # Within an episode nobody was ever sent backwards.
+    changes = room.broadcasts(protocol.PlaybackChanged)
+    for before, after in itertools.pairwise(changes):
+        if after.playback.item_id == before.playback.item_id:
+            assert after.playback.position >= before.playback.position

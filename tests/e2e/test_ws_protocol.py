@@ -40,6 +40,14 @@ async def test_hello_join_and_snapshot(live_daemon: DaemonProcess) -> None:
     assert joined["settings"]["threshold_seconds"] == 2.0
     assert joined["settings"]["heartbeat_interval"] == 0.5
     assert abs(joined["server_time"] - welcome["server_time"]) < 5
+    # The room plays its queue's one item, whose length nobody knows yet.
+    queue = joined["queue"]
+    assert [(i["content_id"], i["duration"]) for i in queue["items"]] == [("1", None)]
+    assert joined["playback"]["item_id"] == queue["current_item_id"]
+    assert joined["room"]["current_item_id"] == queue["current_item_id"]
+    assert (joined["playback"]["duration"], joined["playback"]["ended"]) == (None, False)
+    assert joined["settings"]["wait_for_slow_members"] == "policy"
+    assert joined["you"]["ready"] is False and joined["you"]["behind"] is False
 
 
 async def test_header_authentication(live_daemon: DaemonProcess) -> None:
@@ -124,6 +132,13 @@ async def test_join_rules_match_rest(live_daemon: DaemonProcess) -> None:
         ('{"type": "chat", "message": "' + "x" * 20_000 + '"}', "too-large"),
         (b"\x00\x01binary", "bad-message"),
         ('{"type": "hello", "protocol": 1}', "already-joined"),
+        ('{"type": "next"}', "bad-message"),
+        ('{"type": "next", "current_item_id": "first"}', "bad-message"),
+        ('{"type": "previous", "current_item_id": ""}', "bad-message"),
+        ('{"type": "ended", "item_id": "not-a-uuid"}', "bad-message"),
+        ('{"type": "media", "item_id": "x", "duration": 0}', "bad-message"),
+        ('{"type": "media", "item_id": "x", "duration": 1e9}', "bad-message"),
+        ('{"type": "readiness", "ready": "yes"}', "bad-message"),
     ],
 )
 async def test_bad_frames_get_error_frames_and_the_connection_lives(

@@ -24,8 +24,9 @@ import referencing
 from jsonschema import Draft202012Validator
 
 from syncplayd.core import protocol
+from syncplayd.core.queue import Queue, QueueItem
 from syncplayd.server.http import payloads
-from syncplayd.server.live.messages import chat_entry, room_info, timestamp
+from syncplayd.server.live.messages import chat_entry, queue_info, room_info, timestamp
 from syncplayd.storage.records import (
     ChatMessage,
     Playback,
@@ -78,6 +79,20 @@ ENDED = Room(
     participant_count=0,
     playback_control=PlaybackControl.MODERATORS,
     moderators_manage_moderators=True,
+    current_item_id=UUID("9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"),
+    wait_for_slow_members="never",
+    start_when_ready=True,
+)
+QUEUE = Queue(
+    items=(
+        QueueItem(ENDED.current_item_id, "episode", "s01e02", "The second", 1325.5, 0.25),  # type: ignore[arg-type]
+        QueueItem(
+            UUID("1a2b3c4d-5e6f-4a0b-8c1d-2e3f4a5b6c7d"), "episode", "s01e03", None, None, 0.75
+        ),
+    ),
+    current_id=ENDED.current_item_id,
+    repeat="all",
+    shuffle=True,
 )
 CHAT = ChatMessage(
     UUID("3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a"),
@@ -87,7 +102,7 @@ CHAT = ChatMessage(
     "Popcorn ready? \U0001f37f <b>&",
     datetime(2026, 11, 25, 19, 21, 0, tzinfo=UTC),
 )
-MEMBER = protocol.Member(str(CHAT.user_id), "Ada", "owner", True, 1, False, None)
+MEMBER = protocol.Member(str(CHAT.user_id), "Ada", "owner", True, 1, False, None, ready=True)
 
 # -- what the old encoders produced ------------------------------------------------------
 OLD_ROOM_FRESH = (
@@ -97,7 +112,8 @@ OLD_ROOM_FRESH = (
     '"participant_count":1,"playback":{"state":"paused","position":0.0,"rate":1.0,'
     '"version":0,"updated_at":null},"playback_control":"everyone",'
     '"created_at":"2026-11-25T18:40:00.123456Z","updated_at":"2026-11-25T18:40:00.123456Z",'
-    '"ended_at":null,"moderators_manage_moderators":false}'
+    '"ended_at":null,"moderators_manage_moderators":false,"current_item_id":null,'
+    '"wait_for_slow_members":"policy","start_when_ready":false}'
 )
 OLD_ROOM_ENDED = (
     '{"id":"7c2e4a10-9b3d-4e8f-a1c5-6d7e8f9a0b1c","name":"Caf\xe9 \\"night\\" \u2603",'
@@ -107,7 +123,8 @@ OLD_ROOM_ENDED = (
     '"version":17,"updated_at":"2026-11-25T19:20:07.412345Z"},'
     '"playback_control":"moderators","created_at":"2026-11-25T18:40:00Z",'
     '"updated_at":"2026-11-25T19:20:07.412345Z","ended_at":"2026-11-25T21:00:00.000005Z",'
-    '"moderators_manage_moderators":true}'
+    '"moderators_manage_moderators":true,"current_item_id":"9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",'
+    '"wait_for_slow_members":"never","start_when_ready":true}'
 )
 OLD_CHAT = (
     '{"id":"3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a",'
@@ -124,22 +141,33 @@ OLD_JOINED_FRAME = (
     '"position":1234.5678,"rate":1.25,"version":17,'
     '"updated_at":"2026-11-25T19:20:07.412345Z"},"playback_control":"moderators",'
     '"created_at":"2026-11-25T18:40:00Z","updated_at":"2026-11-25T19:20:07.412345Z",'
-    '"ended_at":"2026-11-25T21:00:00.000005Z","moderators_manage_moderators":true},'
+    '"ended_at":"2026-11-25T21:00:00.000005Z","moderators_manage_moderators":true,'
+    '"current_item_id":"9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a","wait_for_slow_members":"never",'
+    '"start_when_ready":true},'
     '"playback":{"state":"paused","position":3.0,'
-    '"rate":1.0,"anchor":0.0,"version":4,"set_by":null},'
+    '"rate":1.0,"anchor":0.0,"version":4,"set_by":null,'
+    '"item_id":"9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a","duration":1325.5,"ended":false},'
     '"participants":[{"user_id":"6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11","user_name":"Ada",'
     '"role":"owner","is_connected":true,"sessions":1,"buffering":false,"latency_ms":null,'
-    '"muted":false}],'
+    '"muted":false,"ready":true,"ended":false,"behind":false}],'
     '"chat":[{"id":"3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a",'
     '"room_id":"7c2e4a10-9b3d-4e8f-a1c5-6d7e8f9a0b1c",'
     '"user_id":"6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11","user_name":"Ada",'
     '"message":"Popcorn ready? \U0001f37f <b>&","created_at":"2026-11-25T19:21:00Z"}],'
     '"settings":{"heartbeat_interval":5.0,"threshold_seconds":2.0,"max_latency_ms":500.0,'
     '"ready_timeout_seconds":30.0,"disconnect_timeout_seconds":30.0,'
-    '"max_rate_correction":0.05,"control":"everyone"},'
+    '"max_rate_correction":0.05,"control":"everyone","wait_for_slow_members":"never",'
+    '"start_when_ready":true},'
     '"you":{"user_id":"6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11","user_name":"Ada",'
     '"role":"owner","is_connected":true,"sessions":1,"buffering":false,"latency_ms":null,'
-    '"muted":false}}'
+    '"muted":false,"ready":true,"ended":false,"behind":false},'
+    '"queue":{"room_id":"7c2e4a10-9b3d-4e8f-a1c5-6d7e8f9a0b1c",'
+    '"current_item_id":"9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",'
+    '"next_item_id":"1a2b3c4d-5e6f-4a0b-8c1d-2e3f4a5b6c7d","repeat":"all","shuffle":true,'
+    '"items":[{"id":"9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a","content_type":"episode",'
+    '"content_id":"s01e02","title":"The second","duration":1325.5},'
+    '{"id":"1a2b3c4d-5e6f-4a0b-8c1d-2e3f4a5b6c7d","content_type":"episode",'
+    '"content_id":"s01e03","title":null,"duration":null}]}}'
 )
 OLD_CHAT_FRAME = (
     '{"type":"chat","message":{"id":"3d0f6c1e-8a57-4b0e-9a7c-2f4b5e6d7c8a",'
@@ -150,15 +178,19 @@ OLD_CHAT_FRAME = (
 
 
 def _joined(room: protocol.RoomInfo, chat: list[protocol.ChatEntry]) -> protocol.Joined:
+    item = str(ENDED.current_item_id)
     return protocol.Joined(
         session_id="s1",
         server_time=12.5,
         room=room,
-        playback=protocol.PlaybackWire("paused", 3.0, 1.0, 0.0, 4, None),
+        playback=protocol.PlaybackWire("paused", 3.0, 1.0, 0.0, 4, None, item, 1325.5),
         participants=[MEMBER],
         chat=chat,
-        settings=protocol.SyncSettings(5.0, 2.0, 500.0, 30.0, 30.0, 0.05, "everyone"),
+        settings=protocol.SyncSettings(
+            5.0, 2.0, 500.0, 30.0, 30.0, 0.05, "everyone", "never", start_when_ready=True
+        ),
         you=MEMBER,
+        queue=queue_info(ENDED.id, QUEUE),
     )
 
 
@@ -166,6 +198,13 @@ def _joined(room: protocol.RoomInfo, chat: list[protocol.ChatEntry]) -> protocol
 def test_room_info_encodes_as_the_old_room_json(room: Room, old: str) -> None:
     assert msgspec.json.encode(room_info(room)).decode() == old
     assert msgspec.json.encode(payloads.room_json(room)).decode() == old  # REST: unchanged
+
+
+def test_queue_info_is_the_rest_queue() -> None:
+    info = queue_info(ENDED.id, QUEUE)
+    assert msgspec.to_builtins(info) == payloads.queue_json(ENDED.id, QUEUE)
+    schema_validator("/components/schemas/Queue").validate(msgspec.to_builtins(info))
+    doc_valid("Queue", msgspec.to_builtins(info))
 
 
 def test_chat_entry_encodes_as_the_old_chat_json() -> None:
@@ -291,3 +330,39 @@ def test_the_structs_match_the_published_schemas(room: Room) -> None:
     doc_valid("server:chat", json.loads(protocol.encode(protocol.ChatOut(chat_entry(CHAT)))))
     schema_validator("/components/schemas/Room").validate(info)
     schema_validator("/components/schemas/ChatMessage").validate(entry)
+
+
+def test_every_client_message_has_a_schema_and_its_examples_are_accepted() -> None:
+    """The client messages of §3.2, new ones included (``media``, ``ended``, ``next``,
+    ``previous``, ``readiness``): a schema each, and examples the server decodes."""
+    schemas = _doc_schemas()
+    documented = {u.rpartition(":")[2] for u in schemas if ":client:" in u}
+    assert documented == protocol.CLIENT_TYPES
+    seen = set()
+    for example in _doc_examples():
+        kind = example["type"]
+        if kind not in protocol.CLIENT_TYPES or (
+            kind == "chat" and not isinstance(example["message"], str)
+        ):
+            continue  # a server message (``chat`` exists both ways)
+        doc_valid(f"client:{kind}", example)
+        protocol.decode_client(json.dumps(example))
+        seen.add(kind)
+    assert {"media", "ended", "next", "previous", "readiness"} <= seen
+
+
+def test_the_watch_session_messages_match_the_published_schemas() -> None:
+    item = str(ENDED.current_item_id)
+    playback = protocol.PlaybackWire("paused", 1325.5, 1.0, 7.0, 9, None, item, 1325.5, True)
+    member = msgspec.structs.replace(MEMBER, ended=True, behind=True)
+    messages: list[protocol.ServerMessage] = [
+        protocol.QueueChanged(queue=queue_info(ENDED.id, QUEUE)),
+        protocol.PlaybackChanged(playback=playback, execute_at=7.0, reason="ended"),
+        protocol.Presence(event="slow", member=member, detail="Ada"),
+        protocol.Presence(event="ended", member=member),
+        protocol.Presence(event="readiness", member=member),
+    ]
+    for message in messages:
+        frame = json.loads(protocol.encode(message))
+        doc_valid(f"server:{frame['type']}", frame)
+        assert protocol.decode_server(protocol.encode(message)) == message

@@ -24,6 +24,7 @@ from syncplayd.config import load_settings
 from syncplayd.identity import Principal
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.connection import OUTBOX_SIZE, Connection
+from syncplayd.server.live.live_room import LiveRoom
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
 from syncplayd.server.live.websocket import Handshake
@@ -128,6 +129,11 @@ class World:
     def owner(self) -> Principal:
         return Principal(self.room.owner_id, "Olga")
 
+    async def live(self) -> LiveRoom:
+        """The room's live counterpart, started as a join starts it (with the stored queue)."""
+        queue = await self.service.queue.get(self.owner, self.room.id)
+        return await self.supervisor.live_room(self.room, queue)
+
     async def member(self, name: str) -> Principal:
         principal = Principal(uuid4(), name)
         await self.repo.add_participant(self.room.id, principal.user_id, name, Role.MEMBER, NOW)
@@ -140,7 +146,7 @@ class World:
             principal = await self.member(name)
         participant = await self.repo.get_participant(self.room.id, principal.user_id)
         assert participant is not None
-        live = await self.supervisor.live_room(self.room)
+        live = await self.live()
         connection = Connection(socket, principal, ServerClock().now)
         self.nursery.start_soon(connection.run_writer)
         self.nursery.start_soon(live.attach, connection, participant, self.room, [], None)
@@ -234,7 +240,7 @@ async def test_ending_a_room_tells_every_connection_and_stops_it(
     sockets = [FakeSocket() for _ in range(3)]
     for i, socket in enumerate(sockets):
         await world.connect(f"v{i}", socket)
-    live = await world.supervisor.live_room(world.room)
+    live = await world.live()
     await world.service.end_room(Principal(world.room.owner_id, "owner"), world.room.id)
     with trio.fail_after(5):
         await live.stopped.wait()
@@ -263,7 +269,7 @@ async def test_a_session_that_left_leaves_no_rate_bucket_behind(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
     # Every leave and rejoin is a new session: a bucket per past session would only grow.
-    live = await world.supervisor.live_room(world.room)
+    live = await world.live()
     stays, leaves = FakeSocket(), FakeSocket()
     for name, socket in (("stays", stays), ("leaves", leaves)):
         await world.connect(name, socket)
@@ -286,7 +292,7 @@ async def test_a_burst_of_one_users_sessions_cannot_evict_a_prompt_reader(
     participant, _ = await world.repo.add_participant(
         world.room.id, flooder.user_id, "flooder", Role.MEMBER, NOW
     )
-    live = await world.supervisor.live_room(world.room)
+    live = await world.live()
     before = len(reader.of_type("presence"))
     # All in one scheduling batch: the reader's writer gets no turn in between.
     for _ in range(OUTBOX_SIZE + 44):
@@ -389,7 +395,7 @@ async def test_a_ban_closes_the_users_sockets_with_banned_and_keeps_them_out(
     participant, _ = await world.repo.add_participant(
         world.room.id, ben.user_id, "Ben", Role.MEMBER, NOW
     )
-    live = await world.supervisor.live_room(world.room)
+    live = await world.live()
     connection = Connection(FakeSocket(), ben, ServerClock().now)
     with pytest.raises(ServiceError) as refused:
         await live.attach(connection, participant, world.room, [], None)
@@ -418,7 +424,7 @@ async def test_a_mute_stored_while_a_join_reads_it_is_not_lost(
     ben = await world.member("Ben")
     release = world.repo.hold_read(RestrictionKind.MUTE, 1)
     ben_socket = FakeSocket()
-    live = await world.supervisor.live_room(world.room)
+    live = await world.live()
     connection = Connection(ben_socket, ben, ServerClock().now)
     participant = await world.repo.get_participant(world.room.id, ben.user_id)
     assert participant is not None
@@ -439,7 +445,7 @@ async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socke
     """The service let Ben in; the ban lands before the room took him: ``error banned``,
     and the socket stays authenticated (it may join elsewhere), nothing crashes."""
     ben = await world.member("Ben")
-    await world.supervisor.live_room(world.room)  # live already: the ban reaches it
+    await world.live()  # live already: the ban reaches it
     # Read 1 is the service's check at the join, read 2 the room's own.
     release = world.repo.hold_read(RestrictionKind.BAN, 2)
     settings = world.supervisor._deps.settings
@@ -462,3 +468,211 @@ async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socke
     await socket.to_server.send(json.dumps({"type": "ping", "id": 7, "t0": 0.0}))
     await trio.testing.wait_all_tasks_blocked()
     assert socket.sent[-1]["type"] == "pong"
+
+
+# -- watch sessions: the queue, the end of an item, next, readiness ------------------------
+
+
+async def _heartbeat(socket: FakeSocket, position: float) -> None:
+    """A heartbeat at the playback version the socket last heard."""
+    frames = [m for m in socket.sent if m["type"] in ("joined", "playback", "sync")]
+    playback = frames[-1]["playback"]
+    await socket.to_server.send(json.dumps({
+        "type": "heartbeat", "position": position, "version": playback["version"],
+        "server_time": trio.current_time(),
+    }))  # fmt: skip
+
+
+async def test_the_queue_reaches_every_socket_and_a_new_item_starts_from_zero(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben)
+    first = world.room.current_item_id
+    [joined] = ada.of_type("joined")
+    assert joined["queue"]["current_item_id"] == str(first)
+    assert joined["playback"]["item_id"] == str(first)
+    queue = await world.service.queue.add(
+        world.owner, world.room.id, content_type="movie", content_id="2", duration=50.0
+    )
+    second = queue.items[-1].id
+    await ada.to_server.send(json.dumps({"type": "play"}))
+    await trio.sleep(1)
+    await ben.to_server.send(json.dumps({"type": "next", "current_item_id": str(first)}))
+    await trio.sleep(1)
+    for socket in (ada, ben):
+        kinds = [m["type"] for m in socket.sent if m["type"] in ("queue", "playback")]
+        assert kinds == ["queue", "playback", "queue", "playback"]  # the add, the play, next
+        changed = socket.of_type("queue")[-1]["queue"]
+        assert changed["current_item_id"] == str(second)
+        item = socket.of_type("playback")[-1]
+        assert item["reason"] == "item" and item["playback"]["item_id"] == str(second)
+        assert item["playback"]["state"] == "playing" and item["playback"]["position"] == 0.0
+        assert item["playback"]["duration"] == 50.0
+    stored = await world.repo.get_room(world.room.id)
+    assert stored is not None and stored.current_item_id == second
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.04, 0.099])
+async def test_two_nexts_for_the_same_item_move_the_room_once(
+    world: World, autojump_clock: trio.testing.MockClock, gap: float
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben)
+    first = str(world.room.current_item_id)
+    for content in ("2", "3"):
+        await world.service.queue.add(
+            world.owner, world.room.id, content_type="movie", content_id=content
+        )
+    await trio.testing.wait_all_tasks_blocked()
+    before = len(ada.of_type("queue"))
+    # Both press Next at the end of an episode, within 100 ms (at once: both in flight).
+    await ada.to_server.send(json.dumps({"type": "next", "current_item_id": first}))
+    await trio.sleep(gap)
+    await ben.to_server.send(json.dumps({"type": "next", "current_item_id": first}))
+    await trio.sleep(1)
+    for socket in (ada, ben):
+        assert len(socket.of_type("queue")) == before + 1
+        assert [m["reason"] for m in socket.of_type("playback")] == ["item"]
+        assert socket.of_type("error") == []  # the late one changed nothing, and says nothing
+    queue = await world.repo.get_queue(world.room.id)
+    assert queue is not None and queue.current_id == queue.items[1].id
+    events, _ = await world.repo.list_events(world.room.id, 50, 0)
+    assert [e.payload["op"] for e in events if e.type == "queue"].count("next") == 1
+
+
+async def test_at_the_end_everyone_reports_and_the_queue_moves_on(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    ben_connection = await world.connect("Ben", ben)
+    first = world.room.current_item_id
+    assert first is not None
+    # Ben's player measured the item (and as a member of an "everyone" room he is trusted).
+    await ben.to_server.send(json.dumps({"type": "media", "item_id": str(first), "duration": 20}))
+    await trio.sleep(0.5)
+    [timed] = ada.of_type("queue")
+    assert timed["queue"]["items"][0]["duration"] == 20.0
+    second = (
+        (
+            await world.service.queue.add(
+                world.owner, world.room.id, content_type="movie", content_id="2"
+            )
+        )
+        .items[-1]
+        .id
+    )
+    await ada.to_server.send(json.dumps({"type": "play"}))
+    for t in range(1, 25):  # heartbeats keep both sessions alive; they stay behind the room
+        await trio.sleep(1)
+        await _heartbeat(ada, min(t, 19.0))
+    ended = ada.of_type("playback")[-1]
+    assert ended["reason"] == "ended" and ended["playback"]["ended"] is True
+    assert ended["playback"]["position"] == 20.0 and ended["playback"]["state"] == "paused"
+    # Ada's heartbeat at the end counted; Ben's ``ended`` completes it: the queue moves on.
+    await ben.to_server.send(json.dumps({"type": "ended", "item_id": str(first)}))
+    await trio.sleep(1)
+    assert [p["member"]["user_name"] for p in _presence(ada, "ended")] == ["Ben"]
+    for socket in (ada, ben):
+        assert socket.of_type("queue")[-1]["queue"]["current_item_id"] == str(second)
+        item = socket.of_type("playback")[-1]
+        assert item["reason"] == "item" and item["playback"]["state"] == "playing"
+    events, _ = await world.repo.list_events(world.room.id, 100, 0)
+    advances = [e for e in events if e.type == "queue" and e.payload["op"] == "advance"]
+    assert len(advances) == 1 and advances[0].payload["by"] is None
+    assert ben_connection.closing is None
+
+
+async def test_the_end_waits_at_most_the_ready_timeout_and_names_who_did_not_finish(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben)
+    await world.service.queue.record_duration(world.room.id, world.room.current_item_id, 5.0)  # type: ignore[arg-type]
+    await ada.to_server.send(json.dumps({"type": "play"}))
+    await trio.sleep(6)
+    await ada.to_server.send(
+        json.dumps({"type": "ended", "item_id": str(world.room.current_item_id)})
+    )
+    for _ in range(35):  # nobody idles out meanwhile
+        await trio.sleep(1)
+        for socket in (ada, ben):
+            await _heartbeat(socket, 0.0 if socket is ben else 5.0)
+    [named] = _presence(ada, "not_ready_timeout")
+    assert named["detail"] == "Ben"
+    # Nothing follows the only item (repeat none): the room stays ended.
+    assert ada.of_type("playback")[-1]["playback"]["ended"] is True
+
+
+async def test_refusals_of_the_new_messages(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    await ada.to_server.send(json.dumps({"type": "next", "current_item_id": "not-a-uuid"}))
+    await ada.to_server.send(json.dumps({"type": "ended", "item_id": "x"}))
+    await world.service.update_room(
+        world.owner,
+        world.room.id,
+        RoomChanges(playback_control=PlaybackControl.MODERATORS, start_when_ready=True),
+    )
+    first = str(world.room.current_item_id)
+    await ada.to_server.send(json.dumps({"type": "next", "current_item_id": first}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert [e["code"] for e in ada.of_type("error")] == [
+        "bad-message",
+        "bad-message",
+        "not-allowed",
+    ]
+    changed = ada.of_type("room")[-1]
+    assert changed["settings"]["start_when_ready"] is True
+    assert changed["room"]["start_when_ready"] is True
+
+
+async def test_start_when_ready_through_the_live_room(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben)
+    await world.service.update_room(world.owner, world.room.id, RoomChanges(start_when_ready=True))
+    await ben.to_server.send(json.dumps({"type": "play"}))
+    await trio.testing.wait_all_tasks_blocked()
+    refused = ben.of_type("error")[-1]
+    assert refused["code"] == "not-ready" and "Ada" in refused["message"]
+    for socket in (ada, ben):
+        await socket.to_server.send(json.dumps({"type": "readiness", "ready": True}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert [p["member"]["ready"] for p in _presence(ada, "readiness")] == [True, True]
+    started = ada.of_type("playback")[-1]
+    assert (started["reason"], started["playback"]["state"]) == ("all_ready", "playing")
+
+
+async def test_a_slow_member_is_named_and_the_room_plays_on(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben)
+    await ada.to_server.send(json.dumps({"type": "play"}))
+    await trio.sleep(1)
+    for _ in range(3):  # three stalls: the room waits each time (the default policy)
+        await ben.to_server.send(json.dumps({"type": "buffering"}))
+        await trio.sleep(1)
+        await ben.to_server.send(json.dumps({"type": "ready"}))
+        await trio.sleep(2)
+    waits = [m for m in ada.of_type("playback") if m["reason"] == "waiting"]
+    assert len(waits) == 3
+    await ben.to_server.send(json.dumps({"type": "buffering"}))
+    await trio.sleep(1)
+    assert ada.of_type("playback")[-1]["reason"] == "resume"  # no fourth wait
+    for socket in (ada, ben):  # Ben is told too: his page says he is catching up
+        [slow] = _presence(socket, "slow")
+        assert slow["detail"] == "Ben" and slow["member"]["behind"] is True
+    await ben.to_server.send(json.dumps({"type": "ready"}))
+    await trio.testing.wait_all_tasks_blocked()
+    assert ben.of_type("sync")[-1]["playback"]["state"] == "playing"

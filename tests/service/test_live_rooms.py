@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from syncplayd.config import load_settings
+from syncplayd.core.queue import Queue
 from syncplayd.identity import Principal
 from syncplayd.service import LiveRooms, Removal, RoomChanges, RoomService, ServiceError
 from syncplayd.storage import MemoryRepository
@@ -53,6 +54,9 @@ class RecordedRooms:
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
         self.calls.append(("remove_user", (room_id, user_id, reason, message)))
         return self.sessions
+
+    def queue_changed(self, room: Room, queue: Queue, current_changed: bool) -> None:
+        self.calls.append(("queue_changed", (queue.current_id, current_changed)))
 
 
 @dataclass
@@ -248,3 +252,39 @@ async def test_an_expired_invitation_is_still_found_by_admins(world: World) -> N
     assert (found.id, room) == (invitation.id, await world.repo.get_room(world.room.id))
     purged = await world.service.admin.purge_invitations(ADMIN, NOW + timedelta(days=30))
     assert purged == 1
+
+
+async def test_queue_changes_reach_the_live_room_once_each(world: World) -> None:
+    """Every durable change is told once; what changes nothing (a stale next, an advance
+    already made, a second duration) is told never."""
+    queue_service, room_id = world.service.queue, world.room.id
+    first = world.room.current_item_id
+    assert first is not None
+    added = await queue_service.add(world.guest, room_id, content_type="movie", content_id="2")
+    second = added.items[-1].id
+    await queue_service.next(world.guest, room_id, first)
+    await queue_service.next(world.owner, room_id, first)  # stale: the guest's got there first
+    assert await queue_service.advance(room_id, first) is None  # not current any more
+    await queue_service.record_duration(room_id, second, 42.0)
+    await queue_service.record_duration(room_id, second, 41.0)  # the first value won
+    await queue_service.set_mode(world.owner, room_id, repeat="one")
+    advanced = await queue_service.advance(room_id, second)  # repeat one: the same again
+    assert advanced is not None and advanced.current_id == second
+    assert world.live.calls == [
+        ("queue_changed", (first, False)),
+        ("queue_changed", (second, True)),
+        ("queue_changed", (second, False)),
+        ("queue_changed", (second, False)),
+        ("queue_changed", (second, True)),
+    ]
+    stored = await world.repo.get_queue(room_id)
+    assert stored is not None and stored.items[-1].duration == 42.0
+
+
+async def test_new_content_in_place_tells_the_room_and_the_queue(world: World) -> None:
+    changes = RoomChanges(content_type="episode", content_id="s01e01")
+    await world.service.update_room(world.owner, world.room.id, changes)
+    assert world.live.calls == [
+        ("room_updated", (PlaybackControl.EVERYONE, world.owner.user_id)),
+        ("queue_changed", (world.room.current_item_id, False)),
+    ]

@@ -21,6 +21,29 @@ client has applied, and a heartbeat with an older version is not compared
 (the change is still on its way), which replaces Syncplay's "ignoring on the
 fly" counters.
 
+The item and its end. The room plays one queue item (``item_id``; the queue
+itself is the service's) and, once known, its ``duration``. The position never
+passes the duration: every reading is clamped (``live_position``), a playing
+room wakes at its end (``end_time``, a deadline like the others) and, at that
+``Tick`` or before any command that comes later, becomes ``paused`` at the
+duration with ``ended`` set (reason ``ended``); a play, pause or seek to or past
+the end ends it the same way, and a play without a position on an ended room
+starts from 0. The end is a pause: everyone's readiness is reset. Then the room
+waits for every session it *holds* for (below) to report the end (``Ended``, or
+a heartbeat standing there), at most ``ready_timeout`` (``end_wait_until``),
+naming those who did not finish (``not_ready_timeout``), and emits
+``Advance(item_id)`` once; the shell asks the queue, which is idempotent by
+item id, and answers with ``LoadItem``. ``LoadItem`` starts the item at 0
+(reason ``item``): playing (or waiting for blockers) when the room was playing,
+waiting or ended, else paused; every session's ``ended`` is cleared and its
+first wait while loading is not counted as slow. A duration comes from storage
+(``LoadItem``, ``SetDuration``: storage wins) or from a player (``Media``): the
+first value from a session that may control playback, finite and within
+``MAX_POSITION``, becomes the room's and is sent back to be stored
+(``RecordDuration``); it is not broadcast as a playback change (clients hear it
+in the ``queue`` message and in the next playback). A room whose duration is
+unknown never ends by itself.
+
 Scheduling. Starting playback (play, a seek while playing, a resume) anchors
 the new playback ``lead_time`` in the future: the worst member round trip
 plus a margin, clamped to ``[min_lead, max_lead]``, so the message reaches
@@ -30,13 +53,23 @@ un-played, and a rate change anchored in the future would hold the position
 for the lead time and then jump back; at ``now`` the position stays
 continuous and a late receiver is off by only ``latency * delta_rate``.
 
-Waiting. A session *blocks* when it is connected, buffering, and neither a
-late joiner (``catching_up``, until its first ``ready``) nor ``skipped`` (once
-the ready timeout ran out for it, for as long as the session lasts); the room
-waits for a blocking session only if it may control playback (anyone in an
-``everyone`` room; owners and moderators in a ``moderators`` room), so no
-member holds the room longer than one ready timeout, and in a ``moderators``
-room a member does not hold it at all.
+Waiting. The room *holds* for a session (:meth:`RoomState.holds`) when it is
+connected, neither a late joiner (``catching_up``, until its first ``ready``
+or an in-step heartbeat), ``skipped`` (the ready timeout ran out for it) nor
+``slow`` (below), may control playback (anyone in an ``everyone`` room; owners
+and moderators in a ``moderators`` room), and the room's
+``wait_for_slow_members`` is not ``never``. It *blocks* (the room waits for it)
+when it is held for and buffering. So no member holds the room longer than one
+ready timeout, and in a ``moderators`` room a plain member does not hold it at
+all. Slow viewers: with ``wait_for_slow_members: policy``, each time a session's
+buffering stops the playing room is counted (not while it loads a new item);
+once ``slow_member_waits`` such waits lie within ``slow_member_window_seconds``,
+its next buffering does not stop the room: the session is ``slow`` for as long
+as it lasts, and everyone, the member included, gets presence ``slow``. With
+``always`` nobody is ever slow (only the ready timeout bounds a wait); with
+``never`` the room waits for nobody. A session the room does not hold for that
+becomes ready while the room plays gets a ``sync`` at once: it catches up
+alone (``Member.behind`` shows it meanwhile).
 The invariants, checked by the property tests:
 
 * ``playing`` implies nobody blocks (a play with blockers goes to
@@ -44,17 +77,28 @@ The invariants, checked by the property tests:
   ``waiting``);
 * ``waiting`` if and only if ``resume_playing``;
 * when the last blocker goes away (``ready``, disconnect, leave, ready timeout,
-  or it becomes a late joiner by reconnecting) a waiting room resumes.
+  or it becomes a late joiner by reconnecting) a waiting room resumes;
+* the position never exceeds the duration; ``ended`` means paused at the
+  duration; ``end_wait_until`` is set only while ended.
+
+Readiness. ``ready`` is the user's manual "I'm ready" (all of their sessions
+agree); every pause, the end included, clears everyone's. In a
+``start_when_ready`` room a plain member's ``Play`` on a paused room is refused
+(``not-ready``) while a connected member is not ready (owners and moderators
+start anyway), and the last connected member to become ready starts a paused
+room by itself (reason ``all_ready``).
 
 Timeouts. Deadlines are data: a connected session is idle at ``last_seen +
 disconnect_timeout``; in a waiting room a blocker is skipped at
 ``buffering_since + ready_timeout`` (and named, so the room knows who it no
-longer waits for). A deadline is due when ``now >= deadline``. ``apply`` ends
-with ``WakeAt(t)`` whenever the earliest deadline changed, and always after a
-:class:`Tick`; the shell keeps only the latest request and applies ``Tick``
-then. Heartbeats and RTT samples only ever move a deadline later, so they
-skip the O(sessions) deadline scan and never emit ``WakeAt``: the shell wakes
-a little early, and that ``Tick`` finds nothing due and re-arms.
+longer waits for); a playing room ends at ``end_time``; an ended room stops
+waiting for the members' ends at ``end_wait_until``. A deadline is due when
+``now >= deadline``. ``apply`` ends with ``WakeAt(t)`` whenever the earliest
+deadline changed, and always after a :class:`Tick`; the shell keeps only the
+latest request and applies ``Tick`` then. Heartbeats and RTT samples only ever
+move a deadline later, so they skip the O(sessions) deadline scan and never
+emit ``WakeAt`` (unless the end was reached on their way in): the shell wakes a
+little early, and that ``Tick`` finds nothing due and re-arms.
 
 Sessions. One connection of one user; a user may have several (phone and
 TV). ``Connect`` with a known session id resumes it (ids are checked against
@@ -63,44 +107,62 @@ which a fresh connection supersedes. ``Disconnect`` keeps the session for a
 resume; ``Leave`` removes it. Both are idempotent because the shell may see a
 socket close after a leave. Replacing a still-connected session's socket is
 the shell's job (``Closing("replaced")``); the engine just marks it again.
-A session that (re)connects while the room is not paused is ``catching_up``.
+A session that (re)connects while the room is not paused is ``catching_up``;
+one that joins an ended room has ended too.
 
-Rules by command (``_playback`` and ``_membership`` implement them; every
-session command first needs a connected session, else ``Refused("not-joined")``;
-"control" means ``Refused("not-allowed")`` for plain members of a
-moderators-only room):
+Rules by command (``_playback``, ``_membership`` and ``_items`` implement them;
+every session command first needs a connected session, else
+``Refused("not-joined")``; "control" means ``Refused("not-allowed")`` for plain
+members of a moderators-only room):
 
-========== ===================================================================
-Play       control. Playing: no-op. Else from ``position`` (default: where the
-           room stands): waiting if anyone blocks, else scheduled (``play``).
-Pause      control. Paused at the same position: no-op. Else paused at
-           ``position`` (default: where the room stands), now (``pause``).
-Seek       control. Paused: stays paused at the target, now. Else like Play
-           from the target (``seek``).
-SetRate    control. Same rate: no-op. Else re-anchored at now (a scheduled
-           start keeps its time), new rate (``rate``).
-Buffering  Marks the session (repeats are no-ops). A blocker sends a playing
-           room to ``waiting`` at the live position.
-Ready      Clears buffering and ``catching_up`` (not ``skipped``); may resume.
-Heartbeat  ``last_seen``. Compared unless stale, waiting or buffering: beyond
-           the threshold a ``sync`` goes to that session; in step, a late
-           joiner counts as caught up.
-RttSample  EMA of the RTT, ``last_seen``; one ``latency`` presence when half
-           the RTT passes ``max_latency_ms``, re-armed below 80 % of it.
-Connect    New or resumed session; presence ``joined``/``reconnected``.
-Disconnect Keeps the session; presence ``disconnected``; may resume.
-Leave      Removes the session, closes its socket; presence ``left``; may resume.
-RemoveUser Leave for every session of a user, closed with the given reason
-           (``left``, ``kicked``, ``banned``): how a REST leave, a kick or a ban
-           reaches the room.
-Tick       Idle sessions: closed and disconnected. Waiting: overdue blockers
-           skipped and named. May resume.
-SetControl Who may control playback (the shell checks who may ask).
-SetRole    A user's role in all of their sessions; presence ``role`` (to everyone,
-           the user included). Not logged here: the service logs who changed it.
-SetMuted   A user's ``muted`` in all of their sessions; presence ``muted`` or
-           ``unmuted`` (to everyone, the user included). Logged by the service too.
-========== ===================================================================
+============ ==================================================================
+Play         control. Playing: no-op. Paused in a ``start_when_ready`` room: a
+             plain member needs everyone ready (``not-ready``). Else from
+             ``position`` (default: where the room stands, 0 if ended): waiting
+             if anyone blocks, else scheduled (``play``); at the end: ended.
+Pause        control. Paused at the same position: no-op. At or past the end:
+             ended. Else paused at ``position`` (default: where the room
+             stands), now (``pause``); readiness reset.
+Seek         control. Paused: stays paused at the target, now; at or past the
+             end: ended. Else like Play from the target (``seek``).
+SetRate      control. Same rate: no-op. Else re-anchored at now (a scheduled
+             start keeps its time), new rate (``rate``).
+Buffering    Marks the session (repeats are no-ops); the slow tally (above). A
+             blocker sends a playing room to ``waiting`` at the live position.
+Ready        Clears buffering, ``catching_up`` and ``loading`` (not ``skipped``
+             nor ``slow``); one not held for gets a ``sync`` while playing; may
+             resume.
+Heartbeat    ``last_seen``. Compared unless stale, waiting or buffering: beyond
+             the threshold a ``sync`` goes to that session; in step, a late
+             joiner counts as caught up, and in an ended room it has ended.
+RttSample    EMA of the RTT, ``last_seen``; one ``latency`` presence when half
+             the RTT passes ``max_latency_ms``, re-armed below 80 % of it.
+Connect      New or resumed session; presence ``joined``/``reconnected``.
+Disconnect   Keeps the session; presence ``disconnected``; may resume or advance.
+Leave        Removes the session, closes its socket; presence ``left``; may
+             resume or advance.
+RemoveUser   Leave for every session of a user, closed with the given reason
+             (``left``, ``kicked``, ``banned``): how a REST leave, a kick or a ban
+             reaches the room.
+Tick         Idle sessions: closed and disconnected. Waiting: overdue blockers
+             skipped and named. Ended: the end wait's timeout. May resume.
+SetControl   Who may control playback (the shell checks who may ask).
+SetRole      A user's role in all of their sessions; presence ``role`` (to
+             everyone, the user included). Not logged here: the service logs who
+             changed it.
+SetMuted     A user's ``muted`` in all of their sessions; presence ``muted`` or
+             ``unmuted`` (to everyone, the user included). Logged by the service too.
+SetRoomRules ``wait_for_slow_members`` and ``start_when_ready`` (decided and
+             logged by the service); ``always`` forgives the slow.
+Media        The first trustworthy duration of the current item (see above);
+             ``RecordDuration``; ends a room already past it. Else ignored.
+Ended        The session reached the end of the current item (another item's:
+             ignored); presence ``ended``; may advance.
+Readiness    The user's ``ready``; presence ``readiness`` (to everyone); may
+             start the room (``all_ready``).
+LoadItem     The queue's current item changed: playback at 0 (``item``).
+SetDuration  The stored duration of the current item (another item's: ignored).
+============ ==================================================================
 """
 
 from __future__ import annotations
@@ -108,24 +170,30 @@ from __future__ import annotations
 import math
 from typing import assert_never
 
-from syncplayd.core.room import _membership, _playback
+from syncplayd.core.room import _items, _membership, _playback
 from syncplayd.core.room._events import (
     Buffering,
     Command,
     Connect,
     Disconnect,
+    Ended,
     Heartbeat,
     Leave,
+    LoadItem,
+    Media,
     Pause,
     Play,
+    Readiness,
     Ready,
     RemoveUser,
     RttSample,
     Seek,
     SetControl,
+    SetDuration,
     SetMuted,
     SetRate,
     SetRole,
+    SetRoomRules,
     Tick,
     WakeAt,
 )
@@ -153,23 +221,35 @@ def apply(state: RoomState, command: Command, now: float) -> Result:
     if not math.isfinite(now):
         raise ValueError(f"now must be finite, not {now!r}")
     now = float(now)  # an int from a test would otherwise leak into anchors and frames
+    # Whatever comes, a playing room past its end has ended first: a late timer
+    # never lets a command see (or a client be sent) a position beyond the end.
+    before = state
+    state, effects = _items.reach_end(state, now)
     match command:
-        # The frequent ones skip the deadline bookkeeping (see the module docstring).
+        # The frequent ones skip the deadline bookkeeping (see the module docstring)
+        # unless the end was just reached.
         case Heartbeat():
-            return _playback.heartbeat(state, command, now)
+            new, more = _playback.heartbeat(state, command, now)
+            if state is before:
+                return new, more
         case RttSample():
-            return _playback.rtt_sample(state, command, now)
+            new, more = _playback.rtt_sample(state, command, now)
+            if state is before:
+                return new, more
         case Tick():
-            new, effects = _membership.tick(state, now)
+            new, more = _membership.tick(state, now)
+            new, over = _items.end_wait_over(new, now)
+            effects += more + over
             deadline = next_deadline(new)
             if deadline is not None:
                 effects.append(WakeAt(deadline))
             return new, effects
         case _:
-            new, effects = _dispatch(state, command, now)
-    if new is not state:
+            new, more = _dispatch(state, command, now)
+    effects += more
+    if new is not before:
         deadline = next_deadline(new)
-        if deadline is not None and deadline != next_deadline(state):
+        if deadline is not None and deadline != next_deadline(before):
             effects.append(WakeAt(deadline))
     return new, effects
 
@@ -202,6 +282,18 @@ def _dispatch(state: RoomState, command: Command, now: float) -> Result:
             return _membership.set_role(state, command, now)
         case SetMuted():
             return _membership.set_muted(state, command)
+        case SetRoomRules():
+            return _membership.set_room_rules(state, command, now)
+        case Media():
+            return _items.media(state, command, now)
+        case Ended(session_id=session_id, item_id=item_id):
+            return _playback.ended(state, session_id, item_id)
+        case Readiness():
+            return _items.readiness(state, command, now)
+        case LoadItem():
+            return _items.load_item(state, command, now)
+        case SetDuration():
+            return _items.set_duration(state, command, now)
         case Heartbeat() | RttSample() | Tick():  # pragma: no cover - apply() handles these
             raise AssertionError("handled by apply()")
         case _:  # pragma: no cover - exhaustiveness, checked by mypy

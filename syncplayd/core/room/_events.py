@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from syncplayd.core import protocol
 from syncplayd.core.protocol import CloseReason as CloseReason
+from syncplayd.core.queue import SlowPolicy
 from syncplayd.core.room._state import ControlMode, Playback, Role
 
 # -- commands -------------------------------------------------------------------------
@@ -169,6 +170,68 @@ class SetMuted:
     muted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SetRoomRules:
+    """The room's waiting rules changed (an owner's decision, checked and stored by the service).
+
+    Attributes:
+        wait_for_slow_members: ``always``, ``policy`` or ``never``.
+        start_when_ready: whether a plain member's play waits for everyone's readiness.
+    """
+
+    wait_for_slow_members: SlowPolicy
+    start_when_ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """The session's player loaded ``item_id``, and measured ``duration`` (``None``: unknown)."""
+
+    session_id: str
+    item_id: str
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The session's player reached the end of ``item_id``."""
+
+    session_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """The session's user says they are ready (or not): the manual "I'm ready"."""
+
+    session_id: str
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoadItem:
+    """Another queue item is current (or the same one starts again): play it from 0.
+
+    Attributes:
+        item_id: the item; ``None`` when the queue became empty.
+        duration: its length as stored, if known.
+    """
+
+    item_id: str | None
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetDuration:
+    """The stored duration of the current item (storage is the authority: first value wins).
+
+    Ignored unless ``item_id`` is the room's item; ``None`` clears it (new content in place).
+    """
+
+    item_id: str | None
+    duration: float | None
+
+
 Command = (
     Connect
     | Disconnect
@@ -186,6 +249,12 @@ Command = (
     | SetControl
     | SetRole
     | SetMuted
+    | SetRoomRules
+    | Media
+    | Ended
+    | Readiness
+    | LoadItem
+    | SetDuration
 )
 """Everything :func:`~syncplayd.core.room.apply` accepts."""
 
@@ -228,8 +297,8 @@ class LogEvent:
 
     Attributes:
         type: ``playback``, ``joined``, ``reconnected``, ``disconnected``, ``left``,
-            ``not_ready_timeout``, ``idle_timeout`` or ``control`` (roles and mutes are
-            logged by the service, which knows who changed them).
+            ``not_ready_timeout``, ``idle_timeout``, ``slow`` or ``control`` (roles, mutes
+            and the queue are logged by the service, which knows who changed them).
         user_id: the user concerned, ``None`` for the server.
         payload: JSON-ready details (strings, numbers, booleans, ``None``).
     """
@@ -255,5 +324,33 @@ class WakeAt:
     time: float
 
 
-Effect = Broadcast | SendTo | PersistPlayback | LogEvent | CloseSession | WakeAt
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """The current item ended for everyone the room waits for: move the queue on after it.
+
+    The shell asks the queue (``service.queue.advance``), which is idempotent by
+    ``item_id``; the new item comes back as :class:`LoadItem`.
+    """
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDuration:
+    """Store the duration a trusted player measured for ``item_id`` (first value wins)."""
+
+    item_id: str
+    duration: float
+
+
+Effect = (
+    Broadcast
+    | SendTo
+    | PersistPlayback
+    | LogEvent
+    | CloseSession
+    | WakeAt
+    | Advance
+    | RecordDuration
+)
 """Everything :func:`~syncplayd.core.room.apply` returns."""

@@ -21,15 +21,23 @@ from syncplayd.core.room._events import (
     SetControl,
     SetMuted,
     SetRole,
+    SetRoomRules,
 )
-from syncplayd.core.room._state import Refused, RoomState, Session, is_control_mode, is_role
+from syncplayd.core.room._state import (
+    Refused,
+    RoomState,
+    Session,
+    is_control_mode,
+    is_role,
+    is_slow_policy,
+)
 from syncplayd.core.room._transitions import (
     PresenceEvent,
     Result,
-    maybe_resume,
     maybe_wait,
     presence,
     put,
+    settle,
     skip_overdue,
 )
 
@@ -67,6 +75,9 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
             role=command.role,
             muted=command.muted,
             catching_up=late,
+            # Readiness is the user's; a player joining an ended room has nothing left to play.
+            ready=any(s.ready for s in siblings),
+            ended=state.playback.ended,
             last_seen=now,
         )
         # A fresh connection supersedes the user's dead ones (a later resume of
@@ -89,7 +100,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
         effects.append(presence(state, event, session, exclude=session.session_id))
         effects.append(LogEvent(event, session.user_id, {"session_id": session.session_id}))
     # Re-marking a blocker as a late joiner may have removed the last blocker.
-    state, resumed = maybe_resume(state, by=None, now=now)
+    state, resumed = settle(state, by=None, now=now)
     return state, effects + resumed
 
 
@@ -106,7 +117,7 @@ def disconnect(state: RoomState, command: Disconnect, now: float) -> Result:
         return state, []
     state, effects = _drop_connection(state, session)
     effects.append(LogEvent("disconnected", session.user_id, {"session_id": session.session_id}))
-    state, resumed = maybe_resume(state, by=None, now=now)
+    state, resumed = settle(state, by=None, now=now)
     return state, effects + resumed
 
 
@@ -138,12 +149,16 @@ def _remove(
     ]
     if session.connected:
         effects.append(CloseSession(session.session_id, reason, message))
-    state, resumed = maybe_resume(state, by=None, now=now)
+    state, resumed = settle(state, by=None, now=now)
     return state, effects + resumed
 
 
 def tick(state: RoomState, now: float) -> Result:
-    """Handle the deadlines due at ``now``: idle sessions, then ready timeouts."""
+    """Handle the deadlines due at ``now``: idle sessions, then ready timeouts.
+
+    (The end of the item is reached before any command, ``Tick`` included; the wait
+    for the members' ends is the engine's last step of a tick.)
+    """
     effects: list[Effect] = []
     timeout = state.config.disconnect_timeout_seconds
     # Idle sessions first: one that is both idle and blocking is gone, not late.
@@ -160,7 +175,7 @@ def tick(state: RoomState, now: float) -> Result:
     if state.playback.state == "waiting":
         state, skipped = skip_overdue(state, now)
         effects += skipped
-    state, resumed = maybe_resume(state, by=None, now=now)
+    state, resumed = settle(state, by=None, now=now)
     return state, effects + resumed
 
 
@@ -174,7 +189,7 @@ def set_control(state: RoomState, command: SetControl, now: float) -> Result:
     effects: list[Effect] = [LogEvent("control", None, {"control": command.mode})]
     # Who the room waits for depends on the control mode.
     state, waiting = maybe_wait(state, now)
-    state, resumed = maybe_resume(state, by=None, now=now)
+    state, resumed = settle(state, by=None, now=now)
     return state, effects + waiting + resumed
 
 
@@ -194,8 +209,29 @@ def set_role(state: RoomState, command: SetRole, now: float) -> Result:
     effects: list[Effect] = [presence(state, "role", changed[0], exclude=None, detail=command.role)]
     # Who the room waits for depends on the role in a ``moderators`` room.
     state, waiting = maybe_wait(state, now)
-    state, resumed = maybe_resume(state, by=None, now=now)
+    state, resumed = settle(state, by=None, now=now)
     return state, effects + waiting + resumed
+
+
+def set_room_rules(state: RoomState, command: SetRoomRules, now: float) -> Result:
+    """Change the slow-member policy and the readiness rule (logged by the service).
+
+    ``always`` forgives the members marked slow (the owner chose to wait for
+    everyone); ``never`` stops every wait. Who the room waits for may change
+    either way, so a wait may start or end, and an ended room may advance.
+    """
+    policy = command.wait_for_slow_members
+    if not is_slow_policy(policy):
+        raise Refused("bad-message", f"unknown wait_for_slow_members {policy!r}")
+    if (policy, command.start_when_ready) == (state.wait_for_slow_members, state.start_when_ready):
+        return state, []
+    state = replace(state, wait_for_slow_members=policy, start_when_ready=command.start_when_ready)
+    if policy == "always":
+        forgiven = [replace(s, slow=False, waits=()) for s in state.sessions.values() if s.slow]
+        state = put(state, *forgiven)
+    state, waiting = maybe_wait(state, now)
+    state, resumed = settle(state, by=None, now=now)
+    return state, waiting + resumed
 
 
 def set_muted(state: RoomState, command: SetMuted) -> Result:

@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Literal, TypeGuard, get_args
 
 from syncplayd.core.protocol import ProtocolError
+from syncplayd.core.queue import SLOW_POLICIES
+from syncplayd.core.queue import SlowPolicy as SlowPolicy
 
 PlayState = Literal["playing", "paused", "waiting"]
 """``waiting``: stopped until the buffering members are ready, then playing again."""
@@ -39,6 +41,11 @@ def is_control_mode(value: str) -> TypeGuard[ControlMode]:
     return value in CONTROL_MODES
 
 
+def is_slow_policy(value: str) -> TypeGuard[SlowPolicy]:
+    """Whether ``value`` is a ``wait_for_slow_members`` setting."""
+    return value in SLOW_POLICIES
+
+
 class Refused(ProtocolError):
     """A command the room refuses; the state is unchanged.
 
@@ -46,9 +53,10 @@ class Refused(ProtocolError):
     ``error`` frame carrying ``code``. It is a :class:`~syncplayd.core.protocol.ProtocolError`
     so one handler covers codec and engine refusals.
 
-    Codes: ``not-allowed`` (control is for moderators), ``not-joined`` (no such
-    connected session), ``bad-resume`` (resuming another user's session),
-    ``bad-message`` (a value out of range).
+    Codes: ``not-allowed`` (control is for moderators), ``not-ready`` (a plain
+    member's play in a ``start_when_ready`` room while someone is not ready),
+    ``not-joined`` (no such connected session), ``bad-resume`` (resuming another
+    user's session), ``bad-message`` (a value out of range).
     """
 
 
@@ -60,6 +68,8 @@ class Playback:
     ``position + max(0, t - anchor) * rate`` (see :func:`~syncplayd.core.clock.position_at`);
     an anchor in the future is a scheduled start. ``version`` grows by one with
     every authoritative change; ``set_by`` names who caused it (``None``: the server).
+    ``ended``: the media reached its end; the playback is then ``paused`` at the
+    item's duration (:class:`RoomState` knows the item and its duration).
     """
 
     state: PlayState = "paused"
@@ -68,6 +78,7 @@ class Playback:
     anchor: float = 0.0
     version: int = 0
     set_by: str | None = None
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,15 @@ class Session:
         skipped: it outlived the ready timeout; the room does not wait for it again
             while the session lasts (it catches up on its own), so that no member can
             stall the room over and over.
+        slow: its buffering made the room wait ``slow_member_waits`` times within the
+            window (``wait_for_slow_members: policy``); like ``skipped``, the room no
+            longer waits for it while the session lasts.
+        waits: when its buffering sent the playing room to ``waiting``, within the
+            window (oldest first): the slow-member tally.
+        loading: it has not been ready since the current item was loaded; waits it
+            causes then are the item's start, not a slow connection, and are not counted.
+        ready: the user said "I'm ready" (belongs to the user: all of their sessions agree).
+        ended: its player reported the end of the current item (or stood there).
         rtt: smoothed ping round trip, seconds.
         last_seen: server time of the last heartbeat or ping report.
         last_offset: its position minus the room's at its last heartbeat, seconds.
@@ -103,16 +123,27 @@ class Session:
     buffering_since: float | None = None
     catching_up: bool = False
     skipped: bool = False
+    slow: bool = False
+    waits: tuple[float, ...] = ()
+    loading: bool = False
+    ready: bool = False
+    ended: bool = False
     rtt: float | None = None
     last_seen: float = 0.0
     last_offset: float | None = None
     latency_warned: bool = False
 
     @property
+    def counts(self) -> bool:
+        """Whether the room may wait for it at all: connected, neither late, skipped nor slow
+        (see :meth:`RoomState.holds`)."""
+        return self.connected and not (self.catching_up or self.skipped or self.slow)
+
+    @property
     def blocks(self) -> bool:
-        """Whether it stalls the room (see :meth:`RoomState.waits_for`): connected, buffering,
-        neither late nor skipped."""
-        return self.connected and self.buffering and not (self.catching_up or self.skipped)
+        """Whether it stalls the room (see :meth:`RoomState.waits_for`): it counts and is
+        buffering."""
+        return self.buffering and self.counts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +159,9 @@ class SyncConfig:
         max_lead: the longest such delay, seconds.
         lead_margin: added to the worst round trip when computing the delay, seconds.
         max_rate_correction: the largest speed change clients use to correct drift.
+        slow_member_waits: in a ``policy`` room, how many waits one member's buffering may
+            cause within ``slow_member_window_seconds`` before the room stops waiting for it.
+        slow_member_window_seconds: the window of that count, seconds.
     """
 
     threshold_seconds: float = 2.0
@@ -138,6 +172,8 @@ class SyncConfig:
     max_lead: float = 1.5
     lead_margin: float = 0.05
     max_rate_correction: float = 0.05
+    slow_member_waits: int = 3
+    slow_member_window_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         positive = {
@@ -145,6 +181,7 @@ class SyncConfig:
             "ready_timeout_seconds": self.ready_timeout_seconds,
             "disconnect_timeout_seconds": self.disconnect_timeout_seconds,
             "max_latency_ms": self.max_latency_ms,
+            "slow_member_window_seconds": self.slow_member_window_seconds,
         }
         for name, value in positive.items():
             if not (math.isfinite(value) and value > 0):
@@ -155,6 +192,8 @@ class SyncConfig:
             raise ValueError("lead_margin must be a finite number >= 0")
         if not (0 < self.max_rate_correction < 1):
             raise ValueError("max_rate_correction must be between 0 and 1")
+        if self.slow_member_waits < 1:
+            raise ValueError("slow_member_waits must be at least 1")
 
 
 def _frozen_sessions(sessions: Mapping[str, Session]) -> Mapping[str, Session]:
@@ -173,6 +212,15 @@ class RoomState:
             while waiting today; kept explicit so a future "wait while paused" fits).
         control: who may change playback.
         config: the tunables.
+        item_id: the queue item the room plays (``None``: the queue is empty, or unknown).
+        duration: that item's length, seconds, once known: the playback ends there.
+        wait_for_slow_members: ``always`` (up to the ready timeout), ``policy`` (and no
+            more than ``slow_member_waits`` times per member in the window), ``never``.
+        start_when_ready: a plain member's play waits until every connected member is
+            ready, and the room starts by itself once they are.
+        end_wait_until: while the playback has ended, when the room stops waiting for
+            the members' ``ended`` and advances anyway; ``None`` once it asked to
+            advance (or was not asked to: a room restored at its end).
     """
 
     room_id: str
@@ -181,15 +229,29 @@ class RoomState:
     resume_playing: bool = False
     control: ControlMode = "everyone"
     config: SyncConfig = field(default_factory=SyncConfig)
+    item_id: str | None = None
+    duration: float | None = None
+    wait_for_slow_members: SlowPolicy = "policy"
+    start_when_ready: bool = False
+    end_wait_until: float | None = None
 
-    def waits_for(self, session: Session) -> bool:
-        """Whether the room waits for ``session``'s player.
+    def holds(self, session: Session) -> bool:
+        """Whether the room may wait for ``session`` (its buffering, its end of the media).
 
         Only those who may control playback can hold it: in a ``moderators`` room a
         member's buffering stalls nobody (the member catches up on its own), since a
-        member there may not pause the room either.
+        member there may not pause the room either. A room that waits for nobody
+        (``wait_for_slow_members: never``) holds for nobody.
         """
-        return session.blocks and (self.control == "everyone" or session.role != "member")
+        return (
+            session.counts
+            and self.wait_for_slow_members != "never"
+            and (self.control == "everyone" or session.role != "member")
+        )
+
+    def waits_for(self, session: Session) -> bool:
+        """Whether the room waits for ``session``'s player: it holds the room and buffers."""
+        return session.buffering and self.holds(session)
 
     def __post_init__(self) -> None:
         # A caller's dict must not be able to change the room behind its back.

@@ -12,17 +12,17 @@ from types import MappingProxyType
 from typing import Literal
 
 from syncplayd.core import protocol
-from syncplayd.core.clock import lead_time, position_at
-from syncplayd.core.room._events import Broadcast, Effect, LogEvent, PersistPlayback
+from syncplayd.core.clock import lead_time
+from syncplayd.core.room._events import Advance, Broadcast, Effect, LogEvent, PersistPlayback
 from syncplayd.core.room._state import Playback, Refused, RoomState, Session
-from syncplayd.core.room._views import blocking, member, member_after, wire
+from syncplayd.core.room._views import blocking, live_position, member, member_after, wire
 
 Result = tuple[RoomState, list[Effect]]
 """What every transition returns: the room after, and the effects in order."""
 
 PresenceEvent = Literal[
     "joined", "left", "disconnected", "reconnected", "buffering", "ready",
-    "not_ready_timeout", "latency", "role", "muted", "unmuted",
+    "not_ready_timeout", "latency", "role", "muted", "unmuted", "ended", "slow", "readiness",
 ]  # fmt: skip
 
 
@@ -87,10 +87,17 @@ def change_playback(
     """Install ``playback`` (its version already bumped by the caller) and announce it.
 
     Every authoritative change goes through here, so it always comes with the
-    same broadcast, persist and log effects, and ``resume_playing`` always
-    follows the state (``waiting`` means "play again when nobody blocks").
+    same broadcast, persist and log effects, ``resume_playing`` always follows
+    the state (``waiting`` means "play again when nobody blocks"), and a
+    playback that is no longer at its end stops the wait for the members' ends.
     """
-    new = replace(state, playback=playback, resume_playing=playback.state == "waiting")
+    end_wait = state.end_wait_until if playback.ended else None
+    new = replace(
+        state,
+        playback=playback,
+        resume_playing=playback.state == "waiting",
+        end_wait_until=end_wait,
+    )
     user_id = None if by is None else by.user_id
     payload: dict[str, str | float | bool | None] = {
         "reason": reason,
@@ -99,9 +106,11 @@ def change_playback(
         "rate": playback.rate,
         "version": playback.version,
         "execute_at": execute_at,
+        "item_id": state.item_id,
+        "ended": playback.ended,
     }
     changed = protocol.PlaybackChanged(
-        playback=wire(playback), execute_at=execute_at, reason=reason
+        playback=wire(new, playback), execute_at=execute_at, reason=reason
     )
     return new, [
         Broadcast(changed),
@@ -158,8 +167,14 @@ def start(
 ) -> Result:
     """Play from ``position``: scheduled a lead ahead, or ``waiting`` while anyone blocks.
 
-    A room already waiting at ``position`` stays as it is (no version bump).
+    A room already waiting at ``position`` stays as it is (no version bump). A
+    position at or past the item's end ends the playback instead (already ended
+    there: nothing changes).
     """
+    if state.duration is not None and position >= state.duration:
+        if state.playback.ended:
+            return state, []
+        return end_playback(state, by=by, now=now)
     # Blockers already past their timeout would be skipped by the next Tick anyway;
     # doing it now avoids announcing a wait that ends a moment later.
     state, effects = skip_overdue(state, now)
@@ -190,7 +205,7 @@ def maybe_wait(state: RoomState, now: float) -> Result:
     if current.state != "playing" or not blockers:
         return state, []
     first = blockers[0]
-    at = position_at(current, now)
+    at = live_position(state, now)
     waiting = Playback("waiting", at, current.rate, now, current.version + 1, first.user_name)
     return change_playback(state, waiting, reason="waiting", execute_at=now, by=first)
 
@@ -201,3 +216,70 @@ def maybe_resume(state: RoomState, *, by: Session | None, now: float) -> Result:
         return state, []
     position = state.playback.position
     return start(state, position, reason="resume", waiting_reason="resume", by=by, now=now)
+
+
+def settle(state: RoomState, *, by: Session | None, now: float) -> Result:
+    """After the sessions the room waits for changed: a wait may end, an end may advance."""
+    state, resumed = maybe_resume(state, by=by, now=now)
+    state, advanced = maybe_advance(state)
+    return state, resumed + advanced
+
+
+def end_playback(state: RoomState, *, by: Session | None, now: float) -> Result:
+    """The media reached its end: paused at the duration, ``ended`` (reason ``ended``).
+
+    The room then waits for the members it holds for to report the end, at most a
+    ready timeout (:func:`maybe_advance`, and ``Tick`` for the timeout). Like every
+    pause, the end makes everyone not ready again.
+    """
+    duration = state.duration
+    if duration is None:  # pragma: no cover - callers check; a room without a length never ends
+        raise AssertionError("end_playback needs a duration")
+    current = state.playback
+    name = None if by is None else by.user_name
+    ended = Playback("paused", duration, current.rate, now, current.version + 1, name, ended=True)
+    state, effects = change_playback(state, ended, reason="ended", execute_at=now, by=by)
+    state = replace(state, end_wait_until=now + state.config.ready_timeout_seconds)
+    state, unready = reset_readiness(state)
+    state, advanced = maybe_advance(state)
+    return state, effects + unready + advanced
+
+
+def unfinished(state: RoomState) -> list[Session]:
+    """The sessions the ended room still waits for: held for, and not at the end yet."""
+    return [s for s in state.sessions.values() if state.holds(s) and not s.ended]
+
+
+def maybe_advance(state: RoomState) -> Result:
+    """An ended room whose members are all at the end asks to advance, once.
+
+    ``end_wait_until`` goes back to ``None``, so that the request is made once per
+    end; the next item arrives as ``LoadItem``, or nothing follows and the room
+    stays ended.
+    """
+    if state.end_wait_until is None or not state.playback.ended or unfinished(state):
+        return state, []
+    return advance(state)
+
+
+def advance(state: RoomState) -> Result:
+    """Ask the shell to move the queue on (no item: just stop waiting)."""
+    state = replace(state, end_wait_until=None)
+    if state.item_id is None:  # pragma: no cover - a room without an item has no duration
+        return state, []
+    return state, [Advance(state.item_id)]
+
+
+def reset_readiness(state: RoomState) -> Result:
+    """Every pause makes everyone not ready: one ``readiness`` presence per user who was."""
+    ready = [s for s in state.sessions.values() if s.ready]
+    if not ready:
+        return state, []
+    state = put(state, *(replace(s, ready=False) for s in ready))
+    effects: list[Effect] = []
+    told: set[str] = set()
+    for session in ready:
+        if session.user_id not in told:
+            told.add(session.user_id)
+            effects.append(presence(state, "readiness", session, exclude=None))
+    return state, effects

@@ -6,12 +6,14 @@ the admin API, and the engine uses them to fill its messages.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import replace
 from types import MappingProxyType
 
 from syncplayd.core import protocol
 from syncplayd.core.clock import position_at
+from syncplayd.core.queue import SlowPolicy
 from syncplayd.core.room._state import (
     ControlMode,
     Playback,
@@ -21,8 +23,8 @@ from syncplayd.core.room._state import (
 )
 
 
-def wire(playback: Playback) -> protocol.PlaybackWire:
-    """The playback as sent on the wire, unchanged."""
+def wire(state: RoomState, playback: Playback) -> protocol.PlaybackWire:
+    """``playback`` of ``state``'s item as sent on the wire, unchanged."""
     return protocol.PlaybackWire(
         state=playback.state,
         position=playback.position,
@@ -30,7 +32,33 @@ def wire(playback: Playback) -> protocol.PlaybackWire:
         anchor=playback.anchor,
         version=playback.version,
         set_by=playback.set_by,
+        item_id=state.item_id,
+        duration=state.duration,
+        ended=playback.ended,
     )
+
+
+def live_position(state: RoomState, now: float) -> float:
+    """The room's position at ``now``: its playback's, never past the item's end.
+
+    A playing room ends at its duration (``Tick`` at :func:`end_time`); until that
+    tick is applied, a room read a moment late still stands at the end, not beyond.
+    """
+    position = position_at(state.playback, now)
+    if state.duration is not None:
+        return min(position, state.duration)
+    return position
+
+
+def end_time(state: RoomState) -> float | None:
+    """When a playing room reaches the end of its item (server time); ``None`` if it does not.
+
+    Counted from the anchor, so a scheduled start ends its lead later.
+    """
+    playback, duration = state.playback, state.duration
+    if playback.state != "playing" or duration is None:
+        return None
+    return playback.anchor + max(0.0, duration - playback.position) / playback.rate
 
 
 def snapshot(state: RoomState, now: float) -> protocol.PlaybackWire:
@@ -52,13 +80,16 @@ def snapshot(state: RoomState, now: float) -> protocol.PlaybackWire:
     if playback.state == "playing" and playback.anchor < now:
         return protocol.PlaybackWire(
             state="playing",
-            position=position_at(playback, now),
+            position=live_position(state, now),
             rate=playback.rate,
             anchor=now,
             version=playback.version,
             set_by=playback.set_by,
+            item_id=state.item_id,
+            duration=state.duration,
+            ended=False,
         )
-    return wire(playback)
+    return wire(state, playback)
 
 
 def _latency_ms(rtt: float) -> float:
@@ -66,7 +97,16 @@ def _latency_ms(rtt: float) -> float:
     return round(rtt * 1000 / 2, 1)
 
 
-def _member_of(sessions: Iterable[Session]) -> protocol.Member:
+def behind(state: RoomState, session: Session) -> bool:
+    """Whether ``session`` catches up alone: a late joiner, or buffering while the room
+    does not wait for it (skipped, slow, a member of a ``moderators`` room, a room that
+    waits for nobody)."""
+    if not session.connected:
+        return False
+    return session.catching_up or (session.buffering and not state.waits_for(session))
+
+
+def _member_of(state: RoomState, sessions: Iterable[Session]) -> protocol.Member:
     group = list(sessions)
     first = group[0]
     live = [s for s in group if s.connected]
@@ -80,6 +120,9 @@ def _member_of(sessions: Iterable[Session]) -> protocol.Member:
         buffering=any(s.buffering for s in live),
         latency_ms=_latency_ms(max(rtts)) if rtts else None,
         muted=first.muted,
+        ready=first.ready,
+        ended=any(s.ended for s in live),
+        behind=any(behind(state, s) for s in live),
     )
 
 
@@ -87,13 +130,15 @@ def members(state: RoomState) -> list[protocol.Member]:
     """One ``Member`` per user in the room, in order of arrival.
 
     A user's sessions are folded together: ``is_connected`` if any is,
-    ``sessions`` counts the connected ones, ``buffering`` if any connected one
-    is, ``latency_ms`` is the worst connected one's (half its smoothed RTT).
+    ``sessions`` counts the connected ones, ``buffering``, ``ended`` and
+    ``behind`` if any connected one is, ``latency_ms`` is the worst connected
+    one's (half its smoothed RTT); ``muted``, ``role`` and ``ready`` belong to
+    the user.
     """
     by_user: dict[str, list[Session]] = {}
     for session in state.sessions.values():
         by_user.setdefault(session.user_id, []).append(session)
-    return [_member_of(group) for group in by_user.values()]
+    return [_member_of(state, group) for group in by_user.values()]
 
 
 def member(state: RoomState, session_id: str) -> protocol.Member:
@@ -103,14 +148,14 @@ def member(state: RoomState, session_id: str) -> protocol.Member:
         KeyError: no such session.
     """
     user_id = state.sessions[session_id].user_id
-    return _member_of(s for s in state.sessions.values() if s.user_id == user_id)
+    return _member_of(state, (s for s in state.sessions.values() if s.user_id == user_id))
 
 
 def member_after(state: RoomState, gone: Session) -> protocol.Member:
     """The member view of ``gone``'s user once ``gone`` is no longer in ``state``."""
     rest = [s for s in state.sessions.values() if s.user_id == gone.user_id]
     # With no session left the user is simply not connected any more.
-    return _member_of(rest or [replace(gone, connected=False)])
+    return _member_of(state, rest or [replace(gone, connected=False)])
 
 
 def blocking(state: RoomState) -> list[Session]:
@@ -129,12 +174,19 @@ def ready_deadline(state: RoomState, session: Session) -> float | None:
 def next_deadline(state: RoomState) -> float | None:
     """The earliest time a :class:`~syncplayd.core.room.Tick` would change something.
 
-    Idle sessions (``last_seen + disconnect_timeout``) and, while waiting, the
-    ready timeout of each blocking session. ``None``: nothing is pending.
+    Idle sessions (``last_seen + disconnect_timeout``), while waiting the ready
+    timeout of each blocking session, while playing the end of the item
+    (:func:`end_time`), and at the end the time the room stops waiting for the
+    members' ``ended``. ``None``: nothing is pending.
     """
     timeout = state.config.disconnect_timeout_seconds
     times = [s.last_seen + timeout for s in state.sessions.values() if s.connected]
     times.extend(t for s in state.sessions.values() if (t := ready_deadline(state, s)) is not None)
+    end = end_time(state)
+    if end is not None:
+        times.append(end)
+    if state.end_wait_until is not None:
+        times.append(state.end_wait_until)
     return min(times, default=None)
 
 
@@ -149,6 +201,8 @@ def sync_settings(state: RoomState, *, heartbeat_interval: float) -> protocol.Sy
         disconnect_timeout_seconds=config.disconnect_timeout_seconds,
         max_rate_correction=config.max_rate_correction,
         control=state.control,
+        wait_for_slow_members=state.wait_for_slow_members,
+        start_when_ready=state.start_when_ready,
     )
 
 
@@ -157,6 +211,11 @@ def new_room(
     playback: Playback | None = None,
     config: SyncConfig | None = None,
     control: ControlMode = "everyone",
+    *,
+    item_id: str | None = None,
+    duration: float | None = None,
+    wait_for_slow_members: SlowPolicy = "policy",
+    start_when_ready: bool = False,
 ) -> RoomState:
     """A room with nobody in it.
 
@@ -166,19 +225,38 @@ def new_room(
             :func:`restore_playback` for one loaded from storage.
         config: the tunables (default: :class:`SyncConfig` defaults).
         control: who may control playback.
+        item_id: the queue item it plays.
+        duration: that item's length, if known.
+        wait_for_slow_members: the room's slow-member policy.
+        start_when_ready: the room's readiness rule.
 
     Raises:
-        ValueError: ``playback`` is ``waiting``: an empty room has nobody to wait for.
+        ValueError: ``playback`` is ``waiting`` (an empty room has nobody to wait for),
+            runs past ``duration`` or ends without one, or ``duration`` is not positive.
     """
     playback = Playback() if playback is None else playback
     if playback.state == "waiting":
         raise ValueError("an empty room cannot be waiting; restore it with restore_playback()")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"a duration must be a positive number, not {duration!r}")
+    if duration is None and playback.ended:
+        raise ValueError("a playback ends at a duration")
+    if duration is not None and (
+        playback.position > duration
+        or (playback.state == "playing" and playback.position >= duration)
+        or (playback.ended and (playback.state, playback.position) != ("paused", duration))
+    ):
+        raise ValueError("the playback runs past the end; restore it with restore_playback()")
     return RoomState(
         room_id=room_id,
         playback=playback,
         sessions=MappingProxyType({}),
         control=control,
         config=SyncConfig() if config is None else config,
+        item_id=item_id,
+        duration=duration,
+        wait_for_slow_members=wait_for_slow_members,
+        start_when_ready=start_when_ready,
     )
 
 
@@ -191,6 +269,7 @@ def restore_playback(
     elapsed_seconds: float,
     now: float,
     set_by: str | None = None,
+    duration: float | None = None,
 ) -> Playback:
     """The playback of a room loaded from storage (after a restart or on another node).
 
@@ -198,8 +277,10 @@ def restore_playback(
     its position moves on by ``elapsed_seconds * rate`` and is anchored at
     ``now``. A room that was waiting comes back paused: the members it waited
     for lost their connections too, and playing on could run past someone who
-    was still loading. The version goes up by one, so the restored state
-    supersedes anything a client still holds.
+    was still loading. With a ``duration``, a room at or past it comes back
+    ended (paused at the duration): it ran to the end while the server was
+    away, or had ended already. The version goes up by one, so the restored
+    state supersedes anything a client still holds.
 
     Args:
         state: the stored state, ``playing``, ``paused`` or ``waiting``
@@ -212,6 +293,7 @@ def restore_playback(
             scheduled, or clock skew) counts as zero.
         now: the server time to anchor at.
         set_by: the name to show as the last changer.
+        duration: the current item's length, if known.
 
     Raises:
         ValueError: ``state`` is not a playback state.
@@ -220,9 +302,21 @@ def restore_playback(
         raise ValueError(f"unknown playback state {state!r}")
     if state == "playing":
         moved = position + max(0.0, elapsed_seconds) * rate
+        position = moved
+    if duration is not None and position >= duration:
+        return Playback(
+            state="paused",
+            position=duration,
+            rate=rate,
+            anchor=now,
+            version=version + 1,
+            set_by=set_by,
+            ended=True,
+        )
+    if state == "playing":
         return Playback(
             state="playing",
-            position=min(protocol.MAX_POSITION, moved),
+            position=min(protocol.MAX_POSITION, position),
             rate=rate,
             anchor=now,
             version=version + 1,

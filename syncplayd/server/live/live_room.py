@@ -6,7 +6,11 @@ task for the periodic checks (idle sessions, ready timeouts). Each
 connection's writer runs in its socket's handler task instead (see
 :mod:`syncplayd.server.live.connection`). The room applies commands to the pure
 engine (:mod:`syncplayd.core.room`) and carries out the effects it returns;
-trio runs one task at a time, so an ``apply`` and its effects are atomic.
+trio runs one task at a time, so an ``apply`` and its effects are atomic. The
+effects that need the database beyond the write-behind (advancing the queue at
+an item's end, storing a measured duration) run in tasks of their own, never
+inside ``apply``: the queue's answer comes back through the service
+(``queue_changed``), like any other queue change.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -26,17 +30,18 @@ from syncplayd.clocks import ServerClock
 from syncplayd.config import Settings
 from syncplayd.core import protocol
 from syncplayd.core import room as engine
+from syncplayd.core.queue import Queue
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
 from syncplayd.server.live.connection import Connection, PendingPong
-from syncplayd.server.live.messages import room_info
+from syncplayd.server.live.messages import queue_info, room_info
 from syncplayd.server.live.persister import Persister
+from syncplayd.server.live.stored import initial_state, stored_playback, sync_config, user_uuid
 from syncplayd.server.metric_labels import message_type
 from syncplayd.server.metrics import Metrics
 from syncplayd.service import Removal, RoomService, ServiceError
 from syncplayd.storage.errors import StorageError
-from syncplayd.storage.records import NewEvent, Participant, PlaybackState, Role, Room
-from syncplayd.storage.records import Playback as StoredPlayback
+from syncplayd.storage.records import NewEvent, Participant, Role, Room
 
 log = logging.getLogger(__name__)
 
@@ -83,43 +88,16 @@ class LiveOverview:
     sessions: list[SessionOverview]
 
 
-def sync_config(settings: Settings) -> engine.SyncConfig:
-    sync = settings.syncplay.sync
-    return engine.SyncConfig(
-        threshold_seconds=sync.threshold_seconds,
-        ready_timeout_seconds=sync.ready_timeout_seconds,
-        disconnect_timeout_seconds=sync.disconnect_timeout_seconds,
-        max_latency_ms=sync.max_latency_ms,
-    )
-
-
-def initial_state(room: Room, settings: Settings, now: float) -> engine.RoomState:
-    """The engine state for a room loaded from storage (resuming where it stood)."""
-    stored = room.playback
-    playback = None
-    if stored.updated_at is not None or stored.version > 0:
-        anchor = stored.updated_at.timestamp() if stored.updated_at else now
-        playback = engine.restore_playback(
-            state=stored.state.value,
-            position=stored.position,
-            rate=stored.rate,
-            version=stored.version,
-            elapsed_seconds=now - anchor,
-            now=now,
-        )
-    return engine.new_room(
-        str(room.id), playback, sync_config(settings), room.playback_control.value
-    )
-
-
 class LiveRoom:
     """One room with connected participants."""
 
-    def __init__(self, room: Room, deps: RoomDeps) -> None:
+    def __init__(self, room: Room, queue: Queue, deps: RoomDeps) -> None:
         self.room_id = room.id
         self._deps = deps
         self._clock = deps.clock
-        self._state = initial_state(room, deps.settings, deps.clock.now())
+        self._state = initial_state(room, queue, deps.settings, deps.clock.now())
+        #: The queue as the service last told it (``joined.queue``).
+        self._queue = queue
         self._connections: dict[str, Connection] = {}
         self._nursery: trio.Nursery | None = None
         self._cancel = trio.CancelScope()
@@ -213,17 +191,42 @@ class LiveRoom:
         self.apply(engine.SetMuted(user_id=str(user_id), muted=muted))
 
     def room_updated(self, room: Room) -> None:
-        """The room's settings or owner changed: new control mode, and a ``room`` frame.
+        """The room's settings or owner changed: new control mode and waiting rules, and a
+        ``room`` frame.
 
-        The ``room`` frame goes out before what the new mode sets off (a waiting room
+        The ``room`` frame goes out before what the new rules set off (a waiting room
         may resume once members stop counting), so that clients read the change of
         rules before its effect.
         """
+        now = self._clock.now()
         control = engine.SetControl(mode=room.playback_control.value)
-        self._state, effects = engine.apply(self._state, control, self._clock.now())
+        rules = engine.SetRoomRules(
+            wait_for_slow_members=room.wait_for_slow_members,
+            start_when_ready=room.start_when_ready,
+        )
+        self._state, effects = engine.apply(self._state, control, now)
+        self._state, more = engine.apply(self._state, rules, now)
         self.broadcast(protocol.RoomChanged(room=room_info(room), settings=self._sync_settings()))
-        for effect in effects:
+        for effect in effects + more:
             self._execute(effect)
+
+    def queue_changed(self, room: Room, queue: Queue, current_changed: bool) -> None:
+        """The service changed the queue: a ``queue`` frame, then the room follows it.
+
+        The frame goes first, so that a client knows the new current item (its media)
+        before the playback that starts it. Another current item, or the same one
+        started again (``current_changed``), is loaded from 0; otherwise the room
+        takes the stored duration of its item (storage's first value wins).
+        """
+        self._queue = queue
+        self.broadcast(protocol.QueueChanged(queue=queue_info(room.id, queue)))
+        current = queue.current
+        item_id = None if current is None else str(current.id)
+        duration = None if current is None else current.duration
+        if current_changed or item_id != self._state.item_id:
+            self.apply(engine.LoadItem(item_id=item_id, duration=duration))
+        else:
+            self.apply(engine.SetDuration(item_id=item_id, duration=duration))
 
     def _sync_settings(self) -> protocol.SyncSettings:
         heartbeat = self._deps.settings.syncplay.sync.heartbeat_interval_seconds
@@ -291,6 +294,7 @@ class LiveRoom:
                 chat=recent_chat,
                 settings=self._sync_settings(),
                 you=engine.member(self._state, session_id),
+                queue=queue_info(self.room_id, self._queue),
             )
         )
         # Sent (encoded into the outbox). This frame and the caller's last as long as the
@@ -374,14 +378,14 @@ class LiveRoom:
                 if target is not None:
                     target.send(message)
             case engine.PersistPlayback(playback=playback, user_id=user_id):
-                self._deps.persister.playback(self.room_id, _stored(playback, user_id))
+                self._deps.persister.playback(self.room_id, stored_playback(playback, user_id))
             case engine.LogEvent(type=kind, user_id=user_id, payload=payload):
                 self._deps.persister.event(
                     NewEvent(
                         room_id=self.room_id,
                         type=kind,
                         created_at=self._clock.wall(),
-                        user_id=_uuid(user_id),
+                        user_id=user_uuid(user_id),
                         payload=dict(payload),
                     )
                 )
@@ -392,6 +396,32 @@ class LiveRoom:
             case engine.WakeAt(time=at):
                 self._wake_at = at
                 self._wake.set()
+            case engine.Advance(item_id=item_id):
+                self._spawn(self._advance, UUID(item_id))
+            case engine.RecordDuration(item_id=item_id, duration=duration):
+                self._spawn(self._record_duration, UUID(item_id), duration)
+
+    def _spawn(self, work: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run ``work`` in a task of the room's: effects are carried out without awaiting."""
+        if self._nursery is not None and not self.ended:
+            self._nursery.start_soon(work, *args)
+
+    async def _advance(self, item_id: UUID) -> None:
+        """The item ended for everyone: the queue moves on (its change comes back here)."""
+        try:
+            await self._deps.service.queue.advance(self.room_id, item_id)
+        except (ServiceError, StorageError) as exc:
+            # The room stays ended; people can still press next.
+            log.warning(
+                "room %s: the queue did not advance after %s: %s", self.room_id, item_id, exc
+            )
+
+    async def _record_duration(self, item_id: UUID, duration: float) -> None:
+        try:
+            await self._deps.service.queue.record_duration(self.room_id, item_id, duration)
+        except (ServiceError, StorageError) as exc:
+            # The room knows the duration; it is only not stored for the next time.
+            log.warning("room %s: duration of %s not stored: %s", self.room_id, item_id, exc)
 
     async def _clock_task(self) -> None:
         while True:
@@ -510,6 +540,16 @@ class LiveRoom:
                 self.apply(engine.Buffering(session_id=sid, position=position))
             case protocol.Ready(position=position):
                 self.apply(engine.Ready(session_id=sid, position=position))
+            case protocol.Media(item_id=item_id, duration=duration):
+                self.apply(engine.Media(session_id=sid, item_id=_item(item_id), duration=duration))
+            case protocol.Ended(item_id=item_id):
+                self.apply(engine.Ended(session_id=sid, item_id=_item(item_id)))
+            case protocol.Readiness(ready=ready):
+                self.apply(engine.Readiness(session_id=sid, ready=ready))
+            case (
+                protocol.Next(current_item_id=item_id) | protocol.Previous(current_item_id=item_id)
+            ):
+                await self._step(connection, message, UUID(_item(item_id)))
             case protocol.Chat(message=text, client_id=client_id):
                 try:
                     stored = await self._deps.service.post_chat(
@@ -537,17 +577,32 @@ class LiveRoom:
             case protocol.Hello() | protocol.Join():
                 raise protocol.ProtocolError("already-joined", "this connection is in a room")
 
+    async def _step(
+        self, connection: Connection, message: protocol.Next | protocol.Previous, item_id: UUID
+    ) -> None:
+        """``next``/``previous``: the queue's, with the socket's principal, as REST's.
 
-def _stored(playback: engine.Playback, user_id: str | None) -> StoredPlayback:
-    return StoredPlayback(
-        state=PlaybackState(playback.state),
-        position=playback.position,
-        rate=playback.rate,
-        version=playback.version,
-        updated_at=ServerClock.to_datetime(playback.anchor),
-        updated_by=_uuid(user_id),
-    )
+        A stale ``current_item_id`` changes nothing and says nothing (someone else's
+        press got there first); a change reaches every socket as ``queue`` and
+        ``playback``. Refused control is ``not-allowed``, as for play and pause.
+        """
+        queue = self._deps.service.queue
+        step = queue.next if isinstance(message, protocol.Next) else queue.previous
+        try:
+            await step(connection.principal, self.room_id, item_id)
+        except ServiceError as exc:
+            if exc.code == "forbidden":
+                raise protocol.ProtocolError("not-allowed", exc.detail) from None
+            raise
 
 
-def _uuid(value: str | None) -> UUID | None:
-    return UUID(value) if value else None
+def _item(value: str) -> str:
+    """A queue item id from a client, as the room writes it (``str(UUID)``).
+
+    Raises:
+        ProtocolError: ``bad-message``, when it is not a UUID.
+    """
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise protocol.ProtocolError("bad-message", "an item id is a UUID") from None

@@ -1,10 +1,10 @@
 """Storage records as the values the WebSocket protocol sends.
 
-``joined.room``, ``room.room``, ``joined.chat`` and ``chat.message`` carry the REST
-API's room and chat objects. The live side builds them here, from
-:mod:`syncplayd.storage.records`, without importing the HTTP layer; the HTTP encoders
-(:mod:`syncplayd.server.http.payloads`) build their JSON from the same structs, so
-the field list and the formats exist once.
+``joined.room``, ``room.room``, ``joined.chat``, ``chat.message``, ``joined.queue`` and
+``queue.queue`` carry the REST API's room, chat and queue objects. The live side builds
+them here, from :mod:`syncplayd.storage.records`, without importing the HTTP layer;
+the HTTP encoders (:mod:`syncplayd.server.http.payloads`) build their JSON from the
+same structs, so the field list and the formats exist once.
 
 Built field by field: nothing new on a record (a password hash) reaches the wire
 unless it is added here.
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import overload
+from uuid import UUID
 
 from syncplayd.core import protocol
+from syncplayd.core.queue import Queue, QueueItem
 from syncplayd.storage.records import (
     ChatMessage,
     Playback,
@@ -24,7 +26,7 @@ from syncplayd.storage.records import (
     Room,
 )
 
-__all__ = ["chat_entry", "room_info", "room_playback", "timestamp"]
+__all__ = ["chat_entry", "queue_info", "queue_item_info", "room_info", "room_playback", "timestamp"]
 
 # Spelled out rather than ``enum.value`` so that mypy checks them against the
 # protocol's literals; a new enum member fails the messages tests until it is added.
@@ -84,6 +86,32 @@ def room_info(room: Room) -> protocol.RoomInfo:
         updated_at=timestamp(room.updated_at),
         ended_at=timestamp(room.ended_at),
         moderators_manage_moderators=room.moderators_manage_moderators,
+        current_item_id=None if room.current_item_id is None else str(room.current_item_id),
+        wait_for_slow_members=room.wait_for_slow_members,
+        start_when_ready=room.start_when_ready,
+    )
+
+
+def queue_item_info(item: QueueItem) -> protocol.QueueItemInfo:
+    """One queue item as REST and the WebSocket show it (its shuffle rank stays inside)."""
+    return protocol.QueueItemInfo(
+        id=str(item.id),
+        content_type=item.content_type,
+        content_id=item.content_id,
+        title=item.title,
+        duration=item.duration,
+    )
+
+
+def queue_info(room_id: UUID, queue: Queue) -> protocol.QueueInfo:
+    """A room's queue as ``GET /rooms/{id}/queue``, ``joined.queue`` and ``queue.queue`` show it."""
+    return protocol.QueueInfo(
+        room_id=str(room_id),
+        current_item_id=None if queue.current_id is None else str(queue.current_id),
+        next_item_id=None if (following := queue.next_id()) is None else str(following),
+        repeat=queue.repeat,
+        shuffle=queue.shuffle,
+        items=[queue_item_info(item) for item in queue.items],
     )
 
 

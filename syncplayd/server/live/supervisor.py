@@ -10,8 +10,8 @@ It is the service's view of the live rooms (:class:`~syncplayd.service.LiveRooms
 whatever transport asked for a change, the service decides and stores it, then
 calls one method here, which finds the live room and has it apply an engine
 command or sends a frame (a chat message reaching the sockets or deleted from
-them, a user removed with a reason, a new role, a mute, new settings, the room
-ended). Rooms that are not live ignore them.
+them, a user removed with a reason, a new role, a mute, new settings, a new
+queue, the room ended). Rooms that are not live ignore them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import trio
 from syncplayd.clocks import ServerClock, monotonic
 from syncplayd.config import Settings
 from syncplayd.core import protocol
+from syncplayd.core.queue import Queue
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
 from syncplayd.server.live.live_room import LiveOverview, LiveRoom, RoomDeps
@@ -78,8 +79,10 @@ class RoomSupervisor:
             nursery.start_soon(self._reap_idle_rooms)
             task_status.started()
 
-    async def live_room(self, room: Room) -> LiveRoom:
-        """The live room for ``room``, started if it is not live yet."""
+    async def live_room(self, room: Room, queue: Queue) -> LiveRoom:
+        """The live room for ``room``, started if it is not live yet (from ``room`` and
+        its ``queue`` as read by the join; a live room keeps its own, which the service
+        keeps up to date)."""
         live = self._rooms.get(room.id)
         if live is not None and not live.ended:
             return live
@@ -88,7 +91,7 @@ class RoomSupervisor:
         async with lock:
             live = self._rooms.get(room.id)
             if live is None or live.ended:
-                live = LiveRoom(room, self._deps)
+                live = LiveRoom(room, queue, self._deps)
                 await self._nursery.start(self._run_room, live)
         return live
 
@@ -198,6 +201,11 @@ class RoomSupervisor:
         live = self.get_live(room_id)
         if live is not None:
             live.set_muted(user_id, muted=muted)
+
+    def queue_changed(self, room: Room, queue: Queue, current_changed: bool) -> None:
+        live = self.get_live(room.id)
+        if live is not None:
+            live.queue_changed(room, queue, current_changed)
 
     # -- presence in storage ------------------------------------------------------------------
     def membership_changed(self, room_id: UUID, user_id: UUID, connected: bool) -> None:

@@ -303,7 +303,9 @@ class Handshake:
                 address=self._address,
             )
             recent = [chat_entry(m) for m in await state.service.recent_chat(room_id)]
-            live = await supervisor.live_room(room)
+            # Only used if this join starts the live room: a live one keeps its own.
+            queue = await state.service.queue.get(principal, room_id)
+            live = await supervisor.live_room(room, queue)
         except ServiceError as exc:
             await self._error(exc.code, exc.detail)
             return False
