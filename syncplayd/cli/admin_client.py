@@ -215,8 +215,14 @@ class AdminClient:
         password: str | None = None,
         max_participants: int | None = None,
         playback_control: str | None = None,
+        content_title: str | None = None,
+        content_duration: float | None = None,
     ) -> JSON:
-        """Create a room owned by ``owner_id``, named ``owner_name`` among its members."""
+        """Create a room owned by ``owner_id``, named ``owner_name`` among its members.
+
+        Its queue starts with its content, titled ``content_title`` and lasting
+        ``content_duration`` seconds when they are given.
+        """
         body: JSON = {
             "owner_id": str(owner_id),
             "name": name,
@@ -229,6 +235,8 @@ class AdminClient:
             "password": password,
             "max_participants": max_participants,
             "playback_control": playback_control,
+            "content_title": content_title,
+            "content_duration": content_duration,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return self.request("POST", "/rooms", body=body)
@@ -244,6 +252,68 @@ class AdminClient:
     def end_room(self, room_id: UUID, *, purge: bool = False) -> JSON:
         """End a room; ``purge`` deletes it with its history."""
         return self.request("DELETE", f"/rooms/{room_id}", params={"purge": purge or None})
+
+    # -- the play queue ------------------------------------------------------------------------
+    def queue(self, room_id: UUID) -> JSON:
+        """The room's play queue: its items in order, the current one, repeat and shuffle."""
+        return self.request("GET", f"/rooms/{room_id}/queue")
+
+    def queue_add(
+        self,
+        room_id: UUID,
+        *,
+        content_type: str,
+        content_id: str,
+        title: str | None = None,
+        duration: float | None = None,
+        play_next: bool = False,
+    ) -> JSON:
+        """Add an item at the end, or right after the current one (``play_next``)."""
+        body: JSON = {"content_type": content_type, "content_id": content_id}
+        if title is not None:
+            body["title"] = title
+        if duration is not None:
+            body["duration"] = duration
+        if play_next:
+            body["play_next"] = True
+        return self.request("POST", f"/rooms/{room_id}/queue/items", body=body)
+
+    def queue_remove(self, room_id: UUID, item_id: UUID) -> JSON:
+        """Remove an item (the current one: the next in play order becomes current)."""
+        return self.request("DELETE", f"/rooms/{room_id}/queue/items/{item_id}")
+
+    def queue_move(self, room_id: UUID, item_id: UUID, index: int) -> JSON:
+        """Move an item to ``index`` (0 is the first; beyond the end is the end)."""
+        path = f"/rooms/{room_id}/queue/items/{item_id}/move"
+        return self.request("POST", path, body={"index": index})
+
+    def queue_clear(self, room_id: UUID) -> JSON:
+        """Remove every item but the current one."""
+        return self.request("DELETE", f"/rooms/{room_id}/queue/items")
+
+    def queue_play(self, room_id: UUID, item_id: UUID) -> JSON:
+        """Make an item the current one."""
+        return self.request("POST", f"/rooms/{room_id}/queue/play", body={"item_id": str(item_id)})
+
+    def queue_step(self, room_id: UUID, current_item_id: UUID, *, forward: bool) -> JSON:
+        """Next (``forward``) or previous, from ``current_item_id``.
+
+        A stale id (the room has moved on since it was read) changes nothing, so that two
+        "next" sent for the same item advance once.
+        """
+        path = f"/rooms/{room_id}/queue/{'next' if forward else 'previous'}"
+        return self.request("POST", path, body={"current_item_id": str(current_item_id)})
+
+    def queue_mode(
+        self, room_id: UUID, *, repeat: str | None = None, shuffle: bool | None = None
+    ) -> JSON:
+        """Set repeat (``none``, ``one``, ``all``) and/or shuffle."""
+        body: JSON = {}
+        if repeat is not None:
+            body["repeat"] = repeat
+        if shuffle is not None:
+            body["shuffle"] = shuffle
+        return self.request("PUT", f"/rooms/{room_id}/queue/mode", body=body)
 
     # -- participants ------------------------------------------------------------------------
     def participants(self, room_id: UUID, *, connected: bool = False) -> JSON:

@@ -1,4 +1,4 @@
-"""``syncplayctl rooms``: list, show, create, update and end rooms; bans and ownership."""
+"""``syncplayctl rooms``: list, show, create, update and end rooms; bans, ownership, the queue."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from uuid import UUID
 import click
 
 from syncplayd.cli import ids
+from syncplayd.cli.ctl import queue
 from syncplayd.cli.ctl.context import (
     LIMIT,
     OFFSET,
@@ -24,7 +25,7 @@ from syncplayd.cli.output import Column, cell, echo_json, echo_page, echo_table,
 
 @click.group(cls=CtlGroup)
 def rooms() -> None:
-    """List, show, create, update and end rooms; list bans, hand a room over.
+    """List, show, create, update and end rooms; bans, ownership, the queue.
 
     Private rooms included: the admin API sees every room.
     """
@@ -85,13 +86,14 @@ def rooms_list(
 @ROOM
 @pass_ctl
 def rooms_show(ctl: CtlContext, room_id: UUID | ids.Prefix) -> None:
-    """Show a room's settings, playback and live sessions."""
+    """Show a room's settings, its queue's current item, playback and live sessions."""
     ctl.emit(ctl.client().get_room(ctl.room(room_id)), _print_room)
 
 
 def _print_room(room: dict[str, Any]) -> None:
     playback = room["playback"]
     live = room.get("live")
+    length = queue.current_duration(room.get("queue"))
     pairs: list[tuple[str, Any]] = [
         ("id", room["id"]),
         ("name", room["name"]),
@@ -107,11 +109,13 @@ def _print_room(room: dict[str, Any]) -> None:
             if room.get("moderators_manage_moderators")
             else "act on members only",
         ),
+        ("buffering", _SLOW_TEXT.get(room.get("wait_for_slow_members", ""), "-")),
         (
-            "playback",
-            f"{playback['state']} at {playback['position']:.1f} s, rate {playback['rate']}"
-            f" (version {playback['version']})",
+            "start",
+            "when everyone is ready" if room.get("start_when_ready") else "when someone plays",
         ),
+        *queue.queue_fields(room.get("queue")),
+        ("playback", f"{_playback_text(playback, length)} (version {playback['version']})"),
         ("created", when(room["created_at"])),
         ("updated", when(room["updated_at"])),
         ("ended", when(room["ended_at"])),
@@ -122,7 +126,7 @@ def _print_room(room: dict[str, Any]) -> None:
         pairs.append(
             (
                 "live",
-                f"{live['connections']} connections, {now['state']} at {now['position']:.1f} s",
+                f"{live['connections']} connections, {_playback_text(now)}",
             )
         )
     elif room.get("ended_at") is None:
@@ -141,6 +145,30 @@ def _print_room(room: dict[str, Any]) -> None:
                 ("RTT_MS", lambda s: cell(s["rtt_ms"])),
             ],
         )
+
+
+# wait_for_slow_members, as what the room does.
+_SLOW_TEXT = {
+    "always": "the room always waits for a member who buffers",
+    "policy": "the room waits for a member who buffers, until they stall it too often",
+    "never": "the room never waits: a member who buffers catches up alone",
+}
+
+
+def _playback_text(playback: dict[str, Any], duration: float | None = None) -> str:
+    """``playing at 12.5 s of 60.0 s, rate 1.0``; at the end of the media ``ended at 60.0 s``.
+
+    The live playback says ``ended`` and ``duration`` itself; the stored one does not,
+    and is at its end when paused at the current item's duration (``duration``), which
+    is where the room stops.
+    """
+    duration = playback.get("duration", duration)
+    position = playback["position"]
+    of = f" of {duration:.1f} s" if duration is not None else ""
+    at_end = duration is not None and playback["state"] == "paused" and position >= duration
+    if playback.get("ended") or at_end:
+        return f"ended at {position:.1f} s{of}"
+    return f"{playback['state']} at {position:.1f} s{of}, rate {playback['rate']}"
 
 
 def _password(source: IO[str] | None) -> str | None:
@@ -175,6 +203,13 @@ _CONTROL = click.option(
 @click.option("--name", required=True, help="The room's name.")
 @click.option("--content-type", required=True, help="For example movie or episode.")
 @click.option("--content-id", required=True, help="The media's id on the media server.")
+@click.option("--title", help="The content's title, shown in the queue (default: its id).")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="The content's length, if known: otherwise the first player to load it reports it.",
+)
 @click.option("--public", is_flag=True, help="List the room to everyone (default: private).")
 @_PASSWORD_FILE
 @click.option("--max-participants", type=click.IntRange(2, 1000), help="Capacity.")
@@ -187,6 +222,8 @@ def rooms_create(
     name: str,
     content_type: str,
     content_id: str,
+    title: str | None,
+    duration: float | None,
     public: bool,
     password_file: IO[str] | None,
     max_participants: int | None,
@@ -194,7 +231,8 @@ def rooms_create(
 ) -> None:
     """Create a room on behalf of an owner, who becomes its first member.
 
-    Prints the room's id and the watch page's link to it (see --public-url).
+    Its content is the first item of its queue (rooms queue adds more). Prints
+    the room's id and the watch page's link to it (see --public-url).
     """
     room = ctl.client().create_room(
         owner_id=owner_id,
@@ -206,6 +244,8 @@ def rooms_create(
         password=_password(password_file),
         max_participants=max_participants,
         playback_control=playback_control,
+        content_title=title,
+        content_duration=duration,
     )
     if ctl.json:
         echo_json(room)
@@ -231,6 +271,19 @@ def rooms_create(
     default=None,
     help="Whether moderators may kick, ban and mute other moderators (never the owner).",
 )
+@click.option(
+    "--wait-for-slow-members",
+    type=click.Choice(["always", "policy", "never"]),
+    help="Whether the room waits for a member who buffers: always; until they have stalled it"
+    " too often (policy, the syncplay.sync.slow_member_* keys); never.",
+)
+@click.option(
+    "--start-when-ready/--no-start-when-ready",
+    "start_when_ready",
+    default=None,
+    help="Whether the room starts by itself once everyone says they are ready (and a plain"
+    " member's play waits for them).",
+)
 @pass_ctl
 def rooms_update(
     ctl: CtlContext,
@@ -244,8 +297,14 @@ def rooms_update(
     max_participants: int | None,
     playback_control: str | None,
     moderators_manage_moderators: bool | None,
+    wait_for_slow_members: str | None,
+    start_when_ready: bool | None,
 ) -> None:
-    """Change a room's settings; options not given stay as they are."""
+    """Change a room's settings; options not given stay as they are.
+
+    A new --content-type/--content-id replaces what the queue's current item
+    plays; rooms queue adds and removes items.
+    """
     if password_file is not None and no_password:
         raise click.UsageError("give --password-file or --no-password, not both")
     changes: dict[str, Any] = {
@@ -258,6 +317,8 @@ def rooms_update(
             "max_participants": max_participants,
             "playback_control": playback_control,
             "moderators_manage_moderators": moderators_manage_moderators,
+            "wait_for_slow_members": wait_for_slow_members,
+            "start_when_ready": start_when_ready,
         }.items()
         if value is not None
     }
@@ -334,3 +395,6 @@ def rooms_transfer(ctl: CtlContext, room_id: UUID | ids.Prefix, user_id: UUID | 
             f"room {r['id']} ({cell(r['name'], width=None)}) now belongs to {cell(owner)}"
         ),
     )
+
+
+rooms.add_command(queue.queue_group)

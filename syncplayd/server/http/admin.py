@@ -36,6 +36,7 @@ from quart.blueprints import BlueprintSetupState
 
 from syncplayd import __version__
 from syncplayd.config import dump_settings
+from syncplayd.core.queue import Queue
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.server.http import payloads
 from syncplayd.server.http.auth import bearer_token, token_principal
@@ -95,6 +96,8 @@ class CreateRoomBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: payloads.Password | None = None
     max_participants: payloads.MaxParticipants | None = None
     playback_control: PlaybackControl = PlaybackControl.EVERYONE
+    content_title: payloads.Title | None = None
+    content_duration: payloads.Duration | None = None
 
 
 class PurgeBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -318,6 +321,8 @@ async def create_room() -> Response:
         password=body.password,
         max_participants=body.max_participants,
         playback_control=body.playback_control,
+        content_title=body.content_title,
+        content_duration=body.content_duration,
     )
     _audit("created room %s for %s", room.id, room.owner_id)
     location = f"{ADMIN_PREFIX}/rooms/{room.id}"
@@ -327,13 +332,15 @@ async def create_room() -> Response:
 
 @admin_blueprint.get("/rooms/<room_id>")
 async def show_room(room_id: str) -> Response:
-    """A room with its live state (``live`` is null when nobody is connected)."""
+    """A room with its queue and live state (``live`` is null when nobody is connected)."""
     state = app_state()
     room = await state.service.get_room(_admin(), path_uuid(room_id, "room"))
     owners = await state.service.admin.owner_names(_admin(), [room])
+    queue = await state.service.queue.get(_admin(), room.id)
     live = state.supervisor.overview(room.id) if state.supervisor is not None else None
     body = payloads.room_json(room) | {
         "owner_name": owners.get(room.id),
+        "queue": payloads.queue_json(room.id, queue),
         "live": _live_json(live) if live is not None else None,
     }
     return json_response(body)
@@ -341,7 +348,10 @@ async def show_room(room_id: str) -> Response:
 
 @admin_blueprint.patch("/rooms/<room_id>")
 async def update_room(room_id: str) -> Response:
-    """Change a room's settings (the public API's ``PUT`` body)."""
+    """Change a room's settings (the public API's ``PUT`` body).
+
+    New content replaces the media of the queue's current item, as on the public API.
+    """
     changes, given = payloads.room_changes(await read_body(payloads.UpdateRoomBody))
     service = app_state().service
     room = await service.update_room(_admin(), path_uuid(room_id, "room"), changes)
@@ -363,6 +373,112 @@ async def end_room(room_id: str) -> Response:
     _audit("%s room %s", "purged" if purge else "ended" if ended_now else "re-ended", uid)
     body = {"room_id": str(uid), "ended": True, "already_ended": not ended_now, "purged": purge}
     return json_response(body)
+
+
+# -- the play queue --------------------------------------------------------------------------
+# The public API's routes and bodies, acting as the admin: the admin may change any room's
+# queue, whatever its playback_control, and the room's sockets hear it as from anyone.
+def _queue(room_id: UUID, queue: Queue, status: int = 200) -> Response:
+    return json_response(payloads.queue_json(room_id, queue), status)
+
+
+def _room_and_item(room_id: str, item_id: str) -> tuple[UUID, UUID]:
+    return path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
+
+
+@admin_blueprint.get("/rooms/<room_id>/queue")
+async def get_queue(room_id: str) -> Response:
+    """The queue: items in the people's order, the current one, repeat and shuffle."""
+    rid = path_uuid(room_id, "room")
+    return _queue(rid, await app_state().service.queue.get(_admin(), rid))
+
+
+@admin_blueprint.post("/rooms/<room_id>/queue/items")
+async def add_queue_item(room_id: str) -> Response:
+    """Queue an item at the end, or right after the current one (``play_next``)."""
+    body = await read_body(payloads.QueueItemBody)
+    rid = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.add(
+        _admin(),
+        rid,
+        content_type=body.content_type,
+        content_id=body.content_id,
+        title=body.title,
+        duration=body.duration,
+        play_next=body.play_next,
+    )
+    _audit("queued %s %s in room %s", body.content_type, body.content_id, rid)
+    return _queue(rid, queue, 201)
+
+
+@admin_blueprint.delete("/rooms/<room_id>/queue/items/<item_id>")
+async def remove_queue_item(room_id: str, item_id: str) -> Response:
+    """Take an item out (the current one: the next in play order becomes current)."""
+    rid, iid = _room_and_item(room_id, item_id)
+    queue = await app_state().service.queue.remove(_admin(), rid, iid)
+    _audit("removed item %s from the queue of room %s", iid, rid)
+    return _queue(rid, queue)
+
+
+@admin_blueprint.post("/rooms/<room_id>/queue/items/<item_id>/move")
+async def move_queue_item(room_id: str, item_id: str) -> Response:
+    """Put an item at ``index`` (0 is the first; past the end is the end)."""
+    body = await read_body(payloads.MoveBody)
+    rid, iid = _room_and_item(room_id, item_id)
+    queue = await app_state().service.queue.move(_admin(), rid, iid, body.index)
+    _audit("moved item %s of room %s to %d", iid, rid, body.index)
+    return _queue(rid, queue)
+
+
+@admin_blueprint.delete("/rooms/<room_id>/queue/items")
+async def clear_queue(room_id: str) -> Response:
+    """Remove every item but the current one."""
+    rid = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.clear(_admin(), rid)
+    _audit("cleared the queue of room %s", rid)
+    return _queue(rid, queue)
+
+
+@admin_blueprint.post("/rooms/<room_id>/queue/play")
+async def play_queue_item(room_id: str) -> Response:
+    """Make ``item_id`` the current item: the room loads it from its beginning."""
+    body = await read_body(payloads.PlayItemBody)
+    rid = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.play(_admin(), rid, body.item_id)
+    _audit("played item %s in room %s", body.item_id, rid)
+    return _queue(rid, queue)
+
+
+@admin_blueprint.post("/rooms/<room_id>/queue/next")
+async def queue_next(room_id: str) -> Response:
+    """The next item, if ``current_item_id`` is still current (else nothing changes)."""
+    body = await read_body(payloads.StepBody)
+    rid = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.next(_admin(), rid, body.current_item_id)
+    _audit("asked room %s for the item after %s", rid, body.current_item_id)
+    return _queue(rid, queue)
+
+
+@admin_blueprint.post("/rooms/<room_id>/queue/previous")
+async def queue_previous(room_id: str) -> Response:
+    """The previous item, if ``current_item_id`` is still current (else nothing changes)."""
+    body = await read_body(payloads.StepBody)
+    rid = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.previous(_admin(), rid, body.current_item_id)
+    _audit("asked room %s for the item before %s", rid, body.current_item_id)
+    return _queue(rid, queue)
+
+
+@admin_blueprint.put("/rooms/<room_id>/queue/mode")
+async def set_queue_mode(room_id: str) -> Response:
+    """Set ``repeat`` (none, one, all) and/or ``shuffle``."""
+    body = (await read_body(payloads.QueueModeBody)).check()
+    rid = path_uuid(room_id, "room")
+    queue = await app_state().service.queue.set_mode(
+        _admin(), rid, repeat=body.repeat, shuffle=body.shuffle
+    )
+    _audit("set the queue mode of room %s: repeat %s, shuffle %s", rid, queue.repeat, queue.shuffle)
+    return _queue(rid, queue)
 
 
 # -- participants --------------------------------------------------------------------------
