@@ -676,3 +676,22 @@ async def test_a_slow_member_is_named_and_the_room_plays_on(
     await ben.to_server.send(json.dumps({"type": "ready"}))
     await trio.testing.wait_all_tasks_blocked()
     assert ben.of_type("sync")[-1]["playback"]["state"] == "playing"
+
+
+async def test_a_held_presence_never_overtakes_a_newer_one_about_the_same_user(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    # "joined" is held for the presence window, "ready" goes at once: were the held one
+    # sent after it, its older entry (still behind) would be the member's last word.
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    await ada.to_server.send(json.dumps({"type": "play"}))
+    await trio.sleep(1)
+    ben = FakeSocket()
+    await world.connect("Ben", ben)  # joins a playing room: a late joiner, behind
+    await ben.to_server.send(json.dumps({"type": "buffering"}))
+    await ben.to_server.send(json.dumps({"type": "ready"}))
+    await trio.sleep(1)
+    about_ben = [m for m in ada.of_type("presence") if m["member"]["user_name"] == "Ben"]
+    assert [m["event"] for m in about_ben] == ["joined", "buffering", "ready"]
+    assert about_ben[-1]["member"]["behind"] is False

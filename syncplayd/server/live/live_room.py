@@ -371,6 +371,13 @@ class LiveRoom:
                 # it carries is the user's whole state after it.
                 self._pending_presence[message.member.user_id] = (message, exclude)
                 self._presence_due.set()
+            case engine.Broadcast(message=protocol.Presence() as message, exclude=exclude):
+                # A held event about the same user goes first: sent after this one, its
+                # older member entry would replace the newer one on every client.
+                held = self._pending_presence.pop(message.member.user_id, None)
+                if held is not None:
+                    self.broadcast(*held)
+                self.broadcast(message, exclude)
             case engine.Broadcast(message=message, exclude=exclude):
                 self.broadcast(message, exclude)
             case engine.SendTo(session_id=session_id, message=message):
