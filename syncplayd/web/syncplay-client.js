@@ -11,9 +11,13 @@
  * changes nothing. Room changes (`playback`) are queued until their `execute_at` and then
  * *applied*: the element is moved (rate, seek, play/pause) and the applied version is what the
  * heartbeats report. Between changes a drift loop compares the element with the room and nudges
- * its `playbackRate` (DriftController). Every callback into this module from the outside world
- * (socket, element, timers) runs inside a guard: a failure becomes an `error` event with the code
- * "client-error", never an exception in the page.
+ * its `playbackRate` (DriftController). A playback names the queue item it plays: when that
+ * changes, the page is told first (`item`) and loads the item's media, and only then is the
+ * element moved; an element whose media is not the applied item's is held, never seeked. The
+ * element's end and length are reported to the room (`ended`, `media`), and an element at its
+ * end is never played (a browser would start it over). Every callback into this module from the
+ * outside world (socket, element, timers) runs inside a guard: a failure becomes an `error` event
+ * with the code "client-error", never an exception in the page.
  *
  * @module syncplay-client
  */
@@ -21,7 +25,7 @@
 /** The protocol version spoken (`hello.protocol`). */
 export const PROTOCOL_VERSION = 1;
 /** The version of this library (semver; the major version follows breaking API changes). */
-export const VERSION = "1.2.0";
+export const VERSION = "1.3.0";
 
 const MAX_POSITION = 604800; // §1.1: one week
 const MIN_RATE = 0.25;
@@ -44,11 +48,19 @@ const RESUME_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /**
  * @typedef {{state: "playing"|"paused"|"waiting", position: number, rate: number, anchor: number,
- *   version: number, set_by: string|null}} Playback The room's playback (§3.1 PlaybackWire):
- *   `position` holds at server time `anchor`.
+ *   version: number, set_by: string|null, item_id?: string|null, duration?: number|null,
+ *   ended?: boolean}} Playback The room's playback (§3.1 PlaybackWire): `position` holds at server
+ *   time `anchor`. `item_id` is the queue item played, `duration` its length when known, and
+ *   `ended` marks the end of the media (then `state` is "paused" and `position` the duration).
  * @typedef {{user_id: string, user_name: string, role: string, is_connected: boolean,
- *   sessions: number, buffering: boolean, latency_ms: number|null, muted: boolean}} Member One
- *   user (§3.1). `muted` is always a boolean here: false when the server leaves it out.
+ *   sessions: number, buffering: boolean, latency_ms: number|null, muted: boolean,
+ *   ready: boolean, ended: boolean, behind: boolean}} Member One user (§3.1). `muted`, `ready`,
+ *   `ended` and `behind` are always booleans here: false when the server leaves them out.
+ * @typedef {{id: string, content_type: string, content_id: string, title: string|null,
+ *   duration: number|null}} QueueItem One item of a room's play queue.
+ * @typedef {{room_id: string, current_item_id: string|null, next_item_id?: string|null,
+ *   repeat: "none"|"one"|"all", shuffle: boolean, items: QueueItem[]}} Queue A room's play
+ *   queue, as on REST (`next_item_id`: what plays when the current item ends).
  * @typedef {{heartbeat_interval: number, threshold_seconds: number, max_latency_ms: number,
  *   ready_timeout_seconds: number, disconnect_timeout_seconds: number,
  *   max_rate_correction: number, control: "everyone"|"moderators"}} SyncSettings (§3.1)
@@ -62,13 +74,23 @@ const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 const str = (v, fallback) => (typeof v === "string" ? v : fallback);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
+const MEMBER_FLAGS = ["muted", "ready", "ended", "behind"];
+
 /**
- * A Member as this library keeps it: the server's object, with `muted` a boolean (servers
- * before moderation leave it out).
+ * A Member as this library keeps it: the server's object, with `muted`, `ready`, `ended` and
+ * `behind` booleans (older servers leave them out).
  * @param {any} m @returns {Member}
  */
 function asMember(m) {
-  return m.muted === true || m.muted === false ? m : { ...m, muted: m.muted === true };
+  if (MEMBER_FLAGS.every((flag) => typeof m[flag] === "boolean")) return m;
+  const flags = Object.fromEntries(MEMBER_FLAGS.map((flag) => [flag, m[flag] === true]));
+  return { ...m, ...flags };
+}
+
+/** @param {any} q @returns {q is Queue} */
+function isQueue(q) {
+  return isObject(q) && Array.isArray(q.items)
+    && (q.current_item_id === null || typeof q.current_item_id === "string");
 }
 
 /** @param {any} pb @returns {pb is Playback} */
@@ -79,7 +101,8 @@ function isPlayback(pb) {
 
 /**
  * The room's position at server time `serverTime` (§4.2). A future anchor is a scheduled start:
- * the position holds until then.
+ * the position holds until then. A playing room stops at the media's `duration`, when it is
+ * known: the server ends it there.
  * @param {Playback|null} playback
  * @param {number} serverTime
  * @returns {number} seconds into the media (0 without a playback)
@@ -87,7 +110,20 @@ function isPlayback(pb) {
 export function positionAt(playback, serverTime) {
   if (!playback) return 0;
   if (playback.state !== "playing") return playback.position;
-  return playback.position + Math.max(0, serverTime - playback.anchor) * playback.rate;
+  const position = playback.position + Math.max(0, serverTime - playback.anchor) * playback.rate;
+  const end = playback.duration;
+  return isNum(end) && end > 0 ? Math.min(position, Math.max(end, playback.position)) : position;
+}
+
+/**
+ * The item of `queue` with id `itemId`, or null.
+ * @param {Queue|null} queue
+ * @param {string|null|undefined} itemId
+ * @returns {QueueItem|null}
+ */
+export function queueItem(queue, itemId) {
+  if (!isQueue(queue) || typeof itemId !== "string") return null;
+  return queue.items.find((item) => isObject(item) && item.id === itemId) ?? null;
 }
 
 /**
@@ -190,22 +226,27 @@ export function nextPingDelay(
  * The drift correction's decisions (§4.6), without side effects: the caller measures the drift
  * and moves its player.
  *
- * Small drift is corrected by a gentle rate change (at most ±`maxRateCorrection`); big drift, or a
- * correction that did not work within `correctionBudget` seconds, by a seek. Streams that can only
- * seek to keyframes land off target: the largest landing error seen widens the seek tolerance to
- * `|L| + 0.5` (capped) and no seek follows another within `seekCooldown`, so a seek never loops.
+ * Drift is corrected by a gentle rate change (at most ±`maxRateCorrection`), down to `deadBand`:
+ * a player a few milliseconds off is brought back without a seek, which would stall it. Drift
+ * beyond `seekThreshold`, or a correction beyond `fineBand` that did not work within
+ * `correctionBudget` seconds, is corrected by a seek; drift within `fineBand` never seeks. Streams
+ * that can only seek to keyframes land off target: the largest landing error seen widens the seek
+ * tolerance to `|L| + 0.5` (capped) and no seek follows another within `seekCooldown`, so a seek
+ * never loops.
  */
 export class DriftController {
   /**
-   * @param {{maxRateCorrection?: number, deadBand?: number, seekThreshold?: number,
-   *   correctionBudget?: number, seekCooldown?: number, maxSeekTolerance?: number}} [options]
+   * @param {{maxRateCorrection?: number, deadBand?: number, fineBand?: number,
+   *   seekThreshold?: number, correctionBudget?: number, seekCooldown?: number,
+   *   maxSeekTolerance?: number}} [options]
    */
   constructor({
-    maxRateCorrection = 0.05, deadBand = 0.04, seekThreshold = 2.0, correctionBudget = 8,
-    seekCooldown = 3, maxSeekTolerance = 10,
+    maxRateCorrection = 0.05, deadBand = 0.005, fineBand = 0.04, seekThreshold = 2.0,
+    correctionBudget = 8, seekCooldown = 3, maxSeekTolerance = 10,
   } = {}) {
     this.maxRateCorrection = maxRateCorrection;
     this.deadBand = deadBand;
+    this.fineBand = Math.max(fineBand, deadBand);
     this.seekThreshold = seekThreshold;
     this.correctionBudget = correctionBudget;
     this.seekCooldown = seekCooldown;
@@ -237,6 +278,14 @@ export class DriftController {
       this._correctingSince = null;
       return { action: "none", rate: base, reason: "in-sync" };
     }
+    const m = this.maxRateCorrection;
+    // Half the gap per second: 20 ms off plays at ±1 %, so the step is never heard.
+    const rate = base * (1 - clamp(drift / 2, -m, m));
+    if (size <= Math.min(this.fineBand, this.seekTolerance)) {
+      // Too small to be worth a seek, whatever the budget says: only the rate closes it.
+      this._correctingSince = null;
+      return { action: "rate", rate, reason: "fine" };
+    }
     const cooling = this._lastSeekAt !== null && now - this._lastSeekAt < this.seekCooldown;
     if (size > this.seekTolerance && !cooling) return this._seek(now, base, "threshold");
     if (this._correctingSince === null) {
@@ -244,12 +293,10 @@ export class DriftController {
     } else if (
       !cooling && now - this._correctingSince >= this.correctionBudget
       // A seek is only worth it if it lands closer than the drift it replaces.
-      && size > this._landing + this.deadBand
+      && size > this._landing + this.fineBand
     ) {
       return this._seek(now, base, "budget");
     }
-    const m = this.maxRateCorrection;
-    const rate = base * (1 - clamp(drift / 2, -m, m));
     return { action: "rate", rate, reason: size > this.seekTolerance ? "cooldown" : "correcting" };
   }
 
@@ -352,6 +399,7 @@ function utf8Length(text) {
  *
  * Events (CustomEvent, payload in `detail`): statechange {state, reason}; joined {message};
  * scheduled {playback, reason, executeAt, setBy}; playback {playback, reason, executeAt, setBy};
+ * item {itemId, item, previousItemId}; queue {queue, currentChanged};
  * participants {participants}; room {room, settings};
  * presence {event, member, detail}; chat {message}; chat_deleted {messageId, message};
  * error {code, message, ref}; closing {reason, message}; autoplayblocked {};
@@ -444,6 +492,16 @@ export class SyncClient extends EventTarget {
     this._seekGraceTimer = null;
     this._buffering = false;
     this._autoplayBlocked = false;
+    /** @type {Queue|null} */
+    this._queue = null;
+    // The item whose media the element holds: the applied playback's, announced by `item`
+    // (undefined until the first). Until its queue entry is known the page cannot load it, and
+    // the element is held rather than moved on another item's media.
+    this._itemId = undefined;
+    this._itemKnown = false;
+    this._itemContent = null; // the content announced for it: a change in place loads anew
+    this._endedSent = null; // the item whose end was reported since it last (re)started
+    this._durationSent = new Set(); // items whose duration was reported
     if (media) this.attachMedia(media);
   }
 
@@ -469,6 +527,17 @@ export class SyncClient extends EventTarget {
   get participants() { return this._participants; }
   /** @returns {ChatMessage[]} the latest chat messages, oldest first (live; do not modify) */
   get chatHistory() { return this._chat; }
+  /** @returns {Queue|null} the room's play queue (null before joining, or from an older server) */
+  get queue() { return this._queue; }
+  /**
+   * @returns {string|null} the queue item the applied playback plays (the element should hold
+   *   its media), null before joining or from an older server
+   */
+  get itemId() { return this._itemId ?? null; }
+  /** @returns {QueueItem|null} the queue entry of `itemId`, when the queue holds it */
+  get currentItem() { return queueItem(this._queue, this._itemId); }
+  /** Whether this client told the room that its element is loading (`buffering` sent). */
+  get buffering() { return this._buffering; }
   /** Server clock minus local clock, seconds. */
   get clockOffset() {
     return this._estimator.sampleCount > 0 ? this._estimator.offset : this._roughOffset;
@@ -588,7 +657,8 @@ export class SyncClient extends EventTarget {
   _heartbeat(conn) {
     const pb = this._applied;
     if (pb) {
-      const el = this._media;
+      // An element still holding another item's media says nothing about this one.
+      const el = this._holdsItem() ? this._media : null;
       const serverNow = this.serverTime();
       const time = el ? readTime(el) : null;
       const rtt = this._rtt === null ? null : clamp(this._rtt, 0, 60);
@@ -629,6 +699,7 @@ export class SyncClient extends EventTarget {
       case "chat": this._onChat(msg); break;
       case "chat_deleted": this._onChatDeleted(msg); break;
       case "room": this._onRoom(msg); break;
+      case "queue": this._onQueue(msg); break;
       case "chat_ack": this._settleChat(msg.client_id, str(msg.message_id, ""), null); break;
       default: break; // unknown types are ignored (§1.3)
     }
@@ -673,6 +744,7 @@ export class SyncClient extends EventTarget {
     }
     this._chat.splice(0, this._chat.length,
       ...(Array.isArray(msg.chat) ? msg.chat : []).slice(-this._opts.chatHistory));
+    this._queue = isQueue(msg.queue) ? msg.queue : null;
     this._clearPending();
     this._playback = msg.playback;
     const s = this._settings;
@@ -685,6 +757,7 @@ export class SyncClient extends EventTarget {
     this._settleConnect(null, msg); // first: whatever the element does below, connect() is done
     this._emit("joined", { message: msg });
     this._emit("participants", { participants: this._participants });
+    if (this._queue) this._emit("queue", { queue: this._queue, currentChanged: false });
     // §4.5: in a room that is not paused, say buffering, seek, then ready when the element can play.
     const late = msg.playback.state !== "paused" && this._media !== null;
     if (late) this._startBuffering();
@@ -784,6 +857,53 @@ export class SyncClient extends EventTarget {
     this._emit("room", { room: this._room, settings: this._settings });
   }
 
+  /**
+   * The play queue changed. If it now holds the item the room plays and did not before (the
+   * `queue` message came after the `playback` of a new item), the page can load its media now.
+   */
+  _onQueue(msg) {
+    if (!isQueue(msg.queue)) return;
+    const previous = this._queue;
+    this._queue = msg.queue;
+    const currentChanged = previous?.current_item_id !== msg.queue.current_item_id;
+    this._emit("queue", { queue: msg.queue, currentChanged });
+    if (!this._itemStale()) return;
+    this._announceItem(this._itemId);
+    const late = this._applied !== null && this._applied.state !== "paused" && this._media !== null;
+    if (late) this._startBuffering();
+    this._driveMedia("change");
+    if (late) this._maybeReady();
+  }
+
+  /**
+   * Tell the page which item's media the element must hold now (`item`); it sets the source in
+   * its handler, before the element is moved.
+   */
+  _announceItem(previousItemId) {
+    const item = queueItem(this._queue, this._itemId);
+    // Without item ids or without a queue (an older server) the room's content is the media.
+    this._itemKnown = item !== null || this._queue === null || this._itemId === null;
+    this._itemContent = item ? contentKey(item) : null;
+    this._emit("item", { itemId: this._itemId ?? null, item, previousItemId: previousItemId ?? null });
+  }
+
+  /**
+   * Whether the queue holds the current item's entry and the page was not told about it: it
+   * was unknown (the `queue` came after the item's `playback`), or its content changed in place
+   * (an update of the room's content_id).
+   */
+  _itemStale() {
+    if (typeof this._itemId !== "string") return false;
+    const item = queueItem(this._queue, this._itemId);
+    return item !== null && !(this._itemKnown && this._itemContent === contentKey(item));
+  }
+
+  /** Whether the element holds the applied playback's media (always so without item ids). */
+  _holdsItem() {
+    const pb = this._applied;
+    return !pb || typeof pb.item_id !== "string" || this._itemKnown;
+  }
+
   /** A message was deleted (by its author or a moderator): out of the history. */
   _onChatDeleted(msg) {
     if (typeof msg.message_id !== "string") return;
@@ -818,6 +938,19 @@ export class SyncClient extends EventTarget {
     const previous = this._applied;
     const pb = change.playback;
     this._applied = pb;
+    const itemId = typeof pb.item_id === "string" ? pb.item_id : null;
+    const before = this._itemId;
+    if (itemId !== before) {
+      this._itemId = itemId;
+      // Another medium: its seeks land differently, and a seek in flight was for the old one.
+      this._ownSeek = null;
+      this._cancel(this._seekGraceTimer);
+      this._drift.reset();
+    }
+    // The page loads the media now, before the element is moved.
+    if (itemId !== before || this._itemStale()) this._announceItem(before);
+    // A new start of the same item (repeat, a seek back) may end again.
+    if (pb.ended !== true && previous?.version !== pb.version) this._endedSent = null;
     // A sync on the version already applied is a drift correction; anything else is a change.
     const drift = change.kind === "sync" && previous !== null
       && previous.version === pb.version && previous.state === pb.state;
@@ -825,6 +958,10 @@ export class SyncClient extends EventTarget {
     this._emit("playback", {
       playback: pb, reason: change.reason, executeAt: change.executeAt, setBy: pb.set_by ?? null,
     });
+    // The room stopped at the end and the element with it: that player is at the end too.
+    if (pb.ended === true && itemId !== null && this._media && this._holdsItem()) {
+      this._reportEnded(itemId);
+    }
   }
 
   /** Put the element on the applied playback: rate, position, then play or pause. */
@@ -834,6 +971,11 @@ export class SyncClient extends EventTarget {
     if (!el || !pb) return;
     this._cancel(this._startTimer);
     this._startTimer = null;
+    if (!this._holdsItem()) {
+      // Another item's media: held where it is (never seeked on it) until the page loads this one.
+      this._pauseMedia();
+      return;
+    }
     const serverNow = this.serverTime();
     const startsLater = pb.state === "playing" && pb.anchor > serverNow + 0.005;
     const target = clamp(positionAt(pb, serverNow), 0, MAX_POSITION);
@@ -905,6 +1047,8 @@ export class SyncClient extends EventTarget {
   _playMedia() {
     const el = this._media;
     if (!el || readProp(el, "paused") === false) return;
+    // play() on an element at its end starts it over from 0: the room ends there instead.
+    if (readProp(el, "ended") === true && readProp(el, "seeking") !== true) return;
     try {
       const result = el.play();
       if (result && typeof result.then === "function") {
@@ -938,7 +1082,8 @@ export class SyncClient extends EventTarget {
       // Compare only a settled situation: the element plays the newest version, which has started.
       const comparable = current !== null && pb.state === "playing" && serverNow >= pb.anchor
         && this._pending.length === 0 && pb === this._playback && !this._ownSeek
-        && !this._buffering && readProp(el, "paused") === false && readProp(el, "seeking") !== true;
+        && !this._buffering && readProp(el, "paused") === false && readProp(el, "seeking") !== true
+        && readProp(el, "ended") !== true && this._holdsItem();
       const room = positionAt(pb, serverNow);
       const drift = comparable ? current - room : NaN;
       const decision = this._drift.decide({ drift, roomRate: pb.rate, now: this._now() });
@@ -957,7 +1102,7 @@ export class SyncClient extends EventTarget {
 
   _maybeReady() {
     const el = this._media;
-    if (!this._buffering || this._ownSeek || (el && !canPlay(el))) return;
+    if (!this._buffering || this._ownSeek || (el && (!canPlay(el) || !this._holdsItem()))) return;
     this._buffering = false;
     this._command({ type: "ready", position: this._reportPosition() });
   }
@@ -988,7 +1133,17 @@ export class SyncClient extends EventTarget {
         playing: on(() => { this._autoplayBlocked = false; this._maybeReady(); }),
         canplay: on(() => this._maybeReady()),
         // A (new) source resets the position: put it where the room is.
-        loadedmetadata: on(() => { if (this._applied) this._driveMedia("change"); }),
+        loadedmetadata: on(() => {
+          this._reportDuration();
+          if (this._applied) this._driveMedia("change");
+        }),
+        durationchange: on(() => this._reportDuration()),
+        ended: on(() => {
+          const pb = this._applied;
+          if (pb && typeof pb.item_id === "string" && this._holdsItem()) {
+            this._reportEnded(pb.item_id);
+          }
+        }),
         seeked: on(() => {
           if (this._ownSeek) {
             this._noteLanding(element, this._ownSeek.target);
@@ -1049,6 +1204,74 @@ export class SyncClient extends EventTarget {
   pause(position) { return this._positional("pause", position, false); }
   /** Ask the room to seek. @param {number} position @returns {boolean} sent */
   seek(position) { return this._positional("seek", position, true); }
+
+  /**
+   * Ask for the next item of the queue. `currentItemId` is the item you see playing (by default
+   * the queue's current one): if the room moved on meanwhile, the request changes nothing, so
+   * that several people pressing Next together advance once.
+   * @param {string} [currentItemId] @returns {boolean} sent
+   */
+  next(currentItemId) { return this._step("next", currentItemId); }
+  /**
+   * Ask for the previous item (see `next`).
+   * @param {string} [currentItemId] @returns {boolean} sent
+   */
+  previous(currentItemId) { return this._step("previous", currentItemId); }
+
+  _step(type, currentItemId) {
+    const id = currentItemId === undefined
+      ? (this._queue?.current_item_id ?? this._itemId ?? null) : currentItemId;
+    if (typeof id !== "string" || id === "") return false;
+    return this._command({ type, current_item_id: id });
+  }
+
+  /**
+   * Tell the room that this player reached the end of `itemId`. The library does so by itself
+   * for an attached element (its `ended` event); call it for a player of your own.
+   * @param {string} itemId @returns {boolean} sent
+   */
+  ended(itemId) {
+    if (typeof itemId !== "string" || itemId === "") return false;
+    return this._command({ type: "ended", item_id: itemId });
+  }
+
+  _reportEnded(itemId) {
+    if (this._endedSent === itemId) return;
+    if (this.ended(itemId)) this._endedSent = itemId;
+  }
+
+  /**
+   * Tell the room the length of `itemId`, as the player found it (the protocol's `media`). The
+   * library does so by itself for an attached element (`loadedmetadata`), for items whose length
+   * the queue does not know. (Not `media()`: that getter is the attached element.)
+   * @param {string} itemId @param {number} duration seconds @returns {boolean} sent
+   */
+  reportMedia(itemId, duration) {
+    if (typeof itemId !== "string" || itemId === "" || !isNum(duration) || duration <= 0
+      || duration > MAX_POSITION) return false;
+    return this._command({ type: "media", item_id: itemId, duration });
+  }
+
+  _reportDuration() {
+    const el = this._media;
+    const pb = this._applied;
+    if (!el || !pb || typeof pb.item_id !== "string" || !this._holdsItem()) return;
+    const id = pb.item_id;
+    // The first trustworthy value wins on the server: one is enough.
+    const known = isNum(pb.duration) || isNum(queueItem(this._queue, id)?.duration);
+    if (known || this._durationSent.has(id)) return;
+    if (this.reportMedia(id, readProp(el, "duration"))) this._durationSent.add(id);
+  }
+
+  /**
+   * Say whether you are ready to start ("I'm ready"). Every pause makes everyone not ready again;
+   * your Member's `ready` follows the server (presence `readiness`).
+   * @param {boolean} ready @returns {boolean} sent
+   */
+  setReady(ready) {
+    if (typeof ready !== "boolean") return false;
+    return this._command({ type: "readiness", ready });
+  }
 
   /** Ask the room to change its rate (0.25 to 4). @param {number} rate @returns {boolean} sent */
   setRate(rate) {
@@ -1286,6 +1509,10 @@ export class SyncClient extends EventTarget {
       warn(`cannot dispatch ${type}`, err);
     }
   }
+}
+
+function contentKey(item) {
+  return `${item.content_type}\n${item.content_id}`;
 }
 
 function closeSocket(ws) {

@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 
-import { SyncClient, SyncError, VERSION } from "../../syncplayd/web/syncplay-client.js";
+import { SyncClient, SyncError, VERSION, positionAt } from "../../syncplayd/web/syncplay-client.js";
 
 const ROOM = "0b7e9c4e-5d1a-4f3e-8a2b-1c9d8e7f6a50";
 const OFFSET = 1_795_000_000; // server clock minus the fake local clock
-const ADA = { user_id: "u-ada", user_name: "Ada", role: "owner", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false };
-const BEN = { user_id: "u-ben", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false };
+const ADA = { user_id: "u-ada", user_name: "Ada", role: "owner", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false };
+const BEN = { user_id: "u-ben", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false };
 const SETTINGS = {
   heartbeat_interval: 5, threshold_seconds: 2, max_latency_ms: 500, ready_timeout_seconds: 30,
   disconnect_timeout_seconds: 30, max_rate_correction: 0.05, control: "everyone",
@@ -93,6 +93,8 @@ class FakeMedia extends EventTarget {
     this.pauseCalls = 0;
     this.asyncSeek = asyncSeek;
     this.playResult = playResult;
+    this.duration = NaN; // no metadata yet
+    this.ended = false; // what the browser says once the end was reached
   }
   _now() { return this.clock ? this.clock.t : 0; }
   _moving() { return !this._paused && !this._seeking && this._readyState >= 3; }
@@ -172,7 +174,7 @@ function setup({ media = null, options = {}, ...config } = {}) {
   });
   const events = [];
   for (const type of ["statechange", "joined", "scheduled", "playback", "participants", "presence", "chat",
-    "chat_deleted", "room", "error", "closing", "autoplayblocked", "drift"]) {
+    "chat_deleted", "room", "error", "closing", "autoplayblocked", "drift", "queue", "item"]) {
     client.addEventListener(type, (event) => events.push({ type, detail: event.detail }));
   }
   const h = {
@@ -205,7 +207,7 @@ function setup({ media = null, options = {}, ...config } = {}) {
     /** Open the socket, answer hello and join; returns the joined message. */
     join({
       playback = h.playback("paused", 0), sessionId = "S1", settings = SETTINGS, chat = [],
-      participants = [ADA, BEN], you = BEN, isAdmin = false,
+      participants = [ADA, BEN], you = BEN, isAdmin = false, queue = undefined,
     } = {}) {
       const ws = sockets.at(-1);
       ws.open();
@@ -214,6 +216,7 @@ function setup({ media = null, options = {}, ...config } = {}) {
         type: "joined", session_id: sessionId, server_time: h.serverNow(), room: { id: ROOM, name: "Friday film" },
         playback, participants, chat, settings, you,
       };
+      if (queue !== undefined) joined.queue = queue;
       ws.receive(joined);
       return joined;
     },
@@ -538,9 +541,13 @@ describe("playback", () => {
     const drift = h.of("drift").at(-1);
     assert.equal(drift.action, "rate");
     assert.ok(Math.abs(drift.drift + 0.3) < 0.01);
-    media.time = h.client.roomPosition() + 0.01; // in step again
-    h.clock.advance(0.5);
-    assert.equal(media.playbackRate, 1);
+    media.time = h.client.roomPosition() + 0.03; // 30 ms ahead: closed by the rate alone
+    const before = media.seeks.length;
+    h.clock.advance(6);
+    assert.equal(media.seeks.length, before, "a small drift was seeked");
+    const left = media.currentTime - h.client.roomPosition();
+    assert.ok(Math.abs(left) <= 0.006, `still ${left * 1000} ms off`);
+    assert.ok(Math.abs(media.playbackRate - 1) < 0.003, String(media.playbackRate));
     h.clock.advance(5); // past the cooldown of the joining seek
     media.time = h.client.roomPosition() - 5;
     const seeks = media.seeks.length;
@@ -1192,6 +1199,217 @@ describe("robustness", () => {
     h.client.connect();
     h.join({ playback: { ...h.playback("paused", 7, { version: 1 }), future_field: true } });
     assert.equal(media.currentTime, 7);
+  });
+});
+
+// -- the queue, items and the end of the media ------------------------------------------------
+
+describe("queue, items and the end of the media", () => {
+  const EP1 = { id: "i-1", content_type: "url", content_id: "demo/demo-1.webm", title: "Episode 1", duration: null };
+  const EP2 = { id: "i-2", content_type: "url", content_id: "demo/demo-2.webm", title: "Episode 2", duration: 20 };
+  const queueOf = (current, items = [EP1, EP2], extra = {}) => ({
+    room_id: ROOM, current_item_id: current, repeat: "none", shuffle: false, items, ...extra,
+  });
+  /**
+   * Joined on item 1 (20 s long), with a page that loads each announced item into the element
+   * as the watch page does: the position starts over and nothing is loaded yet.
+   */
+  function onItemOne(playbackState = "playing", position = 0, { queue = queueOf("i-1"), version = 1 } = {}) {
+    const media = new FakeMedia();
+    const h = setup({ media });
+    h.loaded = [];
+    h.client.addEventListener("item", ({ detail }) => {
+      if (!detail.item) return;
+      h.loaded.push({ id: detail.itemId, seeksBefore: media.seeks.length, pausedBefore: media.paused });
+      media.time = 0;
+      media.ended = false;
+      media.duration = detail.item.id === "i-1" ? 20 : 25;
+    });
+    h.client.connect();
+    h.join({ queue, playback: h.playback(playbackState, position, { version, item_id: "i-1" }) });
+    return { h, media };
+  }
+
+  test("joined carries the queue; the first item is announced before the element is moved", () => {
+    const { h, media } = onItemOne("paused", 5);
+    assert.deepEqual(h.client.queue, queueOf("i-1"));
+    assert.deepEqual(h.of("queue"), [{ queue: queueOf("i-1"), currentChanged: false }]);
+    assert.deepEqual(h.of("item"), [{ itemId: "i-1", item: EP1, previousItemId: null }]);
+    assert.equal(h.client.itemId, "i-1");
+    assert.deepEqual(h.client.currentItem, EP1);
+    assert.equal(h.loaded[0].seeksBefore, 0, "the element was moved before its media was loaded");
+    assert.equal(media.currentTime, 5);
+  });
+
+  test("the next item: loaded first, then started at 0; the old media is never seeked back", () => {
+    const { h, media } = onItemOne("playing", 0);
+    h.run(19);
+    // The room ended item 1 at its duration and moved on to item 2, playing at once.
+    const end = h.serverNow();
+    h.ws.receive({ type: "playback", playback: h.playback("paused", 20, { version: 2, item_id: "i-1", duration: 20, ended: true }), execute_at: end, reason: "ended" });
+    assert.equal(media.paused, true);
+    h.ws.receive({ type: "queue", queue: queueOf("i-2") });
+    assert.deepEqual(h.of("queue").at(-1), { queue: queueOf("i-2"), currentChanged: true });
+    const at = h.serverNow() + 0.2;
+    const seeksAtEnd = media.seeks.length;
+    h.ws.receive({ type: "playback", playback: h.playback("playing", 0, { anchor: at, version: 3, item_id: "i-2", duration: 20 }), execute_at: at, reason: "item" });
+    assert.equal(h.loaded.length, 1, "loaded before its execute_at");
+    h.clock.advance(0.2);
+    assert.deepEqual(h.loaded.map((l) => l.id), ["i-1", "i-2"]);
+    assert.equal(h.loaded[1].seeksBefore, seeksAtEnd, "the old media was seeked when the item changed");
+    assert.deepEqual(h.of("item").at(-1), { itemId: "i-2", item: EP2, previousItemId: "i-1" });
+    assert.equal(media.paused, false);
+    assert.ok(media.seeks.slice(seeksAtEnd).every((to) => to === 0), String(media.seeks));
+  });
+
+  test("a new item's playback before the queue names it: the element is held until it does", () => {
+    const { h, media } = onItemOne("playing", 0);
+    h.run(3);
+    const held = media.currentTime;
+    const seeks = media.seeks.length;
+    const three = h.playback("playing", 0, { version: 2, item_id: "i-3" });
+    h.ws.receive({ type: "playback", playback: three, execute_at: h.serverNow(), reason: "item" });
+    assert.deepEqual(h.of("item").at(-1), { itemId: "i-3", item: null, previousItemId: "i-1" });
+    assert.equal(media.paused, true, "item 1's media plays on");
+    assert.equal(media.seeks.length, seeks, "item 1's media was seeked to item 3's position");
+    assert.equal(media.currentTime, held);
+    h.run(5);
+    const beat = h.ws.of("heartbeat").at(-1);
+    assert.equal(beat.playing, true);
+    assert.ok(Math.abs(beat.position - positionAt(three, beat.server_time)) < 1e-6, "heartbeat from the wrong media");
+    const EP3 = { id: "i-3", content_type: "url", content_id: "demo/demo-3.webm", title: null, duration: null };
+    h.ws.receive({ type: "queue", queue: queueOf("i-3", [EP1, EP2, EP3]) });
+    assert.deepEqual(h.of("item").at(-1), { itemId: "i-3", item: EP3, previousItemId: "i-3" });
+    assert.equal(media.paused, false);
+    assert.ok(Math.abs(media.currentTime - h.client.roomPosition()) < 1e-6);
+    // A late start on the new media: the room hears buffering, then ready.
+    assert.deepEqual(h.ws.types().filter((t) => t === "buffering" || t === "ready").slice(-2), ["buffering", "ready"]);
+  });
+
+  test("the item's content changed in place (a PUT of the room's content): announced again", () => {
+    const { h } = onItemOne("paused", 0);
+    h.ws.receive({ type: "queue", queue: queueOf("i-1", [{ ...EP1, content_id: "other.webm" }, EP2]) });
+    assert.equal(h.of("item").length, 2);
+    assert.equal(h.of("item")[1].item.content_id, "other.webm");
+    h.ws.receive({ type: "queue", queue: queueOf("i-1", [{ ...EP1, content_id: "other.webm", title: "renamed" }, EP2]) });
+    assert.equal(h.of("item").length, 2, "a new title is no new media");
+  });
+
+  test("the element's ended event is reported once per start of the item", () => {
+    const { h, media } = onItemOne("playing", 0);
+    h.run(20);
+    media.ended = true;
+    media.paused = true;
+    media.fire("ended");
+    media.fire("ended");
+    assert.deepEqual(h.ws.of("ended"), [{ type: "ended", item_id: "i-1" }]);
+    // The room's end arrives: no second report.
+    h.ws.receive({ type: "playback", playback: h.playback("paused", 20, { version: 2, item_id: "i-1", duration: 20, ended: true }), execute_at: h.serverNow(), reason: "ended" });
+    assert.equal(h.ws.of("ended").length, 1);
+    // Repeat one: the same item from 0 may end again.
+    h.ws.receive({ type: "playback", playback: h.playback("playing", 0, { version: 3, item_id: "i-1", duration: 20 }), execute_at: h.serverNow(), reason: "item" });
+    media.ended = true;
+    media.fire("ended");
+    assert.equal(h.ws.of("ended").length, 2);
+  });
+
+  test("the room's end: the element stops at the duration, reports it, and is never restarted", () => {
+    const { h, media } = onItemOne("playing", 15);
+    h.run(4.9);
+    h.ws.receive({ type: "playback", playback: h.playback("paused", 20, { version: 2, item_id: "i-1", duration: 20, ended: true }), execute_at: h.serverNow(), reason: "ended" });
+    assert.equal(media.paused, true);
+    assert.equal(media.currentTime, 20);
+    assert.deepEqual(h.ws.of("ended"), [{ type: "ended", item_id: "i-1" }]);
+    // The browser marks the element ended; a late sync of the playing version must not restart it.
+    media.ended = true;
+    const plays = media.playCalls;
+    h.ws.receive({ type: "sync", playback: h.playback("playing", 20, { version: 2, item_id: "i-1", duration: 20 }), offset: 0 });
+    assert.equal(media.playCalls, plays, "play() on an ended element starts it over from 0");
+    assert.ok(!media.seeks.includes(0), String(media.seeks));
+  });
+
+  test("a playing room's position stops at the item's duration", () => {
+    const { h } = onItemOne("playing", 18);
+    h.ws.receive({ type: "playback", playback: h.playback("playing", 18, { version: 2, item_id: "i-1", duration: 20 }), execute_at: h.serverNow(), reason: "seek" });
+    h.clock.advance(10);
+    assert.equal(h.client.roomPosition(), 20);
+  });
+
+  test("the element's duration is reported once per item, unless the queue knows it", () => {
+    const { h, media } = onItemOne("paused", 0);
+    media.fire("loadedmetadata");
+    media.fire("durationchange");
+    assert.deepEqual(h.ws.of("media"), [{ type: "media", item_id: "i-1", duration: 20 }]);
+    // Item 2's duration is in the queue already.
+    h.ws.receive({ type: "playback", playback: h.playback("paused", 0, { version: 2, item_id: "i-2" }), execute_at: h.serverNow(), reason: "item" });
+    media.fire("loadedmetadata");
+    assert.equal(h.ws.of("media").length, 1);
+    // Without metadata (or a live stream: Infinity) there is nothing to tell.
+    media.duration = Infinity;
+    assert.equal(h.client.reportMedia("i-1", Infinity), false);
+  });
+
+  test("next, previous, ended, reportMedia and setReady send the frames and say so", () => {
+    const h = setup();
+    assert.equal(h.client.next("i-1"), false, "not connected");
+    h.client.connect();
+    h.join({ queue: queueOf("i-1"), playback: h.playback("paused", 0, { item_id: "i-1" }) });
+    assert.equal(h.client.next("i-1"), true);
+    assert.equal(h.client.next(), true, "the queue's current item by default");
+    assert.equal(h.client.previous("i-2"), true);
+    assert.equal(h.client.next(42), false);
+    assert.equal(h.client.ended("i-1"), true);
+    assert.equal(h.client.ended(""), false);
+    assert.equal(h.client.reportMedia("i-1", 1423.5), true);
+    assert.equal(h.client.reportMedia("i-1", 0), false);
+    assert.equal(h.client.reportMedia("i-1", NaN), false);
+    assert.equal(h.client.reportMedia("i-1", 604801), false);
+    assert.equal(h.client.setReady(true), true);
+    assert.equal(h.client.setReady(false), true);
+    assert.equal(h.client.setReady("yes"), false);
+    const sent = h.ws.sent.filter((m) => ["next", "previous", "ended", "media", "readiness"].includes(m.type));
+    assert.deepEqual(sent, [
+      { type: "next", current_item_id: "i-1" }, { type: "next", current_item_id: "i-1" },
+      { type: "previous", current_item_id: "i-2" }, { type: "ended", item_id: "i-1" },
+      { type: "media", item_id: "i-1", duration: 1423.5 },
+      { type: "readiness", ready: true }, { type: "readiness", ready: false },
+    ]);
+  });
+
+  test("presence readiness, ended and slow update the members and you", () => {
+    const h = setup();
+    h.client.connect();
+    h.join();
+    h.ws.receive({ type: "presence", event: "readiness", member: { ...BEN, ready: true }, detail: null });
+    assert.equal(h.client.you.ready, true);
+    h.ws.receive({ type: "presence", event: "ended", member: { ...ADA, ended: true }, detail: null });
+    assert.equal(h.client.participants.get("u-ada").ended, true);
+    h.ws.receive({ type: "presence", event: "slow", member: { ...BEN, behind: true }, detail: "Ben" });
+    assert.equal(h.client.you.behind, true);
+    assert.deepEqual(h.of("presence").map((p) => [p.event, p.detail]), [["readiness", null], ["ended", null], ["slow", "Ben"]]);
+  });
+
+  test("a malformed queue message changes nothing", () => {
+    const { h } = onItemOne("paused", 0);
+    for (const queue of [null, {}, { items: "x", current_item_id: null }, { items: [], current_item_id: 7 }]) {
+      h.ws.receive({ type: "queue", queue });
+    }
+    assert.deepEqual(h.client.queue, queueOf("i-1"));
+    assert.equal(h.of("queue").length, 1);
+  });
+
+  test("an older server (no item ids, no queue): one item event, and the element follows as before", () => {
+    const media = new FakeMedia();
+    const h = setup({ media });
+    h.client.connect();
+    h.join({ playback: h.playback("playing", 30, { version: 1 }) });
+    assert.deepEqual(h.of("item"), [{ itemId: null, item: null, previousItemId: null }]);
+    assert.equal(h.client.queue, null);
+    assert.equal(media.paused, false);
+    assert.equal(media.currentTime, 30);
+    media.ended = true;
+    media.fire("ended");
+    assert.deepEqual(h.ws.of("ended"), [], "no item to name");
   });
 });
 

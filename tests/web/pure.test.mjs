@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import {
   Backoff, ClockEstimator, DriftController, PROTOCOL_VERSION, VERSION, mediaUrl, nextPingDelay,
-  positionAt,
+  positionAt, queueItem,
 } from "../../syncplayd/web/syncplay-client.js";
 
 const close = (actual, expected, eps = 1e-9) =>
@@ -27,9 +27,28 @@ describe("positionAt (§4.2)", () => {
     ["playing advances at the rate", pb("playing"), 1004, 16],
     ["a future anchor holds until then", pb("playing"), 990, 10],
     ["no playback", null, 1000, 0],
+    ["playing stops at the duration", pb("playing", { duration: 14 }), 1100, 14],
+    ["before the duration it plays on", pb("playing", { duration: 14 }), 1002, 13],
+    ["ended holds at the duration", pb("paused", { position: 14, duration: 14, ended: true }), 1100, 14],
+    ["an unknown duration does not stop it", pb("playing", { duration: null }), 1100, 160],
+    ["a position past a stale duration is not moved back", pb("playing", { duration: 5 }), 1100, 10],
   ]) {
     test(name, () => close(positionAt(playback, t), expected));
   }
+});
+
+describe("queueItem", () => {
+  const queue = { room_id: "r", current_item_id: "b", repeat: "none", shuffle: false, items: [
+    { id: "a", content_type: "url", content_id: "1.webm", title: null, duration: null },
+    { id: "b", content_type: "url", content_id: "2.webm", title: "Two", duration: 20 },
+  ] };
+  test("finds by id; null for an unknown id, no id or no queue", () => {
+    assert.equal(queueItem(queue, "b").title, "Two");
+    assert.equal(queueItem(queue, "c"), null);
+    assert.equal(queueItem(queue, null), null);
+    assert.equal(queueItem(null, "a"), null);
+    assert.equal(queueItem({ items: "nope" }, "a"), null);
+  });
 });
 
 describe("mediaUrl", () => {
@@ -185,7 +204,7 @@ describe("nextPingDelay", () => {
 describe("DriftController (§4.6)", () => {
   test("dead band: at the room's rate", () => {
     const dc = new DriftController();
-    for (const drift of [0, 0.04, -0.04, 0.02]) {
+    for (const drift of [0, 0.005, -0.005, 0.002]) {
       assert.deepEqual(dc.decide({ drift, roomRate: 1.25, now: 0 }),
         { action: "none", rate: 1.25, reason: "in-sync" });
     }
@@ -200,6 +219,8 @@ describe("DriftController (§4.6)", () => {
     [2.0, 1, 0.95], // the threshold itself is still corrected by rate
     [0.05, 2, 1.95], // relative to the room's rate
     [-1, 0.5, 0.525],
+    [-0.022, 1, 1.011], // below the old 40 ms dead band: a reload left it 22 ms behind
+    [0.01, 1, 0.995],
   ]) {
     test(`rate correction: drift ${drift} at ${roomRate}x -> ${expected}`, () => {
       const d = new DriftController().decide({ drift, roomRate, now: 0 });
@@ -207,6 +228,33 @@ describe("DriftController (§4.6)", () => {
       close(d.rate, expected, 1e-12);
     });
   }
+
+  test("within the fine band: rate only, however long it takes, never a seek", () => {
+    const dc = new DriftController();
+    for (let t = 0; t <= 60; t += 0.5) {
+      const d = dc.decide({ drift: 0.039, roomRate: 1, now: t });
+      assert.equal(d.action, "rate", `t=${t}`);
+      assert.equal(d.reason, "fine");
+      assert.ok(Math.abs(d.rate - 1) <= 0.05);
+    }
+    // A player that ignores the rate and stays 30 ms off is left alone: a seek would stall it.
+    const stubborn = new DriftController({ correctionBudget: 1 });
+    for (let t = 0; t <= 20; t += 0.5) assert.notEqual(stubborn.decide({ drift: -0.03, now: t }).action, "seek");
+  });
+
+  test("the fine correction converges on a simulated player, by steps of at most 5 %", () => {
+    const dc = new DriftController();
+    let drift = -0.022;
+    let last = 1;
+    for (let t = 0; t < 5; t += 0.5) {
+      const d = dc.decide({ drift, roomRate: 1, now: t });
+      assert.notEqual(d.action, "seek");
+      assert.ok(Math.abs(d.rate - last) <= 0.05 + 1e-12);
+      last = d.rate;
+      drift += (d.rate - 1) * 0.5; // the player plays half a second at that rate
+    }
+    assert.ok(Math.abs(drift) <= 0.005, `still ${drift * 1000} ms off`);
+  });
 
   test("beyond the threshold: seek", () => {
     const dc = new DriftController();
@@ -232,7 +280,7 @@ describe("DriftController (§4.6)", () => {
   test("the budget starts again once the drift was back in the dead band", () => {
     const dc = new DriftController();
     for (let t = 0; t <= 4; t += 0.5) dc.decide({ drift: 0.5, now: t });
-    assert.equal(dc.decide({ drift: 0.01, now: 4.5 }).action, "none");
+    assert.equal(dc.decide({ drift: 0.004, now: 4.5 }).action, "none");
     for (let t = 5; t < 13; t += 0.5) assert.equal(dc.decide({ drift: 0.5, now: t }).action, "rate");
     assert.equal(dc.decide({ drift: 0.5, now: 13 }).action, "seek");
   });

@@ -107,6 +107,8 @@ async def test_every_kind_of_page_file_gets_its_type_once(
         "/syncplay/make-demo-video.sh",
         "/syncplay/web.py",
         "/syncplay/demo/make-demo-video.sh",
+        "/syncplay/demo/demo-3.webm",
+        "/syncplay/demo/..%2Fsyncplay-client.js",
         "/syncplay/nothing-here.js",
     ],
 )
@@ -124,18 +126,24 @@ def test_config_tells_the_page_what_it_needs(demo_daemon: DaemonProcess) -> None
         "allow_any_media_url": False,
         "demo": True,
         "demo_media_url": "demo/demo.webm",
+        "demo_queue": [
+            {"content_type": "url", "content_id": "demo/demo.webm", "title": "Demo film"},
+            {"content_type": "url", "content_id": "demo/demo-1.webm", "title": "Episode 1"},
+            {"content_type": "url", "content_id": "demo/demo-2.webm", "title": "Episode 2"},
+        ],
         "chat_enabled": True,
         "max_chat_length": 1000,
     }
 
 
-def test_demo_video_supports_ranges_for_seeking(demo_daemon: DaemonProcess) -> None:
+@pytest.mark.parametrize("name", ["demo.webm", "demo-1.webm", "demo-2.webm"])
+def test_demo_videos_support_ranges_for_seeking(demo_daemon: DaemonProcess, name: str) -> None:
     client = demo_daemon.client()
-    whole = client.get("/syncplay/demo/demo.webm")
+    whole = client.get(f"/syncplay/demo/{name}")
     assert whole.status_code == 200
     assert whole.headers["content-type"] == "video/webm"
-    assert whole.content == DEMO_VIDEO.read_bytes()
-    part = client.get("/syncplay/demo/demo.webm", headers={"Range": "bytes=100-199"})
+    assert whole.content == (DEMO_VIDEO.parent / name).read_bytes()
+    part = client.get(f"/syncplay/demo/{name}", headers={"Range": "bytes=100-199"})
     assert part.status_code == 206
     assert part.content == whole.content[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
@@ -194,9 +202,11 @@ def test_without_demo_mode_there_are_no_guests_and_no_video(plain_daemon: Daemon
     client = plain_daemon.client()
     assert client.post("/syncplay/demo/guest", json={"name": "Eve"}).status_code == 404
     assert client.get("/syncplay/demo/demo.webm").status_code == 404
+    assert client.get("/syncplay/demo/demo-1.webm").status_code == 404
     config = client.get("/syncplay/config.json").json()
     assert config["demo"] is False
     assert config["demo_media_url"] is None
+    assert config["demo_queue"] == []
     assert config["media_url_template"] == "{content_id}"
     assert client.get("/syncplay/").status_code == 200
 

@@ -13,8 +13,16 @@ import {
   mayModerate,
   mediaBase,
   memberActions,
+  canStep,
+  formatDuration,
+  itemLabel,
+  memberState,
   mergeParticipants,
   rankOf,
+  readiness,
+  roomSummary,
+  upNext,
+  upNextText,
   readable,
   restrictionTerms,
   tokenSwitch,
@@ -133,7 +141,7 @@ describe("mergeParticipants: live members and REST-only participants", () => {
     const merged = mergeParticipants([live("ben"), live("ada"), live("dan")], [rest("ada", { role: "owner" }), rest("cy", { is_connected: true }), rest("ben")]);
     assert.deepEqual(merged.map((m) => m.user_id), ["ada", "cy", "ben", "dan"]);
     assert.equal(merged[0].role, "member", "the live entry, not REST's");
-    assert.deepEqual(merged[1], { user_id: "cy", user_name: "cy", role: "member", is_connected: false, sessions: 0, buffering: false, latency_ms: null, muted: false });
+    assert.deepEqual(merged[1], { user_id: "cy", user_name: "cy", role: "member", is_connected: false, sessions: 0, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false });
   });
   test("a REST-only participant keeps REST's muted", () => {
     assert.equal(mergeParticipants([], [rest("cy", { muted: true })])[0].muted, true);
@@ -262,5 +270,104 @@ describe("readable: the server's words as a sentence", () => {
   test("restrictionTerms", () => {
     assert.equal(restrictionTerms({ expires_at: null }), "for good");
     assert.match(restrictionTerms({ expires_at: "2026-12-05T16:00:00.000Z" }, "en-GB"), /^until \d{1,2} Dec 2026, \d\d:\d\d$/);
+  });
+});
+
+describe("the queue panel", () => {
+  const item = (id, extra = {}) => ({ id, content_type: "url", content_id: `demo/${id}.webm`, title: `Episode ${id}`, duration: null, ...extra });
+  const q = (current, extra = {}) => ({ room_id: "r", current_item_id: current, repeat: "none", shuffle: false, items: [item("1"), item("2"), item("3")], ...extra });
+
+  test("itemLabel: the title, else the content id", () => {
+    assert.equal(itemLabel(item("1")), "Episode 1");
+    assert.equal(itemLabel(item("1", { title: "  " })), "demo/1.webm");
+    assert.equal(itemLabel(item("1", { title: null })), "demo/1.webm");
+    assert.equal(itemLabel(null), "");
+  });
+
+  for (const [name, queue, kind, id] of [
+    ["the next in order", q("1"), "item", "2"],
+    ["the end without repeat", q("3"), "end", null],
+    ["repeat all wraps to the first", q("3", { repeat: "all" }), "item", "1"],
+    ["repeat one: the same again", q("2", { repeat: "one" }), "same", "2"],
+    ["repeat all with one item: the same again", q("1", { repeat: "all", items: [item("1")] }), "same", "1"],
+    ["shuffled: unknown here", q("1", { shuffle: true }), "shuffle", null],
+    ["an empty queue", q(null, { items: [] }), "end", null],
+  ]) {
+    test(`upNext: ${name}`, () => {
+      const next = upNext(queue);
+      assert.equal(next.kind, kind);
+      assert.equal(next.item ? next.item.id : null, id);
+    });
+  }
+
+  test("upNext: the server's next_item_id, shuffled or not, wins", () => {
+    assert.deepEqual(upNext(q("1", { shuffle: true, next_item_id: "3" })), { kind: "item", item: item("3") });
+    assert.deepEqual(upNext(q("3", { next_item_id: null, repeat: "all" })), { kind: "end", item: null });
+    assert.deepEqual(upNext(q("2", { next_item_id: "2" })), { kind: "same", item: item("2") });
+    assert.deepEqual(upNext(q("2", { next_item_id: "gone" })), { kind: "end", item: null });
+    assert.equal(upNextText(q("1", { shuffle: true, next_item_id: "3" })), "Next: Episode 3");
+  });
+
+  test("upNextText", () => {
+    assert.equal(upNextText(q("1")), "Next: Episode 2");
+    assert.equal(upNextText(q("3")), "Next: nothing, the room stops at the end");
+    assert.equal(upNextText(q("2", { repeat: "one" })), "Next: Episode 2 again");
+    assert.equal(upNextText(q("1", { shuffle: true })), "Next: a shuffled pick from the queue");
+  });
+
+  test("canStep: the ends stop, unless repeat all or shuffle", () => {
+    assert.deepEqual([canStep(q("1"), -1), canStep(q("1"), 1)], [false, true]);
+    assert.deepEqual([canStep(q("3"), -1), canStep(q("3"), 1)], [true, false]);
+    assert.deepEqual([canStep(q("3", { repeat: "all" }), 1), canStep(q("1", { repeat: "all" }), -1)], [true, true]);
+    assert.equal(canStep(q("1", { shuffle: true }), -1), true);
+    assert.equal(canStep(q("1", { items: [item("1")], repeat: "all" }), 1), false);
+    assert.equal(canStep(null, 1), false);
+  });
+
+  test("formatDuration", () => {
+    assert.equal(formatDuration(20), "0:20");
+    assert.equal(formatDuration(null), "");
+    assert.equal(formatDuration(0), "");
+  });
+});
+
+describe("people's states", () => {
+  const m = (extra = {}) => ({ user_id: "u", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: 3, muted: false, ready: false, ended: false, behind: false, ...extra });
+  const pb = (state, extra = {}) => ({ state, position: 3, rate: 1, anchor: 0, version: 1, set_by: null, ...extra });
+  for (const [name, member, playback, room, state, label] of [
+    ["not connected first", m({ is_connected: false, buffering: true }), pb("playing"), null, "disconnected", "not connected"],
+    ["loading", m({ buffering: true }), pb("waiting"), null, "buffering", "loading"],
+    ["catching up, loading or not", m({ buffering: true, behind: true }), pb("playing"), null, "behind", "catching up"],
+    ["catching up", m({ behind: true }), pb("playing"), null, "behind", "catching up"],
+    ["finished", m({ ended: true }), pb("paused", { ended: true }), null, "ended", "finished"],
+    ["ready in a paused room", m({ ready: true }), pb("paused"), null, "ready", "ready"],
+    ["not ready where that counts", m(), pb("paused"), { start_when_ready: true }, "not-ready", "not ready"],
+    ["paused", m(), pb("paused"), { start_when_ready: false }, "paused", "paused"],
+    ["playing", m({ ready: true }), pb("playing"), null, "playing", "playing"],
+    ["waiting for someone else", m(), pb("waiting"), null, "waiting", "waiting"],
+    ["the room ended: finished too", m(), pb("paused", { ended: true }), null, "ended", "finished"],
+  ]) {
+    test(`memberState: ${name}`, () => assert.deepEqual(memberState(member, playback, room), { state, label }));
+  }
+
+  test("readiness counts the connected", () => {
+    assert.deepEqual(readiness([m({ ready: true }), m(), m({ is_connected: false, ready: true })]), { ready: 1, total: 2 });
+  });
+});
+
+describe("roomSummary: a public room on the landing page", () => {
+  const room = (extra = {}) => ({ id: "r", name: "Ada's room", content_id: "demo/demo-1.webm", participant_count: 2,
+    playback: { state: "playing", position: 4, rate: 1, version: 3, updated_at: null }, ...extra });
+  test("name, what plays, how many, the state", () => {
+    assert.deepEqual(roomSummary(room(), { title: "Episode 1", content_id: "demo/demo-1.webm", duration: 20 }),
+      { name: "Ada's room", playing: "Episode 1", people: "2 people", state: "playing" });
+  });
+  test("without the queue: the content id; one person; paused", () => {
+    const paused = room({ participant_count: 1, playback: { state: "paused", position: 4 } });
+    assert.deepEqual(roomSummary(paused, null), { name: "Ada's room", playing: "demo/demo-1.webm", people: "1 person", state: "paused" });
+  });
+  test("paused at the item's end: finished", () => {
+    const ended = room({ playback: { state: "paused", position: 20 } });
+    assert.equal(roomSummary(ended, { title: "Episode 1", duration: 20 }).state, "finished");
   });
 });

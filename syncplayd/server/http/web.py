@@ -25,9 +25,23 @@ from syncplayd.server.http.problems import json_response, problem
 from syncplayd.server.http.state import AppState
 
 WEB_ROOT: Final = Path(__file__).resolve().parents[2] / "web"
-DEMO_VIDEO: Final = WEB_ROOT / "demo" / "demo.webm"
+DEMO_FOLDER: Final = WEB_ROOT / "demo"
+DEMO_VIDEO: Final = DEMO_FOLDER / "demo.webm"
 # Relative to the page, so that it also works under a reverse proxy's path prefix.
 DEMO_MEDIA_PATH: Final = "demo/demo.webm"
+# The queue of a demo room started from the page: the one-minute demo video, then two
+# 20-s episodes (demo/make-demo-video.sh), so that the end of an item and the next can be
+# tried without waiting long. Their lengths are left to the players, which report them.
+_EPISODES: Final = ("demo-1.webm", "demo-2.webm")
+DEMO_QUEUE: Final = (
+    {"content_type": "url", "content_id": DEMO_MEDIA_PATH, "title": "Demo film"},
+    *(
+        {"content_type": "url", "content_id": f"demo/{name}", "title": f"Episode {number}"}
+        for number, name in enumerate(_EPISODES, start=1)
+    ),
+)
+# Only these files of the demo folder are served (not the script that makes them).
+_DEMO_FILES: Final = frozenset({DEMO_VIDEO.name, *_EPISODES})
 
 # The page's own files: the page directory first, then the library beside it.
 _SEARCH_PATH: Final = (WEB_ROOT / "watch", WEB_ROOT)
@@ -169,17 +183,20 @@ async def page_config() -> Response:
         "allow_any_media_url": settings.web.allow_any_media_url,
         "demo": settings.web.demo,
         "demo_media_url": DEMO_MEDIA_PATH if settings.web.demo else None,
+        "demo_queue": list(DEMO_QUEUE) if settings.web.demo else [],
         "chat_enabled": settings.syncplay.chat.enabled,
         "max_chat_length": settings.syncplay.chat.max_message_length,
     }
     return json_response(body, headers={"Cache-Control": "no-cache"})
 
 
-@web.get("/demo/demo.webm")
-async def demo_video() -> Response:
+@web.get("/demo/<name>")
+async def demo_video(name: str) -> Response:
     if not _state().settings.web.demo:
         return problem(404, "not-found", "the demo mode is off")
-    response = await send_file(DEMO_VIDEO, mimetype="video/webm", conditional=True)
+    if name not in _DEMO_FILES:
+        return problem(404, "not-found", "no such demo video")
+    response = await send_file(DEMO_FOLDER / name, mimetype="video/webm", conditional=True)
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
 

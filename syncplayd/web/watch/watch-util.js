@@ -274,6 +274,9 @@ export function mergeParticipants(live, rest) {
       buffering: false,
       latency_ms: null,
       muted: participant.muted === true,
+      ready: false,
+      ended: false,
+      behind: false,
     });
   }
   return [...merged, ...liveById.values()]; // joined after the REST list was fetched
@@ -431,4 +434,123 @@ export function readable(text, locales = []) {
 export function restrictionTerms(restriction, locales = []) {
   const until = restriction && restriction.expires_at;
   return until ? `until ${formatDateTime(until, locales)}` : "for good";
+}
+
+// --- the play queue and people's states ----------------------------------------------------
+
+/** What the page shows for a queue item: its title, else its content id. */
+export function itemLabel(item) {
+  if (!item) return "";
+  const title = typeof item.title === "string" ? item.title.trim() : "";
+  return title || String(item.content_id ?? "");
+}
+
+/**
+ * What plays when the current item ends: `{kind: "same"|"item"|"end"|"shuffle", item}`. The
+ * server says it (`next_item_id`, repeat and shuffle applied); a queue without it (an older
+ * server) is read as syncplayd/core/queue.py's `after_end` does: repeat one plays the same item
+ * again; otherwise the next in the queue's order, or the first again with repeat all, else the
+ * room stays at the end; shuffled, the order is the server's (`shuffle`).
+ */
+export function upNext(queue) {
+  const items = queue && Array.isArray(queue.items) ? queue.items : [];
+  const at = items.findIndex((item) => item && item.id === queue.current_item_id);
+  if (at < 0) return { kind: "end", item: null };
+  if ("next_item_id" in queue) {
+    const next = items.find((item) => item && item.id === queue.next_item_id);
+    if (!next) return { kind: "end", item: null };
+    return { kind: next.id === queue.current_item_id ? "same" : "item", item: next };
+  }
+  if (queue.repeat === "one") return { kind: "same", item: items[at] };
+  if (queue.shuffle && items.length > 1) return { kind: "shuffle", item: null };
+  if (at + 1 < items.length) return { kind: "item", item: items[at + 1] };
+  if (queue.repeat === "all") return { kind: at === 0 ? "same" : "item", item: items[0] };
+  return { kind: "end", item: null };
+}
+
+/** "Next: Episode 2", "Then the room stops", ... for the queue panel. */
+export function upNextText(queue) {
+  const next = upNext(queue);
+  if (next.kind === "same") return `Next: ${itemLabel(next.item)} again`;
+  if (next.kind === "item") return `Next: ${itemLabel(next.item)}`;
+  if (next.kind === "shuffle") return "Next: a shuffled pick from the queue";
+  return "Next: nothing, the room stops at the end";
+}
+
+/**
+ * Whether Next (`direction` 1) or Previous (-1) would change the item: not at the queue's end
+ * unless repeat all wraps (the server does nothing there otherwise). Shuffled, the order is
+ * unknown here: any queue of two or more may move.
+ */
+export function canStep(queue, direction) {
+  const items = queue && Array.isArray(queue.items) ? queue.items : [];
+  if (items.length < 2) return false;
+  if (queue.shuffle || queue.repeat === "all") return true;
+  const at = items.findIndex((item) => item && item.id === queue.current_item_id);
+  if (at < 0) return false;
+  return direction > 0 ? at + 1 < items.length : at > 0;
+}
+
+/** 1423.5 -> "23:43"; unknown -> "". */
+export function formatDuration(seconds) {
+  return Number.isFinite(seconds) && seconds > 0 ? formatTime(seconds) : "";
+}
+
+const MEMBER_STATE_LABELS = {
+  disconnected: "not connected",
+  buffering: "loading",
+  behind: "catching up",
+  ended: "finished",
+  ready: "ready",
+  "not-ready": "not ready",
+  playing: "playing",
+  paused: "paused",
+  waiting: "waiting",
+};
+
+/**
+ * One person's state in the People list, `{state, label}`: not connected, catching up (behind:
+ * the room plays on without them), loading (the room may wait for them), finished (their
+ * player reached the end), ready (pressed "I'm ready" in a paused room), not ready (a room that
+ * starts when everyone is ready), else what the room does (playing, paused, waiting).
+ */
+export function memberState(member, playback, room) {
+  let state;
+  if (!member || !member.is_connected) state = "disconnected";
+  else if (member.behind) state = "behind"; // loading or not: the room plays on without them
+  else if (member.buffering) state = "buffering";
+  else if (member.ended && playback && playback.ended) state = "ended";
+  else if (!playback || playback.state === "paused") {
+    if (member.ready) state = "ready";
+    else if (room && room.start_when_ready) state = "not-ready";
+    else state = playback && playback.ended ? "ended" : "paused";
+  } else state = playback.state === "playing" ? "playing" : "waiting";
+  return { state, label: MEMBER_STATE_LABELS[state] };
+}
+
+/**
+ * How many of the connected `members` are ready: `{ready, total}`, for a room that starts when
+ * everyone is ready.
+ */
+export function readiness(members) {
+  const here = members.filter((member) => member && member.is_connected);
+  return { ready: here.filter((member) => member.ready).length, total: here.length };
+}
+
+/**
+ * A public room for the landing page's list: `{name, playing, people, state}`. `current` is the
+ * room's current queue item (its title), when known; the state is the stored playback's.
+ */
+export function roomSummary(room, current) {
+  const playback = (room && room.playback) || {};
+  const count = Number.isInteger(room && room.participant_count) ? room.participant_count : 0;
+  const duration = current && Number.isFinite(current.duration) ? current.duration : null;
+  let state = { playing: "playing", waiting: "playing", paused: "paused" }[playback.state] || "paused";
+  if (state === "paused" && duration !== null && playback.position >= duration - 0.05) state = "finished";
+  return {
+    name: String((room && room.name) || ""),
+    playing: current ? itemLabel(current) : String((room && room.content_id) || ""),
+    people: count === 1 ? "1 person" : `${count} people`,
+    state,
+  };
 }

@@ -1,36 +1,45 @@
-// The watch page: landing, sign-in, joining, and the room view (player, people, chat, invite,
-// and the owner's and moderators' tools: roles, removals, bans, mutes, settings).
+// The watch page: landing (with the public rooms), sign-in, joining, and the room view (player,
+// play queue, people, chat, invite, and the owner's and moderators' tools: roles, removals, bans,
+// mutes, settings).
 //
 // The SyncClient library drives the <video> (play/pause/seek/rate at the scheduled server
 // time, buffering reports, drift correction). This page never plays, pauses or seeks the
 // video itself: every user action becomes a room command (client.play(), client.seek()...)
-// and the broadcast moves every player, this one included, together.
+// and the broadcast moves every player, this one included, together. The media element holds
+// the item the room plays: the library announces it (`item`) and the page loads its media.
 
-import { SyncClient, mediaUrl } from "./syncplay-client.js";
+import { SyncClient, mediaUrl, queueItem } from "./syncplay-client.js";
 import {
   ApiError,
+  canStep,
   codePointLength,
   displayUrl,
   formatClock,
   formatRate,
+  formatDuration,
   formatTime,
+  itemLabel,
   listNames,
   mayControl,
   mayDeleteChat,
   mayListBans,
   mayManageRoom,
   memberActions,
+  memberState,
   mergeParticipants,
   pageUrl,
   rankOf,
   readable,
+  readiness,
   requestJson,
   restrictionTerms,
+  roomSummary,
   store,
   takeFragment,
   tokenExpired,
   tokenSwitch,
   underMediaBase,
+  upNextText,
   withMediaToken,
   wsUrl,
 } from "./watch-util.js";
@@ -49,6 +58,8 @@ const FOLLOW_ROOM_MARGIN_MS = 500;
 const ROSTER_REFRESH_MS = 30_000;
 // Volume steps of the volume slider and of the arrow-up/down shortcuts.
 const VOLUME_STEP = 0.05;
+// The landing page's list of public rooms is asked again this often while it is shown.
+const PUBLIC_ROOMS_REFRESH_MS = 15_000;
 
 const DEFAULT_CONFIG = {
   protocol: 1,
@@ -56,6 +67,7 @@ const DEFAULT_CONFIG = {
   allow_any_media_url: false,
   demo: false,
   demo_media_url: null,
+  demo_queue: [],
   chat_enabled: true,
   max_chat_length: 1000,
 };
@@ -92,6 +104,10 @@ const app = {
   muteLapsed: false, // a chat went through although you.muted: the mute expired (unannounced)
   action: null, // what the action dialog's confirm button does
   lastError: null, // the server's latest error frame: a rejoin's refusal explains a close
+  queue: null, // the room's play queue as last shown (the socket's, or a REST answer's)
+  publicTimer: 0, // refreshes the landing page's public rooms
+  publicSeq: 0, // bumped per listing: an older answer is dropped
+  listToken: null, // demo mode: a throwaway guest pass that only lists the public rooms
 };
 
 // For the browser tests and for debugging from the console.
@@ -261,7 +277,10 @@ function teardown() {
   stopTicker();
   clearInterval(app.rosterTimer);
   app.rosterTimer = 0;
+  clearInterval(app.publicTimer);
+  app.publicTimer = 0;
   app.roster = null;
+  app.queue = null;
   app.followRoomUntil = 0;
   if (video.hasAttribute("src")) {
     // Stops the download; not a playback command.
@@ -278,6 +297,12 @@ function teardown() {
   $("autoplay-overlay").hidden = true;
   $("media-message").hidden = true;
   $("waiting-banner").hidden = true;
+  $("behind-banner").hidden = true;
+  $("queue-panel").hidden = true;
+  $("queue-list").replaceChildren();
+  $("queue-error").textContent = "";
+  $("ready-toggle").hidden = true;
+  $("ready-note").hidden = true;
   $("participants").replaceChildren();
   $("participant-count").textContent = "";
   $("chat-log").replaceChildren();
@@ -304,6 +329,109 @@ function showLanding() {
   $("landing-error").textContent = "";
   if (demo && !$("guest-name").value) $("guest-name").value = store.name() || "";
   showView("landing");
+  loadPublicRooms();
+  clearInterval(app.publicTimer);
+  app.publicTimer = setInterval(loadPublicRooms, PUBLIC_ROOMS_REFRESH_MS);
+}
+
+/**
+ * The token that lists the public rooms: the tab's own, else in demo mode a throwaway guest
+ * pass (kept in memory, never stored: it must not become the name the tab joins with), else
+ * none (a trusted proxy may vouch for the user).
+ */
+async function listingToken(own = true) {
+  const token = store.token();
+  if (own && token && !tokenExpired(token)) return token;
+  if (!app.config.demo) return null;
+  if (!app.listToken || tokenExpired(app.listToken)) {
+    const pass = await requestJson(new URL("./demo/guest", location.href), {
+      method: "POST",
+      body: { name: "visitor" },
+    });
+    app.listToken = pass.token;
+  }
+  return app.listToken;
+}
+
+/** The landing page's list of public rooms: name, what plays, how many, the state. */
+async function loadPublicRooms() {
+  const seq = ++app.publicSeq;
+  const routed = app.routeSeq;
+  const stale = () => seq !== app.publicSeq || routed !== app.routeSeq || $("landing").hidden;
+  let rooms;
+  let token;
+  const list = async (own) => {
+    token = await listingToken(own);
+    const page = await requestJson("rooms?public=true&limit=20", { token });
+    return page && Array.isArray(page.items) ? page.items : [];
+  };
+  try {
+    try {
+      rooms = await list(true);
+    } catch (err) {
+      // The tab's own pass was refused (a demo server restarted with another secret).
+      if (!(err.status === 401 && app.config.demo && token && token === store.token())) throw err;
+      rooms = await list(false);
+    }
+  } catch (err) {
+    if (stale()) return;
+    // Not signed in (no link, no proxy): this server does not show its rooms to strangers.
+    const refused = err.status === 401 || err.status === 403;
+    $("public-rooms").hidden = refused;
+    $("public-rooms-error").textContent = refused ? "" : `Could not list the rooms: ${err.message}`;
+    return;
+  }
+  // What each plays: the title of its queue's current item (the room holds only its id).
+  const queues = await Promise.all(
+    rooms.map((room) =>
+      requestJson(`rooms/${encodeURIComponent(room.id)}/queue`, { token }).catch(() => null),
+    ),
+  );
+  if (stale()) return;
+  $("public-rooms").hidden = false;
+  $("public-rooms-error").textContent = "";
+  $("public-rooms-empty").hidden = rooms.length > 0;
+  const items = rooms.map((room, at) => {
+    const queue = queues[at];
+    return publicRoomItem(room, queueItem(queue, queue && queue.current_item_id));
+  });
+  $("public-room-list").replaceChildren(...items);
+}
+
+function publicRoomItem(room, current) {
+  const summary = roomSummary(room, current);
+  const li = document.createElement("li");
+  li.dataset.roomId = room.id;
+  li.dataset.state = summary.state;
+  const link = document.createElement("a");
+  link.className = "room-link";
+  link.href = `?room=${encodeURIComponent(room.id)}`;
+  const name = document.createElement("span");
+  name.className = "room-link-name";
+  name.textContent = summary.name;
+  const playing = document.createElement("span");
+  playing.className = "room-link-playing";
+  playing.textContent = summary.playing;
+  const meta = document.createElement("span");
+  meta.className = "room-link-meta muted";
+  const state = document.createElement("span");
+  state.className = `room-state room-state-${summary.state}`;
+  state.textContent = summary.state;
+  meta.append(state, ` · ${summary.people}`);
+  const join = document.createElement("span");
+  join.className = "btn btn-primary btn-small room-link-join";
+  join.textContent = "Join";
+  link.append(name, playing, meta, join);
+  link.addEventListener("click", (event) => {
+    if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return; // a new tab
+    event.preventDefault();
+    // The name typed on this page is who joins: no second question.
+    const typed = $("guest-name").value.trim();
+    if (app.config.demo && typed && !store.token()) store.setName(typed);
+    navigate(`?room=${encodeURIComponent(room.id)}`);
+  });
+  li.append(link);
+  return li;
 }
 
 async function fetchGuestToken(name) {
@@ -326,7 +454,8 @@ async function startDemo(event) {
     $("guest-name").focus();
     return;
   }
-  if (!app.config.demo_media_url) {
+  const queue = demoQueue();
+  if (queue.length === 0) {
     error.textContent = "The server has no demo video configured.";
     return;
   }
@@ -337,7 +466,14 @@ async function startDemo(event) {
     let token = store.token();
     const reuse = token && store.name() === name && !tokenExpired(token, 120);
     if (!reuse) token = await fetchGuestToken(name);
-    const body = { name: `${name}'s room`, content_type: "url", content_id: app.config.demo_media_url, is_public: true };
+    const [first, ...rest] = queue;
+    const body = {
+      name: `${name}'s room`,
+      content_type: first.content_type,
+      content_id: first.content_id,
+      is_public: true,
+    };
+    if (first.title) body.content_title = first.title;
     let room;
     try {
       room = await requestJson("rooms", { method: "POST", token, body });
@@ -347,12 +483,33 @@ async function startDemo(event) {
       token = await fetchGuestToken(name);
       room = await requestJson("rooms", { method: "POST", token, body });
     }
+    // The other episodes after the first, in order. The room works without them: a failure
+    // leaves it with the first one, and the queue panel can add more.
+    try {
+      for (const item of rest) {
+        const add = { content_type: item.content_type, content_id: item.content_id };
+        if (item.title) add.title = item.title;
+        const path = `rooms/${encodeURIComponent(room.id)}/queue/items`;
+        await requestJson(path, { method: "POST", token, body: add });
+      }
+    } catch {
+      // see above
+    }
     navigate(`?room=${encodeURIComponent(room.id)}`);
   } catch (err) {
     error.textContent = `Could not start the room: ${err.message}`;
   } finally {
     $("start-demo").disabled = false;
   }
+}
+
+/** The demo room's queue: the server's episodes, else its one demo video. */
+function demoQueue() {
+  const queue = Array.isArray(app.config.demo_queue) ? app.config.demo_queue : [];
+  const items = queue.filter((item) => item && typeof item.content_id === "string");
+  if (items.length > 0) return items;
+  const single = app.config.demo_media_url;
+  return single ? [{ content_type: "url", content_id: single, title: null }] : [];
 }
 
 // --- tokens -------------------------------------------------------------------------------------
@@ -662,6 +819,8 @@ function adopt(client) {
   on("chat", (detail) => appendChat(detail.message));
   on("chat_deleted", (detail) => removeChat(detail.messageId));
   on("room", onRoomChanged);
+  on("item", (detail) => loadItemMedia(detail));
+  on("queue", (detail) => renderQueue(detail.queue));
   on("error", onServerError);
   on("closing", (detail) => {
     app.closing = detail;
@@ -692,7 +851,8 @@ function onJoined(client, message) {
   saveSession(client);
   const room = client.room || (message && message.room);
   renderRoomHeader(room, client.you);
-  setMediaSource(room);
+  // The media was loaded when the library announced the room's item (`item`, inside joined).
+  renderQueue(client.queue);
   renderRoleUi();
   renderParticipants();
   refreshRoster(client);
@@ -765,9 +925,21 @@ const PLAYBACK_NOTES = {
   rate: (who, pb) => `${who || "Someone"} set the speed to ${formatRate(pb.rate)}`,
   waiting: () => "Waiting for everyone to be ready",
   resume: () => "Everyone is ready: playing",
+  all_ready: () => "Everyone is ready: playing",
+  ended: (who, pb) => {
+    const queue = app.client && app.client.queue;
+    const next = queue && queue.current_item_id === pb.item_id ? upNextText(queue) : "";
+    return next && !next.startsWith("Next: nothing") ? `The end. ${next}` : "The end";
+  },
+  item: (who, pb) => {
+    const item = queueItem(app.client && app.client.queue, pb.item_id);
+    return item ? `Now playing: ${itemLabel(item)}` : "Next item";
+  },
   // The snapshot of a (re)join: no reason, only the state and who changed it last.
   joined: (who, pb) => {
-    const state = { playing: "Playing", paused: "Paused", waiting: "Waiting for everyone to be ready" }[pb.state];
+    const state = pb.ended
+      ? "The end"
+      : { playing: "Playing", paused: "Paused", waiting: "Waiting for everyone to be ready" }[pb.state];
     if (!state) return "";
     return who ? `${state} · last change by ${who}` : state;
   },
@@ -817,6 +989,14 @@ function onPresence({ event, member, detail }, client) {
   }
   renderParticipants();
   const name = member.user_name;
+  if (event === "slow") {
+    // Everyone is told the truth, the slow member first of all.
+    const text = isYou
+      ? "You are behind: catching up"
+      : `${detail || name}'s connection is slow: playing on without waiting`;
+    toast(text, { priority: isYou ? 1 : 0, duration: 8000 });
+    return;
+  }
   if (event === "not_ready_timeout") toast(`Stopped waiting for ${detail || name}`);
   else if (event === "latency") toast(isYou ? `Your connection is slow (${detail})` : `${name}'s connection is slow (${detail})`);
   else if (STANDING_NEWS[event]) toast(STANDING_NEWS[event](member, isYou), { priority: isYou ? 1 : 0 });
@@ -841,6 +1021,8 @@ const STANDING_NEWS = {
 
 const COMMAND_ERRORS = {
   "not-allowed": "Only the owner and moderators control playback in this room.",
+  "not-ready":
+    "Not everyone is ready yet: the room starts when they are (the owner and moderators can start anyway).",
   "rate-limited": "Slow down: too many actions at once.",
   "not-joined": "Not connected to the room right now.",
 };
@@ -878,31 +1060,53 @@ function renderRoomHeader(room, you) {
   $("you-name").textContent = (you && you.user_name) || "";
 }
 
-function setMediaSource(room) {
+/**
+ * The library announced the item the room plays (at joining, and at every new item): its media
+ * goes into the element now, before the library moves the element to the item's playback.
+ */
+function loadItemMedia({ itemId, item }) {
+  const client = app.client;
+  if (item) setMediaSource(item);
+  else if (itemId === null && client) setMediaSource(client.room); // a server without a queue
+  // Else the queue does not name the item yet: the library holds the element and says again.
+  renderQueue();
+}
+
+/** Loads the media of `content` ({content_type, content_id}: a queue item, or the room). */
+function setMediaSource(content) {
   let url = null;
   const configured = app.config.media_url_template;
   if (configured.includes("{media_token}") && !store.mediaToken()) {
-    showMediaMessage("Open this room from your media server's link to play its video here.");
+    refuseMedia("Open this room from your media server's link to play its video here.");
     return;
   }
   const template = withMediaToken(configured, store.mediaToken());
   try {
-    url = room ? mediaUrl(template, room.content_type, room.content_id) : null;
+    url = content ? mediaUrl(template, content.content_type, content.content_id) : null;
   } catch {
     url = null;
   }
   if (!url) {
-    showMediaMessage("This room's media cannot be played in the browser.");
+    refuseMedia("This room's media cannot be played in the browser.");
     return;
   }
   if (!app.config.allow_any_media_url && !underMediaBase(url, template)) {
     // Never fetched: the request alone would tell that host who is watching.
-    showMediaMessage("This room's media is on another site, which this server does not allow.");
+    refuseMedia("This room's media is on another site, which this server does not allow.");
     return;
   }
   if (video.getAttribute("src") === url) return;
   $("media-message").hidden = true;
   video.src = url;
+}
+
+/** The item's media cannot be loaded: say why, and let go of the previous item's media. */
+function refuseMedia(text) {
+  if (video.hasAttribute("src")) {
+    video.removeAttribute("src");
+    video.load();
+  }
+  showMediaMessage(text);
 }
 
 function showMediaMessage(text) {
@@ -928,9 +1132,12 @@ function renderPlayback(pb) {
   const active = pb.state === "playing" || pb.state === "waiting";
   const button = $("play-toggle");
   button.dataset.action = active ? "pause" : "play";
-  $("play-label").textContent = active ? "Pause" : "Play";
+  // At the end, play starts the item over (the server plays an ended room from 0).
+  $("play-label").textContent = active ? "Pause" : pb.ended ? "Play again" : "Play";
+  document.body.dataset.ended = String(pb.ended === true);
   setRateSelect(pb.rate);
   renderWaiting();
+  renderParticipants(); // people's states follow the room's (playing, paused, finished)
 }
 
 /** Shows the room's rate; a rate set by another client that is not in the list is added. */
@@ -946,20 +1153,74 @@ function setRateSelect(rate) {
   select.value = option.value;
 }
 
-/** "Waiting for Ben…" while the room waits for members who are loading. */
+/**
+ * "Waiting for Ben…" while the room waits for members who are loading; "You are behind:
+ * catching up" while the room plays on without you (it stopped waiting for your connection).
+ */
 function renderWaiting() {
   const client = app.client;
   const banner = $("waiting-banner");
-  if (!client || !client.playback || client.playback.state !== "waiting") {
+  const you = client && client.you;
+  const pb = client && client.playback;
+  renderBehind();
+  renderReady();
+  if (!pb || pb.state !== "waiting") {
     banner.hidden = true;
     return;
   }
-  const youId = client.you && client.you.user_id;
+  const youId = you && you.user_id;
+  // Members the room no longer waits for (behind) hold nobody up.
   const names = membersOf(client.participants)
-    .filter((m) => m.is_connected && m.buffering)
+    .filter((m) => m.is_connected && m.buffering && !m.behind)
     .map((m) => (m.user_id === youId ? "you" : m.user_name));
+  // Your own loading is known here first: the room's presence about it is on its way.
+  if (client.buffering && !(you && you.behind) && !names.includes("you")) names.unshift("you");
   banner.textContent = names.length ? `Waiting for ${listNames(names)}…` : "Waiting for others…";
   banner.hidden = false;
+}
+
+/**
+ * "You are behind: catching up": while the room plays on without you (`you.behind`) and your
+ * player is still loading. Once it plays, the library has put it at the live position: in step.
+ */
+function renderBehind() {
+  const client = app.client;
+  const you = client && client.you;
+  const pb = client && client.playback;
+  const loading = Boolean(client && (client.buffering || video.paused || video.readyState < 3));
+  const behind = Boolean(you && you.behind && pb && pb.state !== "paused" && loading);
+  $("behind-banner").hidden = !behind;
+}
+
+/**
+ * The "I'm ready" toggle, in a paused room on a server that knows readiness; in a room that
+ * starts when everyone is ready, how many are.
+ */
+function renderReady() {
+  const client = app.client;
+  const button = $("ready-toggle");
+  const note = $("ready-note");
+  const room = client && client.room;
+  const pb = client && client.playback;
+  const known = Boolean(room && "start_when_ready" in room);
+  const show = Boolean(client && client.state === "joined" && known && pb && pb.state === "paused");
+  button.hidden = !show;
+  const ready = Boolean(client && client.you && client.you.ready);
+  button.setAttribute("aria-pressed", String(ready));
+  button.textContent = ready ? "Ready ✓" : "I'm ready";
+  if (show && room.start_when_ready) {
+    const count = readiness(membersOf(client.participants));
+    note.textContent = `Starts when everyone is ready (${count.ready} of ${count.total})`;
+    note.hidden = false;
+  } else {
+    note.hidden = true;
+  }
+}
+
+function toggleReady() {
+  const client = app.client;
+  if (!client || $("ready-toggle").hidden) return;
+  client.setReady(!(client.you && client.you.ready));
 }
 
 /**
@@ -973,6 +1234,7 @@ function setControlsEnabled(enabled) {
   for (const id of ["play-toggle", "back10", "fwd10", "seek", "rate"]) $(id).disabled = !(enabled && allowed);
   $("control-note").hidden = !enabled || allowed;
   renderChatBox();
+  renderQueue();
 }
 
 /**
@@ -1020,8 +1282,25 @@ function seekBy(delta) {
   const client = app.client;
   if (!client) return;
   let target = Math.max(0, roomPosition() + delta);
-  if (Number.isFinite(video.duration) && video.duration > 0) target = Math.min(target, video.duration);
+  const duration = mediaDuration();
+  if (duration !== null) target = Math.min(target, duration);
   client.seek(target);
+}
+
+/** The item's length: the element's, else the room's (before the metadata arrived). */
+function mediaDuration() {
+  if (Number.isFinite(video.duration) && video.duration > 0) return video.duration;
+  const pb = app.client && app.client.playback;
+  return pb && Number.isFinite(pb.duration) && pb.duration > 0 ? pb.duration : null;
+}
+
+/** Next (1) or previous (-1) item, for the item this page shows: pressed twice, it moves once. */
+function stepItem(direction) {
+  const client = app.client;
+  const queue = client && client.queue;
+  if (!queue || !queue.current_item_id) return;
+  if (direction > 0) client.next(queue.current_item_id);
+  else client.previous(queue.current_item_id);
 }
 
 function onSeekInput() {
@@ -1092,6 +1371,8 @@ function onShortcut(event) {
     j: () => seekBy(-10),
     ArrowRight: () => seekBy(10),
     l: () => seekBy(10),
+    n: () => !$("next-item").disabled && stepItem(1),
+    p: () => !$("prev-item").disabled && stepItem(-1),
   };
   const sound = !$("volume-group").hidden;
   const local = {
@@ -1099,6 +1380,7 @@ function onShortcut(event) {
     ArrowDown: sound && (() => setVolume(video.volume - VOLUME_STEP)),
     m: sound && toggleMute,
     f: !$("fullscreen").hidden && toggleFullscreen,
+    r: !$("ready-toggle").hidden && toggleReady,
     "?": toggleShortcuts,
   };
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key; // Caps Lock
@@ -1111,15 +1393,16 @@ function onShortcut(event) {
 
 /** Time labels, seek bar and sync stats, four times a second. */
 function tick() {
-  const duration = video.duration;
+  const duration = mediaDuration();
   const seek = $("seek");
-  if (Number.isFinite(duration) && duration > 0) {
+  if (duration !== null) {
     if (Number(seek.max) !== duration) seek.max = String(duration);
     $("time-duration").textContent = formatTime(duration);
   }
   renderPosition();
   renderSyncStats();
   renderOwnLatency();
+  renderBehind(); // follows your player's loading, not only the room's news
 }
 
 /**
@@ -1191,11 +1474,14 @@ function renderParticipants() {
 
 function memberItem(member, isYou, actions) {
   const status = memberStatus(member);
+  const client = app.client;
+  const { state, label } = memberState(member, client && client.playback, client && client.room);
   const li = document.createElement("li");
   li.className = status;
   if (isYou) li.classList.add("you");
   if (member.muted) li.classList.add("muted-member");
   li.dataset.userId = member.user_id;
+  li.dataset.state = state;
 
   const dot = document.createElement("span");
   dot.className = "dot";
@@ -1241,6 +1527,12 @@ function memberItem(member, isYou, actions) {
     if (Number.isFinite(ms)) latency.title = "one-way latency";
   }
 
+  // What they are doing: playing, loading, catching up, ready, finished... (said by the dot
+  // and the latency cell for someone not connected).
+  const doing = document.createElement("span");
+  doing.className = `member-state member-state-${state}`;
+  if (status !== "disconnected") doing.textContent = label;
+
   // Only what the viewer may do to this person; no button when that is nothing.
   let menu = document.createElement("span");
   if (actions.length > 0) {
@@ -1260,7 +1552,7 @@ function memberItem(member, isYou, actions) {
     });
   }
 
-  li.append(dot, dotText, name, badges, latency, menu);
+  li.append(dot, dotText, name, badges, doing, latency, menu);
   return li;
 }
 
@@ -1578,6 +1870,166 @@ function onRoomChanged({ room }, client) {
   refreshChatActions();
 }
 
+// --- the play queue -------------------------------------------------------------------------------
+// Shown from the socket (`joined.queue`, then `queue` on every change); every change is a call to
+// the public REST API (docs/api.md, "The play queue"), whose effect reaches every page. Next and
+// previous go over the socket with the item this page shows, so that two people pressing Next
+// together advance once.
+
+/** Whether you may change the queue: it follows who controls playback. */
+function mayChangeQueue() {
+  const client = app.client;
+  const control = client && client.settings && client.settings.control;
+  const me = viewer();
+  return Boolean(client && client.state === "joined" && (me.isAdmin || mayControl(control, me.rank)));
+}
+
+/** The queue panel and the next/previous buttons; `queue` replaces the one shown when given. */
+function renderQueue(queue) {
+  if (queue !== undefined) app.queue = queue && Array.isArray(queue.items) ? queue : null;
+  const q = app.queue;
+  const allowed = mayChangeQueue();
+  for (const [id, direction] of [["prev-item", -1], ["next-item", 1]]) {
+    $(id).hidden = !q;
+    $(id).disabled = !(allowed && canStep(q, direction));
+  }
+  $("queue-panel").hidden = !q;
+  if (!q) return;
+  $("queue-count").textContent = q.items.length ? String(q.items.length) : "";
+  $("queue-repeat").value = ["one", "all"].includes(q.repeat) ? q.repeat : "none";
+  $("queue-shuffle").setAttribute("aria-pressed", String(q.shuffle === true));
+  $("queue-shuffle").textContent = q.shuffle ? "Shuffle on" : "Shuffle";
+  $("queue-next").textContent = upNextText(q);
+  const tools = ["queue-repeat", "queue-shuffle", "queue-add-id", "queue-add-title", "queue-add-next"];
+  for (const id of [...tools, "queue-add", "queue-clear"]) $(id).disabled = !allowed;
+  $("queue-clear").hidden = q.items.length < 2;
+  $("queue-form").hidden = !allowed;
+  // The list is rebuilt on every change: a focused button keeps the focus.
+  const focused = document.activeElement && document.activeElement.closest
+    ? document.activeElement.closest("#queue-list button")
+    : null;
+  const refocus = focused ? [focused.closest("li").dataset.itemId, focused.dataset.action] : null;
+  $("queue-list").replaceChildren(...q.items.map((item, at) => queueRow(q, item, at, allowed)));
+  if (refocus) {
+    const button = document.querySelector(
+      `#queue-list li[data-item-id="${CSS.escape(refocus[0])}"] button[data-action="${refocus[1]}"]`,
+    );
+    if (button && !button.disabled) button.focus();
+  }
+}
+
+function queueRow(queue, item, at, allowed) {
+  const current = item.id === queue.current_item_id;
+  const li = document.createElement("li");
+  li.dataset.itemId = item.id;
+  if (current) {
+    li.classList.add("current");
+    li.setAttribute("aria-current", "true");
+  }
+  const marker = document.createElement("span");
+  marker.className = "queue-pos";
+  marker.textContent = current ? "▶" : String(at + 1);
+  marker.setAttribute("aria-hidden", "true");
+  const title = document.createElement("span");
+  title.className = "queue-title";
+  title.textContent = itemLabel(item);
+  title.title = item.content_id;
+  if (current) {
+    const now = document.createElement("span");
+    now.className = "visually-hidden";
+    now.textContent = "Now playing: ";
+    title.prepend(now);
+  }
+  const length = document.createElement("span");
+  length.className = "queue-duration muted";
+  length.textContent = formatDuration(item.duration);
+  const actions = document.createElement("span");
+  actions.className = "queue-actions";
+  if (allowed) {
+    const label = itemLabel(item);
+    const path = `/items/${encodeURIComponent(item.id)}`;
+    const play = () => queueAction("/play", "POST", { item_id: item.id }, "Could not play it");
+    const remove = () => queueAction(path, "DELETE", undefined, "Could not remove it");
+    const last = queue.items.length - 1;
+    const buttons = [
+      !current && ["play", "▶", `Play ${label} now`, play],
+      ["up", "↑", `Move ${label} up`, () => moveItem(item.id, at - 1), at === 0],
+      ["down", "↓", `Move ${label} down`, () => moveItem(item.id, at + 1), at === last],
+      ["remove", "✕", `Remove ${label}`, remove],
+    ];
+    for (const spec of buttons) {
+      if (!spec) continue;
+      const [action, text, name, run, off] = spec;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-icon btn-small";
+      button.dataset.action = action;
+      button.textContent = text;
+      button.title = name;
+      button.setAttribute("aria-label", name);
+      button.disabled = Boolean(off);
+      button.addEventListener("click", run);
+      actions.append(button);
+    }
+  }
+  li.append(marker, title, length, actions);
+  return li;
+}
+
+function moveItem(itemId, index) {
+  return queueAction(`/items/${encodeURIComponent(itemId)}/move`, "POST", { index }, "Could not move it");
+}
+
+/**
+ * One change of the queue over REST. The answer is shown at once unless a `queue` message came
+ * meanwhile (it is newer); a refusal is shown in the server's words.
+ */
+async function queueAction(suffix, method, body, failure) {
+  const client = app.client;
+  if (!client) return false;
+  const before = client.queue;
+  $("queue-error").textContent = "";
+  try {
+    const queue = await roomRequest(`/queue${suffix}`, method, body);
+    if (client === app.client && client.queue === before && queue) renderQueue(queue);
+    return true;
+  } catch (err) {
+    if (client === app.client) $("queue-error").textContent = `${failure}: ${refusal(err)}`;
+    return false;
+  }
+}
+
+/** "Add": by content id, with the current item's content type; at the end or to play next. */
+async function addToQueue(event) {
+  event.preventDefault();
+  const contentId = $("queue-add-id").value.trim();
+  if (!contentId) {
+    $("queue-error").textContent = "Enter the content id of what to add.";
+    $("queue-add-id").focus();
+    return;
+  }
+  const client = app.client;
+  const queue = client && client.queue;
+  const current = (client && client.currentItem) || queueItem(queue, queue && queue.current_item_id);
+  const room = client && client.room;
+  const body = {
+    content_type: (current && current.content_type) || (room && room.content_type) || "url",
+    content_id: contentId,
+    play_next: $("queue-add-next").checked,
+  };
+  const title = $("queue-add-title").value.trim();
+  if (title) body.title = title;
+  $("queue-add").disabled = true;
+  const added = await queueAction("/items", "POST", body, "Could not add it");
+  $("queue-add").disabled = !mayChangeQueue();
+  if (added) {
+    $("queue-add-id").value = "";
+    $("queue-add-title").value = "";
+    $("queue-add-next").checked = false;
+    $("queue-add-id").focus();
+  }
+}
+
 // The person menu: one element for the whole list, filled when opened, so that the list can be
 // rebuilt (presence arrives all the time) without closing it.
 
@@ -1824,6 +2276,9 @@ function openSettings() {
   $("settings-password-clear-row").hidden = !room.has_password;
   $("settings-control").value = room.playback_control === "moderators" ? "moderators" : "everyone";
   $("settings-mods-manage").checked = room.moderators_manage_moderators === true;
+  const slow = room.wait_for_slow_members;
+  $("settings-slow").value = ["always", "never"].includes(slow) ? slow : "policy";
+  $("settings-ready-start").checked = room.start_when_ready === true;
   $("settings-error").textContent = "";
   $("settings-save").disabled = false;
   $("settings-dialog").showModal();
@@ -1852,6 +2307,10 @@ async function saveSettings(event) {
   if (control !== room.playback_control) changes.playback_control = control;
   const manage = $("settings-mods-manage").checked;
   if (manage !== (room.moderators_manage_moderators === true)) changes.moderators_manage_moderators = manage;
+  const slow = $("settings-slow").value;
+  if (slow !== (room.wait_for_slow_members || "policy")) changes.wait_for_slow_members = slow;
+  const readyStart = $("settings-ready-start").checked;
+  if (readyStart !== (room.start_when_ready === true)) changes.start_when_ready = readyStart;
   if (Object.keys(changes).length === 0) {
     $("settings-dialog").close();
     return;
@@ -1978,6 +2437,21 @@ function bindStaticUi() {
   $("message-home").addEventListener("click", () => navigate(""));
 
   $("play-toggle").addEventListener("click", togglePlay);
+  $("prev-item").addEventListener("click", () => stepItem(-1));
+  $("next-item").addEventListener("click", () => stepItem(1));
+  $("ready-toggle").addEventListener("click", toggleReady);
+  $("queue-form").addEventListener("submit", addToQueue);
+  $("queue-repeat").addEventListener("change", () => {
+    queueAction("/mode", "PUT", { repeat: $("queue-repeat").value }, "Could not change the repeat");
+  });
+  $("queue-shuffle").addEventListener("click", () => {
+    const on = $("queue-shuffle").getAttribute("aria-pressed") !== "true";
+    queueAction("/mode", "PUT", { shuffle: on }, "Could not change the shuffle");
+  });
+  $("queue-clear").addEventListener("click", () => {
+    queueAction("/items", "DELETE", undefined, "Could not clear the queue");
+  });
+  $("public-rooms-refresh").addEventListener("click", loadPublicRooms);
   $("back10").addEventListener("click", () => seekBy(-10));
   $("fwd10").addEventListener("click", () => seekBy(10));
   $("seek").addEventListener("input", onSeekInput);
