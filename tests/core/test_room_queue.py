@@ -355,6 +355,12 @@ def test_the_stored_duration_wins_and_may_be_cleared() -> None:
     assert [c.reason for c in changes(effects)] == ["duration"]
     shorter, effects = apply(ended_room(), SetDuration("i1", 20.0), NOW)
     assert shorter.playback == Playback("paused", 20.0, 1.0, NOW, 6, None, ended=True)
+    assert shorter.end_wait_until == 130.0  # the end's wait goes on, not begun again
+    # The end was handled (the room asked to advance): a shorter duration asks nothing again.
+    handled = ended_room(end_wait_until=None)
+    _, effects = apply(handled, SetDuration("i1", 20.0), NOW)
+    assert [c.reason for c in changes(effects)] == ["duration"]
+    assert not [e for e in effects if isinstance(e, Advance)]
     with pytest.raises(Refused):
         apply(state, SetDuration("i1", -1.0), NOW)
 

@@ -119,7 +119,12 @@ def set_duration(state: RoomState, command: SetDuration, now: float) -> Result:
     if not current.ended:
         return _past_end(state, now)
     if new_duration is not None and new_duration <= current.position:
-        return end_playback(state, by=None, now=now)  # a shorter item: ended at its end
+        # Still at the end, now the shorter one's. The end itself was handled already (the
+        # wait for everyone's end, or the advance): begun again, it would ask to advance twice.
+        clamped = replace(
+            current, position=new_duration, anchor=now, version=current.version + 1, set_by=None
+        )
+        return change_playback(state, clamped, reason="duration", execute_at=now, by=None)
     # New media in place, or a longer one: no longer at the end, paused where it stood.
     paused = replace(current, ended=False, anchor=now, version=current.version + 1, set_by=None)
     return change_playback(state, paused, reason="duration", execute_at=now, by=None)
