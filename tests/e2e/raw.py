@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,6 +129,29 @@ async def raw_client(
             if room_id is not None:
                 await client.join(room_id, **join)
         yield client
+
+
+@asynccontextmanager
+async def raw_clients_in_room(
+    daemon: DaemonProcess, room_id: str, *people: Principal
+) -> AsyncIterator[list[Raw]]:
+    """Raw clients, joined and heartbeating (at position 0) so that nobody idles out."""
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(raw_client(daemon, person, room_id))
+            for person in people
+        ]
+        async with trio.open_nursery() as nursery:
+            for client in clients:
+                nursery.start_soon(_heartbeats, client)
+            yield clients
+            nursery.cancel_scope.cancel()
+
+
+async def _heartbeats(client: Raw) -> None:
+    """Until its socket is closed (the server may close it: a ban, a kick)."""
+    with suppress(ConnectionClosed):
+        await client.heartbeats()
 
 
 def create_room(daemon: DaemonProcess, owner: Principal, **fields: Any) -> dict[str, Any]:

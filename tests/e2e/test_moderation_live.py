@@ -10,7 +10,7 @@ even written, and only the loopback network lies between.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from trio_websocket import ConnectionClosed
 
 from syncplayd.identity import Principal
 from tests.daemon_process import DaemonProcess, new_user
-from tests.e2e.raw import Raw, new_room, raw_client, token
+from tests.e2e.raw import Raw, new_room, raw_client, raw_clients_in_room, token
 
 API = "/api/v1/syncplay"
 #: What "at once" means here (docs/protocol.md §4.13).
@@ -37,29 +37,6 @@ async def _rest(daemon: DaemonProcess, principal: Principal) -> AsyncIterator[ht
         base_url=daemon.base_url + API, headers=headers, timeout=LIMIT
     ) as http:
         yield http
-
-
-@asynccontextmanager
-async def _in_room(
-    daemon: DaemonProcess, room_id: str, *people: Principal
-) -> AsyncIterator[list[Raw]]:
-    """Each person connected and joined, heartbeating so that nobody idles out."""
-    async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(raw_client(daemon, person, room_id))
-            for person in people
-        ]
-        async with trio.open_nursery() as nursery:
-            for client in clients:
-                nursery.start_soon(_heartbeats, client)
-            yield clients
-            nursery.cancel_scope.cancel()
-
-
-async def _heartbeats(client: Raw) -> None:
-    """Keep the session alive until its socket is closed (a banned one is)."""
-    with suppress(ConnectionClosed):
-        await client.heartbeats()
 
 
 async def _first(client: Raw, match: Match) -> tuple[dict[str, Any], float]:
@@ -116,7 +93,7 @@ async def test_a_promotion_reaches_every_socket_the_member_included(
     owner, ben = new_user("Olga"), new_user("Ben")
     room_id = await new_room(live_daemon, owner)
     async with (
-        _in_room(live_daemon, room_id, owner, ben) as (olga_ws, ben_ws),
+        raw_clients_in_room(live_daemon, room_id, owner, ben) as (olga_ws, ben_ws),
         _rest(live_daemon, owner) as http,
     ):
         response, told = await _call_and_watch(
@@ -138,7 +115,7 @@ async def test_a_ban_closes_the_members_sockets_at_once_and_keeps_them_out(
     owner, ben = new_user("Olga"), new_user("Ben")
     room_id = await new_room(live_daemon, owner)
     async with (
-        _in_room(live_daemon, room_id, owner, ben) as (olga_ws, ben_ws),
+        raw_clients_in_room(live_daemon, room_id, owner, ben) as (olga_ws, ben_ws),
         _rest(live_daemon, owner) as http,
     ):
         response, (closing,) = await _call_and_watch(
@@ -168,7 +145,7 @@ async def test_new_settings_reach_every_socket_at_once(live_daemon: DaemonProces
     owner, ben = new_user("Olga"), new_user("Ben")
     room_id = await new_room(live_daemon, owner)
     async with (
-        _in_room(live_daemon, room_id, owner, ben) as (olga_ws, ben_ws),
+        raw_clients_in_room(live_daemon, room_id, owner, ben) as (olga_ws, ben_ws),
         _rest(live_daemon, owner) as http,
     ):
         is_room: Match = lambda m: m["type"] == "room"  # noqa: E731

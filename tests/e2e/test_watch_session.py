@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
 import trio
-from trio_websocket import ConnectionClosed
 
 from syncplayd.client import ClientOptions, SyncClient, open_sync_client
 from syncplayd.core.protocol import PlaybackChanged, Presence, QueueChanged, ServerMessage
 from syncplayd.identity import Principal
 from tests.daemon_process import DaemonProcess, new_user
-from tests.e2e.raw import Raw, new_room, raw_client, token, ws_url
+from tests.e2e.raw import Raw, new_room, raw_clients_in_room, token, ws_url
 
 API = "/api/v1/syncplay"
 FAST = ClientOptions(fast_ping_interval=0.05, fast_ping_count=5, slow_ping_interval=1.0)
@@ -63,28 +62,6 @@ async def _players(
         yield clients
 
 
-@asynccontextmanager
-async def _raw_in_room(
-    daemon: DaemonProcess, room_id: str, *people: Principal
-) -> AsyncIterator[list[Raw]]:
-    """Raw clients, joined and heartbeating (at position 0) so that nobody idles out."""
-    async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(raw_client(daemon, person, room_id))
-            for person in people
-        ]
-        async with trio.open_nursery() as nursery:
-            for client in clients:
-                nursery.start_soon(_heartbeats, client)
-            yield clients
-            nursery.cancel_scope.cancel()
-
-
-async def _heartbeats(client: Raw) -> None:
-    with suppress(ConnectionClosed):
-        await client.heartbeats()
-
-
 async def _collect(client: Raw, seconds: float) -> list[dict[str, Any]]:
     """Every message ``client`` gets for ``seconds``."""
     seen: list[dict[str, Any]] = []
@@ -99,7 +76,7 @@ async def test_two_nexts_within_100_ms_move_the_room_once(live_daemon: DaemonPro
     room_id = await new_room(live_daemon, owner)
     second = await _queue_item(live_daemon, owner, room_id, "2")
     await _queue_item(live_daemon, owner, room_id, "3")
-    async with _raw_in_room(live_daemon, room_id, owner, guest) as (ada, ben):
+    async with raw_clients_in_room(live_daemon, room_id, owner, guest) as (ada, ben):
         first = ada.joined["queue"]["current_item_id"]  # type: ignore[index]
         # Both press Next at once: the frames cross on the wire.
         async with trio.open_nursery() as nursery:
@@ -185,7 +162,7 @@ async def test_a_queue_plays_to_its_end_and_repeat_all_loops(live_daemon: Daemon
 async def test_a_players_duration_is_stored_and_told(live_daemon: DaemonProcess) -> None:
     owner = new_user("Ada")
     room_id = await new_room(live_daemon, owner)
-    async with _raw_in_room(live_daemon, room_id, owner) as (ada,):
+    async with raw_clients_in_room(live_daemon, room_id, owner) as (ada,):
         item = ada.joined["queue"]["current_item_id"]  # type: ignore[index]
         await ada.send({"type": "media", "item_id": item, "duration": 61.5})
         changed = await ada.expect("queue")
@@ -204,7 +181,7 @@ async def test_a_slow_member_stops_the_room_three_times_then_catches_up_alone(
 ) -> None:
     owner, guest = new_user("Ada"), new_user("Ben")
     room_id = await new_room(live_daemon, owner)
-    async with _raw_in_room(live_daemon, room_id, owner, guest) as (ada, ben):
+    async with raw_clients_in_room(live_daemon, room_id, owner, guest) as (ada, ben):
         await ada.send({"type": "play"})
         await ada.expect("playback", reason="play")
         for _ in range(3):
@@ -227,7 +204,7 @@ async def test_a_slow_member_stops_the_room_three_times_then_catches_up_alone(
 async def test_start_when_ready(live_daemon: DaemonProcess) -> None:
     owner, guest = new_user("Ada"), new_user("Ben")
     room_id = await new_room(live_daemon, owner)
-    async with _raw_in_room(live_daemon, room_id, owner, guest) as (ada, ben):
+    async with raw_clients_in_room(live_daemon, room_id, owner, guest) as (ada, ben):
         async with _rest(live_daemon, owner) as http:
             body = {"start_when_ready": True, "wait_for_slow_members": "always"}
             assert (await http.put(f"/rooms/{room_id}", json=body)).status_code == 200
