@@ -123,6 +123,20 @@ def moderation_refusal(
     return None
 
 
+def can_control_playback(caller: Caller, *, moderators_only: bool) -> bool:
+    """Playing, pausing, seeking and changing the queue: the owner and admins always; in a
+    ``moderators`` room its moderators too; otherwise every member.
+
+    The same rule as the engine's for sockets already in the room
+    (``core.room``: a plain member of a moderators-only room gets ``not-allowed``).
+    """
+    if caller.is_admin or caller.is_owner:
+        return True
+    if moderators_only:
+        return caller.role in (Role.OWNER, Role.MODERATOR)
+    return caller.is_member
+
+
 def can_list_bans(caller: Caller) -> bool:
     """The ban list is for whoever may ban: the owner, moderators and admins."""
     return caller.is_admin or rank(caller) in ACTORS[Action.BAN]

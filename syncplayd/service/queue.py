@@ -34,7 +34,6 @@ import trio
 from syncplayd.core import access
 from syncplayd.core import queue as queues
 from syncplayd.core.queue import MAX_DURATION, REPEAT_MODES, Queue, QueueError, QueueItem, Repeat
-from syncplayd.core.roles import Role
 from syncplayd.core.text import CONTROL_CHARS
 from syncplayd.identity import Principal
 from syncplayd.service.errors import FieldError, ServiceError, forbidden, invalid, not_found
@@ -56,22 +55,16 @@ _CONTROL = re.compile(f"[{CONTROL_CHARS}]")
 def control_refusal(caller: access.Caller, control: PlaybackControl) -> ServiceError | None:
     """Why ``caller`` may not change the queue of a room with ``control``, or ``None``.
 
-    The queue is playback: the owner and administrators always may; in a ``moderators``
-    room the moderators too; in an ``everyone`` room every member. Someone who could
+    The rule is :func:`~syncplayd.core.access.can_control_playback`. Someone who could
     control it by joining is told to join (``not-a-member``); someone who could not,
     that it is for moderators (``forbidden``, as a plain member is).
     """
-    if caller.is_admin or caller.is_owner:
+    moderators_only = control is PlaybackControl.MODERATORS
+    if access.can_control_playback(caller, moderators_only=moderators_only):
         return None
-    if control is PlaybackControl.MODERATORS:
-        if caller.role in (Role.OWNER, Role.MODERATOR):
-            return None
+    if moderators_only:
         return forbidden("only moderators control playback in this room")
-    if caller.role is None:
-        return forbidden(
-            "only members control playback in this room; join it first", "not-a-member"
-        )
-    return None
+    return forbidden("only members control playback in this room; join it first", "not-a-member")
 
 
 def clean_title(title: str | None, field_name: str = "title") -> str | None:

@@ -10,6 +10,7 @@ from syncplayd.core.access import (
     Caller,
     JoinCheck,
     can_audit,
+    can_control_playback,
     can_invite,
     can_list_bans,
     can_manage,
@@ -52,6 +53,22 @@ CALLERS = {
 def test_view(caller: Caller, public: bool, private: bool) -> None:
     assert can_view(caller, is_public=True) is public
     assert can_view(caller, is_public=False) is private
+
+
+@pytest.mark.parametrize(
+    ("caller", "everyone_room", "moderators_room"),
+    [
+        (STRANGER, False, False),
+        (MEMBER, True, False),
+        (MODERATOR, True, True),
+        (OWNER, True, True),
+        (OWNER_WHO_LEFT, True, True),
+        (ADMIN, True, True),
+    ],
+)
+def test_control_playback(caller: Caller, everyone_room: bool, moderators_room: bool) -> None:
+    assert can_control_playback(caller, moderators_only=False) is everyone_room
+    assert can_control_playback(caller, moderators_only=True) is moderators_room
 
 
 @pytest.mark.parametrize(
