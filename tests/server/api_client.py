@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from syncplayd.identity import Principal
-from tests.daemon_process import DaemonProcess
+from tests.daemon_process import DaemonProcess, new_user
 from tests.openapi_check import assert_response_conforms
 
 PREFIX = "/api/v1/syncplay"
@@ -71,3 +71,14 @@ class Api:
         body = {"name": "Movie night", "content_type": "movie", "content_id": "tt0133093"} | fields
         room: dict[str, Any] = self.call("POST", "/rooms", 201, json=body).json()
         return room
+
+
+def api(daemon: DaemonProcess, name: str = "user", *, admin: bool = False) -> Api:
+    """A client acting as a new user called ``name``."""
+    return Api(daemon, new_user(name, admin=admin))
+
+
+def uid(caller: Api) -> str:
+    """The id of the user ``caller`` acts as."""
+    assert caller.principal is not None
+    return str(caller.principal.user_id)

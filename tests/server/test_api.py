@@ -18,14 +18,10 @@ import yaml
 
 from syncplayd.core.codes import ALPHABET
 from syncplayd.openapi import load_spec
-from tests.daemon_process import SECRET, DaemonProcess, new_user
-from tests.server.api_client import Api
+from tests.daemon_process import SECRET, DaemonProcess
+from tests.server.api_client import Api, api
 
 ROOM = "/rooms/{room_id}"
-
-
-def api(daemon: DaemonProcess, name: str = "user", *, admin: bool = False) -> Api:
-    return Api(daemon, new_user(name, admin=admin))
 
 
 # -- health and contract -------------------------------------------------------------

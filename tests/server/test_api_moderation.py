@@ -14,8 +14,8 @@ from uuid import uuid4
 
 import pytest
 
-from tests.daemon_process import DaemonProcess, new_user
-from tests.server.api_client import Api
+from tests.daemon_process import DaemonProcess
+from tests.server.api_client import Api, api, uid
 
 ROOM = "/rooms/{room_id}"
 ROLE = ROOM + "/participants/{user_id}/role"
@@ -24,15 +24,6 @@ BANS = ROOM + "/bans"
 BAN = ROOM + "/bans/{user_id}"
 MUTE = ROOM + "/mutes/{user_id}"
 CHAT = ROOM + "/chat"
-
-
-def api(daemon: DaemonProcess, name: str = "user", *, admin: bool = False) -> Api:
-    return Api(daemon, new_user(name, admin=admin))
-
-
-def uid(caller: Api) -> str:
-    assert caller.principal is not None
-    return str(caller.principal.user_id)
 
 
 def joined(daemon: DaemonProcess, room: dict[str, Any], *names: str) -> list[Api]:

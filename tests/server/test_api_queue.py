@@ -17,7 +17,7 @@ import pytest
 
 from syncplayd.core.queue import MAX_QUEUE_ITEMS
 from tests.daemon_process import DaemonProcess, new_user
-from tests.server.api_client import Api
+from tests.server.api_client import Api, api, uid
 
 ROOM = "/rooms/{room_id}"
 QUEUE = ROOM + "/queue"
@@ -28,15 +28,6 @@ PLAY = QUEUE + "/play"
 NEXT = QUEUE + "/next"
 PREVIOUS = QUEUE + "/previous"
 MODE = QUEUE + "/mode"
-
-
-def api(daemon: DaemonProcess, name: str = "user", *, admin: bool = False) -> Api:
-    return Api(daemon, new_user(name, admin=admin))
-
-
-def uid(caller: Api) -> str:
-    assert caller.principal is not None
-    return str(caller.principal.user_id)
 
 
 def add(caller: Api, room_id: str, content_id: str, **fields: Any) -> dict[str, Any]:

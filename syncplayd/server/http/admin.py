@@ -44,6 +44,8 @@ from syncplayd.server.http.problems import json_response, problem
 from syncplayd.server.http.requests import (
     MAX_OFFSET,
     create_invitation_from_body,
+    path_room_and_item,
+    path_room_and_user,
     path_uuid,
     query_bool,
     query_int,
@@ -382,10 +384,6 @@ def _queue(room_id: UUID, queue: Queue, status: int = 200) -> Response:
     return json_response(payloads.queue_json(room_id, queue), status)
 
 
-def _room_and_item(room_id: str, item_id: str) -> tuple[UUID, UUID]:
-    return path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
-
-
 @admin_blueprint.get("/rooms/<room_id>/queue")
 async def get_queue(room_id: str) -> Response:
     """The queue: items in the people's order, the current one, repeat and shuffle."""
@@ -414,7 +412,7 @@ async def add_queue_item(room_id: str) -> Response:
 @admin_blueprint.delete("/rooms/<room_id>/queue/items/<item_id>")
 async def remove_queue_item(room_id: str, item_id: str) -> Response:
     """Take an item out (the current one: the next in play order becomes current)."""
-    rid, iid = _room_and_item(room_id, item_id)
+    rid, iid = path_room_and_item(room_id, item_id)
     queue = await app_state().service.queue.remove(_admin(), rid, iid)
     _audit("removed item %s from the queue of room %s", iid, rid)
     return _queue(rid, queue)
@@ -424,7 +422,7 @@ async def remove_queue_item(room_id: str, item_id: str) -> Response:
 async def move_queue_item(room_id: str, item_id: str) -> Response:
     """Put an item at ``index`` (0 is the first; past the end is the end)."""
     body = await read_body(payloads.MoveBody)
-    rid, iid = _room_and_item(room_id, item_id)
+    rid, iid = path_room_and_item(room_id, item_id)
     queue = await app_state().service.queue.move(_admin(), rid, iid, body.index)
     _audit("moved item %s of room %s to %d", iid, rid, body.index)
     return _queue(rid, queue)
@@ -503,7 +501,7 @@ async def kick(room_id: str, user_id: str) -> Response:
     The optional ``reason`` is in the closing message they get and in the event.
     """
     reason = (await read_body(payloads.KickBody)).reason
-    rid, uid = _room_and_user(room_id, user_id)
+    rid, uid = path_room_and_user(room_id, user_id)
     done = await app_state().service.moderation.kick(_admin(), rid, uid, reason=reason)
     _audit("kicked %s from room %s", uid, rid)
     body = {
@@ -519,7 +517,7 @@ async def kick(room_id: str, user_id: str) -> Response:
 async def set_role(room_id: str, user_id: str) -> Response:
     """Make a participant a ``moderator`` or a ``member``; the participant as it is now."""
     body = await read_body(payloads.RoleBody)
-    rid, uid = _room_and_user(room_id, user_id)
+    rid, uid = path_room_and_user(room_id, user_id)
     participant = await app_state().service.moderation.set_role(_admin(), rid, uid, body.role)
     _audit("made %s a %s of room %s", uid, participant.role.value, rid)
     return json_response(payloads.participant_json(participant))
@@ -534,10 +532,6 @@ async def transfer(room_id: str) -> Response:
     _audit("handed room %s to %s", room.id, room.owner_id)
     owners = await service.admin.owner_names(_admin(), [room])
     return json_response(payloads.room_json(room) | {"owner_name": owners.get(room.id)})
-
-
-def _room_and_user(room_id: str, user_id: str) -> tuple[UUID, UUID]:
-    return path_uuid(room_id, "room"), path_uuid(user_id, "user")
 
 
 # -- bans and mutes ----------------------------------------------------------------------------
@@ -556,7 +550,7 @@ async def list_bans(room_id: str) -> Response:
 async def ban(room_id: str, user_id: str) -> Response:
     """Ban a user, a participant or not (``reason``, ``expires_in_minutes``: optional)."""
     body = await read_body(payloads.SanctionBody)
-    rid, uid = _room_and_user(room_id, user_id)
+    rid, uid = path_room_and_user(room_id, user_id)
     state = app_state()
     restriction = await state.service.moderation.ban(
         _admin(), rid, uid, reason=body.reason, expires_in=body.expires_in
@@ -569,7 +563,7 @@ async def ban(room_id: str, user_id: str) -> Response:
 @admin_blueprint.delete("/rooms/<room_id>/bans/<user_id>")
 async def unban(room_id: str, user_id: str) -> Response:
     """Lift a ban (``404 not-found`` when there is none)."""
-    rid, uid = _room_and_user(room_id, user_id)
+    rid, uid = path_room_and_user(room_id, user_id)
     await app_state().service.moderation.unban(_admin(), rid, uid)
     _audit("unbanned %s from room %s", uid, rid)
     return json_response({"room_id": str(rid), "user_id": str(uid), "unbanned": True})
@@ -579,7 +573,7 @@ async def unban(room_id: str, user_id: str) -> Response:
 async def mute(room_id: str, user_id: str) -> Response:
     """Keep a participant from posting chat (the body of a ban)."""
     body = await read_body(payloads.SanctionBody)
-    rid, uid = _room_and_user(room_id, user_id)
+    rid, uid = path_room_and_user(room_id, user_id)
     state = app_state()
     restriction = await state.service.moderation.mute(
         _admin(), rid, uid, reason=body.reason, expires_in=body.expires_in
@@ -592,7 +586,7 @@ async def mute(room_id: str, user_id: str) -> Response:
 @admin_blueprint.delete("/rooms/<room_id>/mutes/<user_id>")
 async def unmute(room_id: str, user_id: str) -> Response:
     """Let a muted user post chat again (``404 not-found`` when they are not muted)."""
-    rid, uid = _room_and_user(room_id, user_id)
+    rid, uid = path_room_and_user(room_id, user_id)
     await app_state().service.moderation.unmute(_admin(), rid, uid)
     _audit("unmuted %s in room %s", uid, rid)
     return json_response({"room_id": str(rid), "user_id": str(uid), "unmuted": True})

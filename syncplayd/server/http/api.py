@@ -26,6 +26,8 @@ from syncplayd.server.http.problems import json_response, problem
 from syncplayd.server.http.requests import (
     MAX_OFFSET,
     create_invitation_from_body,
+    path_room_and_item,
+    path_room_and_user,
     path_uuid,
     query_bool,
     query_int,
@@ -167,15 +169,11 @@ async def list_participants(room_id: str) -> Response:
 
 
 # -- moderation: roles, ownership, kicks, bans, mutes --------------------------------
-def _room_and_user(room_id: str, user_id: str) -> tuple[UUID, UUID]:
-    return path_uuid(room_id, "room"), path_uuid(user_id, "user")
-
-
 @api.put("/rooms/<room_id>/participants/<user_id>/role")
 async def set_role(room_id: str, user_id: str) -> Response:
     body = await read_body(payloads.RoleBody)
     participant = await app_state().service.moderation.set_role(
-        _principal(), *_room_and_user(room_id, user_id), body.role
+        _principal(), *path_room_and_user(room_id, user_id), body.role
     )
     return json_response(payloads.participant_json(participant))
 
@@ -193,7 +191,7 @@ async def transfer(room_id: str) -> Response:
 async def kick(room_id: str, user_id: str) -> Response:
     body = await read_body(payloads.KickBody)
     await app_state().service.moderation.kick(
-        _principal(), *_room_and_user(room_id, user_id), reason=body.reason
+        _principal(), *path_room_and_user(room_id, user_id), reason=body.reason
     )
     return Response(b"", status=204)
 
@@ -210,7 +208,7 @@ async def ban(room_id: str, user_id: str) -> Response:
     body = await read_body(payloads.SanctionBody)
     restriction = await app_state().service.moderation.ban(
         _principal(),
-        *_room_and_user(room_id, user_id),
+        *path_room_and_user(room_id, user_id),
         reason=body.reason,
         expires_in=body.expires_in,
     )
@@ -219,7 +217,7 @@ async def ban(room_id: str, user_id: str) -> Response:
 
 @api.delete("/rooms/<room_id>/bans/<user_id>")
 async def unban(room_id: str, user_id: str) -> Response:
-    await app_state().service.moderation.unban(_principal(), *_room_and_user(room_id, user_id))
+    await app_state().service.moderation.unban(_principal(), *path_room_and_user(room_id, user_id))
     return Response(b"", status=204)
 
 
@@ -228,7 +226,7 @@ async def mute(room_id: str, user_id: str) -> Response:
     body = await read_body(payloads.SanctionBody)
     restriction = await app_state().service.moderation.mute(
         _principal(),
-        *_room_and_user(room_id, user_id),
+        *path_room_and_user(room_id, user_id),
         reason=body.reason,
         expires_in=body.expires_in,
     )
@@ -237,7 +235,7 @@ async def mute(room_id: str, user_id: str) -> Response:
 
 @api.delete("/rooms/<room_id>/mutes/<user_id>")
 async def unmute(room_id: str, user_id: str) -> Response:
-    await app_state().service.moderation.unmute(_principal(), *_room_and_user(room_id, user_id))
+    await app_state().service.moderation.unmute(_principal(), *path_room_and_user(room_id, user_id))
     return Response(b"", status=204)
 
 
@@ -270,14 +268,14 @@ async def add_queue_item(room_id: str) -> Response:
 
 @api.delete("/rooms/<room_id>/queue/items/<item_id>")
 async def remove_queue_item(room_id: str, item_id: str) -> Response:
-    room, item = path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
+    room, item = path_room_and_item(room_id, item_id)
     return _queue(room, await app_state().service.queue.remove(_principal(), room, item))
 
 
 @api.post("/rooms/<room_id>/queue/items/<item_id>/move")
 async def move_queue_item(room_id: str, item_id: str) -> Response:
     body = await read_body(payloads.MoveBody)
-    room, item = path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
+    room, item = path_room_and_item(room_id, item_id)
     return _queue(room, await app_state().service.queue.move(_principal(), room, item, body.index))
 
 

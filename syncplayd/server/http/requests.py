@@ -32,6 +32,16 @@ def path_uuid(value: str, what: str) -> UUID:
         raise ServiceError(400, "bad-request", f"the {what} id must be a UUID") from None
 
 
+def path_room_and_user(room_id: str, user_id: str) -> tuple[UUID, UUID]:
+    """``/rooms/{room_id}/…/{user_id}``: a moderation route's two ids."""
+    return path_uuid(room_id, "room"), path_uuid(user_id, "user")
+
+
+def path_room_and_item(room_id: str, item_id: str) -> tuple[UUID, UUID]:
+    """``/rooms/{room_id}/queue/items/{item_id}``: a queue route's two ids."""
+    return path_uuid(room_id, "room"), path_uuid(item_id, "queue item")
+
+
 def query_bool(name: str) -> bool | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
