@@ -188,6 +188,8 @@ class ClientCore(ClientState):
     def events(self) -> trio.MemoryReceiveChannel[ServerMessage]:
         """Every server message except ``pong``, in order, on a bounded channel.
 
+        A ``presence_batch`` comes out as its ``presence`` messages, one by one (as
+        do :meth:`wait_for` and :attr:`received_count`, which counts each of them).
         One shared channel (one consumer). When it is full the *oldest* message is
         dropped (counted in :attr:`events_dropped`); it ends (``EndOfChannel``)
         once the client is closed for good.

@@ -16,6 +16,7 @@ from syncplayd.core.protocol import (
     PlaybackChanged,
     PlaybackWire,
     Presence,
+    PresenceBatch,
     QueueChanged,
     QueueInfo,
     QueueItemInfo,
@@ -114,6 +115,9 @@ class RoomView:
             return message.playback
         if isinstance(message, Presence):
             self._presence(message)
+        elif isinstance(message, PresenceBatch):
+            for presence in message.events:  # in order: a later entry replaces an earlier one
+                self._presence(presence)
         elif isinstance(message, ChatOut):
             self.chat.append(message.message)
         elif isinstance(message, ChatDeleted):

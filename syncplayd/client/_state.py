@@ -24,6 +24,7 @@ from syncplayd.core.protocol import (
     Joined,
     PlaybackChanged,
     PlaybackWire,
+    PresenceBatch,
     ServerMessage,
 )
 
@@ -94,6 +95,12 @@ class ClientState:
 
     def _dispatch(self, message: ServerMessage) -> None:
         """Fold a received message into the state, the player, the acks and the events."""
+        if isinstance(message, PresenceBatch):
+            # Unpacked here, before the view and the hub: code reading the client's
+            # events sees the same presences, in the same order, as if sent one by one.
+            for presence in message.events:
+                self._dispatch(presence)
+            return
         playback = self._view.apply(message)
         if playback is not None and isinstance(message, PlaybackChanged):
             self._schedule(playback, message.execute_at, f"playback:{message.reason}")

@@ -459,6 +459,23 @@ class Presence(_Server, tag="presence", frozen=True):
     detail: str | None = None
 
 
+#: The most presence events one ``presence_batch`` holds: a longer run is sent as several.
+MAX_PRESENCE_BATCH = 500
+
+
+class PresenceBatch(_Server, tag="presence_batch", frozen=True):
+    """Several comings and goings of one window, in order, in one frame.
+
+    Each event is exactly the ``presence`` message that would have been sent alone;
+    a client applies them in order as if they had come one by one. It exists so that
+    N members joining within one window cost every member one frame, not N (a window
+    with a single event still sends the plain ``presence``).
+    """
+
+    #: At least one (the server sends two or more), at most ``MAX_PRESENCE_BATCH``.
+    events: Annotated[list[Presence], msgspec.Meta(min_length=1, max_length=MAX_PRESENCE_BATCH)]
+
+
 class QueueChanged(_Server, tag="queue", frozen=True):
     """The room's play queue changed (any change: items, current item, modes, a duration)."""
 
@@ -522,6 +539,7 @@ ServerMessage = (
     | PlaybackChanged
     | SyncCommand
     | Presence
+    | PresenceBatch
     | ChatOut
     | ChatDeleted
     | ChatAck

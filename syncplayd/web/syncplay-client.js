@@ -25,7 +25,7 @@
 /** The protocol version spoken (`hello.protocol`). */
 export const PROTOCOL_VERSION = 1;
 /** The version of this library (semver; the major version follows breaking API changes). */
-export const VERSION = "1.3.0";
+export const VERSION = "1.3.1";
 
 const MAX_POSITION = 604800; // §1.1: one week
 const MIN_RATE = 0.25;
@@ -401,7 +401,8 @@ function utf8Length(text) {
  * scheduled {playback, reason, executeAt, setBy}; playback {playback, reason, executeAt, setBy};
  * item {itemId, item, previousItemId}; queue {queue, currentChanged};
  * participants {participants}; room {room, settings};
- * presence {event, member, detail}; chat {message}; chat_deleted {messageId, message};
+ * presence {event, member, detail} (one for each element of a `presence_batch` too);
+ * chat {message}; chat_deleted {messageId, message};
  * error {code, message, ref}; closing {reason, message}; autoplayblocked {};
  * drift {drift, action, rate}.
  */
@@ -696,6 +697,7 @@ export class SyncClient extends EventTarget {
       case "playback": this._onPlayback(msg); break;
       case "sync": this._onSync(msg); break;
       case "presence": this._onPresence(msg); break;
+      case "presence_batch": this._onPresenceBatch(msg); break;
       case "chat": this._onChat(msg); break;
       case "chat_deleted": this._onChatDeleted(msg); break;
       case "room": this._onRoom(msg); break;
@@ -837,6 +839,18 @@ export class SyncClient extends EventTarget {
     const detail = typeof msg.detail === "string" ? msg.detail : null;
     this._emit("presence", { event: str(msg.event, "unknown"), member, detail });
     this._emit("participants", { participants: this._participants });
+  }
+
+  /**
+   * Several comings and goings of one window in one frame: each applied in order, exactly as if
+   * it had come alone (the same `presence` and `participants` events, one per element).
+   */
+  _onPresenceBatch(msg) {
+    if (!Array.isArray(msg.events)) return;
+    for (const event of msg.events) {
+      // Guarded one by one: a failure on one element must not lose the ones after it.
+      if (isObject(event)) this._guard(() => this._onPresence(event))();
+    }
   }
 
   _onChat(msg) {

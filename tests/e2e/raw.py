@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import timedelta
@@ -40,15 +41,22 @@ class Raw:
         self.ws = ws
         self.session_id: str | None = None
         self.joined: dict[str, Any] | None = None
+        self._unpacked: deque[dict[str, Any]] = deque()
 
     async def send(self, message: dict[str, Any] | str | bytes) -> None:
         data = message if isinstance(message, str | bytes) else json.dumps(message)
         await self.ws.send_message(data)
 
     async def recv(self, limit: float = TIMEOUT) -> dict[str, Any]:
+        """The next message; a ``presence_batch`` is given one presence at a time."""
+        if self._unpacked:
+            return self._unpacked.popleft()
         with trio.fail_after(limit):
             message: dict[str, Any] = json.loads(await self.ws.get_message())
-            return message
+        if message["type"] == "presence_batch":
+            self._unpacked.extend(message["events"])
+            return self._unpacked.popleft()
+        return message
 
     async def expect(self, kind: str, limit: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
         """The next message of type ``kind`` (matching ``fields``), skipping others."""

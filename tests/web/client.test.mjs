@@ -722,6 +722,77 @@ describe("chat and presence", () => {
     assert.equal(h.of("participants").length, 3);
   });
 
+  test("a presence_batch is its presences one by one: same members, you and events", () => {
+    const cy = { ...BEN, user_id: "u-cy", user_name: "Cy" };
+    const dan = { ...BEN, user_id: "u-dan", user_name: "Dan" };
+    const gone = (m) => ({ ...m, sessions: 0, is_connected: false });
+    // In order, with users who come back and go again: order decides the outcome.
+    const events = [
+      { type: "presence", event: "joined", member: cy, detail: null },
+      { type: "presence", event: "disconnected", member: gone(ADA), detail: null },
+      { type: "presence", event: "joined", member: dan, detail: null },
+      { type: "presence", event: "left", member: gone(cy), detail: null },
+      { type: "presence", event: "reconnected", member: ADA, detail: null },
+      { type: "presence", event: "reconnected", member: { ...BEN, sessions: 2 }, detail: null },
+      { type: "presence", event: "left", member: gone(dan), detail: null },
+      { type: "presence", event: "joined", member: dan, detail: null },
+    ];
+    const singly = setup();
+    singly.client.connect();
+    singly.join();
+    for (const event of events) singly.ws.receive(event);
+    const batched = setup();
+    batched.client.connect();
+    batched.join();
+    batched.ws.receive({ type: "presence_batch", events });
+
+    assert.deepEqual([...batched.client.participants.keys()].sort(), ["u-ada", "u-ben", "u-dan"]);
+    assert.deepEqual(batched.client.participants, singly.client.participants);
+    assert.deepEqual(batched.client.you, { ...BEN, sessions: 2 });
+    assert.deepEqual(batched.of("presence"), singly.of("presence"));
+    assert.deepEqual(batched.of("presence").map((p) => [p.event, p.member.user_id]), [
+      ["joined", "u-cy"], ["disconnected", "u-ada"], ["joined", "u-dan"], ["left", "u-cy"],
+      ["reconnected", "u-ada"], ["reconnected", "u-ben"], ["left", "u-dan"], ["joined", "u-dan"],
+    ]);
+    assert.equal(batched.of("participants").length, 1 + events.length); // joined, then each
+    assert.deepEqual(batched.of("error"), []);
+  });
+
+  test("a presence_batch that is not one is ignored, and bad elements alone are skipped", () => {
+    const h = setup();
+    h.client.connect();
+    const early = { type: "presence", event: "joined", member: { ...BEN, user_id: "u-early" }, detail: null };
+    h.ws.receive({ type: "presence_batch", events: [early] }); // before joined: as for presence
+    h.join();
+    for (const events of [undefined, null, "x", 5, { 0: early, length: 1 }]) {
+      h.ws.receive({ type: "presence_batch", events });
+    }
+    assert.deepEqual(h.of("presence"), []);
+    const cy = { ...BEN, user_id: "u-cy", user_name: "Cy" };
+    const dan = { ...BEN, user_id: "u-dan", user_name: "Dan" };
+    h.ws.receive({
+      type: "presence_batch",
+      events: [null, 7, "joined", [], { type: "presence", event: "joined", member: null },
+        { type: "presence", event: "joined", member: cy, detail: null },
+        { type: "presence", event: "joined", member: dan, detail: null }],
+    });
+    assert.deepEqual(h.of("presence").map((p) => p.member.user_id), ["u-cy", "u-dan"]);
+    assert.equal(h.client.participants.has("u-early"), false);
+    // A failure on one element is a client-error; the elements after it still apply.
+    const apply = h.client._onPresence.bind(h.client);
+    h.client._onPresence = (msg) => {
+      if (msg.member.user_id === "u-cy") throw new Error("bug");
+      apply(msg);
+    };
+    h.ws.receive({
+      type: "presence_batch",
+      events: [{ type: "presence", event: "left", member: { ...cy, sessions: 0 }, detail: null },
+        { type: "presence", event: "left", member: { ...dan, sessions: 0 }, detail: null }],
+    });
+    assert.equal(h.of("error").at(-1).code, "client-error");
+    assert.equal(h.client.participants.has("u-dan"), false);
+  });
+
   test("server errors become error events", () => {
     const h = setup();
     h.client.connect();
