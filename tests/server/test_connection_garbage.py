@@ -31,7 +31,7 @@ from trio_websocket import open_websocket_url
 
 from syncplayd.config import load_settings
 from syncplayd.identity import Principal
-from syncplayd.server.live.connection import Connection
+from syncplayd.server.live.connection import BaseConnection
 from syncplayd.server.process import daemon
 from tests.daemon_process import SECRET, new_user
 from tests.e2e.raw import Raw, token
@@ -197,7 +197,7 @@ async def test_closed_connections_leave_no_cycles(server: Daemon, ending: Ending
             garbage = _cyclic_garbage()
         finally:
             gc.enable()
-        live_connections = sum(isinstance(o, Connection) for o in gc.get_objects())
+        live_connections = sum(isinstance(o, BaseConnection) for o in gc.get_objects())
 
     from_server = Counter(_describe(o) for o in garbage if _from_the_server(o))
     assert not from_server, f"closed connections left cycles: {from_server.most_common(20)}"

@@ -21,6 +21,7 @@ import trio.testing
 
 from syncplayd.clocks import ServerClock
 from syncplayd.config import load_settings
+from syncplayd.core import protocol
 from syncplayd.identity import Principal
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.connection import OUTBOX_SIZE, Connection
@@ -695,3 +696,60 @@ async def test_a_held_presence_never_overtakes_a_newer_one_about_the_same_user(
     about_ben = [m for m in ada.of_type("presence") if m["member"]["user_name"] == "Ben"]
     assert [m["event"] for m in about_ben] == ["joined", "buffering", "ready"]
     assert about_ben[-1]["member"]["behind"] is False
+
+
+async def test_arrivals_in_one_window_reach_each_member_as_one_batch(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    await trio.sleep(1)
+    seen = len(ada.sent)
+    joiners = [FakeSocket() for _ in range(5)]
+    for i, socket in enumerate(joiners):
+        await world.connect(f"M{i}", socket)  # all within one presence window
+    await trio.sleep(1)
+    # Ada: one frame for the five arrivals, in order, each a whole presence message.
+    [batch] = ada.sent[seen:]
+    decoded = protocol.decode_server(json.dumps(batch))
+    assert isinstance(decoded, protocol.PresenceBatch)
+    assert [(e.event, e.member.user_name) for e in decoded.events] == [
+        ("joined", f"M{i}") for i in range(5)
+    ]
+    # A joiner hears of the others, never of its own arrival (its ``joined`` said it);
+    # a window with one arrival left for it is a plain ``presence``.
+    for i, socket in enumerate(joiners):
+        heard = [
+            event["member"]["user_name"]
+            for frame in socket.sent
+            for event in (frame.get("events") or [frame])
+            if event["type"] == "presence" and event["event"] == "joined"
+        ]
+        assert f"M{i}" not in heard
+        assert set(heard) == {f"M{j}" for j in range(5)} - {f"M{i}"}
+    assert joiners[3].sent[-1]["type"] == "presence_batch"
+
+
+async def test_a_joiners_snapshot_shows_each_member_as_they_are_now(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The snapshot reuses each member's entry until their sessions change: a change
+    # after one join must show in the next join's snapshot.
+    ada, ben = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben)
+    await trio.sleep(1)
+    await ben.to_server.send(json.dumps({"type": "buffering"}))
+    await trio.sleep(1)
+    cy = FakeSocket()
+    await world.connect("Cy", cy)
+    members = {m["user_name"]: m for m in cy.of_type("joined")[0]["participants"]}
+    assert members["Ben"]["buffering"] is True
+    assert members["Ada"]["buffering"] is False
+    await ben.to_server.send(json.dumps({"type": "ready"}))
+    await trio.sleep(1)
+    dee = FakeSocket()
+    await world.connect("Dee", dee)
+    members = {m["user_name"]: m for m in dee.of_type("joined")[0]["participants"]}
+    assert members["Ben"]["buffering"] is False
+    assert list(members) == ["Olga", "Ada", "Ben", "Cy", "Dee"][-len(members) :]

@@ -1,11 +1,17 @@
-"""One participant's WebSocket, with a bounded outbox and a reasoned close.
+"""One participant's WebSocket as the room sees it: sends that never block, a reasoned close.
 
-The room never awaits a socket: it drops messages into each connection's
+Two transports carry it. :class:`DirectConnection` (the front door's sockets,
+nearly all of them) writes each message to its socket as it is sent, and a
+broadcast's frame is encoded once for all members (:class:`Frame`); see
+``direct_socket.py``. :class:`Connection` serves the WebSockets Quart accepts (an
+upgrade on a kept-alive HTTP connection): the room drops messages into its
 bounded outbox with ``send`` (never blocking), and a writer task per
-connection drains it. A connection that cannot keep up is closed with
-``too-slow`` instead of slowing everyone else down: when its outbox is full,
-or when one write has been stuck for ``send_timeout`` seconds (a peer that
-stopped reading: its TCP window is closed and the kernel's buffers are full).
+connection drains it. The rest of this docstring is about that one.
+
+A connection that cannot keep up is closed with ``too-slow`` instead of
+slowing everyone else down: when its outbox is full, or when one write has
+been stuck for ``send_timeout`` seconds (a peer that stopped reading: its TCP
+window is closed and the kernel's buffers are full).
 
 hypercorn shields its socket writes, so a write to a peer that never reads
 again cannot be cancelled; it ends when the socket does. Two things make sure
@@ -28,7 +34,8 @@ import trio
 from syncplayd.clocks import monotonic
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
-from syncplayd.server.metric_labels import frame_type
+from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed, server_frame
+from syncplayd.server.metric_labels import frame_type, message_type
 from syncplayd.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -68,12 +75,97 @@ class PendingPong:
     t0: float
     t1: float
 
+    def stamped(self, t2: float) -> protocol.Pong:
+        return protocol.Pong(id=self.id, t0=self.t0, t1=self.t1, t2=t2)
+
 
 Outgoing = str | PendingPong
 
 
-class Connection:
-    """A joined participant's socket: outbox, writer, and the way it ends."""
+class Frame:
+    """A broadcast's message, encoded once for every member.
+
+    ``text`` for connections that queue text (:class:`Connection`), ``wire`` (the
+    WebSocket frame's bytes, built on first use) for those that write to their
+    socket themselves (:class:`DirectConnection`).
+    """
+
+    __slots__ = ("_wire", "kind", "text")
+
+    def __init__(self, text: str, kind: str) -> None:
+        self.text = text
+        self.kind = kind  # the message type, for the metrics
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = server_frame(self.text)
+        return self._wire
+
+
+class BaseConnection:
+    """What the room holds of a joined participant's socket, whatever carries it.
+
+    The room never awaits a connection: ``send`` and ``send_frame`` never block,
+    ``close`` ends it with a reason. ``send`` counts the message in the metrics;
+    ``send_frame`` does not (the room counts a broadcast once, for all members).
+    """
+
+    def __init__(
+        self,
+        principal: Principal,
+        now: Callable[[], float],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self.principal = principal
+        self.session_id = ""
+        self._now = now
+        self.closing: tuple[protocol.CloseReason, str] | None = None
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+        self.sent = 0
+        self.limited_notice_at = 0.0
+
+    def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
+        """Send one message to this member; ``False`` if the connection is going away."""
+        raise NotImplementedError
+
+    def send_frame(self, frame: Frame) -> bool:
+        """Send a broadcast's frame (not counted here; see the class)."""
+        raise NotImplementedError
+
+    def close(self, reason: protocol.CloseReason, message: str) -> None:
+        """End the connection: say why (``closing`` frame, close code), then let go."""
+        if self.closing is not None:
+            return
+        self.closing = (reason, message)
+        if self._metrics is not None and reason != "left":
+            self._metrics.error(reason)  # too-slow, idle-timeout, replaced, room-ended...
+        self._closed()
+        self.scope.cancel()  # the reader: the room lets go of this connection now
+
+    def _closed(self) -> None:
+        """What the transport does on ``close`` (after ``closing`` is set)."""
+
+    def _too_slow(self, message: str) -> None:
+        log.info("closing %s as too slow: %s", self.session_id or "a connection", message)
+        self.close("too-slow", message)
+
+    async def serve_reader(
+        self, handle_frame: Callable[[BaseConnection, str | bytes], Awaitable[None]]
+    ) -> None:
+        """Read frames until the peer goes or the connection is closed (a room task)."""
+        raise NotImplementedError
+
+
+class Connection(BaseConnection):
+    """A joined participant's socket behind an ASGI server: outbox, writer task, close.
+
+    Used for WebSockets that Quart serves (an upgrade on a kept-alive HTTP
+    connection); the front door's sockets are :class:`DirectConnection`.
+    """
 
     def __init__(
         self,
@@ -84,19 +176,11 @@ class Connection:
         *,
         send_timeout: float | None = None,
     ) -> None:
-        self._metrics = metrics
+        super().__init__(principal, now, metrics)
         self._send_timeout = send_timeout
         self.ws = ws
-        self.principal = principal
-        self.session_id = ""
-        self._now = now
         self._outbox, self._pending = trio.open_memory_channel[Outgoing](OUTBOX_SIZE)
-        self.closing: tuple[protocol.CloseReason, str] | None = None
-        self.scope = trio.CancelScope()
         self._writer_scope = trio.CancelScope()
-        self.done = trio.Event()
-        self.sent = 0
-        self.limited_notice_at = 0.0
         # The write in progress: when it started (trio time), and a serial number.
         self._sending_since: float | None = None
         self._writes = 0
@@ -105,9 +189,24 @@ class Connection:
     # -- used by the room (never blocks) ----------------------------------------------
     def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
         """Queue a message; a full outbox closes the connection as too slow."""
+        if isinstance(message, PendingPong):
+            kind = "pong"
+        elif isinstance(message, str):
+            kind = frame_type(message)
+        else:
+            kind = message_type(message)
+            message = protocol.encode(message)
+        if self._queue(message) and self._metrics is not None:
+            self._metrics.message_out(kind)
+            return True
+        return self.closing is None
+
+    def send_frame(self, frame: Frame) -> bool:
+        return self._queue(frame.text)
+
+    def _queue(self, item: Outgoing) -> bool:
         if self.closing is not None:
             return False
-        item = message if isinstance(message, str | PendingPong) else protocol.encode(message)
         try:
             self._outbox.send_nowait(item)
         except trio.WouldBlock:
@@ -117,20 +216,9 @@ class Connection:
             return False  # finished: the socket is going away
         return True
 
-    def close(self, reason: protocol.CloseReason, message: str) -> None:
-        """End the connection: the writer sends a ``closing`` frame, then closes the socket."""
-        if self.closing is not None:
-            return
-        self.closing = (reason, message)
-        if self._metrics is not None and reason != "left":
-            self._metrics.error(reason)  # too-slow, idle-timeout, replaced, room-ended...
+    def _closed(self) -> None:
         # Whatever is still queued is dropped: for a slow peer that is the point.
         self._writer_scope.cancel()
-        self.scope.cancel()  # the reader: the room lets go of this connection now
-
-    def _too_slow(self, message: str) -> None:
-        log.info("closing %s as too slow: %s", self.session_id or "a connection", message)
-        self.close("too-slow", message)
 
     def finish(self) -> None:
         """No more messages: the writer sends what is queued (or the goodbye) and stops."""
@@ -138,9 +226,8 @@ class Connection:
 
     # -- the tasks ----------------------------------------------------------------------
     async def serve_reader(
-        self, handle_frame: Callable[[Connection, str | bytes], Awaitable[None]]
+        self, handle_frame: Callable[[BaseConnection, str | bytes], Awaitable[None]]
     ) -> None:
-        """Read frames until the peer goes or the connection is closed (a room task)."""
         try:
             with self.scope:
                 while True:
@@ -170,18 +257,10 @@ class Connection:
         try:
             with self._writer_scope:
                 async for item in self._pending:
-                    kind = "pong"
                     if isinstance(item, PendingPong):
-                        t2 = self._now()
-                        item = protocol.encode(
-                            protocol.Pong(id=item.id, t0=item.t0, t1=item.t1, t2=t2)
-                        )
-                    elif self._metrics is not None:
-                        kind = frame_type(item)
+                        item = protocol.encode(item.stamped(self._now()))
                     await self._send_watched(item)
                     self.sent += 1
-                    if self._metrics is not None:
-                        self._metrics.message_out(kind)
         except Exception as exc:  # noqa: BLE001 - the peer is gone; the reader notices too
             log.debug("writer of %s stopped: %s", self.session_id, exc)
             self.scope.cancel()
@@ -242,3 +321,67 @@ class Connection:
             await self.ws.close(CLOSE_CODES.get(reason, 1000), reason)
         except Exception as exc:  # noqa: BLE001 - the peer may be gone; nothing to do then
             log.debug("closing %s: %s", self.session_id, exc)
+
+
+class DirectConnection(BaseConnection):
+    """A joined participant on a :class:`DirectSocket`: every send is a socket write.
+
+    No outbox and no writer task: a message is written when it is sent, and only
+    what the peer's TCP window cannot take waits, in the socket's bounded
+    backlog (too much of it, or no progress for ``send_timeout``: ``too-slow``).
+    The reader runs in the room, as for :class:`Connection`.
+    """
+
+    def __init__(
+        self,
+        socket: DirectSocket,
+        principal: Principal,
+        now: Callable[[], float],
+        metrics: Metrics | None = None,
+    ) -> None:
+        super().__init__(principal, now, metrics)
+        self.socket = socket
+        socket.on_too_slow = self._too_slow
+
+    def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
+        if self.closing is not None or self.socket.broken:
+            return False
+        if isinstance(message, PendingPong):
+            # Stamped as late as possible: now is when it goes out.
+            kind, text = "pong", protocol.encode(message.stamped(self._now()))
+        elif isinstance(message, str):
+            kind, text = frame_type(message), message
+        else:
+            kind, text = message_type(message), protocol.encode(message)
+        self.socket.write(server_frame(text))
+        self.sent += 1
+        if self._metrics is not None:
+            self._metrics.message_out(kind)
+        return True
+
+    def send_frame(self, frame: Frame) -> bool:
+        if self.closing is not None or self.socket.broken:
+            return False
+        self.socket.write(frame.wire)
+        self.sent += 1
+        return True
+
+    def _closed(self) -> None:
+        assert self.closing is not None  # noqa: S101 - set by close()
+        reason, message = self.closing
+        self.socket.write(
+            server_frame(protocol.encode(protocol.Closing(reason=reason, message=message)))
+        )
+        self.socket.close_now(CLOSE_CODES.get(reason, 1000), reason)
+
+    async def serve_reader(
+        self, handle_frame: Callable[[BaseConnection, str | bytes], Awaitable[None]]
+    ) -> None:
+        try:
+            with self.scope:
+                while True:
+                    await handle_frame(self, await self.socket.receive())
+        except SocketClosed:
+            pass  # the peer went away or closed: the room lets go
+        finally:
+            self.done.set()

@@ -33,7 +33,7 @@ from syncplayd.core import room as engine
 from syncplayd.core.queue import Queue
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
-from syncplayd.server.live.connection import Connection, PendingPong
+from syncplayd.server.live.connection import BaseConnection, Frame, PendingPong
 from syncplayd.server.live.messages import queue_info, room_info
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.stored import initial_state, stored_playback, sync_config, user_uuid
@@ -46,10 +46,16 @@ from syncplayd.storage.records import NewEvent, Participant, Role, Room
 log = logging.getLogger(__name__)
 
 END_GRACE_SECONDS = 2.0
-#: Comings and goings are sent at most this often, the latest per user: a burst of
-#: joins and leaves (a reconnect loop, a join flood) costs each member one message
-#: per user per window instead of one per event, so it cannot fill a reader's outbox.
+#: Comings and goings are sent at most this often, the latest per user, together in
+#: one ``presence_batch``: a burst of joins and leaves (a reconnect loop, a join flood,
+#: a watch party arriving) costs each member one message per window instead of one
+#: per event, so joins cost O(N) in all rather than O(N) each. The window grows with
+#: the room (``PRESENCE_SECONDS_PER_MEMBER`` per member, at most ``_MAX``): a member of
+#: a 2,000-seat room sees arrivals half a second late, and the room sends 2 frames a
+#: second to each member during the flood instead of 20.
 PRESENCE_WINDOW_SECONDS = 0.05
+PRESENCE_WINDOW_MAX_SECONDS = 0.5
+PRESENCE_SECONDS_PER_MEMBER = 0.00025
 _COALESCED_PRESENCE = frozenset({"joined", "reconnected", "disconnected", "left"})
 #: How many times a join reads the joiner's standing (ban, mute) while moderation changes
 #: race the read; then the last read stands, so that a moderator clicking mute and unmute
@@ -98,7 +104,7 @@ class LiveRoom:
         self._state = initial_state(room, queue, deps.settings, deps.clock.now())
         #: The queue as the service last told it (``joined.queue``).
         self._queue = queue
-        self._connections: dict[str, Connection] = {}
+        self._connections: dict[str, BaseConnection] = {}
         self._nursery: trio.Nursery | None = None
         self._cancel = trio.CancelScope()
         self._wake = trio.Event()
@@ -112,6 +118,10 @@ class LiveRoom:
         self.stopped = trio.Event()
         self._frame_started: float | None = None
         self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
+        #: user id -> (that user's sessions, the Member folded from them): a join's
+        #: snapshot folds again only the users whose sessions changed (see ``_members``).
+        self._member_cache: dict[str, tuple[tuple[engine.Session, ...], protocol.Member]] = {}
+        self._member_cache_rules: tuple[object, ...] = ()
         self._presence_due = trio.Event()
         #: Bumped by every mute and removal the service sends here, so that a join can
         #: tell whether one raced its read of the joiner's standing (see ``_standing``).
@@ -244,7 +254,7 @@ class LiveRoom:
     # -- attaching connections --------------------------------------------------------------
     async def attach(
         self,
-        connection: Connection,
+        connection: BaseConnection,
         participant: Participant,
         room: Room,
         recent_chat: list[protocol.ChatEntry],
@@ -290,7 +300,7 @@ class LiveRoom:
                 server_time=now,
                 room=room_info(room),
                 playback=engine.snapshot(self._state, now),
-                participants=engine.members(self._state),
+                participants=self._members(),
                 chat=recent_chat,
                 settings=self._sync_settings(),
                 you=engine.member(self._state, session_id),
@@ -327,7 +337,7 @@ class LiveRoom:
                 break
         return muted
 
-    async def _serve(self, connection: Connection) -> None:
+    async def _serve(self, connection: BaseConnection) -> None:
         session_id = connection.session_id
         try:
             await connection.serve_reader(self._on_frame)
@@ -353,11 +363,50 @@ class LiveRoom:
         for effect in effects:
             self._execute(effect)
 
+    def _members(self) -> list[protocol.Member]:
+        """``engine.members(state)``, folding only the users whose sessions changed.
+
+        A join's snapshot lists everyone: folded afresh each time, 2,000 joins would
+        cost 2,000 x 2,000 folds. A user's Member depends on their sessions (frozen
+        values: the same objects mean the same Member) and, through ``behind``, on
+        the room's waiting rules, which clear the cache when they change.
+        """
+        state = self._state
+        rules = (state.control, state.wait_for_slow_members)
+        if rules != self._member_cache_rules:
+            self._member_cache.clear()
+            self._member_cache_rules = rules
+        by_user: dict[str, list[engine.Session]] = {}
+        for session in state.sessions.values():
+            by_user.setdefault(session.user_id, []).append(session)
+        cache = self._member_cache
+        fresh: dict[str, tuple[tuple[engine.Session, ...], protocol.Member]] = {}
+        result = []
+        for user_id, group in by_user.items():
+            sessions = tuple(group)
+            cached = cache.get(user_id)
+            if cached is not None and _same(cached[0], sessions):
+                fresh[user_id] = cached
+            else:
+                fresh[user_id] = (sessions, engine.member(state, sessions[0].session_id))
+            result.append(fresh[user_id][1])
+        self._member_cache = fresh
+        return result
+
     def broadcast(self, message: protocol.ServerMessage, exclude: str | None = None) -> None:
-        text = protocol.encode(message)  # once, not once per member
+        self.broadcast_frame(Frame(protocol.encode(message), message_type(message)), exclude)
+
+    def broadcast_frame(self, frame: Frame, exclude: str | None = None) -> None:
+        """Send ``frame`` (encoded once) to every member but ``exclude``.
+
+        A member on the front door's socket gets the frame's bytes written at once
+        (``DirectConnection``): no task switch and no encoding per member.
+        """
+        sent = 0
         for session_id, connection in list(self._connections.items()):
-            if session_id != exclude:
-                connection.send(text)
+            if session_id != exclude and connection.send_frame(frame):
+                sent += 1
+        self._deps.metrics.message_out(frame.kind, sent)
         if self._frame_started is not None:
             # From the frame that caused it to every member's outbox.
             self._deps.metrics.observe_fanout(time.perf_counter() - self._frame_started)
@@ -447,11 +496,32 @@ class LiveRoom:
     async def _presence_task(self) -> None:
         while True:
             await self._presence_due.wait()
-            await trio.sleep(PRESENCE_WINDOW_SECONDS)
+            window = len(self._connections) * PRESENCE_SECONDS_PER_MEMBER
+            await trio.sleep(min(max(window, PRESENCE_WINDOW_SECONDS), PRESENCE_WINDOW_MAX_SECONDS))
             self._presence_due = trio.Event()
             pending, self._pending_presence = self._pending_presence, {}
-            for message, exclude in pending.values():
-                self.broadcast(message, exclude)
+            self._send_presence(list(pending.values()))
+
+    def _send_presence(self, pending: list[tuple[protocol.Presence, str | None]]) -> None:
+        """One window's comings and goings: alone as ``presence``, else in batches.
+
+        Each event is encoded once; a batch is their concatenation. A member that
+        an event excludes (a joiner, about its own arrival) gets the window without it.
+        """
+        limit = protocol.MAX_PRESENCE_BATCH
+        for start in range(0, len(pending), limit):
+            chunk = [(protocol.encode(m), ex) for m, ex in pending[start : start + limit]]
+            everyone = _presence_frame([event for event, _ in chunk])
+            excluded = {ex for _, ex in chunk if ex is not None}
+            sent = Counter[str]()
+            for session_id, connection in list(self._connections.items()):
+                frame = everyone
+                if session_id in excluded:
+                    frame = _presence_frame([event for event, ex in chunk if ex != session_id])
+                if frame is not None and connection.send_frame(frame):
+                    sent[frame.kind] += 1
+            for kind, count in sent.items():
+                self._deps.metrics.message_out(kind, count)
 
     async def _heartbeat_task(self) -> None:
         interval = self._deps.settings.syncplay.sync.heartbeat_interval_seconds
@@ -460,7 +530,7 @@ class LiveRoom:
             self.apply(engine.Tick())  # idle sessions and ready timeouts
 
     # -- frames from clients ----------------------------------------------------------------------
-    async def _on_frame(self, connection: Connection, data: str | bytes) -> None:
+    async def _on_frame(self, connection: BaseConnection, data: str | bytes) -> None:
         self._frame_started = time.perf_counter()
         try:
             await self._handle_frame(connection, data)
@@ -468,12 +538,12 @@ class LiveRoom:
             self._frame_started = None
 
     def _refuse(
-        self, connection: Connection, code: str, message: str, ref: str | None = None
+        self, connection: BaseConnection, code: str, message: str, ref: str | None = None
     ) -> None:
         self._deps.metrics.error(code)
         connection.send(protocol.ErrorOut(code=code, message=message, ref=ref))
 
-    async def _handle_frame(self, connection: Connection, data: str | bytes) -> None:
+    async def _handle_frame(self, connection: BaseConnection, data: str | bytes) -> None:
         metrics = self._deps.metrics
         received = self._clock.now()
         session_id = connection.session_id
@@ -509,7 +579,7 @@ class LiveRoom:
             self._refuse(connection, "unavailable", "the database is unavailable; retry")
 
     async def _dispatch(
-        self, connection: Connection, message: protocol.ClientMessage, received: float
+        self, connection: BaseConnection, message: protocol.ClientMessage, received: float
     ) -> None:
         sid = connection.session_id
         match message:
@@ -585,7 +655,7 @@ class LiveRoom:
                 raise protocol.ProtocolError("already-joined", "this connection is in a room")
 
     async def _step(
-        self, connection: Connection, message: protocol.Next | protocol.Previous, item_id: UUID
+        self, connection: BaseConnection, message: protocol.Next | protocol.Previous, item_id: UUID
     ) -> None:
         """``next``/``previous``: the queue's, with the socket's principal, as REST's.
 
@@ -601,6 +671,21 @@ class LiveRoom:
             if exc.code == "forbidden":
                 raise protocol.ProtocolError("not-allowed", exc.detail) from None
             raise
+
+
+def _same(a: tuple[engine.Session, ...], b: tuple[engine.Session, ...]) -> bool:
+    """Whether two session tuples hold the very same (frozen) objects."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _presence_frame(events: list[str]) -> Frame | None:
+    """Encoded ``presence`` messages as one frame: the message alone, or a ``presence_batch``
+    (written as msgspec writes one: ``tests/server/test_live_room.py`` decodes it)."""
+    if not events:
+        return None
+    if len(events) == 1:
+        return Frame(events[0], "presence")
+    return Frame('{"type":"presence_batch","events":[' + ",".join(events) + "]}", "presence_batch")
 
 
 def _item(value: str) -> str:

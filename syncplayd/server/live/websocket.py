@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from math import ceil
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -23,20 +24,31 @@ from uuid import UUID
 import trio
 from quart import Response, current_app, websocket
 
+from syncplayd.clocks import monotonic
 from syncplayd.core import protocol
 from syncplayd.core.ratelimit import TokenBucket
 from syncplayd.identity import InvalidToken, Principal
 from syncplayd.server.http.auth import (
+    Incoming,
     bearer_token,
+    host_allowed,
     proxy_principal,
     request_address,
     token_principal,
 )
 from syncplayd.server.http.problems import problem
 from syncplayd.server.http.state import AppState
-from syncplayd.server.live.connection import CLOSE_CODES, Connection, WebSocketLike
+from syncplayd.server.live.connection import (
+    CLOSE_CODES,
+    CLOSE_GRACE_SECONDS,
+    Connection,
+    DirectConnection,
+    WebSocketLike,
+)
+from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed
 from syncplayd.server.live.messages import chat_entry
 from syncplayd.server.live.user_connections import TooManyConnections
+from syncplayd.server.process.front_door import Upgrade
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageError
 
@@ -61,30 +73,122 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
     return host is not None and urlsplit(origin).netloc == host.lower()
 
 
-async def websocket_endpoint() -> Response | None:
-    """The Quart websocket route (registered on the API blueprint)."""
-    state: AppState = current_app.extensions["syncplayd"]
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an upgrade is answered with an HTTP problem instead of a WebSocket."""
+
+    status: int
+    code: str
+    detail: str
+
+
+def admission(state: AppState, incoming: Incoming) -> Principal | Refusal | None:
+    """Whether to accept the upgrade ``incoming``: the proxy's user (or ``None``), or why not.
+
+    The same checks for both ways in: Quart's route and the front door.
+    """
     settings = state.settings.syncplay
     if not settings.enabled:
-        return problem(503, "disabled", "SyncPlay is disabled on this server")
-    headers = websocket.headers
+        return Refusal(503, "disabled", "SyncPlay is disabled on this server")
+    headers = incoming.headers
     if not origin_allowed(
         headers.get("Origin"), headers.get("Host"), settings.websocket.allowed_origins
     ):
-        return problem(403, "origin-not-allowed", "this origin may not open a websocket here")
+        return Refusal(403, "origin-not-allowed", "this origin may not open a websocket here")
     if state.supervisor is None or state.supervisor.shutting_down:
-        return problem(503, "unavailable", "the server is restarting")
-    # The proxied object itself: the room's tasks use it outside this request context.
+        return Refusal(503, "unavailable", "the server is restarting")
     try:
-        vouched = proxy_principal(state, websocket)
+        return proxy_principal(state, incoming)
     except InvalidToken as exc:
-        return problem(401, "unauthorized", str(exc))
+        return Refusal(401, "unauthorized", str(exc))
+
+
+async def websocket_endpoint() -> Response | None:
+    """The Quart websocket route (registered on the API blueprint).
+
+    It serves the upgrades the front door hands to hypercorn: those on a
+    kept-alive HTTP connection, and those it refuses (answered here).
+    """
+    state: AppState = current_app.extensions["syncplayd"]
+    admitted = admission(state, websocket)
+    if isinstance(admitted, Refusal):
+        return problem(admitted.status, admitted.code, admitted.detail)
+    # The proxied object itself: the room's tasks use it outside this request context.
     ws: WebSocketLike = QuartSocket(cast("Any", websocket)._get_current_object())
     await websocket.accept()
     address = request_address(state, websocket)
-    handshake = Handshake(state, ws, headers.get("Authorization"), vouched, address=address)
+    authorization = websocket.headers.get("Authorization")
+    handshake = Handshake(state, ws, authorization, admitted, address=address)
     await _without_cancelled_groups(handshake.run())
     return None
+
+
+class DirectRoute:
+    """``WS /api/v1/syncplay/ws`` served by the front door (``server/process/front_door.py``).
+
+    Its sockets write each frame as it is sent (``direct_socket.py``). Pings every
+    ``websocket.ping_interval_seconds`` keep proxies from dropping quiet
+    connections, and a socket that has sent nothing for the read timeout is
+    dropped (:meth:`keep_alive`, one task for all of them).
+    """
+
+    path = b"/api/v1/syncplay/ws"
+
+    def __init__(self, state: AppState, read_timeout: float) -> None:
+        self._state = state
+        self._read_timeout = read_timeout
+        self._sockets: set[DirectSocket] = set()
+
+    def admit(self, upgrade: Upgrade) -> Admitted | None:
+        state = self._state
+        if not host_allowed(upgrade.headers.getlist("Host"), state.settings.server.allowed_hosts):
+            return None  # Quart answers 421
+        admitted = admission(state, upgrade)
+        return None if isinstance(admitted, Refusal) else Admitted(admitted)
+
+    async def serve(
+        self, stream: trio.SocketStream, upgrade: Upgrade, admitted: object, leftover: bytes
+    ) -> None:
+        assert isinstance(admitted, Admitted)  # noqa: S101 - what admit returned
+        state = self._state
+        address = request_address(state, upgrade)
+        authorization = upgrade.headers.get("Authorization")
+        async with trio.open_nursery() as flushes:
+            socket = DirectSocket(
+                stream,
+                leftover,
+                max_message_bytes=state.settings.server.max_request_bytes,
+                spawn=flushes.start_soon,
+                send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+            )
+            self._sockets.add(socket)
+            try:
+                handshake = Handshake(
+                    state, socket, authorization, admitted.vouched, address=address
+                )
+                await handshake.run()
+            finally:
+                self._sockets.discard(socket)
+                with trio.CancelScope(shield=True):
+                    await socket.finish(CLOSE_GRACE_SECONDS)
+
+    async def keep_alive(self, interval: float) -> None:
+        """Ping every socket each ``interval``; drop those silent for the read timeout."""
+        while True:
+            await trio.sleep(interval)
+            silent_since = monotonic() - self._read_timeout
+            for socket in list(self._sockets):
+                if socket.last_received < silent_since:
+                    socket.abort("no data for the read timeout")
+                else:
+                    socket.ping()
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An upgrade the front door serves, with the proxy's user if it vouched for one."""
+
+    vouched: Principal | None
 
 
 async def _without_cancelled_groups(work: Awaitable[None]) -> None:
@@ -171,7 +275,7 @@ class Handshake:
             principal = await self._hello()
             if principal is not None:
                 await self._join(principal)
-        except trio.BrokenResourceError:
+        except (trio.BrokenResourceError, SocketClosed):
             pass  # the peer went away during the handshake
         except trio.BusyResourceError:
             # The peer closed as we were closing: hypercorn 0.18 shuts its side of
@@ -289,6 +393,19 @@ class Handshake:
                 await self._close("too-many-connections", "too many connections for this user")
                 return
 
+    def _connection(self, principal: Principal) -> Connection | DirectConnection:
+        state = self._state
+        if isinstance(self._ws, DirectSocket):
+            return DirectConnection(self._ws, principal, self._clock.now, state.metrics)
+        # A peer that takes nothing for the disconnect timeout is as gone as a silent one.
+        return Connection(
+            self._ws,
+            principal,
+            self._clock.now,
+            state.metrics,
+            send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+        )
+
     async def _join_room(self, principal: Principal, room_id: UUID, message: protocol.Join) -> bool:
         """Join the room and serve the connection until it ends; ``False`` if refused."""
         state = self._state
@@ -313,19 +430,13 @@ class Handshake:
             log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
             await self._error("unavailable", "the database is unavailable; retry")
             return False
-        # A peer that takes nothing for the disconnect timeout is as gone as a silent one.
-        connection = Connection(
-            self._ws,
-            principal,
-            self._clock.now,
-            state.metrics,
-            send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
-        )
+        connection = self._connection(principal)
         # The history is sent once, in ``joined``; the connection may last for hours,
         # and this frame with it: keep none of it (``attach`` empties ``recent``).
         refusal: ServiceError | None = None
         async with trio.open_nursery() as writer:
-            writer.start_soon(connection.run_writer)
+            if isinstance(connection, Connection):
+                writer.start_soon(connection.run_writer)
             # Caught in here: out of the nursery it would come wrapped in an exception group.
             try:
                 await live.attach(connection, participant, room, recent, message.resume)
@@ -340,7 +451,8 @@ class Handshake:
                 # The reader (in the room) stops if this handler is cancelled
                 # because the peer vanished; the writer finishes its queue.
                 connection.scope.cancel()
-                connection.finish()
+                if isinstance(connection, Connection):
+                    connection.finish()
         if refusal is not None:
             await self._error(refusal.code, refusal.detail)
             return False

@@ -17,7 +17,6 @@ from pathlib import Path
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.trio import serve
 
 from syncplayd.clocks import ServerClock, monotonic
 from syncplayd.config import Settings, mask_url
@@ -27,8 +26,9 @@ from syncplayd.server.http.app import create_app
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
+from syncplayd.server.live.websocket import DirectRoute
 from syncplayd.server.metrics import Metrics
-from syncplayd.server.process import hypercorn_fixes
+from syncplayd.server.process import front_door, hypercorn_fixes
 from syncplayd.server.process.admin_socket import (
     AdminSocketError,
     bind_admin_socket,
@@ -142,7 +142,7 @@ def bind_http(settings: Settings) -> list[socket.socket]:
     """The HTTP address bound (not yet listening), as hypercorn itself would bind it.
 
     Bound before the nurseries, so that a refusal is one plain exception rather
-    than an exception group; ``serve_config`` hands the sockets to hypercorn.
+    than an exception group; ``front_door.serve`` listens on them.
 
     Raises:
         StartupError: the address is in use, not permitted (a port below 1024),
@@ -152,13 +152,6 @@ def bind_http(settings: Settings) -> list[socket.socket]:
         return hypercorn_config(settings).create_sockets().insecure_sockets
     except OSError as exc:  # socket.gaierror too
         raise StartupError("server.listen", settings.server.listen, exc) from exc
-
-
-def serve_config(settings: Settings, sockets: list[socket.socket]) -> HypercornConfig:
-    """``hypercorn_config`` serving the sockets ``bind_http`` bound (hypercorn adopts them)."""
-    config = hypercorn_config(settings)
-    config.bind = [f"fd://{sock.detach()}" for sock in sockets]
-    return config
 
 
 async def _bind_unix(
@@ -283,11 +276,18 @@ async def run(
                         )
                     )
                     log.info("reverse proxy socket on unix:%s", proxy_path)
+                # WebSocket upgrades to the broadcast path, the rest to hypercorn.
+                config = hypercorn_config(settings)
+                route = DirectRoute(state, read_timeout=float(config.read_timeout or 60))
+                ping_interval = settings.syncplay.websocket.ping_interval_seconds
+                nursery.start_soon(route.keep_alive, ping_interval)
                 binds: list[str] = await http.start(
                     partial(
-                        serve,
+                        front_door.serve,
                         app,
-                        serve_config(settings, http_sockets),
+                        config,
+                        http_sockets,
+                        route=route,
                         shutdown_trigger=stop_http.wait,
                     )
                 )

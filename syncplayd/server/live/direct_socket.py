@@ -1,0 +1,333 @@
+"""A server-side WebSocket on a bare trio socket: wsproto's frames, written at once.
+
+This is the socket of the broadcast path (docs/architecture.md, "The broadcast
+path"). A broadcast encodes its frame once (:func:`server_frame`: server frames
+are not masked, so the bytes are the same for every member) and each member's
+socket takes the same bytes with :meth:`DirectSocket.write`, a plain ``write``
+on the non-blocking socket, without a task switch. Only when the kernel's send
+buffer is full does a frame wait, in a bounded backlog that a flush task drains
+when the socket is writable again; a backlog that outgrows its bound, or a
+flush that makes no progress for ``send_timeout``, is a peer too slow to keep.
+
+Reading is wsproto's low-level connection fed from ``receive_some``: pings are
+answered, fragmented messages are put together up to ``max_message_bytes``
+(1009 beyond), a close is answered and ends :meth:`receive` with
+:class:`SocketClosed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections import deque
+from collections.abc import Callable
+from io import StringIO
+
+import trio
+from wsproto.connection import Connection as WSConnection
+from wsproto.connection import ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason, FrameProtocol
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from syncplayd.clocks import monotonic
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BYTES = 65536
+#: Frames and bytes a socket may hold back while its peer's window is closed. A
+#: member takes a handful of frames a second; this many waiting is a peer that stopped.
+BACKLOG_FRAMES = 256
+BACKLOG_BYTES = 1 << 20
+#: Server frames carry no mask and this daemon negotiates no extension, so one
+#: frame's bytes serve every recipient (FrameProtocol keeps no state across whole
+#: messages: ``fin=True`` resets it).
+_SERVER_FRAMES = FrameProtocol(client=False, extensions=[])
+
+
+def server_frame(text: str) -> bytes:
+    """The bytes of one unfragmented text frame from the server carrying ``text``."""
+    return bytes(_SERVER_FRAMES.send_data(text, fin=True))
+
+
+def _no_spawn(*_: object) -> None:
+    """``spawn`` of a finished socket: nothing more is written."""
+
+
+class SocketClosed(Exception):
+    """The WebSocket is closed (by the peer, by us, or the connection broke)."""
+
+
+class TooSlow(Exception):
+    """The peer does not take what is sent to it (see :meth:`DirectSocket.write`)."""
+
+
+class DirectSocket:
+    """One accepted WebSocket: reads through wsproto, writes straight to the socket.
+
+    ``on_too_slow`` is called (once) when the peer falls behind; the socket is
+    then aborted. ``spawn`` starts the flush task when a write would block (a
+    nursery's ``start_soon``: the connection's own handler task is busy serving it).
+    """
+
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        leftover: bytes,
+        *,
+        max_message_bytes: int,
+        spawn: Callable[..., object],
+        send_timeout: float | None,
+    ) -> None:
+        self._stream = stream
+        self._fd = stream.socket.fileno()
+        self._ws = WSConnection(ConnectionType.SERVER, trailing_data=leftover)
+        self._max_message_bytes = max_message_bytes
+        self._spawn = spawn
+        self._send_timeout = send_timeout
+        self._backlog: deque[bytes] = deque()
+        self._backlog_bytes = 0
+        self._head_partial = False  # the backlog's first frame is partly written
+        self._flushed: trio.Event | None = None  # set when the flush ends, if awaited
+        self._flushing = False
+        self._text: StringIO | None = None
+        self._text_bytes = 0
+        self._refusing = False  # a message was too big: drop the rest until the close
+        self.broken = False
+        self.last_received = monotonic()
+        self.on_too_slow: Callable[[str], None] | None = None
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (whole frames) now, or hold it back if the peer's window is full.
+
+        Never blocks and never switches tasks. A broken socket takes nothing.
+        """
+        if self.broken:
+            return
+        if not self._backlog:
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._break(exc)
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._head_partial = sent > 0
+        # Queued first, then measured: a frame cut in the middle must stay whole.
+        self._backlog.append(data)
+        self._backlog_bytes += len(data)
+        if len(self._backlog) > BACKLOG_FRAMES:
+            self._slow(f"more than {BACKLOG_FRAMES} messages waiting to be sent")
+        elif self._backlog_bytes > BACKLOG_BYTES:
+            self._slow(f"more than {BACKLOG_BYTES // 1024} KiB waiting to be sent")
+        if self._backlog and not self._flushing:  # (a cut socket has none left)
+            self._flushing = True
+            self._spawn(self._flush)
+
+    async def _flush(self) -> None:
+        """Drain the backlog as the peer takes it; give up on one that takes nothing."""
+        try:
+            while self._backlog and not self.broken:
+                limit = self._send_timeout
+                with trio.move_on_after(limit if limit is not None else float("inf")) as waited:
+                    await trio.lowlevel.wait_writable(self._fd)
+                if waited.cancelled_caught:
+                    # The goodbye queued by the first stall is written here too; a second
+                    # stall cuts the socket (and ends the loop).
+                    self._slow(f"the peer has not taken a message for {limit:g} s")
+                    continue
+                self._write_backlog()
+        except (OSError, trio.ClosedResourceError) as exc:  # closed meanwhile
+            self._break(OSError(str(exc)))
+        finally:
+            self._flushing = False
+            if self._flushed is not None:
+                self._flushed.set()
+
+    def _write_backlog(self) -> None:
+        while self._backlog:
+            data = self._backlog[0]
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._break(exc)
+                return
+            self._backlog_bytes -= sent
+            if sent < len(data):
+                self._backlog[0] = data[sent:]
+                self._head_partial = self._head_partial or sent > 0
+                return
+            self._backlog.popleft()
+            self._head_partial = False
+
+    def _slow(self, message: str) -> None:
+        """The peer fell behind: drop what waits, and let the connection say why.
+
+        The goodbye (``closing`` and the close frame) then waits behind what the
+        kernel holds; :meth:`finish` gives it ``send_timeout``. A peer still too
+        slow after that (no callback left) is cut off.
+        """
+        callback, self.on_too_slow = self.on_too_slow, None
+        if callback is None:
+            self._break(TooSlow(message))
+            return
+        head = self._backlog[0] if self._head_partial else None
+        self._backlog.clear()
+        if head is not None:  # a frame cut in the middle would garble the stream
+            self._backlog.append(head)
+        self._backlog_bytes = len(head or b"")
+        callback(message)
+
+    def _break(self, exc: Exception) -> None:
+        """Give up on the socket: what is queued is dropped, the peer sees a reset."""
+        if self.broken:
+            return
+        self.broken = True
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        log.debug("socket %d broken: %s", self._fd, exc)
+        if not isinstance(exc, OSError) or exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+            # Wake the reader (and end the connection): nothing more goes out on it.
+            with contextlib.suppress(OSError):
+                self._stream.socket.shutdown(socket.SHUT_RDWR)
+
+    # -- WebSocketLike (the handshake and the old connection code use these) ------------
+    async def send(self, data: str) -> None:
+        """Send one text message (written at once; see :meth:`write`)."""
+        if self.broken or self._ws.state is not ConnectionState.OPEN:
+            raise trio.BrokenResourceError("the websocket is closed")
+        self.write(server_frame(data))
+
+    def send_event(self, event: Event) -> None:
+        if self.broken:
+            return
+        try:
+            data = self._ws.send(event)
+        except LocalProtocolError:
+            return  # already closing or closed: nothing more to say
+        self.write(data)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.close_now(code, reason)
+
+    def close_now(self, code: int, reason: str = "") -> None:
+        """Send a close frame (the peer's answer, if any, is read by :meth:`receive`)."""
+        self.send_event(CloseConnection(code=code, reason=reason))
+
+    async def receive(self) -> str | bytes:
+        """The next whole message; pings are answered on the way.
+
+        Raises:
+            SocketClosed: the peer closed, the connection broke, or a message was too big.
+        """
+        while True:
+            for event in self._ws.events():
+                message = self._on_event(event)
+                if message is not None:
+                    return message
+            if self._ws.state is ConnectionState.CLOSED:
+                raise SocketClosed("closed")
+            try:
+                data = await self._stream.receive_some(RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise SocketClosed(str(exc)) from None
+            self.last_received = monotonic()
+            try:
+                self._ws.receive_data(data or None)
+            except (LocalProtocolError, RemoteProtocolError) as exc:
+                raise SocketClosed(str(exc)) from None
+            if not data:
+                raise SocketClosed("the peer went away")
+
+    def _on_event(self, event: Event) -> str | bytes | None:
+        match event:
+            case Message(data=data, message_finished=finished):
+                return self._on_message(event, data, finished)
+            case Ping():
+                self.send_event(event.response())
+            case CloseConnection():
+                if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                    self.send_event(event.response())
+                raise SocketClosed(f"closed by the peer ({event.code})")
+        return None
+
+    def _on_message(self, event: Event, data: str | bytes, finished: bool) -> str | bytes | None:
+        if self._refusing:
+            return None
+        size = len(data.encode()) if isinstance(data, str) else len(data)
+        self._text_bytes += size
+        if self._text_bytes > self._max_message_bytes:
+            # As hypercorn did: close 1009, then ignore what the peer still sends.
+            self._refusing = True
+            self._text = None
+            self.send_event(CloseConnection(code=CloseReason.MESSAGE_TOO_BIG))
+            return None
+        if isinstance(event, BytesMessage):
+            if finished:
+                self._text_bytes = 0
+                return b""  # binary frames are refused by the reader, whatever they hold
+            return None
+        assert isinstance(event, TextMessage)  # noqa: S101 - Message is text or bytes
+        if finished and self._text is None:
+            self._text_bytes = 0
+            return str(data)
+        if self._text is None:
+            self._text = StringIO()
+        self._text.write(str(data))
+        if not finished:
+            return None
+        text, self._text, self._text_bytes = self._text.getvalue(), None, 0
+        return text
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection at once (no close handshake: the peer is not there)."""
+        self._break(ConnectionAbortedError(reason))
+
+    def ping(self) -> None:
+        """A WebSocket ping (keeps idle proxies from dropping the connection)."""
+        self.send_event(Ping())
+
+    async def finish(self, grace: float) -> None:
+        """End the TCP connection, letting the peer read what was sent first.
+
+        What still waits to be written (a goodbye behind a slow peer's backlog)
+        gets ``send_timeout``, as any write. Then our FIN; then the peer's
+        remaining data and its close are read and dropped for up to ``grace``
+        seconds, since closing a socket with unread data resets the connection,
+        and a reset may destroy the frames the peer has not read yet.
+        """
+        if self._flushing:
+            # The flush task writes it (one waiter per socket); it gives up by itself.
+            self._flushed = trio.Event()
+            await self._flushed.wait()
+        with trio.move_on_after(grace):
+            if not self.broken and not self._backlog:
+                try:
+                    self._stream.socket.shutdown(socket.SHUT_WR)  # our FIN after the frames
+                    while await self._stream.receive_some(RECEIVE_BYTES):
+                        pass
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+        self.broken = True
+        self._backlog.clear()
+        # The connection and the nursery point back here: without these two references
+        # a closed socket would wait for a full collection (test_connection_garbage.py).
+        self.on_too_slow = None
+        self._spawn = _no_spawn
+        await self._stream.aclose()

@@ -1,0 +1,240 @@
+"""The HTTP listener's front door: WebSocket upgrades to the broadcast path, the rest to hypercorn.
+
+One port serves the REST API, the watch page and the WebSocket. A connection
+whose first request is the upgrade to ``WS /api/v1/syncplay/ws`` that the app
+would accept is served here, on a bare socket (``server/live/direct_socket.py``):
+a broadcast then costs each member one ``write`` of a frame encoded once, instead
+of a task switch, ASGI messages, a frame encoding and a locked send per member
+(docs/architecture.md, "The broadcast path", has the numbers). Every other
+connection, and an upgrade the app would refuse (so that the refusal is Quart's
+own answer, word for word), goes to hypercorn with the bytes read so far put back
+in front of the stream.
+
+``serve`` is hypercorn's ``worker_serve`` (hypercorn 0.18, ``hypercorn/trio/run.py``)
+cut to what the daemon uses: plain TCP listeners adopted from bound sockets,
+lifespan, graceful shutdown; with this dispatcher in front of its ``TCPServer``.
+``hypercorn_fixes.SUPPORTED`` pins the release it was read against.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ASGIFramework, ConnectionState, LifespanState
+from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
+from werkzeug.datastructures import Headers
+from wsproto.connection import ConnectionType
+from wsproto.events import AcceptConnection, Request
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError
+
+log = logging.getLogger(__name__)
+
+MAX_RECV = 65536
+#: The largest request head read here; a bigger one goes to hypercorn, which refuses it.
+MAX_HEAD_BYTES = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """A WebSocket upgrade as read here: what ``server/http/auth.py`` reads of a request."""
+
+    target: str
+    headers: Headers
+    remote_addr: str | None
+    scope: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WebSocketRoute(Protocol):
+    """The app's WebSocket endpoint, as the front door serves it."""
+
+    path: bytes
+
+    def admit(self, upgrade: Upgrade) -> object | None:
+        """What the endpoint needs to serve ``upgrade``, or ``None`` to let the app answer."""
+
+    async def serve(
+        self, stream: trio.SocketStream, upgrade: Upgrade, admitted: object, leftover: bytes
+    ) -> None:
+        """Serve the accepted WebSocket (the 101 answer is already written)."""
+
+
+class _Replayed(trio.abc.HalfCloseableStream):
+    """``stream`` with ``prefix`` read again first: hypercorn parses the request from the start."""
+
+    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self.socket = stream.socket  # hypercorn reads the peer's address from it
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+@dataclass(slots=True)
+class FrontDoor:
+    """Routes each accepted connection (see the module docstring)."""
+
+    route: WebSocketRoute | None
+    head_timeout: float
+    hand_over: Callable[[trio.abc.HalfCloseableStream], Awaitable[None]]
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        try:
+            buffer = b""
+            with trio.move_on_after(self.head_timeout):
+                buffer = await stream.receive_some(MAX_RECV)
+            if not buffer:
+                await stream.aclose()  # nothing asked in time (or the peer left)
+                return
+            if self.route is not None and _requests_path(buffer, self.route.path):
+                with trio.move_on_after(self.head_timeout) as waited:
+                    while b"\r\n\r\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
+                        more = await stream.receive_some(MAX_RECV)
+                        if not more:
+                            break
+                        buffer += more
+                if waited.cancelled_caught:
+                    # A head that never ends (slowloris): closed unanswered, as hypercorn
+                    # closes one after its keep-alive timeout.
+                    await stream.aclose()
+                    return
+                if await self._upgrade(stream, buffer, self.route):
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await stream.aclose()
+            return
+        await self.hand_over(_Replayed(stream, buffer))
+
+    async def _upgrade(
+        self, stream: trio.SocketStream, buffer: bytes, route: WebSocketRoute
+    ) -> bool:
+        """Serve the upgrade in ``buffer`` here; ``False`` if hypercorn should have it."""
+        end = buffer.find(b"\r\n\r\n")
+        if end == -1:
+            return False
+        head, leftover = buffer[: end + 4], buffer[end + 4 :]
+        handshake = H11Handshake(ConnectionType.SERVER)
+        try:
+            handshake.receive_data(head)
+            request = next((e for e in handshake.events() if isinstance(e, Request)), None)
+        except RemoteProtocolError:
+            return False  # not a valid upgrade: hypercorn and Quart answer it
+        if request is None:
+            return False
+        headers = Headers()
+        headers.add("Host", request.host)
+        for name, value in request.extra_headers:
+            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        upgrade = Upgrade(request.target, headers, _peer(stream.socket))
+        admitted = route.admit(upgrade)
+        if admitted is None:
+            return False
+        # No extension and no subprotocol: the frames of a broadcast are the same
+        # bytes for everyone only without per-connection compression.
+        await stream.send_all(handshake.send(AcceptConnection()))
+        await route.serve(stream, upgrade, admitted, leftover)
+        return True
+
+
+def _requests_path(buffer: bytes, path: bytes) -> bool:
+    """Whether the request line in ``buffer`` is ``GET <path>`` (with or without a query)."""
+    start = b"GET " + path
+    return buffer.startswith(start) and buffer[len(start) : len(start) + 1] in (b" ", b"?")
+
+
+def _peer(sock: trio.socket.SocketType) -> str | None:
+    try:
+        address = sock.getpeername()
+    except OSError:
+        return None
+    return address[0] if sock.family in (socket.AF_INET, socket.AF_INET6) else None
+
+
+async def serve(
+    app: ASGIFramework,
+    config: HypercornConfig,
+    sockets: list[socket.socket],
+    *,
+    route: WebSocketRoute | None,
+    shutdown_trigger: Callable[..., Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` (and ``route``) on the bound TCP ``sockets`` until ``shutdown_trigger``.
+
+    Reports the bound URLs once listening. At shutdown, connections get
+    ``config.graceful_timeout`` to finish, as with hypercorn's own ``serve``.
+    """
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            listeners = []
+            binds = []
+            for sock in sockets:
+                sock.listen(config.backlog)
+                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+
+            async def hand_over(stream: trio.abc.HalfCloseableStream) -> None:
+                state = ConnectionState(lifespan_state.copy())
+                server: Any = TCPServer(wrapped, config, context, state, stream)  # type: ignore[arg-type]
+                try:
+                    await server.run()
+                except Exception:
+                    # One connection's failure inside hypercorn (h11 refusing to send after
+                    # answering a bad upgrade 400, found by tests/server/test_front_door.py)
+                    # must not end the listener and the daemon with it.
+                    log.warning("an HTTP connection failed inside hypercorn", exc_info=True)
+                    await stream.aclose()
+
+            door = FrontDoor(route, config.keep_alive_timeout, hand_over)
+            task_status.started(binds)
+            try:
+                async with trio.open_nursery(strict_exception_groups=True) as nursery:
+                    nursery.start_soon(raise_shutdown, shutdown_trigger)
+                    nursery.start_soon(raise_shutdown, context.terminate.wait)
+                    nursery.start_soon(
+                        partial(
+                            trio.serve_listeners, door, listeners, handler_nursery=server_nursery
+                        )
+                    )
+                    await trio.sleep_forever()
+            except BaseExceptionGroup as error:
+                _, other = error.split((ShutdownError, KeyboardInterrupt))
+                if other is not None:
+                    raise other from None
+            finally:
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
