@@ -728,7 +728,7 @@ def test_missing_or_bad_headers_rejected() -> None:
         (
             "POST",
             "/rooms",
-            {"name": "x", "content_type": "m", "content_id": "1", "max_participants": 1001},
+            {"name": "x", "content_type": "m", "content_id": "1", "max_participants": 10001},
             r"\$\.max_participants",
         ),
         ("POST", "/rooms", None, "request body is required"),

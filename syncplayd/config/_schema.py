@@ -372,7 +372,15 @@ class RoomSettings(Section):
         "SYNCPLAY_DEFAULT_MAX_PARTICIPANTS",
         "Participant limit of a room that does not set its own.",
         ge=2,
-        le=1000,
+        le=10000,
+    )
+    max_participants_limit: int = _setting(
+        1000,
+        "SYNCPLAY_MAX_PARTICIPANTS_LIMIT",
+        "The largest participant limit a room may set (large watch parties: up to 10000;"
+        " docs/benchmarks.md has the cost per member).",
+        ge=2,
+        le=10000,
     )
     max_room_age_hours: float = _setting(
         24.0, "SYNCPLAY_MAX_ROOM_AGE_HOURS", "Inactive rooms are ended after this many hours.", gt=0

@@ -271,6 +271,7 @@ class RoomService:
                 "password-protected rooms are disabled on this server", "password-rooms-disabled"
             )
         name = _clean_name(name)
+        _check_max_participants(max_participants, rules)
         owner = principal.user_id
         # Count under the owner's lock, and hold a place there for this room until it
         # is stored: checked concurrently, a burst of creates would all see the same
@@ -380,6 +381,7 @@ class RoomService:
             raise forbidden(
                 "password-protected rooms are disabled on this server", "password-rooms-disabled"
             )
+        _check_max_participants(changes.max_participants, self._settings.rooms)
         password_hash = None
         if changes.password is not None:
             self._rate(self._password_limiter, principal, "password changes")
@@ -628,6 +630,15 @@ class RoomService:
     ) -> tuple[Invitation, Room]:
         """Look up an invitation and the room it opens (a miss is a failed attempt)."""
         return await self._invitations.get(principal, code, address=address)
+
+
+def _check_max_participants(value: int | None, rules: RoomSettings) -> None:
+    """Refuse a participant limit above the operator's ``rooms.max_participants_limit``."""
+    if value is not None and value > rules.max_participants_limit:
+        raise invalid(
+            "max_participants",
+            f"at most {rules.max_participants_limit} on this server (rooms.max_participants_limit)",
+        )
 
 
 def _clean_name(name: str) -> str:

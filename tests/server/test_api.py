@@ -152,6 +152,20 @@ def test_default_max_participants_comes_from_config(daemon: DaemonProcess) -> No
     assert api(daemon).create_room()["max_participants"] == 50
 
 
+def test_a_room_may_not_seat_more_than_the_operator_allows(daemon: DaemonProcess) -> None:
+    # rooms.max_participants_limit: 1000 by default (the API's own bound is 10000).
+    client = api(daemon)
+    assert client.create_room(max_participants=1000)["max_participants"] == 1000
+    body = {"name": "party", "content_type": "movie", "content_id": "1", "max_participants": 1001}
+    refused = client.problem("POST", "/rooms", 422, "validation-failed", json=body)
+    assert "rooms.max_participants_limit" in refused["detail"]
+    room = client.create_room()
+    client.problem(
+        "PUT", "/rooms/{room_id}", 422, "validation-failed",
+        json={"max_participants": 5000}, room_id=room["id"],
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -50,7 +50,8 @@ ContentType = Annotated[
 ]
 ContentId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=text.NO_CONTROL)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-MaxParticipants = Annotated[int, msgspec.Meta(ge=2, le=1000)]
+#: Bounded again by ``rooms.max_participants_limit`` (the service says which).
+MaxParticipants = Annotated[int, msgspec.Meta(ge=2, le=10000)]
 InvitationCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=text.NO_CONTROL)]
 #: An invitation lives at least a minute (it must not be expired when it is handed
 #: out) and at most 30 days, the bound of ``invitations.default_expiry_hours``.
