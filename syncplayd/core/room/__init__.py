@@ -2,10 +2,12 @@
 
 ``apply(state, command, now) -> (state, effects)`` is the whole interface; the
 rules and their reasons are in :mod:`syncplayd.core.room._engine` ("Theory of
-operation"). The values live in ``_state`` and ``_events``; read-only helpers
-for the shell (snapshots, member lists, restoring from storage) in ``_views``;
-the transitions in ``_playback``, ``_membership`` and ``_items`` (the media:
-its item, duration, end, and readiness).
+operation"). The values live in ``_state`` and ``_events`` (the sessions in
+``_sessions``: a persistent map with its indexes, so that one member's heartbeat
+does not cost in proportion to the room); read-only helpers for the shell
+(snapshots, member lists, restoring from storage) in ``_views``; the transitions
+in ``_playback``, ``_membership`` and ``_items`` (the media: its item, duration,
+end, and readiness).
 """
 
 from __future__ import annotations

@@ -96,9 +96,21 @@ waiting for the members' ends at ``end_wait_until``. A deadline is due when
 ``now >= deadline``. ``apply`` ends with ``WakeAt(t)`` whenever the earliest
 deadline changed, and always after a :class:`Tick`; the shell keeps only the
 latest request and applies ``Tick`` then. Heartbeats and RTT samples only ever
-move a deadline later, so they skip the O(sessions) deadline scan and never
-emit ``WakeAt`` (unless the end was reached on their way in): the shell wakes a
+move a deadline later, so they skip the deadline bookkeeping and never emit
+``WakeAt`` (unless the end was reached on their way in): the shell wakes a
 little early, and that ``Tick`` finds nothing due and re-arms.
+
+Cost. A room may hold thousands of sessions, each heartbeating every few
+seconds, so what one session does must not cost in proportion to the room.
+The sessions are a persistent map (``_sessions.SessionTable``): replacing one
+copies O(log N) nodes and the old room stays valid; it also keeps each user's
+sessions, counts of the sessions that block, have not ended or are not ready,
+and the earliest ``last_seen`` and ``buffering_since``. So a heartbeat or an
+RTT sample, a member's view, "does anyone block?" and the next deadline are
+O(1) or O(log N) in the room's size; a join or a leave adds a copy of the
+arrival order (N pointers). What is about everyone stays O(N): the member
+list, a play's lead (the worst round trip), a pause's readiness reset, a new
+item, and ``Tick``'s look for idle sessions.
 
 Sessions. One connection of one user; a user may have several (phone and
 TV). ``Connect`` with a known session id resumes it (ids are checked against

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from types import MappingProxyType
 
 from syncplayd.core import protocol
 from syncplayd.core.room._events import (
@@ -23,6 +22,7 @@ from syncplayd.core.room._events import (
     RecordDuration,
     SetDuration,
 )
+from syncplayd.core.room._sessions import SessionTable
 from syncplayd.core.room._state import Playback, Refused, RoomState
 from syncplayd.core.room._transitions import (
     Result,
@@ -37,7 +37,7 @@ from syncplayd.core.room._transitions import (
     start,
     unfinished,
 )
-from syncplayd.core.room._views import blocking, end_time, live_position
+from syncplayd.core.room._views import any_blocking, end_time, live_position
 
 
 def _check_duration(duration: float | None) -> None:
@@ -148,7 +148,7 @@ def load_item(state: RoomState, command: LoadItem, now: float) -> Result:
         item_id=command.item_id,
         duration=command.duration,
         end_wait_until=None,
-        sessions=MappingProxyType(fresh),
+        sessions=SessionTable.of(fresh),
     )
     effects: list[Effect] = []
     version = current.version + 1
@@ -157,7 +157,7 @@ def load_item(state: RoomState, command: LoadItem, now: float) -> Result:
         execute_at = now
     else:
         state, effects = skip_overdue(state, now)
-        if blocking(state):
+        if any_blocking(state):
             playback = Playback("waiting", 0.0, current.rate, now, version, None)
             execute_at = now
         else:
@@ -176,15 +176,11 @@ def readiness(state: RoomState, command: Readiness, now: float) -> Result:
     session = live_session(state, command.session_id)
     if session.ready == command.ready:
         return state, []
-    mine = [
-        replace(s, ready=command.ready)
-        for s in state.sessions.values()
-        if s.user_id == session.user_id
-    ]
+    mine = [replace(s, ready=command.ready) for s in state.table.of_user(session.user_id)]
     state = put(state, *mine)
     session = state.sessions[session.session_id]
     effects: list[Effect] = [presence(state, "readiness", session, exclude=None)]
-    everyone = all(s.ready for s in state.sessions.values() if s.connected)
+    everyone = state.table.tally.unready == 0  # every connected session is ready
     if command.ready and everyone and state.start_when_ready and state.playback.state == "paused":
         position = 0.0 if state.playback.ended else state.playback.position
         state, started = start(

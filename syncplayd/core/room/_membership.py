@@ -7,7 +7,6 @@ here takes the room, one command (and ``now``) and returns ``(room, effects)``.
 from __future__ import annotations
 
 from dataclasses import replace
-from types import MappingProxyType
 
 from syncplayd.core.room._events import (
     CloseReason,
@@ -51,7 +50,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
         raise Refused("bad-resume", "that session belongs to someone else")
     # A (re)joiner must load and seek first; it stalls nobody until it is ready.
     late = state.playback.state != "paused"
-    siblings = [s for s in state.sessions.values() if s.user_id == command.user_id]
+    siblings = state.table.of_user(command.user_id)
     event: PresenceEvent | None
     if existing is not None:
         # A still-connected session got a new socket: nothing changed for the others.
@@ -65,7 +64,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
             catching_up=existing.catching_up or late,
             last_seen=now,
         )
-        kept = dict(state.sessions)
+        kept = state.table
     else:
         event = "reconnected" if command.resume or siblings else "joined"
         session = Session(
@@ -82,19 +81,15 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
         )
         # A fresh connection supersedes the user's dead ones (a later resume of
         # one of them simply comes back as a new session).
-        kept = {
-            sid: s
-            for sid, s in state.sessions.items()
-            if s.user_id != command.user_id or s.connected
-        }
+        dead = [s.session_id for s in siblings if not s.connected]
+        kept = state.table.without(*dead)
     # Name, role and mute belong to the user, so all of their sessions follow the newest connect.
-    for sibling in siblings:
-        if sibling.session_id in kept:
-            kept[sibling.session_id] = replace(
-                sibling, user_name=command.user_name, role=command.role, muted=command.muted
-            )
-    kept[session.session_id] = session
-    state = replace(state, sessions=MappingProxyType(kept))
+    follow = [
+        replace(sibling, user_name=command.user_name, role=command.role, muted=command.muted)
+        for sibling in siblings
+        if sibling.session_id in kept
+    ]
+    state = replace(state, sessions=kept.put(*follow, session))
     effects: list[Effect] = []
     if event is not None:
         effects.append(presence(state, event, session, exclude=session.session_id))
@@ -129,7 +124,7 @@ def leave(state: RoomState, command: Leave, now: float) -> Result:
 def remove_user(state: RoomState, command: RemoveUser, now: float) -> Result:
     """Every session of the user leaves, closed with the command's reason. Idempotent."""
     effects: list[Effect] = []
-    for session in [s for s in state.sessions.values() if s.user_id == command.user_id]:
+    for session in state.table.of_user(command.user_id):
         state, removed = _remove(state, session.session_id, command.reason, command.message, now)
         effects += removed
     return state, effects
@@ -141,8 +136,7 @@ def _remove(
     session = state.sessions.get(session_id)
     if session is None:
         return state, []
-    rest = {sid: s for sid, s in state.sessions.items() if sid != session.session_id}
-    state = replace(state, sessions=MappingProxyType(rest))
+    state = replace(state, sessions=state.table.without(session.session_id))
     effects: list[Effect] = [
         presence(state, "left", session, exclude=session.session_id),
         LogEvent("left", session.user_id, {"session_id": session.session_id}),
@@ -161,8 +155,13 @@ def tick(state: RoomState, now: float) -> Result:
     """
     effects: list[Effect] = []
     timeout = state.config.disconnect_timeout_seconds
-    # Idle sessions first: one that is both idle and blocking is gone, not late.
-    idle = [s for s in state.sessions.values() if s.connected and now >= s.last_seen + timeout]
+    # Idle sessions first: one that is both idle and blocking is gone, not late. The
+    # earliest ``last_seen`` says without a scan whether anyone is idle at all (a timer
+    # that fires a little early, after heartbeats moved the deadline, finds nobody).
+    oldest = state.table.oldest_seen()
+    idle: list[Session] = []
+    if oldest is not None and now >= oldest + timeout:
+        idle = [s for s in state.sessions.values() if s.connected and now >= s.last_seen + timeout]
     for session in idle:
         message = f"nothing heard for {timeout:g} s"
         effects.append(CloseSession(session.session_id, "idle-timeout", message))
@@ -199,8 +198,8 @@ def set_role(state: RoomState, command: SetRole, now: float) -> Result:
         raise Refused("bad-message", f"unknown role {command.role!r}")
     changed = [
         replace(s, role=command.role)
-        for s in state.sessions.values()
-        if s.user_id == command.user_id and s.role != command.role
+        for s in state.table.of_user(command.user_id)
+        if s.role != command.role
     ]
     if not changed:
         return state, []
@@ -242,8 +241,8 @@ def set_muted(state: RoomState, command: SetMuted) -> Result:
     """
     changed = [
         replace(s, muted=command.muted)
-        for s in state.sessions.values()
-        if s.user_id == command.user_id and s.muted != command.muted
+        for s in state.table.of_user(command.user_id)
+        if s.muted != command.muted
     ]
     if not changed:
         return state, []

@@ -72,7 +72,7 @@ def check_readiness(state: RoomState, session: Session) -> None:
     Raises:
         Refused: ``not-ready``, naming who is not ready.
     """
-    if not state.start_when_ready or session.role != "member":
+    if not state.start_when_ready or session.role != "member" or not state.table.tally.unready:
         return
     waiting = [s for s in state.sessions.values() if s.connected and not s.ready]
     if waiting:

@@ -15,6 +15,7 @@ from typing import Literal, TypeGuard, get_args
 from syncplayd.core.protocol import ProtocolError
 from syncplayd.core.queue import SLOW_POLICIES
 from syncplayd.core.queue import SlowPolicy as SlowPolicy
+from syncplayd.core.room._sessions import EMPTY, SessionTable
 
 PlayState = Literal["playing", "paused", "waiting"]
 """``waiting``: stopped until the buffering members are ready, then playing again."""
@@ -196,8 +197,19 @@ class SyncConfig:
             raise ValueError("slow_member_waits must be at least 1")
 
 
-def _frozen_sessions(sessions: Mapping[str, Session]) -> Mapping[str, Session]:
-    return MappingProxyType(dict(sessions))
+def _no_sessions() -> Mapping[str, Session]:
+    return MappingProxyType(EMPTY)
+
+
+def _table_of(sessions: Mapping[str, Session]) -> tuple[SessionTable, Mapping[str, Session]]:
+    """The table behind ``sessions`` and the read-only view to show, without a copy when
+    ``sessions`` is already a room's view (``dataclasses.replace`` of another field)."""
+    if isinstance(sessions, MappingProxyType):
+        inner: object = sessions.copy()  # a table's copy() is the table itself
+        if isinstance(inner, SessionTable):
+            return inner, sessions
+    table = SessionTable.of(sessions)
+    return table, MappingProxyType(table)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +220,9 @@ class RoomState:
         room_id: the room's id (opaque to the engine).
         playback: the authoritative playback.
         sessions: session id -> session, in order of first connection (read-only).
+        table: the same sessions as the engine keeps them (:class:`SessionTable`: a
+            persistent map, each user's sessions, counts by kind); derived from
+            ``sessions``, not compared.
         resume_playing: in ``waiting``, play again once nobody blocks (always true
             while waiting today; kept explicit so a future "wait while paused" fits).
         control: who may change playback.
@@ -225,7 +240,7 @@ class RoomState:
 
     room_id: str
     playback: Playback = field(default_factory=Playback)
-    sessions: Mapping[str, Session] = field(default_factory=lambda: MappingProxyType({}))
+    sessions: Mapping[str, Session] = field(default_factory=_no_sessions)
     resume_playing: bool = False
     control: ControlMode = "everyone"
     config: SyncConfig = field(default_factory=SyncConfig)
@@ -234,6 +249,7 @@ class RoomState:
     wait_for_slow_members: SlowPolicy = "policy"
     start_when_ready: bool = False
     end_wait_until: float | None = None
+    table: SessionTable = field(init=False, repr=False, compare=False)
 
     def holds(self, session: Session) -> bool:
         """Whether the room may wait for ``session`` (its buffering, its end of the media).
@@ -254,6 +270,9 @@ class RoomState:
         return session.buffering and self.holds(session)
 
     def __post_init__(self) -> None:
-        # A caller's dict must not be able to change the room behind its back.
-        if not isinstance(self.sessions, MappingProxyType):
-            object.__setattr__(self, "sessions", _frozen_sessions(self.sessions))
+        # A caller's dict must not be able to change the room behind its back: it is
+        # copied into a table, and only a read-only view of that is shown.
+        table, view = _table_of(self.sessions)
+        object.__setattr__(self, "table", table)
+        if view is not self.sessions:
+            object.__setattr__(self, "sessions", view)

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from types import MappingProxyType
 from typing import Literal
 
 from syncplayd.core import protocol
 from syncplayd.core.clock import lead_time
 from syncplayd.core.room._events import Advance, Broadcast, Effect, LogEvent, PersistPlayback
 from syncplayd.core.room._state import Playback, Refused, RoomState, Session
-from syncplayd.core.room._views import blocking, live_position, member, member_after, wire
+from syncplayd.core.room._views import (
+    any_blocking,
+    any_unfinished,
+    blocking,
+    live_position,
+    member,
+    member_after,
+    wire,
+)
 
 Result = tuple[RoomState, list[Effect]]
 """What every transition returns: the room after, and the effects in order."""
@@ -60,11 +67,8 @@ def check_position(position: float) -> float:
 
 
 def put(state: RoomState, *sessions: Session) -> RoomState:
-    """``state`` with ``sessions`` added or replaced (by id)."""
-    updated = dict(state.sessions)
-    for session in sessions:
-        updated[session.session_id] = session
-    return replace(state, sessions=MappingProxyType(updated))
+    """``state`` with ``sessions`` added or replaced (by id): O(log N) each, not a copy."""
+    return replace(state, sessions=state.table.put(*sessions))
 
 
 def room_lead(state: RoomState) -> float:
@@ -142,6 +146,10 @@ def skip_overdue(state: RoomState, now: float) -> Result:
     for, instead of Jellyfin's anonymous "waiting for others" that never ends.
     """
     timeout = state.config.ready_timeout_seconds
+    # The earliest stall tells without a scan whether anyone is overdue at all.
+    first = state.table.first_stall(hosts_only=state.control != "everyone")
+    if first is None or now < first + timeout:
+        return state, []
     effects: list[Effect] = []
     for session in blocking(state):
         since = session.buffering_since
@@ -180,7 +188,7 @@ def start(
     state, effects = skip_overdue(state, now)
     current = state.playback
     name = None if by is None else by.user_name
-    if blocking(state):
+    if any_blocking(state):
         if current.state == "waiting" and current.position == position:
             return state, effects
         waiting = Playback("waiting", position, current.rate, now, current.version + 1, name)
@@ -201,10 +209,10 @@ def maybe_wait(state: RoomState, now: float) -> Result:
     buffering session one the room waits for.
     """
     current = state.playback
-    blockers = blocking(state)
-    if current.state != "playing" or not blockers:
+    # Not playing: nothing to stop, and no need to look for the first blocker.
+    if current.state != "playing" or not any_blocking(state):
         return state, []
-    first = blockers[0]
+    first = blocking(state)[0]
     at = live_position(state, now)
     waiting = Playback("waiting", at, current.rate, now, current.version + 1, first.user_name)
     return change_playback(state, waiting, reason="waiting", execute_at=now, by=first)
@@ -212,7 +220,7 @@ def maybe_wait(state: RoomState, now: float) -> Result:
 
 def maybe_resume(state: RoomState, *, by: Session | None, now: float) -> Result:
     """A waiting room whose last blocker went away plays again (reason ``resume``)."""
-    if state.playback.state != "waiting" or not state.resume_playing or blocking(state):
+    if state.playback.state != "waiting" or not state.resume_playing or any_blocking(state):
         return state, []
     position = state.playback.position
     return start(state, position, reason="resume", waiting_reason="resume", by=by, now=now)
@@ -247,6 +255,8 @@ def end_playback(state: RoomState, *, by: Session | None, now: float) -> Result:
 
 def unfinished(state: RoomState) -> list[Session]:
     """The sessions the ended room still waits for: held for, and not at the end yet."""
+    if not any_unfinished(state):
+        return []
     return [s for s in state.sessions.values() if state.holds(s) and not s.ended]
 
 
@@ -257,7 +267,7 @@ def maybe_advance(state: RoomState) -> Result:
     end; the next item arrives as ``LoadItem``, or nothing follows and the room
     stays ended.
     """
-    if state.end_wait_until is None or not state.playback.ended or unfinished(state):
+    if state.end_wait_until is None or not state.playback.ended or any_unfinished(state):
         return state, []
     return advance(state)
 
@@ -272,6 +282,8 @@ def advance(state: RoomState) -> Result:
 
 def reset_readiness(state: RoomState) -> Result:
     """Every pause makes everyone not ready: one ``readiness`` presence per user who was."""
+    if not state.table.tally.ready:
+        return state, []
     ready = [s for s in state.sessions.values() if s.ready]
     if not ready:
         return state, []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import replace
-from types import MappingProxyType
 
 from syncplayd.core import protocol
 from syncplayd.core.clock import position_at
@@ -147,28 +146,42 @@ def member(state: RoomState, session_id: str) -> protocol.Member:
     Raises:
         KeyError: no such session.
     """
-    user_id = state.sessions[session_id].user_id
-    return _member_of(state, (s for s in state.sessions.values() if s.user_id == user_id))
+    # O(sessions of the user), through the table's index, not a scan of the room.
+    return _member_of(state, state.table.of_user(state.sessions[session_id].user_id))
 
 
 def member_after(state: RoomState, gone: Session) -> protocol.Member:
     """The member view of ``gone``'s user once ``gone`` is no longer in ``state``."""
-    rest = [s for s in state.sessions.values() if s.user_id == gone.user_id]
+    rest = state.table.of_user(gone.user_id)
     # With no session left the user is simply not connected any more.
     return _member_of(state, rest or [replace(gone, connected=False)])
 
 
+def _held(state: RoomState, hosts: int, members: int) -> int:
+    # How many of the tallied sessions the room holds for (``RoomState.holds``): the tally
+    # counts only sessions that count; the rules decide whether plain members are held for.
+    if state.wait_for_slow_members == "never":
+        return 0
+    return hosts + members if state.control == "everyone" else hosts
+
+
+def any_blocking(state: RoomState) -> bool:
+    """Whether anyone blocks (:func:`blocking` is not empty), without a scan."""
+    tally = state.table.tally
+    return _held(state, tally.blocking_hosts, tally.blocking_members) > 0
+
+
+def any_unfinished(state: RoomState) -> bool:
+    """Whether anyone the room holds for has not reached the end of the item, without a scan."""
+    tally = state.table.tally
+    return _held(state, tally.unended_hosts, tally.unended_members) > 0
+
+
 def blocking(state: RoomState) -> list[Session]:
     """The sessions the room waits for (:meth:`RoomState.waits_for`)."""
+    if not any_blocking(state):
+        return []
     return [s for s in state.sessions.values() if state.waits_for(s)]
-
-
-def ready_deadline(state: RoomState, session: Session) -> float | None:
-    """When a waiting room stops waiting for ``session``; ``None`` if it does not wait for it."""
-    waits = state.waits_for(session)
-    if state.playback.state != "waiting" or not waits or session.buffering_since is None:
-        return None
-    return session.buffering_since + state.config.ready_timeout_seconds
 
 
 def next_deadline(state: RoomState) -> float | None:
@@ -179,9 +192,17 @@ def next_deadline(state: RoomState) -> float | None:
     (:func:`end_time`), and at the end the time the room stops waiting for the
     members' ``ended``. ``None``: nothing is pending.
     """
-    timeout = state.config.disconnect_timeout_seconds
-    times = [s.last_seen + timeout for s in state.sessions.values() if s.connected]
-    times.extend(t for s in state.sessions.values() if (t := ready_deadline(state, s)) is not None)
+    # Each in O(1) from the table's queues, not a scan: it runs after every command.
+    config, table = state.config, state.table
+    times: list[float] = []
+    seen = table.oldest_seen()
+    if seen is not None:
+        times.append(seen + config.disconnect_timeout_seconds)
+    # The room waits for exactly the blockers it holds for (``RoomState.waits_for``).
+    if state.playback.state == "waiting" and state.wait_for_slow_members != "never":
+        stalled = table.first_stall(hosts_only=state.control != "everyone")
+        if stalled is not None:
+            times.append(stalled + config.ready_timeout_seconds)
     end = end_time(state)
     if end is not None:
         times.append(end)
@@ -250,7 +271,6 @@ def new_room(
     return RoomState(
         room_id=room_id,
         playback=playback,
-        sessions=MappingProxyType({}),
         control=control,
         config=SyncConfig() if config is None else config,
         item_id=item_id,
