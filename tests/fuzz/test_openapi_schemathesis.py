@@ -45,6 +45,8 @@ AUTH = {"Authorization": f"Bearer {token(OWNER)}"}
 # hourly room, password and invitation budgets).
 FUZZ_ENV = {
     "SYNCPLAY_CHAT_MAX_MESSAGE_LENGTH": "10000",
+    # The schema's bound (10000) is the setting's; by default the server allows 1000.
+    "SYNCPLAY_MAX_PARTICIPANTS_LIMIT": "10000",
     "SYNCPLAY_CHAT_RATE_LIMIT_MESSAGES_PER_MINUTE": "10000",
     "SYNCPLAY_ROOMS_MAX_ROOMS_PER_USER": "1000",
     "SYNCPLAY_ROOMS_CREATES_PER_HOUR": "100000",
