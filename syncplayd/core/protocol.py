@@ -12,6 +12,7 @@ and ``pong``), positions are seconds into the media, rates are multipliers.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Literal
 
@@ -243,9 +244,29 @@ def _is_json(data: bytes) -> bool:
     """Whether ``data`` is JSON text, whatever it holds (only called on refused frames)."""
     try:
         msgspec.json.decode(data)
-    except (msgspec.ValidationError, RecursionError):
-        return True  # a number beyond float range, or too deep to tell: not a syntax error
+    except RecursionError:
+        return True  # too deep to tell: not a syntax error
+    except msgspec.ValidationError:
+        # A number beyond float range stops msgspec where it stands; whether the text
+        # after it is JSON is then for a parser that reads on (found by the fuzzer:
+        # ``{..., "": 1e400, <a syntax error>`` was called bad-message).
+        return _json_reads_on(data)
     except msgspec.DecodeError:
+        return False
+    return True
+
+
+def _json_reads_on(data: bytes) -> bool:
+    """The standard library's verdict (big numbers are JSON to it; NaN and Infinity not)."""
+
+    def refuse(constant: str) -> object:
+        raise ValueError(constant)
+
+    try:
+        json.loads(data, parse_constant=refuse)
+    except RecursionError:
+        return True
+    except ValueError:  # UnicodeDecodeError too
         return False
     return True
 
@@ -556,6 +577,12 @@ _server_decoder = msgspec.json.Decoder(ServerMessage)
 def encode(message: ServerMessage) -> str:
     """Encode a server message as the text of one frame."""
     return _encoder.encode(message).decode()
+
+
+def encode_member(member: Member) -> str:
+    """One member entry as JSON, as it stands in ``joined.participants`` (the live room
+    keeps these, so that a join does not encode every member again)."""
+    return _encoder.encode(member).decode()
 
 
 def decode_server(frame: str | bytes) -> ServerMessage:

@@ -615,6 +615,9 @@ async def test_regressions_are_refused_and_the_room_lives(
         ('{"zzz": ' + "[" * 8_000 + "]" * 8_000 + ', "type": "ping"}', "bad-message"),
         ('{"zzz": ' + "[" * 8_000 + "]" * 8_000 + ', "type": "ping"', "bad-message"),
         ('{"type": "ping", "id": 1, "t0": 1e400}', "bad-message"),
+        # A number out of range stopped the syntax check before the error after it.
+        ('{"type": "hello", "": 1e400, x}', "bad-json"),
+        ('{"type": "hello", "": 1e400}', "bad-message"),
         ('{"type": "ping", "id": 1.0, "t0": 1}', "bad-message"),
         ('{"type": "Ping"}', "unknown-type"),
         ("[1]", "bad-message"),
