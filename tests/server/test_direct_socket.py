@@ -29,6 +29,7 @@ from wsproto.events import (
     Pong,
     TextMessage,
 )
+from wsproto.frame_protocol import FrameProtocol
 
 from syncplayd.server.live.direct_socket import (
     BACKLOG_BYTES,
@@ -546,3 +547,15 @@ async def test_finish_gives_a_silent_peer_the_grace_then_closes() -> None:
             assert pair.server.socket.fileno() == -1
             seen = await pair.peer.until_eof()
             assert seen == [CloseConnection(code=1000, reason="left")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 4095, "a" * 4096, "é" * 2100, "é" * 32767, "é" * 32768, "a" * 65535, "a" * 65536],
+    ids=lambda t: f"{len(t.encode())}-bytes",
+)
+def test_a_large_frame_is_built_as_wsproto_builds_it(text: str) -> None:
+    # Large frames skip wsproto (its copies of a big snapshot cost more than the header):
+    # the bytes must be exactly wsproto's, on both sides of each length encoding.
+    expected = bytes(FrameProtocol(client=False, extensions=[]).send_data(text, fin=True))
+    assert server_frame(text) == expected

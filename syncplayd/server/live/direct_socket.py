@@ -9,7 +9,7 @@ buffer is full does a frame wait, in a bounded backlog that a flush task drains
 when the socket is writable again; a backlog that outgrows its bound, or a
 flush that makes no progress for ``send_timeout``, is a peer too slow to keep.
 
-Reading is wsproto's low-level connection fed from ``receive_some``: pings are
+Reading is wsproto's low-level connection fed from the socket (:meth:`_read`): pings are
 answered, fragmented messages are put together up to ``max_message_bytes``
 (1009 beyond), a close is answered and ends :meth:`receive` with
 :class:`SocketClosed`.
@@ -22,7 +22,7 @@ import errno
 import logging
 import os
 import socket
-from collections import deque
+import struct
 from collections.abc import Callable
 from io import StringIO
 
@@ -53,11 +53,27 @@ BACKLOG_BYTES = 1 << 20
 #: frame's bytes serve every recipient (FrameProtocol keeps no state across whole
 #: messages: ``fin=True`` resets it).
 _SERVER_FRAMES = FrameProtocol(client=False, extensions=[])
+_SMALL_FRAME = 4096  # characters: below, a copy costs less than the code around it
 
 
 def server_frame(text: str) -> bytes:
-    """The bytes of one unfragmented text frame from the server carrying ``text``."""
-    return bytes(_SERVER_FRAMES.send_data(text, fin=True))
+    """The bytes of one unfragmented text frame from the server carrying ``text``.
+
+    wsproto's own encoding for small frames; for large ones (a join's snapshot of a
+    big room) the same header is built here, without wsproto's two copies of the
+    payload (RFC 6455 section 5.2; ``tests/server/test_direct_socket.py`` holds the
+    two to the same bytes at every length boundary).
+    """
+    if len(text) < _SMALL_FRAME:
+        return bytes(_SERVER_FRAMES.send_data(text, fin=True))
+    payload = text.encode()
+    size = len(payload)
+    header = (
+        struct.pack("!BBH", 0x81, 126, size)
+        if size < 1 << 16
+        else struct.pack("!BBQ", 0x81, 127, size)
+    )
+    return header + payload
 
 
 def _no_spawn(*_: object) -> None:
@@ -95,7 +111,8 @@ class DirectSocket:
         self._max_message_bytes = max_message_bytes
         self._spawn = spawn
         self._send_timeout = send_timeout
-        self._backlog: deque[bytes] = deque()
+        # A list, not a deque: empty nearly always, and an empty deque costs 600 bytes.
+        self._backlog: list[bytes] = []
         self._backlog_bytes = 0
         self._head_partial = False  # the backlog's first frame is partly written
         self._flushed: trio.Event | None = None  # set when the flush ends, if awaited
@@ -153,6 +170,9 @@ class DirectSocket:
                 self._write_backlog()
         except (OSError, trio.ClosedResourceError) as exc:  # closed meanwhile
             self._break(OSError(str(exc)))
+        except Exception as exc:  # in the route's nursery: must never end the daemon
+            log.exception("flush of socket %d failed", self._fd)
+            self._break(OSError(str(exc)))
         finally:
             self._flushing = False
             if self._flushed is not None:
@@ -173,7 +193,7 @@ class DirectSocket:
                 self._backlog[0] = data[sent:]
                 self._head_partial = self._head_partial or sent > 0
                 return
-            self._backlog.popleft()
+            del self._backlog[0]
             self._head_partial = False
 
     def _slow(self, message: str) -> None:
@@ -244,8 +264,8 @@ class DirectSocket:
             if self._ws.state is ConnectionState.CLOSED:
                 raise SocketClosed("closed")
             try:
-                data = await self._stream.receive_some(RECEIVE_BYTES)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                data = await self._read()
+            except (OSError, trio.ClosedResourceError) as exc:
                 raise SocketClosed(str(exc)) from None
             self.last_received = monotonic()
             try:
@@ -254,6 +274,20 @@ class DirectSocket:
                 raise SocketClosed(str(exc)) from None
             if not data:
                 raise SocketClosed("the peer went away")
+
+    async def _read(self) -> bytes:
+        """What the peer sent next (``b""``: it closed its side).
+
+        The socket itself rather than the ``SocketStream``: an idle member's reader
+        then waits three frames deep instead of seven (memory per member), and a
+        read costs one ``read``.
+        """
+        while True:
+            await trio.lowlevel.wait_readable(self._fd)
+            try:
+                return os.read(self._fd, RECEIVE_BYTES)
+            except BlockingIOError:
+                continue  # a wake-up without data (the readiness was consumed meanwhile)
 
     def _on_event(self, event: Event) -> str | bytes | None:
         match event:
@@ -320,9 +354,9 @@ class DirectSocket:
             if not self.broken and not self._backlog:
                 try:
                     self._stream.socket.shutdown(socket.SHUT_WR)  # our FIN after the frames
-                    while await self._stream.receive_some(RECEIVE_BYTES):
+                    while await self._read():
                         pass
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                except (OSError, trio.ClosedResourceError):
                     pass
         self.broken = True
         self._backlog.clear()

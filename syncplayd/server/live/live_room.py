@@ -120,7 +120,7 @@ class LiveRoom:
         self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
         #: user id -> (that user's sessions, the Member folded from them): a join's
         #: snapshot folds again only the users whose sessions changed (see ``_members``).
-        self._member_cache: dict[str, tuple[tuple[engine.Session, ...], protocol.Member]] = {}
+        self._member_cache: dict[str, tuple[list[engine.Session], str]] = {}
         self._member_cache_rules: tuple[object, ...] = ()
         self._presence_due = trio.Event()
         #: Bumped by every mute and removal the service sends here, so that a join can
@@ -260,7 +260,8 @@ class LiveRoom:
         recent_chat: list[protocol.ChatEntry],
         resume: str | None,
     ) -> None:
-        """Join a connection to the room and serve it until it ends.
+        """Join a connection to the room; its reader then runs in the room (``connection.done``
+        is set when it ends).
 
         ``recent_chat`` is emptied once it has been sent (see below).
 
@@ -294,19 +295,24 @@ class LiveRoom:
             )
         )
         now = self._clock.now()
-        connection.send(
-            protocol.Joined(
-                session_id=session_id,
-                server_time=now,
-                room=room_info(room),
-                playback=engine.snapshot(self._state, now),
-                participants=self._members(),
-                chat=recent_chat,
-                settings=self._sync_settings(),
-                you=engine.member(self._state, session_id),
-                queue=queue_info(self.room_id, self._queue),
-            )
+        joined = protocol.Joined(
+            session_id=session_id,
+            server_time=now,
+            room=room_info(room),
+            playback=engine.snapshot(self._state, now),
+            participants=[],
+            chat=recent_chat,
+            settings=self._sync_settings(),
+            you=engine.member(self._state, session_id),
+            queue=queue_info(self.room_id, self._queue),
         )
+        # The member list goes in as the cached entries, already encoded (see
+        # ``_members_json``). Its key is the only place ``"participants":[]`` can stand
+        # unescaped: inside a JSON string the quotes would be escaped.
+        text = protocol.encode(joined).replace(
+            '"participants":[]', '"participants":' + self._members_json(), 1
+        )
+        connection.send(text)
         # Sent (encoded into the outbox). This frame and the caller's last as long as the
         # connection: up to history_limit messages per connection would stay in memory.
         recent_chat.clear()
@@ -314,7 +320,6 @@ class LiveRoom:
         # The reader task inherits this context: its log lines name the user and session.
         with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):
             self._nursery.start_soon(self._serve, connection)
-        await connection.done.wait()
 
     async def _standing(self, user_id: UUID) -> bool:
         """Whether the joiner is muted; refuses one who was banned meanwhile.
@@ -363,13 +368,14 @@ class LiveRoom:
         for effect in effects:
             self._execute(effect)
 
-    def _members(self) -> list[protocol.Member]:
-        """``engine.members(state)``, folding only the users whose sessions changed.
+    def _members_json(self) -> str:
+        """``engine.members(state)`` as JSON, folding and encoding only the users whose
+        sessions changed.
 
-        A join's snapshot lists everyone: folded afresh each time, 2,000 joins would
-        cost 2,000 x 2,000 folds. A user's Member depends on their sessions (frozen
-        values: the same objects mean the same Member) and, through ``behind``, on
-        the room's waiting rules, which clear the cache when they change.
+        A join's snapshot lists everyone: folded and encoded afresh each time, 2,000
+        joins would cost 2,000 x 2,000 folds and encodings. A user's entry depends on
+        their sessions (frozen values: the same objects mean the same entry) and,
+        through ``behind``, on the room's waiting rules, which clear the cache.
         """
         state = self._state
         rules = (state.control, state.wait_for_slow_members)
@@ -378,20 +384,21 @@ class LiveRoom:
             self._member_cache_rules = rules
         by_user: dict[str, list[engine.Session]] = {}
         for session in state.sessions.values():
-            by_user.setdefault(session.user_id, []).append(session)
-        cache = self._member_cache
-        fresh: dict[str, tuple[tuple[engine.Session, ...], protocol.Member]] = {}
-        result = []
-        for user_id, group in by_user.items():
-            sessions = tuple(group)
-            cached = cache.get(user_id)
-            if cached is not None and _same(cached[0], sessions):
-                fresh[user_id] = cached
+            group = by_user.get(session.user_id)
+            if group is None:
+                by_user[session.user_id] = [session]
             else:
-                fresh[user_id] = (sessions, engine.member(state, sessions[0].session_id))
-            result.append(fresh[user_id][1])
+                group.append(session)
+        cache = self._member_cache
+        fresh: dict[str, tuple[list[engine.Session], str]] = {}
+        for user_id, group in by_user.items():
+            cached = cache.get(user_id)
+            if cached is None or not _same(cached[0], group):
+                member = engine.member(state, group[0].session_id)
+                cached = (group, protocol.encode_member(member))
+            fresh[user_id] = cached
         self._member_cache = fresh
-        return result
+        return "[" + ",".join(entry for _, entry in fresh.values()) + "]"
 
     def broadcast(self, message: protocol.ServerMessage, exclude: str | None = None) -> None:
         self.broadcast_frame(Frame(protocol.encode(message), message_type(message)), exclude)
@@ -673,9 +680,13 @@ class LiveRoom:
             raise
 
 
-def _same(a: tuple[engine.Session, ...], b: tuple[engine.Session, ...]) -> bool:
-    """Whether two session tuples hold the very same (frozen) objects."""
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+def _same(a: list[engine.Session], b: list[engine.Session]) -> bool:
+    """Whether two lists of sessions hold the very same (frozen) objects."""
+    if len(a) != len(b):
+        return False
+    if len(a) == 1:  # nearly always: one device per member
+        return a[0] is b[0]
+    return all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _presence_frame(events: list[str]) -> Frame | None:

@@ -79,6 +79,11 @@ class RoomSupervisor:
             nursery.start_soon(self._reap_idle_rooms)
             task_status.started()
 
+    def running(self, room_id: UUID) -> LiveRoom | None:
+        """The room's live counterpart if it runs (a join then needs no queue read)."""
+        live = self._rooms.get(room_id)
+        return live if live is not None and not live.ended else None
+
     async def live_room(self, room: Room, queue: Queue) -> LiveRoom:
         """The live room for ``room``, started if it is not live yet (from ``room`` and
         its ``queue`` as read by the join; a live room keeps its own, which the service

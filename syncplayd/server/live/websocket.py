@@ -13,6 +13,7 @@ service as ``POST /rooms/{id}/join``. Then the live room takes over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from syncplayd.storage.errors import StorageError
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_SECONDS = 10.0
+_NO_NURSERY = contextlib.nullcontext(None)
 JOIN_TIMEOUT_SECONDS = 30.0
 
 
@@ -138,39 +140,54 @@ class DirectRoute:
         self._state = state
         self._read_timeout = read_timeout
         self._sockets: set[DirectSocket] = set()
+        self._flushes: trio.Nursery | None = None
+
+    async def run(
+        self, ping_interval: float, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The route's tasks: the keep-alive sweep, and the flushes of sockets that fell behind
+        (one nursery for all, rather than one per connection: memory per member)."""
+        async with trio.open_nursery() as nursery:
+            self._flushes = nursery
+            nursery.start_soon(self.keep_alive, ping_interval)
+            task_status.started()
 
     def admit(self, upgrade: Upgrade) -> Admitted | None:
         state = self._state
         if not host_allowed(upgrade.headers.getlist("Host"), state.settings.server.allowed_hosts):
             return None  # Quart answers 421
-        admitted = admission(state, upgrade)
-        return None if isinstance(admitted, Refusal) else Admitted(admitted)
-
-    async def serve(
-        self, stream: trio.SocketStream, upgrade: Upgrade, admitted: object, leftover: bytes
-    ) -> None:
-        assert isinstance(admitted, Admitted)  # noqa: S101 - what admit returned
-        state = self._state
-        address = request_address(state, upgrade)
+        if self._flushes is None:
+            return None  # not running: Quart's path serves it
+        vouched = admission(state, upgrade)
+        if isinstance(vouched, Refusal):
+            return None
+        # What serving needs, read now: the request's headers are not kept.
         authorization = upgrade.headers.get("Authorization")
-        async with trio.open_nursery() as flushes:
-            socket = DirectSocket(
-                stream,
-                leftover,
-                max_message_bytes=state.settings.server.max_request_bytes,
-                spawn=flushes.start_soon,
-                send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+        return Admitted(vouched, request_address(state, upgrade), authorization)
+
+    async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> None:
+        assert isinstance(admitted, Admitted)  # noqa: S101 - what admit returned
+        assert self._flushes is not None  # noqa: S101 - admit checked it
+        state = self._state
+        socket = DirectSocket(
+            stream,
+            leftover,
+            max_message_bytes=state.settings.server.max_request_bytes,
+            spawn=self._flushes.start_soon,
+            send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
+        )
+        del leftover
+        self._sockets.add(socket)
+        try:
+            handshake = Handshake(
+                state, socket, admitted.authorization, admitted.vouched, address=admitted.address
             )
-            self._sockets.add(socket)
-            try:
-                handshake = Handshake(
-                    state, socket, authorization, admitted.vouched, address=address
-                )
-                await handshake.run()
-            finally:
-                self._sockets.discard(socket)
-                with trio.CancelScope(shield=True):
-                    await socket.finish(CLOSE_GRACE_SECONDS)
+            del admitted
+            await handshake.run()
+        finally:
+            self._sockets.discard(socket)
+            with trio.CancelScope(shield=True):
+                await socket.finish(CLOSE_GRACE_SECONDS)
 
     async def keep_alive(self, interval: float) -> None:
         """Ping every socket each ``interval``; drop those silent for the read timeout."""
@@ -186,9 +203,12 @@ class DirectRoute:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """An upgrade the front door serves, with the proxy's user if it vouched for one."""
+    """An upgrade the front door serves: the proxy's user if it vouched for one, the
+    client's address and the ``Authorization`` header."""
 
     vouched: Principal | None
+    address: str | None
+    authorization: str | None
 
 
 async def _without_cancelled_groups(work: Awaitable[None]) -> None:
@@ -420,9 +440,12 @@ class Handshake:
                 address=self._address,
             )
             recent = [chat_entry(m) for m in await state.service.recent_chat(room_id)]
-            # Only used if this join starts the live room: a live one keeps its own.
-            queue = await state.service.queue.get(principal, room_id)
-            live = await supervisor.live_room(room, queue)
+            live = supervisor.running(room_id)
+            if live is None:
+                # Only needed when this join starts the live room: a live one keeps its own.
+                queue = await state.service.queue.get(principal, room_id)
+                live = await supervisor.live_room(room, queue)
+                del queue
         except ServiceError as exc:
             await self._error(exc.code, exc.detail)
             return False
@@ -434,12 +457,20 @@ class Handshake:
         # The history is sent once, in ``joined``; the connection may last for hours,
         # and this frame with it: keep none of it (``attach`` empties ``recent``).
         refusal: ServiceError | None = None
-        async with trio.open_nursery() as writer:
-            if isinstance(connection, Connection):
+        # A queued connection's writer runs beside the room, in this task's nursery; a
+        # direct one has none (and no nursery to keep for the connection's life).
+        async with (
+            trio.open_nursery() if isinstance(connection, Connection) else _NO_NURSERY as writer
+        ):
+            if writer is not None and isinstance(connection, Connection):
                 writer.start_soon(connection.run_writer)
             # Caught in here: out of the nursery it would come wrapped in an exception group.
             try:
                 await live.attach(connection, participant, room, recent, message.resume)
+                # Kept in this frame for as long as the connection lasts otherwise: records
+                # read for the join, per member, for hours (docs/benchmarks.md: memory).
+                del room, participant, recent, live
+                await connection.done.wait()
             except ServiceError as exc:
                 # The room ended meanwhile, or a ban landed after the service let the
                 # user in (the room reads the joiner's standing again: see ``attach``).

@@ -280,7 +280,7 @@ async def run(
                 config = hypercorn_config(settings)
                 route = DirectRoute(state, read_timeout=float(config.read_timeout or 60))
                 ping_interval = settings.syncplay.websocket.ping_interval_seconds
-                nursery.start_soon(route.keep_alive, ping_interval)
+                await nursery.start(route.run, ping_interval)
                 binds: list[str] = await http.start(
                     partial(
                         front_door.serve,

@@ -63,9 +63,7 @@ class WebSocketRoute(Protocol):
     def admit(self, upgrade: Upgrade) -> object | None:
         """What the endpoint needs to serve ``upgrade``, or ``None`` to let the app answer."""
 
-    async def serve(
-        self, stream: trio.SocketStream, upgrade: Upgrade, admitted: object, leftover: bytes
-    ) -> None:
+    async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> None:
         """Serve the accepted WebSocket (the 101 answer is already written)."""
 
 
@@ -124,29 +122,39 @@ class FrontDoor:
                     # closes one after its keep-alive timeout.
                     await stream.aclose()
                     return
-                if await self._upgrade(stream, buffer, self.route):
+                accepted = self._accept(stream, buffer, self.route)
+                if accepted is not None:
+                    # Only what serving needs lives on with the connection (the head, the
+                    # handshake's h11 state and headers would, in this frame, for hours).
+                    del buffer
+                    answer, admitted, leftover = accepted
+                    del accepted
+                    await stream.send_all(answer)
+                    del answer
+                    await self.route.serve(stream, admitted, leftover)
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await stream.aclose()
             return
         await self.hand_over(_Replayed(stream, buffer))
 
-    async def _upgrade(
+    def _accept(
         self, stream: trio.SocketStream, buffer: bytes, route: WebSocketRoute
-    ) -> bool:
-        """Serve the upgrade in ``buffer`` here; ``False`` if hypercorn should have it."""
+    ) -> tuple[bytes, object, bytes] | None:
+        """The 101 answer, what ``route`` admitted and the bytes after the head,
+        if the upgrade in ``buffer`` is served here; ``None`` if hypercorn should have it."""
         end = buffer.find(b"\r\n\r\n")
         if end == -1:
-            return False
+            return None
         head, leftover = buffer[: end + 4], buffer[end + 4 :]
         handshake = H11Handshake(ConnectionType.SERVER)
         try:
             handshake.receive_data(head)
             request = next((e for e in handshake.events() if isinstance(e, Request)), None)
         except RemoteProtocolError:
-            return False  # not a valid upgrade: hypercorn and Quart answer it
+            return None  # not a valid upgrade: hypercorn and Quart answer it
         if request is None:
-            return False
+            return None
         headers = Headers()
         headers.add("Host", request.host)
         for name, value in request.extra_headers:
@@ -154,12 +162,10 @@ class FrontDoor:
         upgrade = Upgrade(request.target, headers, _peer(stream.socket))
         admitted = route.admit(upgrade)
         if admitted is None:
-            return False
+            return None
         # No extension and no subprotocol: the frames of a broadcast are the same
         # bytes for everyone only without per-connection compression.
-        await stream.send_all(handshake.send(AcceptConnection()))
-        await route.serve(stream, upgrade, admitted, leftover)
-        return True
+        return handshake.send(AcceptConnection()), admitted, leftover
 
 
 def _requests_path(buffer: bytes, path: bytes) -> bool:
