@@ -148,10 +148,10 @@ async def serve_admin_socket(
             mode="asgi",
         )
     finally:
-        _remove_socket(path, inode)
+        remove_socket(path, inode)
 
 
-def _remove_socket(path: Path, inode: int) -> None:
+def remove_socket(path: Path, inode: int) -> None:
     try:
         if os.lstat(path).st_ino == inode:
             os.unlink(path)

@@ -263,6 +263,11 @@ async def run(
                     )
                 )
                 log.info("admin API on %s", admin_binds[0].removeprefix("http://"))
+                # WebSocket upgrades to the broadcast path, the rest to hypercorn.
+                config = hypercorn_config(settings)
+                route = DirectRoute(state, read_timeout=float(config.read_timeout or 60))
+                ping_interval = settings.syncplay.websocket.ping_interval_seconds
+                await nursery.start(route.run, ping_interval)
                 if proxy_path is not None:
                     # The same app and listener settings as TCP; identity headers count here.
                     await http.start(
@@ -272,15 +277,11 @@ async def run(
                             Path(proxy_path),
                             hypercorn_config(settings),
                             sock=proxy_socket,
+                            route=route,
                             shutdown_trigger=stop_http.wait,
                         )
                     )
                     log.info("reverse proxy socket on unix:%s", proxy_path)
-                # WebSocket upgrades to the broadcast path, the rest to hypercorn.
-                config = hypercorn_config(settings)
-                route = DirectRoute(state, read_timeout=float(config.read_timeout or 60))
-                ping_interval = settings.syncplay.websocket.ping_interval_seconds
-                await nursery.start(route.run, ping_interval)
                 binds: list[str] = await http.start(
                     partial(
                         front_door.serve,

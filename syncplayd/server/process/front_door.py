@@ -101,6 +101,8 @@ class FrontDoor:
     route: WebSocketRoute | None
     head_timeout: float
     hand_over: Callable[[trio.abc.HalfCloseableStream], Awaitable[None]]
+    #: The marks of the listener (the proxy socket's), as the app's scopes carry them.
+    scope: Mapping[str, Any] = field(default_factory=dict)
 
     async def __call__(self, stream: trio.SocketStream) -> None:
         try:
@@ -159,7 +161,7 @@ class FrontDoor:
         headers.add("Host", request.host)
         for name, value in request.extra_headers:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
-        upgrade = Upgrade(request.target, headers, _peer(stream.socket))
+        upgrade = Upgrade(request.target, headers, _peer(stream.socket), self.scope)
         admitted = route.admit(upgrade)
         if admitted is None:
             return None
@@ -188,10 +190,14 @@ async def serve(
     sockets: list[socket.socket],
     *,
     route: WebSocketRoute | None,
+    scope: Mapping[str, Any] | None = None,
     shutdown_trigger: Callable[..., Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` (and ``route``) on the bound TCP ``sockets`` until ``shutdown_trigger``.
+    """Serve ``app`` (and ``route``) on the bound ``sockets`` until ``shutdown_trigger``.
+
+    ``scope``: marks the listener gives its upgrades (the app's scopes get them from
+    its own wrapper, ``admin_socket.socket_app``).
 
     Reports the bound URLs once listening. At shutdown, connections get
     ``config.graceful_timeout`` to finish, as with hypercorn's own ``serve``.
@@ -223,7 +229,7 @@ async def serve(
                     log.warning("an HTTP connection failed inside hypercorn", exc_info=True)
                     await stream.aclose()
 
-            door = FrontDoor(route, config.keep_alive_timeout, hand_over)
+            door = FrontDoor(route, config.keep_alive_timeout, hand_over, dict(scope or {}))
             task_status.started(binds)
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:

@@ -17,6 +17,7 @@ socket's: the proxy is trusted to name users, never to be the administrator.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +26,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.typing import ASGIFramework
 
-from syncplayd.server.process.admin_socket import bind_admin_socket, serve_admin_socket
+from syncplayd.server.process import front_door
+from syncplayd.server.process.admin_socket import bind_admin_socket, remove_socket, socket_app
+from syncplayd.server.process.front_door import WebSocketRoute
 
 #: Set on every ASGI scope that arrived through the proxy socket.
 PROXY_SOCKET_SCOPE_KEY = "syncplayd.proxy_socket"
@@ -47,24 +50,29 @@ async def serve_proxy_socket(
     config: HypercornConfig,
     *,
     sock: socket.socket | None = None,
-    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    route: WebSocketRoute | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on the unix socket ``path``, each scope marked as the proxy's.
 
     ``config`` is the TCP listener's (browsers' websockets come this way: the
-    same pings, frame limit and timeouts); its bind is replaced by the socket.
-    Reports hypercorn's binds once it listens and removes the socket file at exit.
+    same pings, frame limit and timeouts), and WebSocket upgrades take the same
+    broadcast path as on TCP (``route``, through the front door). Reports the
+    binds once it listens and removes the socket file at exit.
     """
     if sock is None:
         sock = await trio.to_thread.run_sync(bind_proxy_socket, path)
-    await serve_admin_socket(
-        app,
-        path,
-        sock=sock,
-        shutdown_trigger=shutdown_trigger,
-        graceful_timeout=config.graceful_timeout,
-        mark=PROXY_SOCKET_SCOPE_KEY,
-        config=config,
-        task_status=task_status,
-    )
+    inode = os.lstat(path).st_ino  # to remove our socket file at exit, not a successor's
+    try:
+        await front_door.serve(
+            socket_app(app, PROXY_SOCKET_SCOPE_KEY),
+            config,
+            [sock],
+            route=route,
+            scope={PROXY_SOCKET_SCOPE_KEY: True},
+            shutdown_trigger=shutdown_trigger,
+            task_status=task_status,
+        )
+    finally:
+        remove_socket(path, inode)
