@@ -502,3 +502,38 @@ async def test_closing_the_direct_socket_is_answered(front: DaemonProcess) -> No
             # Then the server's FIN: the front door finished the socket.
             while await client.stream.receive_some(65536):
                 pass
+
+
+async def test_the_proxy_socket_serves_upgrades_directly_with_the_proxys_user(
+    tmp_path: Path,
+) -> None:
+    # The recommended set-up (nginx on proxy.socket): its browsers' websockets take the
+    # broadcast path too, and the identity headers count there, as on Quart's path.
+    proxy_socket = tmp_path / "proxy" / "http.sock"
+    env = ENV | {"SYNCPLAY_PROXY_SOCKET": str(proxy_socket)}
+    with run_daemon(None, tmp_path / "state", env) as daemon:
+        owner = new_user("owner")
+        room_id = await new_room(daemon, owner)
+        viewer = new_user("viewer")
+        with trio.fail_after(LIMIT):
+            stream = await trio.open_unix_socket(str(proxy_socket))
+            try:
+                client = Wire(stream)  # type: ignore[arg-type]
+                response = await client.upgrade(
+                    host_of(daemon),
+                    extra=[
+                        ("X-Remote-User-Id", str(viewer.user_id)),
+                        ("X-Remote-User-Name", viewer.name),
+                    ],
+                )
+                assert response.status == 101
+                assert "server" not in response.headers  # the front door, not hypercorn
+                await client.send_json({"type": "hello", "protocol": 1})  # no token
+                welcome = await client.message()
+                assert welcome["type"] == "welcome", welcome
+                assert welcome["user_id"] == str(viewer.user_id)
+                await client.send_json({"type": "join", "room_id": room_id})
+                joined = await client.expect("joined")
+                assert [p["user_name"] for p in joined["participants"]] == ["viewer"]
+            finally:
+                await stream.aclose()
