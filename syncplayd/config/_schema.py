@@ -587,15 +587,15 @@ class WebSocketSettings(Section):
     read_buffer_size: int = _setting(
         4096,
         "SYNCPLAY_WS_READ_BUFFER_SIZE",
-        "Read buffer, in bytes (accepted for compatibility: hypercorn sizes its own buffers).",
+        "Read buffer, in bytes (accepted for compatibility: the kernel sizes socket buffers).",
         ge=512,
         le=1048576,
     )
     write_buffer_size: int = _setting(
         4096,
         "SYNCPLAY_WS_WRITE_BUFFER_SIZE",
-        "Write buffer, in bytes (accepted for compatibility: hypercorn sizes its own buffers;"
-        " each connection queues at most 256 messages).",
+        "Write buffer, in bytes (accepted for compatibility: the kernel sizes socket buffers;"
+        " a member that falls behind holds at most 256 messages or 1 MiB, then is too-slow).",
         ge=512,
         le=1048576,
     )
