@@ -494,6 +494,34 @@ async def test_a_stalled_flush_calls_on_too_slow_and_a_second_stall_cuts() -> No
             await pair.peer.drain_to_end()
 
 
+async def test_a_peer_that_still_sends_keeps_its_socket_until_it_reads_the_goodbye() -> None:
+    # Alive but not reading (it sends heartbeats): the goodbye waits past a second stall,
+    # so that the peer, reading at last, learns why it was dropped.
+    fired = trio.Event()
+    with trio.fail_after(LIMIT):
+        async with direct_pair(slow_peer=True) as pair:
+            direct = pair.socket
+
+            def too_slow(message: str) -> None:
+                direct.write(server_frame("goodbye"))
+                direct.close_now(4004, "too-slow")
+                fired.set()
+
+            direct.on_too_slow = too_slow
+            reader = pair.reader()
+            direct.write(server_frame("B" * BIG))  # the rest waits: the peer reads nothing
+            told = None
+            while trio.current_time() - (told or trio.current_time()) < SEND_TIMEOUT * 2.5:
+                await pair.peer.send(TextMessage(data="heartbeat"))
+                await reader.message()
+                if told is None and fired.is_set():
+                    told = trio.current_time()
+            assert told is not None
+            assert not is_broken(direct)  # two stalls later, still there
+            messages = await pair.peer.next_until_close()
+            assert messages[-2:] == ["goodbye", CloseConnection(code=4004, reason="too-slow")]
+
+
 # -- finishing ------------------------------------------------------------------------------------
 async def test_finish_sends_our_close_then_eof_and_closes_the_socket() -> None:
     with trio.fail_after(LIMIT):

@@ -49,6 +49,9 @@ RECEIVE_BYTES = 65536
 #: member takes a handful of frames a second; this many waiting is a peer that stopped.
 BACKLOG_FRAMES = 256
 BACKLOG_BYTES = 1 << 20
+#: How long a peer found too slow, but still sending, may take to read why (the read
+#: timeout's floor: a connection on which nothing arrives for that long is dropped too).
+GOODBYE_WAIT_SECONDS = 60.0
 #: Server frames carry no mask and this daemon negotiates no extension, so one
 #: frame's bytes serve every recipient (FrameProtocol keeps no state across whole
 #: messages: ``fin=True`` resets it).
@@ -116,6 +119,7 @@ class DirectSocket:
         self._backlog_bytes = 0
         self._head_partial = False  # the backlog's first frame is partly written
         self._flushed: trio.Event | None = None  # set when the flush ends, if awaited
+        self._told_at: float | None = None  # when the peer was found too slow
         self._flushing = False
         self._text: StringIO | None = None
         self._text_bytes = 0
@@ -163,6 +167,8 @@ class DirectSocket:
                 with trio.move_on_after(limit if limit is not None else float("inf")) as waited:
                     await trio.lowlevel.wait_writable(self._fd)
                 if waited.cancelled_caught:
+                    if self._goodbye_may_wait(limit):
+                        continue
                     # The goodbye queued by the first stall is written here too; a second
                     # stall cuts the socket (and ends the loop).
                     self._slow(f"the peer has not taken a message for {limit:g} s")
@@ -177,6 +183,19 @@ class DirectSocket:
             self._flushing = False
             if self._flushed is not None:
                 self._flushed.set()
+
+    def _goodbye_may_wait(self, limit: float | None) -> bool:
+        """Whether a goodbye still waits for a peer that stalls again after being told.
+
+        A peer that still sends (heartbeats) is alive, only not reading: it gets up
+        to ``GOODBYE_WAIT_SECONDS`` to read why it is dropped, as long as it sends
+        something every ``limit``. One that went silent is cut at once.
+        """
+        told = self._told_at
+        if told is None or limit is None:
+            return False
+        now = monotonic()
+        return now - told < GOODBYE_WAIT_SECONDS and now - self.last_received < limit
 
     def _write_backlog(self) -> None:
         while self._backlog:
@@ -207,6 +226,7 @@ class DirectSocket:
         if callback is None:
             self._break(TooSlow(message))
             return
+        self._told_at = monotonic()
         head = self._backlog[0] if self._head_partial else None
         self._backlog.clear()
         if head is not None:  # a frame cut in the middle would garble the stream
@@ -289,6 +309,14 @@ class DirectSocket:
             except BlockingIOError:
                 continue  # a wake-up without data (the readiness was consumed meanwhile)
 
+    async def _drain(self) -> None:
+        """Read and drop what the peer sends, noting when, until it closes its side."""
+        try:
+            while await self._read():
+                self.last_received = monotonic()
+        except (OSError, trio.ClosedResourceError):
+            pass
+
     def _on_event(self, event: Event) -> str | bytes | None:
         match event:
             case Message(data=data, message_finished=finished):
@@ -348,8 +376,13 @@ class DirectSocket:
         """
         if self._flushing:
             # The flush task writes it (one waiter per socket); it gives up by itself.
+            # Meanwhile what the peer sends is read and dropped: it shows the peer is
+            # alive (``_goodbye_may_wait``), and unread it would reset the connection.
             self._flushed = trio.Event()
-            await self._flushed.wait()
+            async with trio.open_nursery() as draining:
+                draining.start_soon(self._drain)
+                await self._flushed.wait()
+                draining.cancel_scope.cancel()
         with trio.move_on_after(grace):
             if not self.broken and not self._backlog:
                 try:
