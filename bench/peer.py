@@ -9,10 +9,12 @@ fresh daemon of this checkout, started as ``bench/fanout.py`` starts it (SQLite,
 message rate, a long disconnect timeout). Every measurement gets a fresh server.
 
 Both are driven by the same load client (``bench/_peer_clients.py``): ``--workers`` processes
-hold the members, one socket and one trio task each; only the protocol adapter differs
-(wsproto WebSocket and syncplayd's JSON; Syncplay's JSON lines). Each member answers what its
-protocol requires to stay connected: syncplayd, a heartbeat every 5 s; Syncplay, a ``State``
-for each ``State`` the server sends it every second, as the real client does.
+hold the members, each process one epoll loop over its members' non-blocking sockets; only the
+protocol adapter differs (WebSocket frames and syncplayd's JSON; Syncplay's JSON lines). Each
+member answers what its protocol requires to stay connected: syncplayd, a heartbeat every 5 s;
+Syncplay, a ``State`` for each ``State`` the server sends it every second, as the real client
+does. The workers' CPU over the event phase, per broadcast received, is reported (stderr and
+``--raw``) to show what the instrument costs next to the servers.
 
 Scenarios, interleaved: for each repeat, each size runs syncplayd and then Syncplay (the order
 flips every repeat).
@@ -20,7 +22,7 @@ flips every repeat).
 1. Fan-out (``--sizes``): one room of ``size`` members (a sender in this process and ``size - 1``
    listeners). After ``--settle`` s and ``--warmup`` unmeasured events, the sender sends
    ``--events`` events cycling play, seek, pause, seek; each after its own copy of the previous
-   one came back plus ``--interval`` s (jittered +-50 %). Delay of a listener = when its task
+   one came back plus ``--interval`` s (jittered +-50 %). Delay of a listener = when its worker
    has decoded the broadcast minus just before the sender's send, both ``time.monotonic_ns()``
    (one clock for every process of the machine). Per size: delivery p50 over listeners x
    events; last-receiver p99 (per event, the last listener; p99 over events); server CPU per
@@ -38,8 +40,8 @@ flips every repeat).
 3. Memory per idle member: after those ``--idle`` s, the server's ``VmRSS`` minus its ``VmRSS``
    before the members connected (after the room was created), divided by ``N``.
 
-Rooms beyond 1,000: the REST API caps ``max_participants`` at 1,000, so for a bigger join the
-room's row in the daemon's throwaway SQLite file is raised before anyone joins.
+Rooms beyond 1,000: the daemon runs with ``rooms.max_participants_limit`` at 10,000, the room is
+created over REST with the seats the scenario needs.
 
 Every phase is bounded (``--phase-timeout``): a fan-out phase that exceeds it fails the run
 with the phase's name; a join that does not complete is reported as timed out.
@@ -57,7 +59,6 @@ import contextlib
 import json
 import os
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -84,14 +85,7 @@ from _common import (
     token,
     vm_rss_kib,
 )
-from _peer_clients import (
-    CYCLE,
-    MEMBER_CLASSES,
-    SYNCPLAY,
-    SYNCPLAYD,
-    Member,
-    Roster,
-)
+from _peer_clients import CYCLE, SYNCPLAY, SYNCPLAYD, Roster, TrioMember
 
 from tests.daemon_process import run_daemon
 
@@ -101,8 +95,9 @@ ENV = {
     "SYNCPLAY_WS_MAX_MESSAGES_PER_SECOND": "1000",
     # Nobody may be timed out while a big room is still joining.
     "SYNCPLAY_DISCONNECT_TIMEOUT_SECONDS": "120",
+    # Rooms of more than 1,000 members (rooms.max_participants_limit).
+    "SYNCPLAY_MAX_PARTICIPANTS_LIMIT": "10000",
 }
-REST_MAX_PARTICIPANTS = 1000
 SYNCPLAY_ROOM = "bench"
 #: ``/usr/bin/syncplay-server`` with its default options (no password, no MOTD, rooms not
 #: isolated, readiness and chat on, no stats, no TLS), on 127.0.0.1 and a free port.
@@ -241,13 +236,7 @@ async def open_room(server: Server, capacity: int) -> tuple[str, Person]:
     """A room for ``capacity`` members and the member who will send (syncplayd: its owner)."""
     if server.kind == SYNCPLAY:
         return SYNCPLAY_ROOM, Person("sender", "sender")
-    [(room_id, owner)] = await create_rooms(
-        server.base_url, 1, max_participants=min(REST_MAX_PARTICIPANTS, capacity)
-    )
-    if capacity > REST_MAX_PARTICIPANTS:
-        assert server.database is not None
-        with sqlite3.connect(server.database) as db:
-            db.execute("UPDATE rooms SET max_participants = ? WHERE id = ?", (capacity, room_id))
+    [(room_id, owner)] = await create_rooms(server.base_url, 1, max_participants=capacity)
     return room_id, Person(str(owner.user_id), owner.name, token(owner))
 
 
@@ -335,6 +324,7 @@ class FanoutRun:
     wall_seconds: float  # the event phase
     idle_cpu_share: float  # server, over the settle window
     closed: int
+    client_cpu_seconds: float = 0.0  # the load-client workers together, over the event phase
 
     @property
     def delivery_p50(self) -> float:
@@ -353,6 +343,12 @@ class FanoutRun:
         return self.cpu_seconds / self.wall_seconds
 
     @property
+    def client_us_per_message(self) -> float:
+        """The workers' CPU per broadcast a listener got, keep-alives and answers included."""
+        received = self.events * (self.size - 1) - self.missing
+        return self.client_cpu_seconds / received * 1e6 if received else float("nan")
+
+    @property
     def net_cpu_per_fanout_ms(self) -> float:
         idle = self.idle_cpu_share * self.wall_seconds
         return (self.cpu_seconds - idle) / self.events * 1000
@@ -365,7 +361,7 @@ async def fanout(server: Server, size: int, repeat: int, args: argparse.Namespac
     try:
         async with trio.open_nursery() as nursery:
             roster = Roster(index=None, sender=sender_person.name, members=1)
-            sender = MEMBER_CLASSES[server.kind](roster, sender_person.key, sender_person.name)
+            sender = TrioMember.of(server.kind, roster, sender_person.key, sender_person.name)
             with phase(30, "the sender's join"):
                 await sender.connect(server.host, server.port, room, sender_person.credential)
             nursery.start_soon(sender.run)
@@ -394,6 +390,7 @@ async def fanout(server: Server, size: int, repeat: int, args: argparse.Namespac
                 for measured in [False] * args.warmup + [True] * args.events:
                     if measured and not sent:
                         cpu_before, wall_before = CpuSample.take(server.pid), trio.current_time()
+                        clients_before = [CpuSample.take(w.process.pid) for w in workers]
                     event += 1
                     try:
                         key, at = await sender.command(CYCLE[(event - 1) % len(CYCLE)], event)
@@ -407,6 +404,10 @@ async def fanout(server: Server, size: int, repeat: int, args: argparse.Namespac
                     await trio.sleep(args.interval * random.uniform(0.5, 1.5))
             cpu = cpu_before.until(CpuSample.take(server.pid))
             wall = trio.current_time() - wall_before
+            client_cpu = sum(
+                before.until(CpuSample.take(w.process.pid))
+                for before, w in zip(clients_before, workers, strict=True)
+            )
             await trio.sleep(1.0)  # stragglers
             with phase(60, "collecting receipts"):
                 reports = await gather(
@@ -415,14 +416,16 @@ async def fanout(server: Server, size: int, repeat: int, args: argparse.Namespac
             nursery.cancel_scope.cancel()
     finally:
         await stop_workers(workers)
-    return summarise_fanout(server.kind, size, repeat, sender, sent, reports, cpu, wall, idle)
+    run = summarise_fanout(server.kind, size, repeat, sender, sent, reports, cpu, wall, idle)
+    run.client_cpu_seconds = client_cpu
+    return run
 
 
 def summarise_fanout(
     kind: str,
     size: int,
     repeat: int,
-    sender: Member,
+    sender: TrioMember,
     sent: dict[int, int],
     reports: list[dict[str, Any]],
     cpu: float,
@@ -675,6 +678,7 @@ def write_raw(
             "last_p99_ms": run.last_p99,
             "cpu_per_fanout_ms": run.cpu_per_fanout_ms,
             "net_cpu_per_fanout_ms": run.net_cpu_per_fanout_ms,
+            "client_us_per_message": run.client_us_per_message,
         }
         return record
 
@@ -794,7 +798,8 @@ def main() -> None:
                     f"# repeat {repeat + 1}, fan-out {size:>4}, {kind:>9}: "
                     f"p50 {run.delivery_p50:.2f} ms, last p99 {run.last_p99:.2f} ms, "
                     f"CPU {run.cpu_per_fanout_ms:.3f} ms/fan-out ({run.cpu_share:.0%}, "
-                    f"idle {run.idle_cpu_share:.0%}), missing {run.missing}, closed {run.closed}",
+                    f"idle {run.idle_cpu_share:.0%}), missing {run.missing}, closed {run.closed}; "
+                    f"clients {run.client_us_per_message:.1f} us CPU per message",
                     file=sys.stderr,
                     flush=True,
                 )
