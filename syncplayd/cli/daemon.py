@@ -48,10 +48,25 @@ def tune_garbage_collector() -> None:
     reference counting still frees almost everything at once. That holds only while
     closed connections leave no reference cycles (they would wait for a full
     collection, an hour away): tests/server/test_connection_garbage.py checks it.
+
+    What survives a full collection is frozen as well (``freeze_survivors``): a full
+    pass walks every tracked object, about 95 per member, and after a wave of joins
+    one came due and froze every room for ~1 s at 10,000 connections
+    (docs/benchmarks.md, capacity). Frozen objects are still freed by reference
+    counting; what they might hold in a cycle is collected once an hour
+    (``server/process/heap.py``).
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+    if freeze_survivors not in gc.callbacks:
+        gc.callbacks.append(freeze_survivors)
+
+
+def freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    """A ``gc.callbacks`` hook: after a full collection, freeze what it kept."""
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 def setup_logging(settings: Settings) -> None:

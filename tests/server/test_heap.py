@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import platform
+import weakref
 
 import pytest
 import trio
 import trio.testing
 
+from syncplayd.cli.daemon import freeze_survivors
 from syncplayd.server.process import heap
+from syncplayd.server.process.heap import collect_frozen_garbage
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
@@ -38,3 +42,50 @@ async def test_without_malloc_trim_the_task_ends_at_once(monkeypatch: pytest.Mon
     monkeypatch.setattr(heap, "find_malloc_trim", lambda: None)
     with trio.fail_after(1):
         await heap.release_free_memory(60.0)
+
+
+class _Node:
+    """A cycle-capable object that a weak reference can watch."""
+
+    def __init__(self) -> None:
+        self.me: _Node | None = None
+
+
+def test_a_full_collection_freezes_what_it_kept_and_a_young_one_does_not() -> None:
+    before = gc.get_freeze_count()
+    kept = [_Node() for _ in range(100)]
+    try:
+        freeze_survivors("stop", {"generation": 1, "collected": 0, "uncollectable": 0})
+        assert gc.get_freeze_count() == before
+        freeze_survivors("start", {"generation": 2, "collected": 0, "uncollectable": 0})
+        assert gc.get_freeze_count() == before
+        freeze_survivors("stop", {"generation": 2, "collected": 0, "uncollectable": 0})
+        assert gc.get_freeze_count() >= before + len(kept)
+    finally:
+        gc.unfreeze()
+        if before:
+            gc.freeze()  # what was frozen before stays frozen (the test process's own)
+
+
+async def test_frozen_garbage_in_a_cycle_is_collected_once_an_interval(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    before = gc.get_freeze_count()
+    node = _Node()
+    node.me = node  # a cycle: reference counting alone never frees it
+    watch = weakref.ref(node)
+    gc.freeze()
+    del node
+    gc.collect()
+    assert watch() is not None  # frozen: no full collection frees it
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(collect_frozen_garbage, 60.0)
+            await trio.sleep(61)
+            assert watch() is None  # the task's collection freed it
+            assert gc.get_freeze_count() > 0  # and froze the rest again
+            nursery.cancel_scope.cancel()
+    finally:
+        gc.unfreeze()
+        if before:
+            gc.freeze()

@@ -34,7 +34,7 @@ from syncplayd.server.process.admin_socket import (
     bind_admin_socket,
     serve_admin_socket,
 )
-from syncplayd.server.process.heap import release_free_memory
+from syncplayd.server.process.heap import collect_frozen_garbage, release_free_memory
 from syncplayd.server.process.maintenance import Maintenance
 from syncplayd.server.process.proxy_socket import bind_proxy_socket, serve_proxy_socket
 from syncplayd.server.process.reload import reload
@@ -251,6 +251,7 @@ async def run(
             )
             await nursery.start(maintenance.run)
             await nursery.start(release_free_memory)
+            await nursery.start(collect_frozen_garbage)
             async with trio.open_nursery() as http:
                 admin_binds: list[str] = await http.start(
                     partial(
