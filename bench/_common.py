@@ -20,6 +20,7 @@ Internal use:  .venv/bin/python bench/_common.py listener   (JSON lines on stdin
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -437,7 +438,14 @@ class WorkerHandle(WorkerProcess):
 
 
 async def _worker() -> None:
-    """Serve the driver: ``connect`` members, ``report`` receipts, ``exit``."""
+    """Serve the driver: ``connect`` members, ``report`` receipts, ``exit``.
+
+    Without the cycle collector (as ``_peer_clients.py``): its full passes walk every
+    member of the worker (300-500 ms with 2,500 members) and landed in the measured
+    delays as pauses of the client, not of the daemon. A run is bounded; what cycles
+    it leaves go with the process.
+    """
+    gc.disable()
     members: list[Member] = []
     answer = answer_driver
     async with trio.open_nursery() as nursery:
