@@ -157,6 +157,18 @@ class BaseConnection:
         self, handle_frame: Callable[[BaseConnection, str | bytes], Awaitable[None]]
     ) -> None:
         """Read frames until the peer goes or the connection is closed (a room task)."""
+        receive = self._receiver()  # called directly: no frame more per idle reader
+        try:
+            with self.scope:
+                while True:
+                    await handle_frame(self, await receive())
+        except SocketClosed:
+            pass  # the peer went away or closed: the room lets go
+        finally:
+            self.done.set()
+
+    def _receiver(self) -> Callable[[], Awaitable[str | bytes]]:
+        """The transport's ``receive``: the peer's next message."""
         raise NotImplementedError
 
 
@@ -225,15 +237,8 @@ class Connection(BaseConnection):
         self._outbox.close()
 
     # -- the tasks ----------------------------------------------------------------------
-    async def serve_reader(
-        self, handle_frame: Callable[[BaseConnection, str | bytes], Awaitable[None]]
-    ) -> None:
-        try:
-            with self.scope:
-                while True:
-                    await handle_frame(self, await self.ws.receive())
-        finally:
-            self.done.set()
+    def _receiver(self) -> Callable[[], Awaitable[str | bytes]]:
+        return self.ws.receive
 
     async def run_writer(self) -> None:
         """Drain the outbox into the socket; after a close, say why.
@@ -374,14 +379,5 @@ class DirectConnection(BaseConnection):
         )
         self.socket.close_now(CLOSE_CODES.get(reason, 1000), reason)
 
-    async def serve_reader(
-        self, handle_frame: Callable[[BaseConnection, str | bytes], Awaitable[None]]
-    ) -> None:
-        try:
-            with self.scope:
-                while True:
-                    await handle_frame(self, await self.socket.receive())
-        except SocketClosed:
-            pass  # the peer went away or closed: the room lets go
-        finally:
-            self.done.set()
+    def _receiver(self) -> Callable[[], Awaitable[str | bytes]]:
+        return self.socket.receive
