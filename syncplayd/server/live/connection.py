@@ -130,6 +130,20 @@ class BaseConnection:
 
     def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
         """Send one message to this member; ``False`` if the connection is going away."""
+        if isinstance(message, PendingPong):
+            kind = "pong"
+        elif isinstance(message, str):
+            kind = frame_type(message)
+        else:
+            kind, message = message_type(message), protocol.encode(message)
+        if not self._put(message):
+            return False
+        if self._metrics is not None:
+            self._metrics.message_out(kind)
+        return True
+
+    def _put(self, item: Outgoing) -> bool:
+        """Hand one encoded message (or a pong to stamp) to the transport."""
         raise NotImplementedError
 
     def send_frame(self, frame: Frame) -> bool:
@@ -199,24 +213,11 @@ class Connection(BaseConnection):
         self._write_started = trio.Event()
 
     # -- used by the room (never blocks) ----------------------------------------------
-    def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
-        """Queue a message; a full outbox closes the connection as too slow."""
-        if isinstance(message, PendingPong):
-            kind = "pong"
-        elif isinstance(message, str):
-            kind = frame_type(message)
-        else:
-            kind = message_type(message)
-            message = protocol.encode(message)
-        if self._queue(message) and self._metrics is not None:
-            self._metrics.message_out(kind)
-            return True
-        return self.closing is None
-
     def send_frame(self, frame: Frame) -> bool:
-        return self._queue(frame.text)
+        return self._put(frame.text)
 
-    def _queue(self, item: Outgoing) -> bool:
+    def _put(self, item: Outgoing) -> bool:
+        """Queue it; a full outbox closes the connection as too slow."""
         if self.closing is not None:
             return False
         try:
@@ -348,20 +349,14 @@ class DirectConnection(BaseConnection):
         self.socket = socket
         socket.on_too_slow = self._too_slow
 
-    def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
+    def _put(self, item: Outgoing) -> bool:
         if self.closing is not None or self.socket.broken:
             return False
-        if isinstance(message, PendingPong):
+        if isinstance(item, PendingPong):
             # Stamped as late as possible: now is when it goes out.
-            kind, text = "pong", protocol.encode(message.stamped(self._now()))
-        elif isinstance(message, str):
-            kind, text = frame_type(message), message
-        else:
-            kind, text = message_type(message), protocol.encode(message)
-        self.socket.write(server_frame(text))
+            item = protocol.encode(item.stamped(self._now()))
+        self.socket.write(server_frame(item))
         self.sent += 1
-        if self._metrics is not None:
-            self._metrics.message_out(kind)
         return True
 
     def send_frame(self, frame: Frame) -> bool:

@@ -118,8 +118,8 @@ class LiveRoom:
         self.stopped = trio.Event()
         self._frame_started: float | None = None
         self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
-        #: user id -> (that user's sessions, the Member folded from them): a join's
-        #: snapshot folds again only the users whose sessions changed (see ``_members``).
+        #: user id -> (that user's sessions, their encoded member entry): a join's
+        #: snapshot folds again only the users whose sessions changed (``_members_json``).
         self._member_cache: dict[str, tuple[list[engine.Session], str]] = {}
         self._member_cache_rules: tuple[object, ...] = ()
         self._presence_due = trio.Event()
@@ -313,7 +313,7 @@ class LiveRoom:
             '"participants":[]', '"participants":' + self._members_json(), 1
         )
         connection.send(text)
-        # Sent (encoded into the outbox). This frame and the caller's last as long as the
+        # Sent (written, or queued encoded). The caller's list lasts as long as the
         # connection: up to history_limit messages per connection would stay in memory.
         recent_chat.clear()
         self._deps.on_membership(self.room_id, participant.user_id, True)

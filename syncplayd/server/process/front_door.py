@@ -49,7 +49,6 @@ MAX_HEAD_BYTES = 16384
 class Upgrade:
     """A WebSocket upgrade as read here: what ``server/http/auth.py`` reads of a request."""
 
-    target: str
     headers: Headers
     remote_addr: str | None
     scope: Mapping[str, Any] = field(default_factory=dict)
@@ -161,7 +160,7 @@ class FrontDoor:
         headers.add("Host", request.host)
         for name, value in request.extra_headers:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
-        upgrade = Upgrade(request.target, headers, _peer(stream.socket), self.scope)
+        upgrade = Upgrade(headers, _peer(stream.socket), self.scope)
         admitted = route.admit(upgrade)
         if admitted is None:
             return None
