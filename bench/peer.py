@@ -709,8 +709,7 @@ def parse_args() -> argparse.Namespace:
         "--sizes",
         type=sizes_option,
         default="10,50,200,500",
-        help="fan-out room sizes, comma-separated, each 2..1000; empty: no fan-out "
-        "(default: %(default)s)",
+        help="fan-out room sizes, comma-separated; empty: no fan-out (default: %(default)s)",
     )
     add("--events", type=int, default=60, help="measured events per fan-out (default: %(default)s)")
     add("--warmup", type=int, default=5, help="unmeasured events first (default: %(default)s)")
