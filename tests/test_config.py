@@ -163,6 +163,11 @@ DEFAULTS: list[tuple[str, object]] = [
     ("syncplay.cleanup.ended_rooms_days", 30.0),
     ("syncplay.cleanup.events_days", 30.0),
     ("syncplay.cleanup.max_events_per_room", 10000),
+    ("syncplay_bridge.listen", None),
+    ("syncplay_bridge.tls_certificate", None),
+    ("syncplay_bridge.tls_private_key", None),
+    ("syncplay_bridge.max_connections", 1000),
+    ("syncplay_bridge.motd", ""),
 ]
 
 
@@ -327,6 +332,11 @@ EXPECTED_ENV_NAMES = {
     "syncplay.cleanup.ended_rooms_days": "SYNCPLAY_CLEANUP_ENDED_ROOMS_DAYS",
     "syncplay.cleanup.events_days": "SYNCPLAY_CLEANUP_EVENTS_DAYS",
     "syncplay.cleanup.max_events_per_room": "SYNCPLAY_CLEANUP_MAX_EVENTS_PER_ROOM",
+    "syncplay_bridge.listen": "SYNCPLAY_BRIDGE_LISTEN",
+    "syncplay_bridge.tls_certificate": "SYNCPLAY_BRIDGE_TLS_CERTIFICATE",
+    "syncplay_bridge.tls_private_key": "SYNCPLAY_BRIDGE_TLS_PRIVATE_KEY",
+    "syncplay_bridge.max_connections": "SYNCPLAY_BRIDGE_MAX_CONNECTIONS",
+    "syncplay_bridge.motd": "SYNCPLAY_BRIDGE_MOTD",
 }
 
 
@@ -518,6 +528,11 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "syncplay.cleanup.ended_rooms_days": ("1.5", 1.5),
     "syncplay.cleanup.events_days": ("0.25", 0.25),
     "syncplay.cleanup.max_events_per_room": ("500", 500),
+    "syncplay_bridge.listen": ("[::]:8999", "[::]:8999"),
+    "syncplay_bridge.tls_certificate": ("/etc/tls/cert.pem", Path("/etc/tls/cert.pem")),
+    "syncplay_bridge.tls_private_key": ("/etc/tls/key.pem", Path("/etc/tls/key.pem")),
+    "syncplay_bridge.max_connections": ("50", 50),
+    "syncplay_bridge.motd": ("Welcome", "Welcome"),
 }
 SECRET_FILES = {"/run/secret": GOOD_SECRET + "\n"}
 
@@ -526,17 +541,36 @@ def test_samples_cover_the_schema() -> None:
     assert set(SAMPLES) == set(ENV_NAMES)
 
 
+#: Keys that are only valid with a partner (the loader's TOGETHER rule), and that partner.
+PARTNERS = {
+    "syncplay_bridge.tls_certificate": "syncplay_bridge.tls_private_key",
+    "syncplay_bridge.tls_private_key": "syncplay_bridge.tls_certificate",
+}
+
+
 @pytest.mark.parametrize("key", list(SAMPLES))
 def test_every_env_name_sets_its_key(key: str) -> None:
     text, expected = SAMPLES[key]
-    settings_ = load(environ={ENV_NAMES[key]: text}, files=SECRET_FILES)
+    environ = {ENV_NAMES[key]: text}
+    if key in PARTNERS:
+        environ[ENV_NAMES[PARTNERS[key]]] = SAMPLES[PARTNERS[key]][0]
+    settings_ = load(environ=environ, files=SECRET_FILES)
     assert get(settings_, key) == expected
 
 
 @pytest.mark.parametrize("key", list(SAMPLES))
 def test_every_key_can_be_overridden(key: str) -> None:
     text, expected = SAMPLES[key]
-    assert get(load(overrides={key: text}, files=SECRET_FILES), key) == expected
+    overrides = {key: text}
+    if key in PARTNERS:
+        overrides[PARTNERS[key]] = SAMPLES[PARTNERS[key]][0]
+    assert get(load(overrides=overrides, files=SECRET_FILES), key) == expected
+
+
+@pytest.mark.parametrize(("key", "partner"), list(PARTNERS.items()))
+def test_a_key_without_its_partner_is_refused(key: str, partner: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{partner}'.*must be set together with {key}"):
+        load(overrides={key: SAMPLES[key][0]}, files=SECRET_FILES)
 
 
 def test_file_secret_becomes_the_secret() -> None:
@@ -1105,6 +1139,9 @@ def test_example_file_documents_every_key_with_its_env_name() -> None:
         "proxy.socket",
         "proxy.secret",
         "proxy.secret_file",
+        "syncplay_bridge.listen",
+        "syncplay_bridge.tls_certificate",
+        "syncplay_bridge.tls_private_key",
     }
 
 
@@ -1249,6 +1286,7 @@ def test_property_valid_values_round_trip(keys: set[str]) -> None:
     """Any combination of valid values loads, and its unmasked dump loads back to the same."""
     keys.discard("auth.jwt_secret_file")  # its value would be dumped beside it
     keys.discard("proxy.secret_file")
+    keys |= {PARTNERS[key] for key in keys if key in PARTNERS}
     settings_ = load(overrides={key: SAMPLES[key][0] for key in keys})
     for key in keys:
         assert get(settings_, key) == SAMPLES[key][1]

@@ -348,6 +348,24 @@ def _check_greater_than(merged: _Layer, report: _Report) -> None:
             report.add(ConfigProblem(message, leaf.path, entry.env))
 
 
+#: Keys that make sense only together: a certificate without its key (or the reverse).
+TOGETHER: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("syncplay_bridge", "tls_certificate"), ("syncplay_bridge", "tls_private_key")),
+)
+
+
+def _check_together(merged: _Layer, report: _Report) -> None:
+    for first, second in TOGETHER:
+        if report.tainted(first, second):
+            continue
+        a, b = merged[first], merged[second]
+        if (a.value is None) != (b.value is None):
+            missing, given = (first, b) if a.value is None else (second, a)
+            other = ".".join(second if missing == first else first)
+            message = f"must be set together with {other}"
+            report.add(ConfigProblem(message, missing, given.env))
+
+
 _S = TypeVar("_S", bound=Section)
 
 
@@ -388,6 +406,7 @@ def _load(
     _fill_derived(merged, environ, report)
     _resolve_secret_files(merged, read_file, report)
     _check_greater_than(merged, report)
+    _check_together(merged, report)
     if report.problems:
         raise ConfigError.of(report.problems)
     return _build(Settings, (), merged)

@@ -694,6 +694,45 @@ class SyncplaySettings(Section):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SyncplayBridgeSettings(Section):
+    """The Syncplay-protocol listener: Syncplay desktop clients in syncplayd's rooms."""
+
+    listen: str | None = _setting(
+        None,
+        "SYNCPLAY_BRIDGE_LISTEN",
+        "Address for Syncplay desktop clients, HOST:PORT (Syncplay's own port is 8999; IPv6 as"
+        " [::]:8999); null: off. See docs/syncplay-bridge.md.",
+        check=check_listen,
+        example='"0.0.0.0:8999"',
+    )
+    tls_certificate: Path | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_BRIDGE_TLS_CERTIFICATE",
+        "PEM certificate chain for STARTTLS (with tls_private_key); null: clients that ask"
+        " for TLS are told the server has none, and go on in plain text.",
+        example="/etc/syncplayd/tls/fullchain.pem",
+    )
+    tls_private_key: Path | None = _setting(  # noqa: RUF009 (a Field, see _setting)
+        None,
+        "SYNCPLAY_BRIDGE_TLS_PRIVATE_KEY",
+        "PEM private key of tls_certificate.",
+        example="/etc/syncplayd/tls/privkey.pem",
+    )
+    max_connections: int = _setting(
+        1000,
+        "SYNCPLAY_BRIDGE_MAX_CONNECTIONS",
+        "Simultaneous Syncplay connections; more are refused with an Error the client shows.",
+        ge=1,
+        le=100000,
+    )
+    motd: str = _setting(
+        "",
+        "SYNCPLAY_BRIDGE_MOTD",
+        "Message of the day shown to Syncplay clients when they connect; empty: none.",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Settings(Section):
     """The whole configuration: build it with ``load_settings``.
 
@@ -711,6 +750,7 @@ class Settings(Section):
     proxy: ProxySettings = field(default_factory=ProxySettings)
     web: WebSettings = field(default_factory=WebSettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)
+    syncplay_bridge: SyncplayBridgeSettings = field(default_factory=SyncplayBridgeSettings)
 
     def admin_socket_path(self) -> Path:
         """``admin.socket``, or ``<state_dir>/admin.sock`` when it is not set."""
