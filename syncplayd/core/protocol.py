@@ -338,6 +338,8 @@ class Member(msgspec.Struct, frozen=True):
     ended: bool = False
     #: Catching up alone: a late joiner, or buffering while the room does not wait for it.
     behind: bool = False
+    #: Watching in a desktop player (Syncplay's client, through the Syncplay bridge).
+    desktop: bool = False
 
 
 # The room and chat objects are the REST API's (``api/openapi/syncplay.yaml``: ``Room``

@@ -54,8 +54,9 @@ const RESUME_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
  *   `ended` marks the end of the media (then `state` is "paused" and `position` the duration).
  * @typedef {{user_id: string, user_name: string, role: string, is_connected: boolean,
  *   sessions: number, buffering: boolean, latency_ms: number|null, muted: boolean,
- *   ready: boolean, ended: boolean, behind: boolean}} Member One user (§3.1). `muted`, `ready`,
- *   `ended` and `behind` are always booleans here: false when the server leaves them out.
+ *   ready: boolean, ended: boolean, behind: boolean, desktop: boolean}} Member One user (§3.1).
+ *   `muted`, `ready`, `ended`, `behind` and `desktop` (a Syncplay desktop player) are always
+ *   booleans here: false when the server leaves them out.
  * @typedef {{id: string, content_type: string, content_id: string, title: string|null,
  *   duration: number|null}} QueueItem One item of a room's play queue.
  * @typedef {{room_id: string, current_item_id: string|null, next_item_id?: string|null,
@@ -74,11 +75,11 @@ const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 const str = (v, fallback) => (typeof v === "string" ? v : fallback);
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
-const MEMBER_FLAGS = ["muted", "ready", "ended", "behind"];
+const MEMBER_FLAGS = ["muted", "ready", "ended", "behind", "desktop"];
 
 /**
- * A Member as this library keeps it: the server's object, with `muted`, `ready`, `ended` and
- * `behind` booleans (older servers leave them out).
+ * A Member as this library keeps it: the server's object, with `muted`, `ready`, `ended`,
+ * `behind` and `desktop` booleans (older servers leave them out).
  * @param {any} m @returns {Member}
  */
 function asMember(m) {

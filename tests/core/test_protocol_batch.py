@@ -53,6 +53,7 @@ def test_the_batch_is_the_single_frames_inside_one_envelope() -> None:
             "ready": False,
             "ended": False,
             "behind": False,
+            "desktop": False,
         },
         "detail": None,
     }

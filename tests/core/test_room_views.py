@@ -13,9 +13,11 @@ from syncplayd.core import protocol
 from syncplayd.core.room import (
     CONTROL_MODES,
     ROLES,
+    Connect,
     Playback,
     RoomState,
     SyncConfig,
+    apply,
     blocking,
     is_control_mode,
     is_role,
@@ -262,3 +264,11 @@ def test_public_names(module: str, names: str) -> None:
     imported = importlib.import_module(module)
     missing = [name for name in names.split() if not hasattr(imported, name)]
     assert not missing
+
+
+def test_a_desktop_session_makes_a_desktop_member() -> None:
+    state, _ = apply(room(PAUSED), Connect("dee-1", "dee", "Dee", desktop=True), NOW)
+    state, _ = apply(state, Connect("eve-1", "eve", "Eve"), NOW)
+    assert member(state, "dee-1").desktop is True
+    assert member(state, "eve-1").desktop is False
+    assert [m.desktop for m in members(state)] == [False, False, True, False]

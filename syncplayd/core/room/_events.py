@@ -29,6 +29,7 @@ class Connect:
         role: the user's role in the room (from storage).
         resume: the client asked to resume ``session_id``.
         muted: the user is muted in the room (from storage).
+        desktop: a desktop player through the Syncplay bridge, not a syncplayd client.
     """
 
     session_id: str
@@ -37,6 +38,7 @@ class Connect:
     role: Role = "member"
     resume: bool = False
     muted: bool = False
+    desktop: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
             ready=any(s.ready for s in siblings),
             ended=state.playback.ended,
             last_seen=now,
+            desktop=command.desktop,
         )
         # A fresh connection supersedes the user's dead ones (a later resume of
         # one of them simply comes back as a new session).

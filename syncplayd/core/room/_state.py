@@ -112,6 +112,7 @@ class Session:
         last_seen: server time of the last heartbeat or ping report.
         last_offset: its position minus the room's at its last heartbeat, seconds.
         latency_warned: the room was told this session lags; not repeated until it recovers.
+        desktop: a Syncplay desktop client through the bridge (shown in ``Member.desktop``).
     """
 
     session_id: str
@@ -133,6 +134,7 @@ class Session:
     last_seen: float = 0.0
     last_offset: float | None = None
     latency_warned: bool = False
+    desktop: bool = False
 
     @property
     def counts(self) -> bool:

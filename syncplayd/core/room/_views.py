@@ -122,6 +122,7 @@ def _member_of(state: RoomState, sessions: Iterable[Session]) -> protocol.Member
         ready=first.ready,
         ended=any(s.ended for s in live),
         behind=any(behind(state, s) for s in live),
+        desktop=any(s.desktop for s in group),
     )
 
 

@@ -1513,6 +1513,13 @@ function memberItem(member, isYou, actions) {
     muted.title = "Muted: can watch, but not write in the chat";
     badges.append(muted);
   }
+  if (member.desktop) {
+    const desktop = document.createElement("span");
+    desktop.className = "desktop-badge";
+    desktop.textContent = "desktop";
+    desktop.title = "Watching in a desktop player (Syncplay)";
+    badges.append(desktop);
+  }
 
   const latency = document.createElement("span");
   latency.className = "latency";
