@@ -11,6 +11,7 @@ delegates to.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -81,6 +82,10 @@ class RoomChanges:
 
 
 _LEFT_MESSAGE = "you left the room"
+_NO_SYNCPLAY_VERIFIER = (
+    "this room's password was set before desktop (Syncplay) clients were supported; "
+    "its owner must set the password again before they can join with it"
+)
 
 
 class LiveRooms(Protocol):
@@ -276,16 +281,18 @@ class RoomService:
         # Count under the owner's lock, and hold a place there for this room until it
         # is stored: checked concurrently, a burst of creates would all see the same
         # count and all pass the limit. The password is hashed outside the lock, but
-        # only with a place held, so a burst makes the server hash at most as many
-        # times as the owner has free places. (One daemon per database is the supported
-        # set-up; several would need a database lock.)
+        # only with a place held, so a burst makes the server hash (twice: the password
+        # and its Syncplay verifier) only for the places the owner has free. (One daemon
+        # per database is the supported set-up; several would need a database lock.)
         async with self._owner_lock(owner):
             await self._check_room_quota(owner, self._creating.get(owner, 0))
             self._rate(self._create_limiter, principal, "rooms created")
             self._creating[owner] = self._creating.get(owner, 0) + 1
         holding = True
         try:
-            password_hash = None if password is None else await self._passwords.hash(password)
+            password_hash = syncplay_password_hash = None
+            if password is not None:
+                password_hash, syncplay_password_hash = await self._password_hashes(password)
             async with self._owner_lock(owner):
                 # Stored before the lock is let go: the next count sees the room instead.
                 self._give_back_place(owner)
@@ -300,6 +307,7 @@ class RoomService:
                         content_id=content_id,
                         is_public=is_public,
                         password_hash=password_hash,
+                        syncplay_password_hash=syncplay_password_hash,
                         max_participants=max_participants or rules.default_max_participants,
                         created_at=self._now(),
                         playback_control=playback_control,
@@ -312,6 +320,17 @@ class RoomService:
         finally:
             if holding:
                 self._give_back_place(owner)
+
+    async def _password_hashes(self, password: str) -> tuple[str, str]:
+        """The argon2id hashes of a new room password and of its Syncplay verifier.
+
+        The verifier is what a Syncplay desktop client can be checked against: those
+        clients only ever send :func:`syncplay_password_md5` of the password. That MD5
+        lets anyone in through the Syncplay listener as the password would, so it is
+        stored only as an argon2id hash, like the password.
+        """
+        password_hash = await self._passwords.hash(password)
+        return password_hash, await self._passwords.hash(syncplay_password_md5(password))
 
     def _give_back_place(self, owner: UUID) -> None:
         left = self._creating.pop(owner) - 1
@@ -382,10 +401,10 @@ class RoomService:
                 "password-protected rooms are disabled on this server", "password-rooms-disabled"
             )
         _check_max_participants(changes.max_participants, self._settings.rooms)
-        password_hash = None
+        password_hash = syncplay_password_hash = None
         if changes.password is not None:
             self._rate(self._password_limiter, principal, "password changes")
-            password_hash = await self._passwords.hash(changes.password)
+            password_hash, syncplay_password_hash = await self._password_hashes(changes.password)
         update = RoomUpdate(
             updated_at=self._now(),
             name=_clean_name(changes.name) if changes.name is not None else None,
@@ -393,6 +412,7 @@ class RoomService:
             content_id=changes.content_id,
             is_public=changes.is_public,
             password_hash=password_hash,
+            syncplay_password_hash=syncplay_password_hash,
             clear_password=changes.clear_password,
             max_participants=changes.max_participants,
             playback_control=changes.playback_control,
@@ -446,12 +466,19 @@ class RoomService:
         password: str | None = None,
         invitation_code: str | None = None,
         address: str | None = None,
+        syncplay_password: str | None = None,
     ) -> tuple[Room, Participant]:
         """Join a room, with its password or an invitation when it needs one.
 
         Joining again is harmless and returns the existing membership. A password
         or invitation code counts against the caller's failed-attempt budgets (per
         user and per client ``address``) unless it is right.
+
+        ``syncplay_password`` is what a Syncplay desktop client sends for the password
+        (:func:`syncplay_password_md5` of it), checked against the room's Syncplay
+        verifier when no ``password`` is given, under the same budgets and with the same
+        ``wrong-password`` refusal. A room whose password predates the verifier has none:
+        its refusal says the owner must set the password again, and is not counted.
         """
         room = await self._room(room_id)
         if not room.is_active:
@@ -473,13 +500,17 @@ class RoomService:
             if need is access.JoinCheck.INVITATION:
                 raise forbidden("this room is private; you need an invitation", "not-a-member")
             if need is access.JoinCheck.PASSWORD:
-                if password is None:
+                stored, given = room.password_hash, password
+                if password is None and syncplay_password is not None:
+                    stored, given = room.syncplay_password_hash, syncplay_password
+                    if stored is None:
+                        # Nothing to check against, whatever was sent: not a guess.
+                        raise forbidden(_NO_SYNCPLAY_VERIFIER, "wrong-password")
+                if given is None:
                     # Not a guess: clients join without one first to learn that one is needed.
                     raise forbidden("wrong or missing room password", "wrong-password")
                 with self._attempts.attempt(principal.user_id, address):
-                    if room.password_hash is None or not await self._passwords.verify(
-                        room.password_hash, password
-                    ):
+                    if stored is None or not await self._passwords.verify(stored, given):
                         raise forbidden("wrong or missing room password", "wrong-password")
         if invitation is not None:
             consumed = await self._repo.consume_invitation(invitation.code, self._now())
@@ -630,6 +661,14 @@ class RoomService:
     ) -> tuple[Invitation, Room]:
         """Look up an invitation and the room it opens (a miss is a failed attempt)."""
         return await self._invitations.get(principal, code, address=address)
+
+
+def syncplay_password_md5(password: str) -> str:
+    """What a Syncplay desktop client sends for ``password``: its MD5, as 32 lowercase hex
+    digits (``hashlib.md5(password.encode("utf-8")).hexdigest()`` in Syncplay's client)."""
+    # Syncplay's protocol, not our choice of hash: the MD5 is only the form the client
+    # presents the password in; what is stored and checked is an argon2id hash of it.
+    return hashlib.md5(password.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def _check_max_participants(value: int | None, rules: RoomSettings) -> None:

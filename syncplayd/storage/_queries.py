@@ -76,12 +76,13 @@ def create_room(tx: Tx, new: NewRoom) -> Room:
     item = first_item(new)
     tx.execute(
         "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
-        " password_hash, max_participants, playback_control, current_item_id,"
-        " wait_for_slow_members, start_when_ready, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " password_hash, syncplay_password_hash, max_participants, playback_control,"
+        " current_item_id, wait_for_slow_members, start_when_ready, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [tx.id(new.id), new.name, tx.id(new.owner_id), new.content_type, new.content_id,
-         new.is_public, new.password_hash, new.max_participants, new.playback_control.value,
-         tx.id(item.id), new.wait_for_slow_members, new.start_when_ready, at, at],
+         new.is_public, new.password_hash, new.syncplay_password_hash, new.max_participants,
+         new.playback_control.value, tx.id(item.id), new.wait_for_slow_members,
+         new.start_when_ready, at, at],
     )  # fmt: skip
     tx.execute(
         "INSERT INTO participants (room_id, user_id, user_name, role, is_connected, joined_at,"
@@ -153,11 +154,13 @@ def update_room(tx: Tx, room_id: UUID, update: RoomUpdate) -> Room | None:
     if update.playback_control is not None:
         sets.append("playback_control = ?")
         params.append(update.playback_control.value)
-    if update.password_hash is not None:  # a new password wins over clear_password
-        sets.append("password_hash = ?")
-        params.append(update.password_hash)
+    # A new password wins over clear_password. Its verifier always goes with it, even
+    # when there is none: the old one would still let the old password in.
+    if update.password_hash is not None:
+        sets += ["password_hash = ?", "syncplay_password_hash = ?"]
+        params += [update.password_hash, update.syncplay_password_hash]
     elif update.clear_password:
-        sets.append("password_hash = NULL")
+        sets += ["password_hash = NULL", "syncplay_password_hash = NULL"]
     sql = f"UPDATE rooms SET {', '.join(sets)} WHERE id = ?"  # noqa: S608 (fixed column names)  # nosec B608
     if not tx.execute(sql, [*params, tx.id(room_id)]).rowcount:
         return None

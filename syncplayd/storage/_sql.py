@@ -124,6 +124,7 @@ def room_from_row(tx: Tx, row: Any) -> Room:
         content_id=row["content_id"],
         is_public=bool(row["is_public"]),
         password_hash=row["password_hash"],
+        syncplay_password_hash=row["syncplay_password_hash"],
         max_participants=row["max_participants"],
         playback=playback,
         created_at=tx.read_ts(row["created_at"]),

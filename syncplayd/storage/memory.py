@@ -129,6 +129,7 @@ class MemoryRepository(Repository):
             content_id=new.content_id,
             is_public=new.is_public,
             password_hash=new.password_hash,
+            syncplay_password_hash=new.syncplay_password_hash,
             max_participants=new.max_participants,
             playback_control=new.playback_control,
             playback=Playback(),
@@ -199,10 +200,13 @@ class MemoryRepository(Repository):
             )
             if getattr(update, name) is not None
         }
-        if update.password_hash is not None:  # a new password wins over clear_password
+        # As the SQL engines: a new password wins over clear_password, and its verifier
+        # (or its lack of one) always replaces the old password's.
+        if update.password_hash is not None:
             changes["password_hash"] = update.password_hash
+            changes["syncplay_password_hash"] = update.syncplay_password_hash
         elif update.clear_password:
-            changes["password_hash"] = None
+            changes["password_hash"] = changes["syncplay_password_hash"] = None
         room = dataclasses.replace(room, updated_at=_utc(update.updated_at), **changes)
         if update.content_type is not None or update.content_id is not None:
             room = self._content_to_current_item(room)

@@ -31,7 +31,7 @@ from psycopg.rows import tuple_row
 from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The highest schema version this code knows.
 
 Changelog:
@@ -43,6 +43,9 @@ Changelog:
 * 4 -- the play queue: queue_items, and on rooms current_item_id, queue_repeat,
   queue_shuffle, wait_for_slow_members and start_when_ready. Every existing room gets a
   one-item queue of its content.
+* 5 -- rooms.syncplay_password_hash: an argon2id hash of the MD5 hex of the room's
+  password, which Syncplay desktop clients send instead of the password. Rooms with a
+  password from before have none (their owner must set the password again).
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

@@ -94,6 +94,11 @@ class Room:
     wait_for_slow_members: SlowPolicy = "policy"
     #: Whether a plain member's play waits until every connected member is ready.
     start_when_ready: bool = False
+    #: An argon2id hash of the MD5 hex of the password, which is what Syncplay desktop
+    #: clients send instead of the password. Set and cleared with ``password_hash``;
+    #: ``None`` in a room whose password was set before syncplayd stored it. Kept out of
+    #: the repr, which ends up in logs and test reports.
+    syncplay_password_hash: str | None = field(default=None, repr=False)
 
     @property
     def has_password(self) -> bool:
@@ -112,6 +117,11 @@ class NewRoom:
     content (``content_title`` and ``content_duration`` are that item's, both optional),
     which becomes the current item. Storage draws the item's id (a UUID 4) and shuffle
     rank; read them back as ``Room.current_item_id`` and from ``get_queue``.
+
+    ``syncplay_password_hash`` (see :class:`Room`) needs ``password_hash``.
+
+    Raises:
+        ValueError: a ``syncplay_password_hash`` without a ``password_hash``.
     """
 
     id: UUID
@@ -129,6 +139,10 @@ class NewRoom:
     content_duration: float | None = None
     wait_for_slow_members: SlowPolicy = "policy"
     start_when_ready: bool = False
+    syncplay_password_hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_verifier(self.password_hash, self.syncplay_password_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +150,15 @@ class RoomUpdate:
     """A partial update: ``None`` leaves a field unchanged.
 
     ``clear_password`` removes the password (``password_hash`` sets a new one).
+    ``syncplay_password_hash`` travels with ``password_hash``: a new password replaces the
+    room's verifier with this one (``None``: the room has none, never the old password's
+    verifier), and a cleared password clears it.
     ``content_type``/``content_id`` change the queue's current item in place (same id)
     and, when the content is really different, clear its title and duration; in a room
     whose queue is empty they make a new one-item queue.
+
+    Raises:
+        ValueError: a ``syncplay_password_hash`` without a ``password_hash``.
     """
 
     updated_at: datetime
@@ -153,6 +173,17 @@ class RoomUpdate:
     moderators_manage_moderators: bool | None = None
     wait_for_slow_members: SlowPolicy | None = None
     start_when_ready: bool | None = None
+    syncplay_password_hash: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_verifier(self.password_hash, self.syncplay_password_hash)
+
+
+def _check_verifier(password_hash: str | None, syncplay_password_hash: str | None) -> None:
+    # A verifier is only ever made from a password being set: alone, it would be a bug
+    # (and the schema's check refuses it too).
+    if syncplay_password_hash is not None and password_hash is None:
+        raise ValueError("a syncplay_password_hash needs the password_hash it was made with")
 
 
 @dataclass(frozen=True, slots=True)

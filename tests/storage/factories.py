@@ -27,6 +27,7 @@ def new_room(
     content_type: str = "movie",
     content_id: str = "m-1",
     password_hash: str | None = None,
+    syncplay_password_hash: str | None = None,
     room_id: UUID | None = None,
 ) -> NewRoom:
     return NewRoom(
@@ -38,6 +39,7 @@ def new_room(
         content_id=content_id,
         is_public=public,
         password_hash=password_hash,
+        syncplay_password_hash=syncplay_password_hash,
         max_participants=max_participants,
         created_at=at(created),
     )

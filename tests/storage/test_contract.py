@@ -181,6 +181,59 @@ async def test_update_room(repo: Repository) -> None:
     assert await repo.get_room(room.id) == again
 
 
+async def test_the_syncplay_verifier_goes_with_the_password(repo: Repository) -> None:
+    """The verifier of Syncplay clients is stored with a new room's password, replaced by a
+    new password's (or by none: never the old password's), and cleared with the password."""
+    room = await repo.create_room(
+        new_room(password_hash="$argon2$pw", syncplay_password_hash="$argon2$md5")
+    )
+    assert (room.password_hash, room.syncplay_password_hash) == ("$argon2$pw", "$argon2$md5")
+    assert "$argon2$md5" not in repr(room)  # reprs reach logs and test reports
+    assert await repo.get_room(room.id) == room
+    assert (await repo.list_rooms(RoomFilters(), 10, 0))[0] == [room]
+    plain = await repo.create_room(new_room(password_hash="$argon2$pw"))
+    assert plain.syncplay_password_hash is None  # a room from before 0005, in effect
+
+    async def verifier_after(update: RoomUpdate) -> tuple[str | None, str | None]:
+        updated = await repo.update_room(room.id, update)
+        assert updated is not None
+        assert await repo.get_room(room.id) == updated
+        return updated.password_hash, updated.syncplay_password_hash
+
+    # Other changes leave it be.
+    renamed = RoomUpdate(updated_at=at(1), name="Renamed", is_public=False)
+    assert await verifier_after(renamed) == ("$argon2$pw", "$argon2$md5")
+    new_password = RoomUpdate(
+        updated_at=at(2), password_hash="$argon2$pw2", syncplay_password_hash="$argon2$md5-2"
+    )
+    assert await verifier_after(new_password) == ("$argon2$pw2", "$argon2$md5-2")
+    # A new password that comes without one takes the old one away.
+    bare = RoomUpdate(updated_at=at(3), password_hash="$argon2$pw3")
+    assert await verifier_after(bare) == ("$argon2$pw3", None)
+    assert await verifier_after(new_password) == ("$argon2$pw2", "$argon2$md5-2")
+    cleared = RoomUpdate(updated_at=at(4), clear_password=True)
+    assert await verifier_after(cleared) == (None, None)
+    # A new password wins over clear_password, its verifier with it.
+    both = RoomUpdate(
+        updated_at=at(5), password_hash="$a$p", syncplay_password_hash="$a$m", clear_password=True
+    )
+    assert await verifier_after(both) == ("$a$p", "$a$m")
+
+
+def test_a_syncplay_verifier_needs_its_password() -> None:
+    with pytest.raises(ValueError, match="needs the password_hash"):
+        new_room(syncplay_password_hash="$argon2$md5")
+    with pytest.raises(ValueError, match="needs the password_hash"):
+        RoomUpdate(updated_at=at(0), syncplay_password_hash="$argon2$md5", clear_password=True)
+
+
+def test_the_syncplay_verifier_stays_out_of_reprs() -> None:
+    new = new_room(password_hash="$argon2$pw", syncplay_password_hash="$argon2$md5-secret")
+    update = RoomUpdate(at(0), password_hash="p", syncplay_password_hash="$argon2$md5-secret")
+    for record in (new, update):
+        assert "md5-secret" not in repr(record)
+
+
 async def test_update_playback_ignores_older_versions(repo: Repository) -> None:
     room = await repo.create_room(new_room())
     user = uuid.uuid4()

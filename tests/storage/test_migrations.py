@@ -17,6 +17,7 @@ import trio
 from syncplayd.core.queue import Queue
 from syncplayd.storage import (
     SCHEMA_VERSION,
+    Room,
     SchemaTooNew,
     StorageError,
     migrations,
@@ -95,16 +96,18 @@ def test_up_status_down_up(database_url: str) -> None:
             (2, False),
             (3, False),
             (4, False),
+            (5, False),
         ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1, 2, 3, 4]
-        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 4
-        first, second, third, fourth = migrations.status(conn, dialect)
+        assert [m.version for m in applied] == [1, 2, 3, 4, 5]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 5
+        first, second, third, fourth, fifth = migrations.status(conn, dialect)
         assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
         assert (second.version, second.name, second.applied) == (2, "playback_control", True)
         assert (third.version, third.name, third.applied) == (3, "moderation", True)
         assert (fourth.version, fourth.name, fourth.applied) == (4, "queue", True)
+        assert (fifth.version, fifth.name, fifth.applied) == (5, "syncplay_password", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
@@ -116,10 +119,15 @@ def test_up_status_down_up(database_url: str) -> None:
             ("current_item_id", True), ("queue_repeat", False), ("queue_shuffle", False),
             ("wait_for_slow_members", False), ("start_when_ready", False),
         } <= schema_of(conn)["rooms"]  # fmt: skip
+        assert ("syncplay_password_hash", True) in schema_of(conn)["rooms"]
         assert "room_restrictions_expires_idx" in indexes_of(conn)
         assert "queue_items_room_ord_idx" in indexes_of(conn)
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [5]
+        assert "syncplay_password_hash" not in {c for c, _ in schema_of(conn)["rooms"]}
+        assert "queue_items" in schema_of(conn)
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [4]
         assert "queue_items" not in schema_of(conn)
@@ -182,6 +190,7 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
             (2, True),
             (3, True),
             (4, True),
+            (5, True),
             (future, False),
         ]
 
@@ -208,6 +217,7 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "0002_playback_control  pending",
         "0003_moderation  pending",
         "0004_queue  pending",
+        "0005_syncplay_password  pending",
     ]
     assert run("status") == pending
     assert run("up") == [
@@ -215,20 +225,23 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "applied 0002_playback_control",
         "applied 0003_moderation",
         "applied 0004_queue",
-        "schema version 4 (this syncplayd: 4)",
+        "applied 0005_syncplay_password",
+        "schema version 5 (this syncplayd: 5)",
     ]
-    assert run("up") == ["schema version 4 (this syncplayd: 4)"]
-    first, second, third, fourth = run("status")
+    assert run("up") == ["schema version 5 (this syncplayd: 5)"]
+    first, second, third, fourth, fifth = run("status")
     assert first.startswith("0001_initial  applied 20")
     assert second.startswith("0002_playback_control  applied 20")
     assert third.startswith("0003_moderation  applied 20")
     assert fourth.startswith("0004_queue  applied 20")
-    assert run("down", steps=5) == [
+    assert fifth.startswith("0005_syncplay_password  applied 20")
+    assert run("down", steps=6) == [
+        "reverted 0005_syncplay_password",
         "reverted 0004_queue",
         "reverted 0003_moderation",
         "reverted 0002_playback_control",
         "reverted 0001_initial",
-        "schema version 0 (this syncplayd: 4)",
+        "schema version 0 (this syncplayd: 5)",
     ]
     assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
@@ -242,8 +255,9 @@ def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
         "0002_playback_control  pending",
         "0003_moderation  pending",
         "0004_queue  pending",
+        "0005_syncplay_password  pending",
     ]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 4)"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 5)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -364,7 +378,7 @@ def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
                 " VALUES (?, 'Kept', ?, ?, ?, ?, 5, ?, ?, ?)",
                 room, owner, "episode", f"e-{n}", True, at, at, at if n == 2 else None,
             )  # fmt: skip
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [4]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=4)] == [4]
 
         found = queue_rows(conn)
         assert len(found) == 3  # ended rooms too: their history says what they played
@@ -418,13 +432,14 @@ def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
             assert [(i.content_type, i.content_id) for i in queue.items] == [("episode", row[4])]
             assert (queue.repeat, queue.shuffle) == ("none", False)
 
-        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [4]
+        # The repository brought the schema to the newest version: 0005 goes first.
+        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=2)] == [5, 4]
         assert "queue_items" not in schema_of(conn)
         assert run(conn, "SELECT id, content_type, content_id FROM rooms ORDER BY id") == [
             (uuid.UUID(rooms[1]) if dialect == "postgres" else rooms[1], "episode", "e-1"),
             (uuid.UUID(rooms[2]) if dialect == "postgres" else rooms[2], "episode", "e-2"),
         ]
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [4]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=4)] == [4]
         again = queue_rows(conn)
         assert [(row[0], row[4]) for row in again] == [(row[0], row[4]) for row in found[1:]]
         assert {row[1] for row in again}.isdisjoint({row[1] for row in found})  # drawn anew
@@ -444,7 +459,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert sorted(applied) == [1, 2, 3, 4]
+    assert sorted(applied) == [1, 2, 3, 4, 5]
 
 
 def test_sqlite_statement_splitting() -> None:
@@ -462,3 +477,69 @@ def test_sqlite_statement_splitting() -> None:
         for statement in statements:
             conn.execute(statement)
         assert conn.execute("SELECT v FROM t").fetchall() == [("x;y",), ("x;y",)]
+
+
+def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps_them(
+    database_url: str,
+) -> None:
+    """0005 on a database with rooms: none has a verifier (no password is known to make one
+    from), the schema refuses a verifier without a password, and reverting drops only the
+    verifier."""
+    locked, open_ = "6f1c0a8e-0000-4000-8000-000000000001", "6f1c0a8e-0000-4000-8000-000000000002"
+    owner, at = str(uuid.uuid4()), T0.isoformat()
+
+    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+        return migrations._execute(conn, sql, params)
+
+    def rooms(conn: Connection, columns: str) -> list[tuple[object, ...]]:
+        return run(conn, f"SELECT {columns} FROM rooms ORDER BY id")  # noqa: S608 (test constant)
+
+    refused = (sqlite3.IntegrityError, psycopg.errors.CheckViolation)
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect, target=4)
+        for room, password_hash in ((locked, "$argon2id$old"), (open_, None)):
+            run(
+                conn,
+                "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+                " password_hash, max_participants, created_at, updated_at)"
+                " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, ?, 5, ?, ?)",
+                room, owner, True, password_hash, at, at,
+            )  # fmt: skip
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5]
+        assert rooms(conn, "password_hash, syncplay_password_hash") == [
+            ("$argon2id$old", None),
+            (None, None),
+        ]
+
+        with pytest.raises(refused):
+            run(conn, "UPDATE rooms SET syncplay_password_hash = 'v' WHERE id = ?", open_)
+        run(conn, "UPDATE rooms SET syncplay_password_hash = 'v' WHERE id = ?", locked)
+        with pytest.raises(refused):  # the password may not go and leave its verifier behind
+            run(conn, "UPDATE rooms SET password_hash = NULL WHERE id = ?", locked)
+        run(conn, "UPDATE rooms SET syncplay_password_hash = NULL WHERE id = ?", locked)
+
+        # The repository reads a room from before as one with a password and no verifier.
+        async def read() -> Room | None:
+            repo = await open_repository(database_url, auto_migrate=False)
+            try:
+                return await repo.get_room(uuid.UUID(locked))
+            finally:
+                await repo.aclose()
+
+        old = trio.run(read)
+        assert old is not None
+        assert (old.has_password, old.password_hash, old.syncplay_password_hash) == (
+            True,
+            "$argon2id$old",
+            None,
+        )
+
+        run(conn, "UPDATE rooms SET syncplay_password_hash = 'v' WHERE id = ?", locked)
+        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [5]
+        assert rooms(conn, "id, name, password_hash") == [
+            (uuid.UUID(locked) if dialect == "postgres" else locked, "Kept", "$argon2id$old"),
+            (uuid.UUID(open_) if dialect == "postgres" else open_, "Kept", None),
+        ]
+        # Applied again, it knows no verifier: the one from before the revert is gone.
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5]
+        assert rooms(conn, "syncplay_password_hash") == [(None,), (None,)]
