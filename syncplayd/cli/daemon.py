@@ -129,8 +129,11 @@ def refusal(settings: Settings) -> ConfigError | None:
     return ConfigError.of(problems) if problems else None
 
 
-def _listen_failure(address: str, error: Exception) -> str:
-    where = "with --listen HOST:PORT or SYNCPLAY_LISTEN (server.listen)"
+def _listen_failure(
+    address: str,
+    error: Exception,
+    where: str = "with --listen HOST:PORT or SYNCPLAY_LISTEN (server.listen)",
+) -> str:
     fix = f"choose another {where}"
     if isinstance(error, socket.gaierror):
         cause = f"the host name does not resolve ({error.strerror})"
@@ -159,6 +162,9 @@ def startup_failure(exc: StartupError) -> str:
     user = f"uid {os.geteuid()}"
     if exc.setting == "server.listen":
         return _listen_failure(exc.target, exc.cause)
+    if exc.setting == "syncplay_bridge.listen":
+        where = "with SYNCPLAY_BRIDGE_LISTEN (syncplay_bridge.listen)"
+        return "Syncplay bridge: " + _listen_failure(exc.target, exc.cause, where)
     if exc.setting == "server.state_dir":
         return (
             f"cannot use the state folder {exc.target}: {_reason(exc.cause)}; make it a folder"

@@ -112,6 +112,9 @@ class BaseConnection:
     ``send_frame`` does not (the room counts a broadcast once, for all members).
     """
 
+    #: A desktop player through the Syncplay bridge (``Member.desktop``).
+    desktop = False
+
     def __init__(
         self,
         principal: Principal,

@@ -292,6 +292,7 @@ class LiveRoom:
                 role=participant.role.value,
                 resume=session_id == resume,
                 muted=muted,
+                desktop=connection.desktop,
             )
         )
         now = self._clock.now()

@@ -26,6 +26,7 @@ from syncplayd.server.http.app import create_app
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
+from syncplayd.server.live.syncplay_bridge import SyncplayBridge
 from syncplayd.server.live.websocket import DirectRoute
 from syncplayd.server.metrics import Metrics
 from syncplayd.server.process import front_door, hypercorn_fixes
@@ -215,6 +216,15 @@ async def run(
             proxy_socket = None
             if proxy_path is not None:
                 proxy_socket = await _bind_unix("proxy.socket", Path(proxy_path), bind_proxy_socket)
+            bridge = None
+            if settings.syncplay_bridge.listen is not None:
+                bridge = SyncplayBridge(state, settings.syncplay_bridge)
+                try:
+                    await bridge.bind()
+                except OSError as exc:
+                    raise StartupError(
+                        "syncplay_bridge.listen", settings.syncplay_bridge.listen, exc
+                    ) from exc
         except BaseException:
             for sock in bound:
                 sock.close()
@@ -295,6 +305,10 @@ async def run(
                 )
                 for url in binds:
                     log.info("syncplayd listening on %s", url)
+                if bridge is not None:
+                    http.start_soon(partial(bridge.serve, shutdown_trigger=stop_http))
+                    for address in bridge.addresses:
+                        log.info("syncplay bridge listening on %s", address)
                 if settings.web.enabled:
                     log.info("watch page at %s/syncplay/", binds[0])
                 if settings.web.demo:

@@ -1,0 +1,318 @@
+"""The Syncplay-protocol listener: Syncplay desktop clients in syncplayd's rooms.
+
+One more transport into the live rooms (docs/architecture.md §3.1): a client's
+``Hello`` becomes a ``RoomService.join`` for a guest identity, and the joined
+client becomes a room connection whose socket is a :class:`SyncplayLink`. The
+mapping, and what is not supported, is in docs/syncplay-bridge.md:
+
+* the Syncplay **room name** is an invitation code, or the id of a public room
+  (private rooms stay unreachable without a code);
+* the Syncplay **password** is the room's password (Syncplay sends its MD5,
+  checked against the room's verifier for desktop clients);
+* the **username** is the display name of a guest identity that lasts as long
+  as the connection (a fresh user id each time: nobody can take over another
+  desktop user's membership or role by using their name); the membership is
+  left when the connection ends.
+
+Served by the daemon's root nursery, not a separate process; off unless
+``syncplay_bridge.listen`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import uuid
+from functools import partial
+from typing import Final
+
+import trio
+
+from syncplayd.clocks import ServerClock
+from syncplayd.config import SyncplayBridgeSettings, parse_listen
+from syncplayd.core.ratelimit import RateLimiter
+from syncplayd.core.syncplay import wire
+from syncplayd.core.syncplay.session import BridgeSession, Limits
+from syncplayd.identity import Principal
+from syncplayd.server.http.state import AppState
+from syncplayd.server.live.connection import Connection
+from syncplayd.server.live.messages import chat_entry
+from syncplayd.server.live.syncplay_link import SyncplayLink
+from syncplayd.service import ServiceError
+from syncplayd.storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+#: A client must say Hello (after STARTTLS, if it asks for it) within this.
+HELLO_TIMEOUT_SECONDS: Final = 10.0
+#: Connections one address may open per minute (bursts of 20): each is a join.
+JOINS_PER_MINUTE: Final = 60.0
+NAME_LENGTH: Final = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def guest_name(username: str) -> str:
+    """A display name from a Syncplay username: no control characters, one space at most
+    between words, at most NAME_LENGTH characters."""
+    name = " ".join(_CONTROL.sub(" ", username).split())[:NAME_LENGTH]
+    return name or "Anonymous"
+
+
+def tls_context(settings: SyncplayBridgeSettings) -> ssl.SSLContext | None:
+    """The STARTTLS context, or ``None`` when no certificate is configured.
+
+    TLS 1.2 at least, as Syncplay's own server requires.
+    """
+    if settings.tls_certificate is None or settings.tls_private_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(settings.tls_certificate), str(settings.tls_private_key))
+    return context
+
+
+class SyncplayBridge:
+    """The listener and each client's way in (see the module docstring)."""
+
+    def __init__(self, state: AppState, settings: SyncplayBridgeSettings) -> None:
+        self._state = state
+        self._settings = settings
+        self._tls = tls_context(settings)
+        self._joins: RateLimiter[str] = RateLimiter(JOINS_PER_MINUTE, burst=20)
+        self.connections = 0
+        self._listeners: list[trio.SocketListener] = []
+
+    async def bind(self) -> None:
+        """Open the listening sockets (before serving: a refusal is a start-up error).
+
+        Raises:
+            OSError: the address is in use, not local, or not allowed.
+        """
+        assert self._settings.listen is not None  # noqa: S101 - the daemon checks it
+        host, port = parse_listen(self._settings.listen)
+        self._listeners = await trio.open_tcp_listeners(port, host=host or None)
+
+    @property
+    def addresses(self) -> list[str]:
+        """The bound addresses, HOST:PORT (IPv6 bracketed)."""
+        shown = []
+        for listener in self._listeners:
+            host, port = listener.socket.getsockname()[:2]
+            shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return shown
+
+    async def serve(self, *, shutdown_trigger: trio.Event) -> None:
+        """Accept clients until ``shutdown_trigger``; the clients stay until the rooms
+        close them (the daemon's shutdown tells every room to)."""
+        async with trio.open_nursery() as clients, trio.open_nursery() as accepting:
+            for listener in self._listeners:
+                accepting.start_soon(self._accept, listener, clients)
+            await shutdown_trigger.wait()
+            accepting.cancel_scope.cancel()
+
+    async def _accept(self, listener: trio.SocketListener, clients: trio.Nursery) -> None:
+        async with listener:
+            while True:
+                stream = await listener.accept()
+                clients.start_soon(self._serve_client, stream)
+
+    async def _serve_client(self, stream: trio.SocketStream) -> None:
+        try:
+            peer = stream.socket.getpeername()
+            address = str(peer[0]) if isinstance(peer, tuple) else None
+        except OSError:
+            address = None
+        self.connections += 1
+        try:
+            await Client(self, stream, address).run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away
+        finally:
+            self.connections -= 1
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await stream.aclose()
+
+
+class Client:
+    """One Syncplay connection, from its first line to the end of its membership."""
+
+    def __init__(self, bridge: SyncplayBridge, stream: trio.SocketStream, address: str | None):
+        self._bridge = bridge
+        self._state = bridge._state
+        self._clock: ServerClock = bridge._state.clock
+        self._stream: trio.abc.Stream = stream
+        self._address = address
+        self._reader = wire.LineReader()
+        self._lines: list[bytes] = []  # read, not yet handled
+
+    async def _write(self, message: dict[str, object]) -> None:
+        await self._stream.send_all(wire.encode_line(message))
+
+    async def _refuse(self, message: str) -> None:
+        """Syncplay's ``dropWithError``: the client shows the message and stops retrying."""
+        log.info("syncplay client at %s refused: %s", self._address, message)
+        with trio.move_on_after(5.0):
+            await self._write({"Error": {"message": message}})
+
+    async def run(self) -> None:
+        bridge = self._bridge
+        if bridge.connections > bridge._settings.max_connections:
+            await self._refuse("This server is full; try again later.")
+            return
+        wait = bridge._joins.hit(self._address or "", self._clock.now())
+        if wait > 0:
+            await self._refuse(f"Too many connections from your address; retry in {wait:.0f} s.")
+            return
+        hello = None
+        with trio.move_on_after(HELLO_TIMEOUT_SECONDS):
+            hello = await self._hello()
+        if hello is None:
+            return
+        await self._join(hello)
+
+    async def _hello(self) -> wire.Hello | None:
+        """Read lines until Hello, answering STARTTLS on the way."""
+        while True:
+            while not self._lines:
+                data = await self._stream.receive_some(16 * 1024)
+                if not data:
+                    return None
+                try:
+                    self._lines = self._reader.feed(data)
+                except wire.WireError as exc:
+                    await self._refuse(str(exc))
+                    return None
+            line = self._lines.pop(0)
+            try:
+                for command, body in wire.decode_line(line):
+                    if command == "TLS":
+                        if self._lines or self._reader.pending:
+                            raise wire.WireError("nothing may follow a STARTTLS request")
+                        await self._start_tls(body)
+                    elif command == "Hello":
+                        return wire.parse_hello(body)
+                    else:
+                        raise wire.WireError("say Hello first")
+            except wire.WireError as exc:
+                await self._refuse(str(exc))
+                return None
+
+    async def _start_tls(self, body: object) -> None:
+        asked = isinstance(body, dict) and body.get("startTLS") == "send"
+        context = self._bridge._tls
+        if not asked or context is None or isinstance(self._stream, trio.SSLStream):
+            await self._write({"TLS": {"startTLS": "false"}})
+            return
+        await self._write({"TLS": {"startTLS": "true"}})
+        tls = trio.SSLStream(self._stream, context, server_side=True)
+        await tls.do_handshake()
+        self._stream = tls
+
+    async def _join(self, hello: wire.Hello) -> None:
+        state = self._state
+        supervisor = state.supervisor
+        if supervisor is None or supervisor.shutting_down or not state.settings.syncplay.enabled:
+            await self._refuse("The server is restarting; try again in a moment.")
+            return
+        principal = Principal(user_id=uuid.uuid4(), name=guest_name(hello.username))
+        service = state.service
+        code: str | None = None
+        try:
+            try:
+                room_id = uuid.UUID(hello.room)
+            except ValueError:
+                # Not a room id: an invitation code, which names its room.
+                code = hello.room
+                _, found = await service.get_invitation(principal, code, address=self._address)
+                room_id = found.id
+            room, participant = await service.join(
+                principal,
+                room_id,
+                syncplay_password=hello.password,
+                invitation_code=code,
+                address=self._address,
+            )
+            recent = [chat_entry(m) for m in await service.recent_chat(room_id)]
+            live = supervisor.running(room_id)
+            if live is None:
+                queue = await service.queue.get(principal, room_id)
+                live = await supervisor.live_room(room, queue)
+        except ServiceError as exc:
+            await self._refuse(_refusal_text(exc))
+            return
+        except StorageError as exc:
+            log.warning("syncplay join of %s failed: database unavailable: %s", hello.room, exc)
+            await self._refuse("The server's database is unavailable; try again later.")
+            return
+        chat_limit = state.settings.syncplay.chat.max_message_length
+        session = BridgeSession(
+            username=principal.name,
+            room_name=hello.room,
+            client_version=hello.version,
+            motd=self._bridge._settings.motd,
+            limits=Limits(chat_length=chat_limit, name_length=NAME_LENGTH),
+            now=self._clock.now(),
+        )
+        send_timeout = state.settings.syncplay.sync.disconnect_timeout_seconds
+        link = SyncplayLink(
+            self._stream,
+            self._reader,
+            session,
+            self._clock.now,
+            chat_limit=chat_limit,
+            send_timeout=send_timeout,
+        )
+        connection = Connection(
+            link, principal, self._clock.now, state.metrics, send_timeout=send_timeout
+        )
+        connection.desktop = True
+        link.read_first(self._lines)
+        link.on_drop = partial(connection.close, "idle-timeout")
+        log.info(
+            "syncplay client %r joined room %s from %s", principal.name, room_id, self._address
+        )
+        try:
+            async with trio.open_nursery() as tasks:
+                tasks.start_soon(connection.run_writer)
+                try:
+                    await live.attach(connection, participant, room, recent, None)
+                    del room, participant, recent
+                    tasks.start_soon(link.run_clock)
+                    await connection.done.wait()
+                except ServiceError as exc:
+                    await link.fail(_refusal_text(exc))
+                finally:
+                    connection.scope.cancel()
+                    connection.finish()  # the writer sends what is queued, or the goodbye
+                    link.stop_clock()
+        finally:
+            # A guest's membership ends with its connection: nothing of it lingers in
+            # the room's member list (and the room's People list says "left").
+            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                await _leave(state, principal, room_id)
+            await link.aclose()
+
+
+async def _leave(state: AppState, principal: Principal, room_id: uuid.UUID) -> None:
+    try:
+        await state.service.leave(principal, room_id)
+    except ServiceError:
+        pass  # kicked, banned or the room ended: already out
+    except StorageError as exc:
+        log.warning("syncplay guest could not leave room %s: %s", room_id, exc)
+
+
+def _refusal_text(exc: ServiceError) -> str:
+    """What a Syncplay user is shown for a refused join (Syncplay shows plain text)."""
+    if exc.code in ("wrong-password",):
+        return f"Wrong or missing room password ({exc.detail})."
+    if exc.code == "not-a-member":
+        return (
+            "This room is private: use an invitation code as the room name."
+            if "private" in exc.detail
+            else exc.detail
+        )
+    if exc.code == "not-found":
+        return "No such room or invitation: the room name must be an invitation code or a room id."
+    return f"{exc.detail} ({exc.code})"
