@@ -21,8 +21,9 @@ Three things of Syncplay's protocol live here (docs/syncplay-bridge.md):
   the client's own, its counter is echoed once. This is what keeps a stale
   report from undoing a fresh change, and Syncplay's clients depend on it.
 * **Ping.** Each side stamps its clock and the other echoes it; the round trip
-  smooths into the forward delay (Syncplay's ``PingService``), which shifts
-  positions and sends, and goes to the room as the member's ``rtt``.
+  gives the forward delay (the smallest of the last round trips, halved: see
+  ``_ping``), which shifts positions and sends, and goes to the room as the
+  member's ``rtt``.
 
 Outputs are drained by the shell: :meth:`take_lines` (Syncplay messages to
 write), :meth:`take_frames` (messages for the room), :meth:`take_queue_plays`
@@ -32,6 +33,7 @@ before closing).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -52,8 +54,6 @@ from syncplayd.core.syncplay.wire import (
 STATE_INTERVAL: Final = 1.0
 #: Syncplay's ``PROTOCOL_TIMEOUT``: a client silent this long is dropped.
 SILENCE_TIMEOUT: Final = 12.5
-#: Syncplay's ``PING_MOVING_AVERAGE_WEIGHT``.
-PING_WEIGHT: Final = 0.85
 #: A desktop player further than this from the room when a change takes effect is
 #: told to seek (``doSeek``) rather than only to play or pause.
 SEEK_TOLERANCE: Final = 0.1
@@ -63,6 +63,8 @@ SEEK_TOLERANCE: Final = 0.1
 DRIFT_TOLERANCE: Final = 0.15
 #: Not more often than this (a seek that lands late must not start a loop of seeks).
 DRIFT_COOLDOWN: Final = 3.0
+#: Round trips kept for the one-way delay (the smallest of them counts, see ``_ping``).
+RTT_SAMPLES: Final = 10
 #: Heartbeats to the room, at most one per this many seconds (the client reports each second).
 HEARTBEAT_INTERVAL: Final = 1.0
 #: Syncplay's ``DIFFERENT_DURATION_THRESHOLD``: files whose durations differ more are different.
@@ -109,8 +111,12 @@ class BridgeSession:
         self.user_id: str | None = None
         self._display_name = username  # the room's name for this client (``set_by``)
         self.playback: protocol.PlaybackWire | None = None
+        #: The playback the client was last told of: while a change waits for its instant,
+        #: regular States and the client's reports keep to this one.
+        self.shown: protocol.PlaybackWire | None = None
         self._members: dict[str, protocol.Member] = {}
         self._names: dict[str, str] = {}  # user id -> the name this client sees
+        self._present: set[str] = set()  # others the client's user list shows
         self._queue: protocol.QueueInfo | None = None
         self._chat_notice_sent = False
         # The client.
@@ -125,8 +131,8 @@ class BridgeSession:
         self._client_ignoring = 0
         # PingService: the last round trip, its moving average, the forward delay.
         self._rtt = 0.0
-        self._avg_rtt = 0.0
         self.forward_delay = 0.0
+        self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
         self._client_stamp: float | None = None
         self._client_stamp_arrival = 0.0
         # When the next regular State is due; a change waiting for its instant.
@@ -180,7 +186,11 @@ class BridgeSession:
         if self._server_ignoring or state.playstate is None or self.playback is None:
             return
         play = state.playstate
-        position = play.position + (self.forward_delay if not play.paused else 0.0)
+        # Beyond the protocol's bound the room would refuse it as a bad message.
+        reported = min(play.position, protocol.MAX_POSITION)
+        position = min(
+            reported + (0.0 if play.paused else self.forward_delay), protocol.MAX_POSITION
+        )
         self._reported = (now, position, play.paused)
         if play.paused != self._told_paused:
             self._pending_own = True
@@ -189,11 +199,11 @@ class BridgeSession:
             else:
                 # Its player already runs; the room starts a lead time later. Hold it
                 # until then (see the module docstring).
-                self._frames.append(protocol.Play(position=play.position))
+                self._frames.append(protocol.Play(position=reported))
                 self._send_state(
                     now,
                     paused=True,
-                    position=play.position,
+                    position=reported,
                     do_seek=False,
                     forced=True,
                     set_by=self.username,
@@ -205,19 +215,24 @@ class BridgeSession:
             self._report_position(position, not play.paused, now)
 
     def _ping(self, rtt: float, sender_rtt: float) -> None:
+        """A round trip measured with the client's echo of our stamp.
+
+        Syncplay's client answers a State only after asking its player where it is, so
+        a round trip often holds 50 to 200 ms of the client's own work. Syncplay's own
+        forward delay (a moving average, plus the difference to the client's last round
+        trip) carries that noise; timed by it, a change would reach a desktop player up to
+        200 ms early. The bridge times its sends, shifts positions and reports the
+        member's round trip to the room by the smallest of the last few round trips
+        instead, which is the network's.
+        """
         if rtt < 0 or sender_rtt < 0:
             return
-        self._rtt = rtt
-        self._avg_rtt = (
-            rtt if not self._avg_rtt else self._avg_rtt * PING_WEIGHT + rtt * (1 - PING_WEIGHT)
-        )
-        if sender_rtt < rtt:
-            self.forward_delay = self._avg_rtt / 2 + (rtt - sender_rtt)
-        else:
-            self.forward_delay = self._avg_rtt / 2
+        self._rtt = rtt  # sent back as ``serverRtt``, as Syncplay's server does
+        self._rtts.append(rtt)
+        self.forward_delay = min(self._rtts) / 2
 
     def _report_position(self, position: float, playing: bool, now: float) -> None:
-        playback = self.playback
+        playback = self.shown or self.playback
         assert playback is not None  # noqa: S101 - checked by the caller
         if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
             self._last_heartbeat = now
@@ -227,7 +242,7 @@ class BridgeSession:
                     server_time=now,
                     version=playback.version,
                     playing=playing,
-                    rtt=min(self._avg_rtt, 60.0) if self._avg_rtt else None,
+                    rtt=min(min(self._rtts), 60.0) if self._rtts else None,
                 )
             )
         if not playing or playback.state != "playing" or self._pending is not None:
@@ -371,6 +386,7 @@ class BridgeSession:
         )
         for member in joined.participants:
             if member.user_id != self.user_id and member.is_connected:
+                self._present.add(member.user_id)
                 self._user_event(member.user_id, {"joined": True})
         self._send_room_state(now, do_seek=True, correcting=False)
         self._next_state = now + STATE_INTERVAL
@@ -398,11 +414,17 @@ class BridgeSession:
         self._members[member.user_id] = member
         if member.user_id == self.user_id:
             return
-        if event.event == "joined" or (event.event == "reconnected" and before is None):
+        # What the client's user list shows: connected members. A member away at our
+        # join comes in when back; one device of several going is no leave.
+        here = event.event in ("joined", "reconnected") or member.is_connected
+        if here and member.user_id not in self._present:
+            self._present.add(member.user_id)
             self._name(member.user_id)
             self._user_event(member.user_id, {"joined": True})
-        elif event.event == "left":
+        elif not here and member.user_id in self._present:
+            self._present.discard(member.user_id)
             self._user_event(member.user_id, {"left": True})
+        if event.event == "left" and not member.is_connected:
             self._members.pop(member.user_id, None)
             self._names.pop(member.user_id, None)
         elif event.event in ("ready", "buffering", "readiness") or (
@@ -440,7 +462,11 @@ class BridgeSession:
             self._send_room_state(now, do_seek=seek or self._far_from_room(now), correcting=True)
             self._next_state = now + STATE_INTERVAL
         if self._next_state <= now:
-            self._send_room_state(now, do_seek=False, correcting=False, forced=False)
+            # While a change waits, the client hears the playback it knows, not the next.
+            shown = self.shown if self._pending is not None else None
+            self._send_room_state(
+                now, do_seek=False, correcting=False, forced=False, playback=shown
+            )
             self._next_state = now + STATE_INTERVAL
 
     def _far_from_room(self, now: float) -> bool:
@@ -455,13 +481,20 @@ class BridgeSession:
 
     # -- sending ----------------------------------------------------------------------
     def _send_room_state(
-        self, now: float, *, do_seek: bool, correcting: bool, forced: bool = True
+        self,
+        now: float,
+        *,
+        do_seek: bool,
+        correcting: bool,
+        forced: bool = True,
+        playback: protocol.PlaybackWire | None = None,
     ) -> None:
-        playback = self.playback
+        playback = playback or self.playback
         if playback is None:
             return
+        self.shown = playback
         # A scheduled start is still a pause for a client that cannot schedule.
-        paused = playback.state != "playing" or now + self.forward_delay < playback.anchor
+        paused = playback.state != "playing" or now + self.forward_delay < playback.anchor - 0.001
         if paused:
             position = playback.position
         else:

@@ -182,7 +182,10 @@ def _number(value: Any, what: str) -> float:
     # bool is an int in Python, and JSON's true is no position.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise WireError(f"{what} must be a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # JSON integers have no bound; a float does
+        raise WireError(f"{what} must be a finite number") from None
     if number != number or number in (float("inf"), float("-inf")):
         raise WireError(f"{what} must be a finite number")
     return number
@@ -208,7 +211,8 @@ def parse_hello(body: Any) -> Hello:
     version = hello.get("realversion", hello.get("version"))
     if not isinstance(username, str) or not username.strip():
         raise WireError("Hello needs a username")
-    if not isinstance(room, dict) or not isinstance(room.get("name"), str) or not room["name"]:
+    name = room.get("name") if isinstance(room, dict) else None
+    if not isinstance(name, str) or not name.strip():
         raise WireError("Hello needs a room name")
     if not isinstance(version, str) or not version:
         raise WireError("Hello needs a version")
@@ -217,7 +221,7 @@ def parse_hello(body: Any) -> Hello:
         raise WireError("the password must be a string")
     return Hello(
         username=username.strip(),
-        room=room["name"].strip(),
+        room=name.strip(),
         password=password or None,
         version=version[:32],
     )

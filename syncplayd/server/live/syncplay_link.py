@@ -90,6 +90,16 @@ class SyncplayLink:
             except wire.WireError as exc:
                 await self.fail(str(exc))
                 raise SocketClosed from None
+            except SocketClosed:
+                raise
+            except Exception:
+                # This runs in the room's nursery: a fault in translating one client's
+                # line must cost that client its connection, not the room everyone's.
+                log.exception(
+                    "syncplay client %s: a line could not be handled", self.session.username
+                )
+                await self.fail("the server could not handle a message")
+                raise SocketClosed from None
         return self._frames.popleft()
 
     async def send(self, data: str) -> None:
