@@ -515,6 +515,28 @@ def test_a_scheduled_start_is_a_pause_until_its_anchor() -> None:
     assert state["playstate"]["paused"] is False
 
 
+def test_a_start_once_sent_stays_a_start_when_the_forward_delay_shrinks() -> None:
+    # The start went out a forward delay (0.05) before its anchor; then a short round trip
+    # shrinks the delay, and a refusal puts the player back before the anchor: it must
+    # say "playing", not "paused" (the desktop would stand still for a second).
+    session = joined_session(PAUSED, rtt=0.1)
+    session.room_message(
+        changed(playback("playing", 10.0, NOW + 1.5, version=6), NOW + 1.5), NOW + 1.2
+    )
+    session.tick(NOW + 1.45)
+    (start,) = states(session.take_lines())
+    assert start["playstate"]["paused"] is False
+    report(
+        session, NOW + 1.46, server=server_counter(start),
+        echo=start["ping"]["latencyCalculation"] + 0.009, client_rtt=0.001,
+    )  # fmt: skip
+    assert session.forward_delay < 0.01
+    session.room_message(protocol.ErrorOut(code="not-allowed", message="no"), NOW + 1.47)
+    (put_back,) = states(session.take_lines())
+    assert put_back["playstate"]["paused"] is False
+    assert put_back["playstate"]["doSeek"] is True
+
+
 def test_set_by_is_the_members_syncplay_name() -> None:
     # The desktop's user is "bob" too: the room's Bob is "Bob_" to it.
     session = joined_session(PAUSED, username="bob", you=member("u-me", "bob"))

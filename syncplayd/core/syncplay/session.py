@@ -142,6 +142,7 @@ class BridgeSession:
         # What the client was last told: its reports are compared with that, not with a
         # room change it has not heard of yet.
         self._told_paused = True
+        self._started_version: int | None = None  # the playback whose start was sent
 
     # -- outputs ----------------------------------------------------------------------
     def take_lines(self) -> list[dict[str, Any]]:
@@ -493,8 +494,12 @@ class BridgeSession:
         if playback is None:
             return
         self.shown = playback
-        # A scheduled start is still a pause for a client that cannot schedule.
-        paused = playback.state != "playing" or now + self.forward_delay < playback.anchor - 0.001
+        # A scheduled start is still a pause for a client that cannot schedule, until the
+        # start has been sent (the forward delay may shrink in between: a start sent is sent).
+        paused = playback.state != "playing" or (
+            now + self.forward_delay < playback.anchor - 0.001
+            and self._started_version != playback.version
+        )
         if paused:
             position = playback.position
         else:
@@ -507,7 +512,13 @@ class BridgeSession:
             # A client ignores a seek set by itself ("caught attempt to rewind with self").
             set_by = None
         self._send_state(
-            now, paused=paused, position=position, do_seek=do_seek, forced=forced, set_by=set_by
+            now,
+            paused=paused,
+            position=position,
+            do_seek=do_seek,
+            forced=forced,
+            set_by=set_by,
+            version=playback.version,
         )
 
     def _send_state(
@@ -519,8 +530,9 @@ class BridgeSession:
         do_seek: bool,
         forced: bool,
         set_by: str | None = None,
+        version: int | None = None,
     ) -> None:
-        """SyncServerProtocol.sendState."""
+        """SyncServerProtocol.sendState; ``version``: the room playback it tells of."""
         ping: dict[str, Any] = {"latencyCalculation": now, "serverRtt": self._rtt}
         if self._client_stamp is not None:
             ping["clientLatencyCalculation"] = self._client_stamp + (
@@ -548,7 +560,13 @@ class BridgeSession:
             state["ignoringOnTheFly"] = ignoring
         if forced or self._server_ignoring == 0:
             self._told_paused = paused
+            if not paused and version is not None:
+                self._started_version = version
             self._lines.append({"State": state})
+
+    def notice(self, text: str) -> None:
+        """A line from the server in the client's chat (a refusal the shell met, say)."""
+        self._notice(text)
 
     def _notice(self, text: str) -> None:
         self._lines.append({"Chat": {"username": NOTICE_NAME, "message": text}})

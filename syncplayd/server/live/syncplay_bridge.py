@@ -269,6 +269,7 @@ class Client:
         connection.desktop = True
         link.read_first(self._lines)
         link.on_drop = partial(connection.close, "idle-timeout")
+        link.play_item = partial(_play_item, state, principal, room_id)
         log.info(
             "syncplay client %r joined room %s from %s", principal.name, room_id, self._address
         )
@@ -294,6 +295,19 @@ class Client:
             await link.aclose()
 
 
+async def _play_item(
+    state: AppState, principal: Principal, room_id: uuid.UUID, item_id: str
+) -> str | None:
+    """A desktop user's playlist selection: that item of the room's queue, if allowed."""
+    try:
+        await state.service.queue.play(principal, room_id, uuid.UUID(item_id))
+    except ServiceError as exc:
+        return exc.detail
+    except StorageError:
+        return "the database is unavailable; retry"
+    return None
+
+
 async def _leave(state: AppState, principal: Principal, room_id: uuid.UUID) -> None:
     try:
         await state.service.leave(principal, room_id)
@@ -305,8 +319,10 @@ async def _leave(state: AppState, principal: Principal, room_id: uuid.UUID) -> N
 
 def _refusal_text(exc: ServiceError) -> str:
     """What a Syncplay user is shown for a refused join (Syncplay shows plain text)."""
-    if exc.code in ("wrong-password",):
-        return f"Wrong or missing room password ({exc.detail})."
+    if exc.code == "wrong-password":
+        if "before" in exc.detail:  # a password set before desktop clients were supported
+            return exc.detail[:1].upper() + exc.detail[1:] + "."
+        return "Wrong or missing room password."
     if exc.code == "not-a-member":
         return (
             "This room is private: use an invitation code as the room name."

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import msgspec
@@ -71,6 +71,9 @@ class SyncplayLink:
         self._early: list[bytes] = []
         #: Called when the session wants the connection closed (a silent client).
         self.on_drop: Callable[[str], None] = lambda message: None
+        #: Plays an item of the room's queue (a playlist selection): a service call,
+        #: whose refusal is the notice it returns.
+        self.play_item: Callable[[str], Awaitable[str | None]] | None = None
 
     # -- WebSocketLike ------------------------------------------------------------------
     def read_first(self, lines: list[bytes]) -> None:
@@ -136,6 +139,10 @@ class SyncplayLink:
             # add the watcher a second time).
         for frame in session.take_frames():
             self._frames.append(_encode_client(frame).decode())
+        for item_id in session.take_queue_plays():
+            refusal = await self.play_item(item_id) if self.play_item is not None else None
+            if refusal is not None:
+                session.notice(refusal)
         await self._flush()
 
     async def _read(self) -> bytes | bytearray:
