@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from syncplayd.core import protocol
+from syncplayd.core.clock import position_at
 from syncplayd.core.syncplay.session import (
     DIFFERENT_DURATION,
     DRIFT_COOLDOWN,
@@ -452,6 +453,22 @@ def test_a_ping_only_state_changes_nothing() -> None:
     assert session.take_lines() == []
 
 
+def test_a_client_with_nothing_to_report_keeps_the_member_alive() -> None:
+    # No file loaded: States carry no playstate; the room would drop the member after
+    # its disconnect timeout without a heartbeat now and then. They say "in step".
+    session = joined_session(PLAYING)
+    sent = []
+    for second in range(1, 12):
+        report(session, NOW + second, position=None)
+        sent += [(second, frame) for frame in frames(session)]
+    assert [second for second, _ in sent] == [5, 10]
+    for second, frame in sent:
+        assert isinstance(frame, protocol.Heartbeat)
+        assert frame.position == pytest.approx(position_at(PLAYING, NOW + second))
+        assert frame.server_time == NOW + second and frame.playing
+    assert session.take_lines() == []
+
+
 # -- the room's changes ----------------------------------------------------------------
 def test_a_room_play_is_sent_at_its_instant_less_the_forward_delay() -> None:
     session = joined_session(PAUSED, rtt=0.1)  # forward delay 0.05
@@ -708,6 +725,8 @@ def test_the_forward_delay_is_half_the_smallest_recent_round_trip() -> None:
     session.tick(t)
     (state,) = states(session.take_lines())
     assert state["ping"]["serverRtt"] == pytest.approx(0.25)
+    # Reports without a playstate kept the member alive (KEEPALIVE_INTERVAL).
+    assert all(isinstance(frame, protocol.Heartbeat) for frame in frames(session))
     report(session, t + 0.25, position=10.0, echo=t, client_rtt=0.25)
     (beat,) = frames(session)
     assert isinstance(beat, protocol.Heartbeat)

@@ -67,6 +67,8 @@ DRIFT_COOLDOWN: Final = 3.0
 RTT_SAMPLES: Final = 10
 #: Heartbeats to the room, at most one per this many seconds (the client reports each second).
 HEARTBEAT_INTERVAL: Final = 1.0
+#: A client with nothing to report pings the room this often (the room's silence rule).
+KEEPALIVE_INTERVAL: Final = 5.0
 #: Syncplay's ``DIFFERENT_DURATION_THRESHOLD``: files whose durations differ more are different.
 DIFFERENT_DURATION: Final = 2.5
 #: Who server notices are from, in the client's chat.
@@ -184,7 +186,18 @@ class BridgeSession:
             self._client_stamp_arrival = now
         if state.latency_echo is not None:
             self._ping(now - state.latency_echo, state.client_rtt)
-        if self._server_ignoring or state.playstate is None or self.playback is None:
+        if self.playback is None:
+            return
+        if state.playstate is None:
+            # Nothing to report (no file loaded yet): the client is alive all the same,
+            # which the room must hear before its silence rule (disconnect_timeout) drops
+            # it. Only a heartbeat counts there; this one says "where the room is", so
+            # that it asks for no correction of a player that has nothing loaded.
+            shown = self.shown or self.playback
+            if now - self._last_heartbeat >= KEEPALIVE_INTERVAL:
+                self._report_position(position_at(shown, now), shown.state == "playing", now)
+            return
+        if self._server_ignoring:
             return
         play = state.playstate
         # Beyond the protocol's bound the room would refuse it as a bad message.
