@@ -413,6 +413,9 @@ class BridgeSession:
         seek = change.reason in ("seek", "item") or (
             old is not None and change.playback.item_id != old.item_id
         )
+        if own:
+            # Its player made this change already: correct it only if it is off the room.
+            seek = False
         # Sent at the instant the change takes effect, a forward delay early.
         when = max(now, change.execute_at - self.forward_delay)
         if own and not seek and change.reason == "pause":
