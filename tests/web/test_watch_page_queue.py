@@ -55,6 +55,7 @@ PROBE = """
           probe.events.push({
             type, t: now(), reason: d.reason ?? null, state: pb.state ?? null,
             ended: pb.ended ?? null, position: pb.position ?? null, item: pb.item_id ?? null,
+            setBy: pb.set_by ?? null,
             event: d.event ?? null, detail: typeof d.detail === "string" ? d.detail : null,
             user: d.member ? d.member.user_id : null, code: d.code ?? null,
             current: d.queue ? d.queue.current_item_id : null, itemId: d.itemId ?? null,
@@ -402,7 +403,8 @@ def test_next_pressed_by_both_at_once_advances_once(open_room: Any) -> None:
             ws.on_message(to_server)
             server.on_message(to_page)
 
-        viewer.page.route_web_socket("**/api/v1/syncplay/ws", route)
+        # Trailing "**": the socket's URL names the room (``?room=``).
+        viewer.page.route_web_socket("**/api/v1/syncplay/ws**", route)
         viewer.page.reload()
         viewer.page.wait_for_function("() => document.body.dataset.state === 'joined'")
         viewer.until("!document.getElementById('next-item').disabled")
@@ -481,8 +483,12 @@ def test_a_slow_viewer_no_longer_stops_the_room(
     ada.until(f"v.currentTime > {start + 10}", timeout=60_000)
     after = [s for s in ada.samples() if s["t"] > slow_at]
     longest = _longest_standstill(after)
+    # Waits for Ben (``set_by`` of a wait names whom the room waits for): on a loaded
+    # machine Ada's own player may stall once, and the room rightly waits for her.
     later_waits = [
-        e for e in ada.events("playback") if e["state"] == "waiting" and e["t"] > slow_at
+        e
+        for e in ada.events("playback")
+        if e["state"] == "waiting" and e["t"] > slow_at and e["setBy"] == "Ben"
     ]
     with (artifacts / "agreement.txt").open("a") as record:
         record.write(
