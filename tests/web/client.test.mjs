@@ -7,8 +7,8 @@ import { SyncClient, SyncError, VERSION, positionAt } from "../../syncplayd/web/
 
 const ROOM = "0b7e9c4e-5d1a-4f3e-8a2b-1c9d8e7f6a50";
 const OFFSET = 1_795_000_000; // server clock minus the fake local clock
-const ADA = { user_id: "u-ada", user_name: "Ada", role: "owner", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false };
-const BEN = { user_id: "u-ben", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false };
+const ADA = { user_id: "u-ada", user_name: "Ada", role: "owner", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false, desktop: false };
+const BEN = { user_id: "u-ben", user_name: "Ben", role: "member", is_connected: true, sessions: 1, buffering: false, latency_ms: null, muted: false, ready: false, ended: false, behind: false, desktop: false };
 const SETTINGS = {
   heartbeat_interval: 5, threshold_seconds: 2, max_latency_ms: 500, ready_timeout_seconds: 30,
   disconnect_timeout_seconds: 30, max_rate_correction: 0.05, control: "everyone",
