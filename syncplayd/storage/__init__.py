@@ -42,6 +42,7 @@ from syncplayd.storage.records import Event as Event
 from syncplayd.storage.records import Invitation as Invitation
 from syncplayd.storage.records import NewEvent as NewEvent
 from syncplayd.storage.records import NewRoom as NewRoom
+from syncplayd.storage.records import NodeRecord as NodeRecord
 from syncplayd.storage.records import Participant as Participant
 from syncplayd.storage.records import Playback as Playback
 from syncplayd.storage.records import PlaybackState as PlaybackState
@@ -50,6 +51,7 @@ from syncplayd.storage.records import RestrictionKind as RestrictionKind
 from syncplayd.storage.records import Role as Role
 from syncplayd.storage.records import Room as Room
 from syncplayd.storage.records import RoomFilters as RoomFilters
+from syncplayd.storage.records import RoomOwner as RoomOwner
 from syncplayd.storage.records import RoomUpdate as RoomUpdate
 from syncplayd.storage.sqlite import SqliteRepository as SqliteRepository
 from syncplayd.storage.timed import RepositoryObserver as RepositoryObserver

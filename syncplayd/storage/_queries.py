@@ -23,8 +23,10 @@ from syncplayd.storage._sql import (
     first_item,
     invitation_from_row,
     new_item,
+    node_from_row,
     opt_id,
     opt_ts,
+    owner_from_row,
     participant_from_row,
     queue_item_from_row,
     restriction_from_row,
@@ -44,6 +46,7 @@ from syncplayd.storage.records import (
     Invitation,
     NewEvent,
     NewRoom,
+    NodeRecord,
     Participant,
     Playback,
     Restriction,
@@ -51,6 +54,7 @@ from syncplayd.storage.records import (
     Role,
     Room,
     RoomFilters,
+    RoomOwner,
     RoomUpdate,
 )
 
@@ -635,3 +639,59 @@ def purge_events(tx: Tx, created_before: datetime, keep_per_room: int) -> int:
             [row["room_id"], row["room_id"], keep_per_room],
         ).rowcount
     return old + trimmed
+
+
+# -- the cluster: nodes and room owners ------------------------------------------------
+def upsert_node(tx: Tx, node: NodeRecord) -> None:
+    tx.execute(
+        "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, pid = excluded.pid,"
+        " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+        [node.node_id, node.url, node.pid, tx.ts(node.started_at), tx.ts(node.heartbeat_at)],
+    )
+
+
+def touch_node(tx: Tx, node_id: str, at: datetime) -> bool:
+    sql = "UPDATE nodes SET heartbeat_at = ? WHERE node_id = ?"
+    return bool(tx.execute(sql, [tx.ts(at), node_id]).rowcount)
+
+
+def remove_node(tx: Tx, node_id: str) -> bool:
+    return bool(tx.execute("DELETE FROM nodes WHERE node_id = ?", [node_id]).rowcount)
+
+
+def list_nodes(tx: Tx) -> list[NodeRecord]:
+    # Not ordered by node_id alone: text order follows PostgreSQL's collation, SQLite's
+    # is bytewise, and the engines must agree.
+    rows = tx.execute("SELECT * FROM nodes ORDER BY started_at, node_id").fetchall()
+    return [node_from_row(tx, row) for row in rows]
+
+
+def set_room_owner(tx: Tx, room_id: UUID, node_id: str, since: datetime) -> None:
+    # A missing room fails the foreign key (RoomNotFound).
+    tx.execute(
+        "INSERT INTO room_owners (room_id, node_id, since) VALUES (?, ?, ?)"
+        " ON CONFLICT (room_id) DO UPDATE SET node_id = excluded.node_id, since = excluded.since",
+        [tx.id(room_id), node_id, tx.ts(since)],
+    )
+
+
+def clear_room_owner(tx: Tx, room_id: UUID, node_id: str) -> bool:
+    # Conditional: a node letting go late must not erase the row of the node that took
+    # the room from it in the meantime.
+    sql = "DELETE FROM room_owners WHERE room_id = ? AND node_id = ?"
+    return bool(tx.execute(sql, [tx.id(room_id), node_id]).rowcount)
+
+
+def clear_node_rooms(tx: Tx, node_id: str) -> int:
+    return tx.execute("DELETE FROM room_owners WHERE node_id = ?", [node_id]).rowcount
+
+
+def room_owner(tx: Tx, room_id: UUID) -> RoomOwner | None:
+    row = tx.execute("SELECT * FROM room_owners WHERE room_id = ?", [tx.id(room_id)]).fetchone()
+    return None if row is None else owner_from_row(tx, row)
+
+
+def room_owners(tx: Tx) -> list[RoomOwner]:
+    rows = tx.execute("SELECT * FROM room_owners ORDER BY since, room_id").fetchall()
+    return [owner_from_row(tx, row) for row in rows]

@@ -24,6 +24,7 @@ from syncplayd.storage.records import (
     Event,
     Invitation,
     NewRoom,
+    NodeRecord,
     Participant,
     Playback,
     PlaybackControl,
@@ -32,6 +33,7 @@ from syncplayd.storage.records import (
     RestrictionKind,
     Role,
     Room,
+    RoomOwner,
 )
 
 
@@ -211,4 +213,22 @@ def restriction_from_row(tx: Tx, row: Any) -> Restriction:
         created_by=tx.read_id(row["created_by"]),
         created_at=tx.read_ts(row["created_at"]),
         expires_at=None if expires is None else tx.read_ts(expires),
+    )
+
+
+def node_from_row(tx: Tx, row: Any) -> NodeRecord:
+    return NodeRecord(
+        node_id=row["node_id"],
+        url=row["url"],
+        pid=row["pid"],
+        started_at=tx.read_ts(row["started_at"]),
+        heartbeat_at=tx.read_ts(row["heartbeat_at"]),
+    )
+
+
+def owner_from_row(tx: Tx, row: Any) -> RoomOwner:
+    return RoomOwner(
+        room_id=tx.read_id(row["room_id"]),
+        node_id=row["node_id"],
+        since=tx.read_ts(row["since"]),
     )

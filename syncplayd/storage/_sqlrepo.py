@@ -23,6 +23,7 @@ from syncplayd.storage.records import (
     Invitation,
     NewEvent,
     NewRoom,
+    NodeRecord,
     Participant,
     Playback,
     Restriction,
@@ -30,6 +31,7 @@ from syncplayd.storage.records import (
     Role,
     Room,
     RoomFilters,
+    RoomOwner,
     RoomUpdate,
 )
 
@@ -219,3 +221,31 @@ class SqlRepository(Repository, abc.ABC):
     async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:
         check_page(keep_per_room, 0)
         return await self._write(q.purge_events, created_before, keep_per_room)
+
+    # -- the cluster -------------------------------------------------------------------------
+    async def upsert_node(self, node: NodeRecord) -> None:
+        await self._write(q.upsert_node, node)
+
+    async def touch_node(self, node_id: str, at: datetime) -> bool:
+        return await self._write(q.touch_node, node_id, at)
+
+    async def remove_node(self, node_id: str) -> bool:
+        return await self._write(q.remove_node, node_id)
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        return await self._read(q.list_nodes)
+
+    async def set_room_owner(self, room_id: UUID, node_id: str, since: datetime) -> None:
+        await self._write(q.set_room_owner, room_id, node_id, since)
+
+    async def clear_room_owner(self, room_id: UUID, node_id: str) -> bool:
+        return await self._write(q.clear_room_owner, room_id, node_id)
+
+    async def clear_node_rooms(self, node_id: str) -> int:
+        return await self._write(q.clear_node_rooms, node_id)
+
+    async def room_owner(self, room_id: UUID) -> RoomOwner | None:
+        return await self._read(q.room_owner, room_id)
+
+    async def room_owners(self) -> list[RoomOwner]:
+        return await self._read(q.room_owners)

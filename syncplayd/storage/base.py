@@ -19,6 +19,7 @@ from syncplayd.storage.records import (
     Invitation,
     NewEvent,
     NewRoom,
+    NodeRecord,
     Participant,
     Playback,
     Restriction,
@@ -26,12 +27,14 @@ from syncplayd.storage.records import (
     Role,
     Room,
     RoomFilters,
+    RoomOwner,
     RoomUpdate,
 )
 
 
 class Repository(Protocol):
-    """Durable storage for rooms, participants, chat, events and invitations."""
+    """Durable storage for rooms, participants, chat, events and invitations, and the
+    cluster's registry of nodes and room owners."""
 
     # -- lifecycle -----------------------------------------------------------
     async def ping(self) -> None:
@@ -253,3 +256,40 @@ class Repository(Protocol):
     async def purge_events(self, created_before: datetime, keep_per_room: int) -> int:
         """Delete events created before the given time, and every room's events beyond its
         newest ``keep_per_room``; return how many. Ids are never reused."""
+
+    # -- the cluster: nodes and room owners --------------------------------------------
+    async def upsert_node(self, node: NodeRecord) -> None:
+        """Register a node, or replace its row (a node restarting under the same id)."""
+
+    async def touch_node(self, node_id: str, at: datetime) -> bool:
+        """Set the node's ``heartbeat_at``; ``False`` if it has no row (it was removed,
+        and should register again)."""
+
+    async def remove_node(self, node_id: str) -> bool:
+        """Delete the node's row (its room owner rows stay: see :meth:`clear_node_rooms`);
+        ``False`` if it had none."""
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        """Every registered node, stale ones too, oldest ``started_at`` first (then by id)."""
+
+    async def set_room_owner(self, room_id: UUID, node_id: str, since: datetime) -> None:
+        """Record ``node_id`` as the room's owner since ``since``, replacing any other
+        (the row says the latest owner).
+
+        Raises:
+            RoomNotFound: the room does not exist.
+        """
+
+    async def clear_room_owner(self, room_id: UUID, node_id: str) -> bool:
+        """Delete the room's owner row if it names ``node_id``; ``False`` if there was no
+        row or it names another node (which took the room since: its row stays)."""
+
+    async def clear_node_rooms(self, node_id: str) -> int:
+        """Delete every owner row naming ``node_id``; return how many."""
+
+    async def room_owner(self, room_id: UUID) -> RoomOwner | None:
+        """The room's owner row, or ``None``."""
+
+    async def room_owners(self) -> list[RoomOwner]:
+        """Every owner row, oldest ``since`` first (then by room id). Deleting a room
+        deletes its row."""

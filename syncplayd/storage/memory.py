@@ -38,6 +38,7 @@ from syncplayd.storage.records import (
     Invitation,
     NewEvent,
     NewRoom,
+    NodeRecord,
     Participant,
     Playback,
     Restriction,
@@ -45,6 +46,7 @@ from syncplayd.storage.records import (
     Role,
     Room,
     RoomFilters,
+    RoomOwner,
     RoomUpdate,
 )
 
@@ -93,6 +95,8 @@ class MemoryRepository(Repository):
         # the room of every item: item ids are one table's primary key.
         self._queues: dict[UUID, Queue] = {}
         self._item_rooms: dict[UUID, UUID] = {}
+        self._nodes: dict[str, NodeRecord] = {}
+        self._owners: dict[UUID, RoomOwner] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -264,6 +268,7 @@ class MemoryRepository(Repository):
             return False
         # ON DELETE CASCADE
         del self._members[room_id]
+        self._owners.pop(room_id, None)
         self._drop_queues({room_id})
         self._chat = {k: m for k, m in self._chat.items() if m.room_id != room_id}
         self._events = [e for e in self._events if e[0].room_id != room_id]
@@ -618,6 +623,7 @@ class MemoryRepository(Repository):
         gone = {room.id for room in ended}
         for room_id in gone:  # ON DELETE CASCADE
             del self._rooms[room_id], self._members[room_id]
+            self._owners.pop(room_id, None)
         self._drop_queues(gone)
         self._chat = {k: m for k, m in self._chat.items() if m.room_id not in gone}
         self._events = [e for e in self._events if e[0].room_id not in gone]
@@ -643,3 +649,54 @@ class MemoryRepository(Repository):
         kept.reverse()
         self._events = kept
         return purged
+
+    # -- the cluster -------------------------------------------------------------------------
+    async def upsert_node(self, node: NodeRecord) -> None:
+        await self._enter()
+        self._nodes[node.node_id] = dataclasses.replace(
+            node, started_at=_utc(node.started_at), heartbeat_at=_utc(node.heartbeat_at)
+        )
+
+    async def touch_node(self, node_id: str, at: datetime) -> bool:
+        await self._enter()
+        node = self._nodes.get(node_id)
+        if node is None:
+            return False
+        self._nodes[node_id] = dataclasses.replace(node, heartbeat_at=_utc(at))
+        return True
+
+    async def remove_node(self, node_id: str) -> bool:
+        await self._enter()
+        return self._nodes.pop(node_id, None) is not None
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        await self._enter()
+        return sorted(self._nodes.values(), key=lambda n: (n.started_at, n.node_id))
+
+    async def set_room_owner(self, room_id: UUID, node_id: str, since: datetime) -> None:
+        await self._enter()
+        self._must_room(room_id)  # the foreign key
+        self._owners[room_id] = RoomOwner(room_id, node_id, _utc(since))
+
+    async def clear_room_owner(self, room_id: UUID, node_id: str) -> bool:
+        await self._enter()
+        owner = self._owners.get(room_id)
+        if owner is None or owner.node_id != node_id:
+            return False
+        del self._owners[room_id]
+        return True
+
+    async def clear_node_rooms(self, node_id: str) -> int:
+        await self._enter()
+        mine = [room_id for room_id, o in self._owners.items() if o.node_id == node_id]
+        for room_id in mine:
+            del self._owners[room_id]
+        return len(mine)
+
+    async def room_owner(self, room_id: UUID) -> RoomOwner | None:
+        await self._enter()
+        return self._owners.get(room_id)
+
+    async def room_owners(self) -> list[RoomOwner]:
+        await self._enter()
+        return sorted(self._owners.values(), key=lambda o: (o.since, o.room_id))

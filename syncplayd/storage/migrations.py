@@ -31,7 +31,7 @@ from psycopg.rows import tuple_row
 from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The highest schema version this code knows.
 
 Changelog:
@@ -46,6 +46,9 @@ Changelog:
 * 5 -- rooms.syncplay_password_hash: an argon2id hash of the MD5 hex of the room's
   password, which Syncplay desktop clients send instead of the password. Rooms with a
   password from before have none (their owner must set the password again).
+* 6 -- the cluster: nodes (the registry of running nodes, with heartbeats) and
+  room_owners (which node runs each live room, a mirror of the advisory locks that decide
+  it). SQLite gets the same tables, although multi-node mode refuses it.
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

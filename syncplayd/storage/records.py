@@ -22,6 +22,7 @@ __all__ = [
     "Invitation",
     "NewEvent",
     "NewRoom",
+    "NodeRecord",
     "Participant",
     "Playback",
     "PlaybackControl",
@@ -31,6 +32,7 @@ __all__ = [
     "Role",
     "Room",
     "RoomFilters",
+    "RoomOwner",
     "RoomUpdate",
     "SlowPolicy",
 ]
@@ -306,3 +308,31 @@ class Restriction:
 
     def is_active(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A syncplayd node in the cluster registry.
+
+    ``url`` is where other nodes and operators reach it (its HTTP listener); ``pid`` its
+    process id on its machine; ``heartbeat_at`` the last time it said it was alive.
+    """
+
+    node_id: str
+    url: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomOwner:
+    """Which node runs a live room, and since when.
+
+    A mirror for people and routing hints: the owner's advisory lock decides who runs the
+    room, and a node that died leaves its rows behind until they are cleared.
+    """
+
+    room_id: UUID
+    node_id: str
+    since: datetime

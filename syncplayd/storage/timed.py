@@ -137,6 +137,16 @@ class TimedRepository:
     purge_ended_rooms = _timed(Repository.purge_ended_rooms)
     purge_events = _timed(Repository.purge_events)
 
+    upsert_node = _timed(Repository.upsert_node)
+    touch_node = _timed(Repository.touch_node)
+    remove_node = _timed(Repository.remove_node)
+    list_nodes = _timed(Repository.list_nodes)
+    set_room_owner = _timed(Repository.set_room_owner)
+    clear_room_owner = _timed(Repository.clear_room_owner)
+    clear_node_rooms = _timed(Repository.clear_node_rooms)
+    room_owner = _timed(Repository.room_owner)
+    room_owners = _timed(Repository.room_owners)
+
 
 if TYPE_CHECKING:
     # mypy proves here that TimedRepository satisfies the protocol; without this line a

@@ -97,22 +97,32 @@ def test_up_status_down_up(database_url: str) -> None:
             (3, False),
             (4, False),
             (5, False),
+            (6, False),
         ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1, 2, 3, 4, 5]
-        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 5
-        first, second, third, fourth, fifth = migrations.status(conn, dialect)
+        assert [m.version for m in applied] == [1, 2, 3, 4, 5, 6]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 6
+        first, second, third, fourth, fifth, sixth = migrations.status(conn, dialect)
         assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
         assert (second.version, second.name, second.applied) == (2, "playback_control", True)
         assert (third.version, third.name, third.applied) == (3, "moderation", True)
         assert (fourth.version, fourth.name, fourth.applied) == (4, "queue", True)
         assert (fifth.version, fifth.name, fifth.applied) == (5, "syncplay_password", True)
+        assert (sixth.version, sixth.name, sixth.applied) == (6, "cluster", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
-            "room_restrictions", "queue_items", "schema_migrations",
+            "room_restrictions", "queue_items", "nodes", "room_owners", "schema_migrations",
         }  # fmt: skip
+        assert schema_of(conn)["nodes"] == {
+            ("node_id", False), ("url", False), ("pid", False), ("started_at", False),
+            ("heartbeat_at", False),
+        }  # fmt: skip
+        assert schema_of(conn)["room_owners"] == {
+            ("room_id", False), ("node_id", False), ("since", False),
+        }  # fmt: skip
+        assert "room_owners_node_idx" in indexes_of(conn)
         assert ("playback_control", False) in schema_of(conn)["rooms"]
         assert ("moderators_manage_moderators", False) in schema_of(conn)["rooms"]
         assert {
@@ -124,6 +134,10 @@ def test_up_status_down_up(database_url: str) -> None:
         assert "queue_items_room_ord_idx" in indexes_of(conn)
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [6]
+        assert not {"nodes", "room_owners"} & set(schema_of(conn))
+        assert "room_owners_node_idx" not in indexes_of(conn)
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [5]
         assert "syncplay_password_hash" not in {c for c, _ in schema_of(conn)["rooms"]}
@@ -191,6 +205,7 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
             (3, True),
             (4, True),
             (5, True),
+            (6, True),
             (future, False),
         ]
 
@@ -218,6 +233,7 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "0003_moderation  pending",
         "0004_queue  pending",
         "0005_syncplay_password  pending",
+        "0006_cluster  pending",
     ]
     assert run("status") == pending
     assert run("up") == [
@@ -226,22 +242,25 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "applied 0003_moderation",
         "applied 0004_queue",
         "applied 0005_syncplay_password",
-        "schema version 5 (this syncplayd: 5)",
+        "applied 0006_cluster",
+        "schema version 6 (this syncplayd: 6)",
     ]
-    assert run("up") == ["schema version 5 (this syncplayd: 5)"]
-    first, second, third, fourth, fifth = run("status")
+    assert run("up") == ["schema version 6 (this syncplayd: 6)"]
+    first, second, third, fourth, fifth, sixth = run("status")
     assert first.startswith("0001_initial  applied 20")
     assert second.startswith("0002_playback_control  applied 20")
     assert third.startswith("0003_moderation  applied 20")
     assert fourth.startswith("0004_queue  applied 20")
     assert fifth.startswith("0005_syncplay_password  applied 20")
-    assert run("down", steps=6) == [
+    assert sixth.startswith("0006_cluster  applied 20")
+    assert run("down", steps=7) == [
+        "reverted 0006_cluster",
         "reverted 0005_syncplay_password",
         "reverted 0004_queue",
         "reverted 0003_moderation",
         "reverted 0002_playback_control",
         "reverted 0001_initial",
-        "schema version 0 (this syncplayd: 5)",
+        "schema version 0 (this syncplayd: 6)",
     ]
     assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
@@ -256,8 +275,9 @@ def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
         "0003_moderation  pending",
         "0004_queue  pending",
         "0005_syncplay_password  pending",
+        "0006_cluster  pending",
     ]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 5)"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 6)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -432,8 +452,8 @@ def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
             assert [(i.content_type, i.content_id) for i in queue.items] == [("episode", row[4])]
             assert (queue.repeat, queue.shuffle) == ("none", False)
 
-        # The repository brought the schema to the newest version: 0005 goes first.
-        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=2)] == [5, 4]
+        # The repository brought the schema to the newest version: 0006 and 0005 go first.
+        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=3)] == [6, 5, 4]
         assert "queue_items" not in schema_of(conn)
         assert run(conn, "SELECT id, content_type, content_id FROM rooms ORDER BY id") == [
             (uuid.UUID(rooms[1]) if dialect == "postgres" else rooms[1], "episode", "e-1"),
@@ -459,7 +479,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert sorted(applied) == [1, 2, 3, 4, 5]
+    assert sorted(applied) == [1, 2, 3, 4, 5, 6]
 
 
 def test_sqlite_statement_splitting() -> None:
@@ -505,7 +525,7 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
                 " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, ?, 5, ?, ?)",
                 room, owner, True, password_hash, at, at,
             )  # fmt: skip
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6]
         assert rooms(conn, "password_hash, syncplay_password_hash") == [
             ("$argon2id$old", None),
             (None, None),
@@ -535,11 +555,64 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
         )
 
         run(conn, "UPDATE rooms SET syncplay_password_hash = 'v' WHERE id = ?", locked)
-        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [5]
+        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=2)] == [6, 5]
         assert rooms(conn, "id, name, password_hash") == [
             (uuid.UUID(locked) if dialect == "postgres" else locked, "Kept", "$argon2id$old"),
             (uuid.UUID(open_) if dialect == "postgres" else open_, "Kept", None),
         ]
         # Applied again, it knows no verifier: the one from before the revert is gone.
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6]
         assert rooms(conn, "syncplay_password_hash") == [(None,), (None,)]
+
+
+def test_cluster_up_and_down_keep_the_rooms(database_url: str) -> None:
+    """0006 on a database with rooms: owner rows need their room and go with it, a node id
+    is one row, and reverting drops only the two tables."""
+    room, gone, at = (
+        "6f1c0a8e-0000-4000-8000-000000000001",
+        "6f1c0a8e-0000-4000-8000-000000000002",
+        T0.isoformat(),
+    )
+
+    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+        return migrations._execute(conn, sql, params)
+
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect, target=5)
+        run(
+            conn,
+            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+            " max_participants, created_at, updated_at)"
+            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
+            room, str(uuid.uuid4()), True, at, at,
+        )  # fmt: skip
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [6]
+        assert run(conn, "SELECT count(*) FROM room_owners") == [(0,)]
+
+        node = (
+            "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)"
+        )
+        run(conn, node, "node-a", "http://a", 10, at, at)
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+            run(conn, node, "node-a", "http://b", 11, at, at)
+        owner = "INSERT INTO room_owners (room_id, node_id, since) VALUES (?, ?, ?)"
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.ForeignKeyViolation)):
+            run(conn, owner, gone, "node-a", at)
+        # Not a foreign key to nodes: a row may name a node that is gone.
+        run(conn, owner, room, "node-z", at)
+        run(conn, "DELETE FROM rooms WHERE id = ?", room)
+        assert run(conn, "SELECT count(*) FROM room_owners") == [(0,)]  # cascaded
+
+        run(
+            conn,
+            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+            " max_participants, created_at, updated_at)"
+            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
+            room, str(uuid.uuid4()), True, at, at,
+        )  # fmt: skip
+        run(conn, owner, room, "node-a", at)
+        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [6]
+        assert not {"nodes", "room_owners"} & set(schema_of(conn))
+        assert run(conn, "SELECT name FROM rooms") == [("Kept",)]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [6]
+        assert run(conn, "SELECT count(*) FROM nodes") == [(0,)]
