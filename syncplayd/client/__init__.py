@@ -45,6 +45,7 @@ from ._api import ClientCore as ClientCore
 from ._client import SyncClient as SyncClient
 from ._client import open_sync_client as open_sync_client
 from ._options import FINAL_CLOSE_REASONS as FINAL_CLOSE_REASONS
+from ._options import MAX_RETRY_AFTER as MAX_RETRY_AFTER
 from ._options import TRANSIENT_REFUSALS as TRANSIENT_REFUSALS
 from ._options import ClientOptions as ClientOptions
 from ._options import SyncClosed as SyncClosed
@@ -52,6 +53,7 @@ from ._options import SyncConnectionError as SyncConnectionError
 from ._options import SyncError as SyncError
 from ._options import SyncRefused as SyncRefused
 from ._options import backoff_delay as backoff_delay
+from ._options import retry_delay as retry_delay
 from ._player import LocalPlayer as LocalPlayer
 from ._player import drift_action as drift_action
 from ._segments import PlayerChange as PlayerChange
@@ -59,6 +61,7 @@ from ._segments import PlayerState as PlayerState
 
 __all__ = [
     "FINAL_CLOSE_REASONS",
+    "MAX_RETRY_AFTER",
     "TRANSIENT_REFUSALS",
     "ClientCore",
     "ClientOptions",
@@ -73,4 +76,5 @@ __all__ = [
     "backoff_delay",
     "drift_action",
     "open_sync_client",
+    "retry_delay",
 ]

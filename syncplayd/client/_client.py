@@ -6,14 +6,17 @@ Theory of operation
 player's scheduled changes; it outlives connections) and the supervisor
 (:meth:`SyncClient._run`). The supervisor opens the first connection and
 reports "started" once it is joined; if that fails, :func:`open_sync_client`
-raises. Afterwards, whenever a connection ends it reconnects after a jittered
-exponential backoff (``resume=<session id>``), unless the server said
-``closing`` with a final reason (:data:`FINAL_CLOSE_REASONS`),
-:meth:`~syncplayd.client.SyncClient.leave` was called, ``auto_reconnect`` is
-off, a rejoin was refused (other than "not now": :data:`TRANSIENT_REFUSALS`,
-which counts as a failed attempt), or ``reconnect_attempts`` failed in a row. Then the
-client is *closed for good*: the events channel ends, waiters and commands fail
-with :class:`~syncplayd.client.SyncClosed`.
+raises (but a ``moved``, "another node runs this room", is followed: the next
+attempt goes where the proxy now sends the room). Afterwards, whenever a
+connection ends it reconnects (``resume=<session id>``) after the ``retry_after``
+of the server's ``closing`` if it gave one, else after a jittered exponential
+backoff, unless the server said ``closing`` with a final reason
+(:data:`FINAL_CLOSE_REASONS`), :meth:`~syncplayd.client.SyncClient.leave` was
+called, ``auto_reconnect`` is off, a rejoin was refused (other than "not now" or
+"not here": :data:`TRANSIENT_REFUSALS`, which counts as a failed attempt), or
+``reconnect_attempts`` failed in a row. Then the client is *closed for good*: the
+events channel ends, waiters and commands fail with
+:class:`~syncplayd.client.SyncClosed`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+from uuid import UUID
 
 import msgspec
 import trio
@@ -44,12 +49,33 @@ from ._options import (
     SyncConnectionError,
     SyncRefused,
     backoff_delay,
+    retry_delay,
 )
 from ._player import LocalPlayer
 
-__all__ = ["SyncClient", "open_sync_client"]
+__all__ = ["SyncClient", "open_sync_client", "room_url"]
 
 log = logging.getLogger("syncplayd.client")
+
+
+def room_url(url: str, room_id: str) -> str:
+    """``url`` naming the room in its query (``?room=<id>``), the rest of the query kept.
+
+    A proxy in front of several nodes routes by it (docs/protocol.md §2.5), so it is
+    the canonical spelling of the id, replacing any ``room`` already there. A
+    ``room_id`` that is no UUID is left out: the server refuses it at ``join``, which
+    says why better than a refused upgrade would.
+    """
+    try:
+        room = str(UUID(room_id))
+    except ValueError:
+        return url
+    parts = urlsplit(url)
+    kept = [
+        part for part in parts.query.split("&") if part and part.partition("=")[0].lower() != "room"
+    ]
+    query = "&".join([*kept, f"room={quote(room)}"])
+    return urlunsplit(parts._replace(query=query))
 
 
 class SyncClient(ClientCore):
@@ -76,7 +102,8 @@ class SyncClient(ClientCore):
     ) -> None:
         base_clock = clock or monotonic
         super().__init__(lambda: base_clock() + clock_skew, player, options or ClientOptions())
-        self.url = url
+        self.url = room_url(url, room_id)
+        """The websocket URL connected to: the one given, naming the room (``?room=``)."""
         self.room_id = room_id
         self.auto_reconnect = auto_reconnect
         self.welcome: Welcome | None = None
@@ -93,7 +120,7 @@ class SyncClient(ClientCore):
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect (raising if the first connection fails), then reconnect until done."""
         try:
-            await self._connect(None, task_status.started)
+            await self._connect_first(task_status.started)
             failures = 0
             while self._should_reconnect():
                 if failures >= self._options.reconnect_attempts:
@@ -110,7 +137,7 @@ class SyncClient(ClientCore):
 
                 # leave() cancels this scope: no more sleeping, no rejoining after it.
                 with trio.CancelScope() as self._backoff_scope:
-                    await trio.sleep(backoff_delay(failures, self._options, self._random))
+                    await trio.sleep(self._reconnect_delay(failures))
                     try:
                         await self._connect(self.session_id, mark)
                     except SyncRefused as exc:
@@ -125,6 +152,30 @@ class SyncClient(ClientCore):
                 failures = 0 if rejoined else failures + 1
         finally:
             self._finish()
+
+    async def _connect_first(self, on_joined: Callable[[], None]) -> None:
+        """The first connection (see :meth:`_connect`). A ``moved`` is no refusal of the
+        user: the node said another one runs the room, so it is tried again, as often as
+        ``reconnect_attempts`` allows."""
+        moves = 0
+        while True:
+            try:
+                await self._connect(None, on_joined)
+                return
+            except SyncRefused as exc:
+                if exc.code != "moved" or moves >= self._options.reconnect_attempts:
+                    raise
+                log.info("room moved (%s): joining again", exc.message)
+            await trio.sleep(self._reconnect_delay(moves))
+            moves += 1
+
+    def _reconnect_delay(self, failures: int) -> float:
+        """The wait before the next attempt: the ``retry_after`` of the last ``closing``
+        (once), or else the backoff after ``failures`` failed attempts in a row."""
+        hint, self._retry_after = self._retry_after, None
+        if hint is None:
+            return backoff_delay(failures, self._options, self._random)
+        return retry_delay(hint, self._options, self._random)
 
     def _should_reconnect(self) -> bool:
         if not self.auto_reconnect or self._leaving:
@@ -211,6 +262,11 @@ async def open_sync_client(
         The joined :class:`SyncClient`. Leaving the block disconnects without
         leaving the room (the server sees a dropped connection); call
         :meth:`SyncClient.leave` first to leave it.
+
+    The URL gets the room in its query (``?room=<room_id>``, see :func:`room_url`), by
+    which a proxy in front of several nodes sends the room's members to one of them. A
+    node that does not run the room closes with ``moved``: the client comes back (after
+    the ``retry_after`` it was given), on the first connection as on later ones.
 
     Raises:
         SyncRefused: the server refused ``hello`` or ``join`` (``code`` says why).

@@ -9,6 +9,7 @@ from syncplayd import __version__
 
 __all__ = [
     "FINAL_CLOSE_REASONS",
+    "MAX_RETRY_AFTER",
     "TRANSIENT_REFUSALS",
     "ClientOptions",
     "SyncClosed",
@@ -16,6 +17,7 @@ __all__ = [
     "SyncError",
     "SyncRefused",
     "backoff_delay",
+    "retry_delay",
 ]
 
 #: ``closing`` reasons after which the client never reconnects (``banned`` is also the
@@ -24,10 +26,16 @@ FINAL_CLOSE_REASONS = frozenset(
     {"room-ended", "kicked", "banned", "left", "replaced", "unauthorized"}
 )
 
-#: Refusals of a (re)join that say "not now" rather than "no": the server cannot reach
-#: its database. A reconnecting client keeps its session and tries again after the
-#: usual backoff instead of giving up (live rooms carry on during such an outage).
-TRANSIENT_REFUSALS = frozenset({"unavailable"})
+#: Refusals of a (re)join that say "not now" or "not here" rather than "no": the server
+#: cannot reach its database (``unavailable``: live rooms carry on during such an
+#: outage), or another node runs the room (a ``closing`` ``moved``: the proxy sends the
+#: next attempt there). A reconnecting client keeps its session and tries again, after
+#: the server's ``retry_after`` if it gave one, else after the usual backoff.
+TRANSIENT_REFUSALS = frozenset({"unavailable", "moved"})
+
+#: The longest ``closing.retry_after`` obeyed, seconds: a wrong hint must not park a
+#: client for hours.
+MAX_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,17 @@ def backoff_delay(failures: int, options: ClientOptions, rng: random.Random) -> 
     base = options.reconnect_initial_delay * 2.0 ** min(failures, 60)
     delay = min(options.reconnect_max_delay, base)
     return delay * (0.5 + 0.5 * rng.random())
+
+
+def retry_delay(retry_after: float, options: ClientOptions, rng: random.Random) -> float:
+    """The delay before reconnecting when the server said when (``closing.retry_after``).
+
+    The hint (capped at :data:`MAX_RETRY_AFTER`), plus a jitter of up to a tenth of it
+    (at least ``reconnect_initial_delay``): a room's members, moved together, then do
+    not all come back in the same instant.
+    """
+    hint = min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+    return hint + rng.random() * max(options.reconnect_initial_delay, hint / 10)
 
 
 class SyncError(Exception):

@@ -86,6 +86,8 @@ class ClientState:
         self._closed = False
         self._failure: SyncError | None = None
         self._last_closing: Closing | None = None
+        #: The last ``closing``'s ``retry_after``, until a reconnect waits it out.
+        self._retry_after: float | None = None
 
     # -- messages ----------------------------------------------------------------------
     def _install(self, joined: Joined) -> None:
@@ -112,6 +114,7 @@ class ClientState:
             self._resolve_ack(message.ref, None, SyncRefused(message.code, message.message))
         elif isinstance(message, Closing):
             self._last_closing = message
+            self._retry_after = message.retry_after
         self._hub.publish(message)
 
     def _resolve_ack(

@@ -546,13 +546,27 @@ CloseReason = Literal[
     "idle-timeout",
     "too-many-connections",
     "left",
+    "moved",
 ]
 """Why the server closes a connection (``docs/protocol.md`` maps each to a close code)."""
 
+#: The reasons whose ``closing`` may say when to come back (``Closing.retry_after``).
+RETRY_REASONS: frozenset[CloseReason] = frozenset({"moved", "server-restarting"})
 
-class Closing(_Server, tag="closing", frozen=True):
+
+class Closing(_Server, tag="closing", frozen=True, omit_defaults=True):
+    """The server closes the socket next, for ``reason``.
+
+    ``retry_after`` came with several nodes (a default, so that older frames still
+    decode): with ``moved`` or ``server-restarting``, the seconds to wait before
+    reconnecting (``None``: the client's usual backoff); never given with other reasons.
+    Unlike other fields, it is left out of the frame when it is ``None``: every closing
+    a single node sends stays the frame it was, byte for byte.
+    """
+
     reason: CloseReason
     message: str
+    retry_after: float | None = None
 
 
 ServerMessage = (

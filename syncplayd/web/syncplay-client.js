@@ -25,7 +25,7 @@
 /** The protocol version spoken (`hello.protocol`). */
 export const PROTOCOL_VERSION = 1;
 /** The version of this library (semver; the major version follows breaking API changes). */
-export const VERSION = "1.3.1";
+export const VERSION = "1.4.0";
 
 const MAX_POSITION = 604800; // §1.1: one week
 const MIN_RATE = 0.25;
@@ -45,6 +45,9 @@ const MAX_PENDING_CHANGES = 8;
 const MAX_PENDING_CHATS = 32;
 const HAVE_FUTURE_DATA = 3; // HTMLMediaElement.readyState: enough data to play on
 const RESUME_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const ROOM_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The longest `closing.retry_after` obeyed, seconds: a wrong hint must not park a client. */
+const MAX_RETRY_AFTER = 60;
 
 /**
  * @typedef {{state: "playing"|"paused"|"waiting", position: number, rate: number, anchor: number,
@@ -125,6 +128,27 @@ export function positionAt(playback, serverTime) {
 export function queueItem(queue, itemId) {
   if (!isQueue(queue) || typeof itemId !== "string") return null;
   return queue.items.find((item) => isObject(item) && item.id === itemId) ?? null;
+}
+
+/**
+ * `url` naming the room in its query (`?room=<id>`), the rest of the query kept (§2.5). A proxy in
+ * front of several nodes routes by it, so the id is spelled one way (lower case), replacing any
+ * `room` already there. A `roomId` that is no UUID is left out: the server's refusal of the join
+ * then says why, better than a refused upgrade (which a page cannot read) would.
+ * @param {string} url
+ * @param {string} roomId
+ * @returns {string}
+ */
+export function roomUrl(url, roomId) {
+  if (typeof url !== "string" || typeof roomId !== "string" || !ROOM_ID.test(roomId)) return url;
+  const hashAt = url.indexOf("#");
+  const fragment = hashAt === -1 ? "" : url.slice(hashAt);
+  const rest = hashAt === -1 ? url : url.slice(0, hashAt);
+  const queryAt = rest.indexOf("?");
+  const path = queryAt === -1 ? rest : rest.slice(0, queryAt);
+  const kept = queryAt === -1 ? [] : rest.slice(queryAt + 1).split("&")
+    .filter((part) => part !== "" && part.split("=", 1)[0].toLowerCase() !== "room");
+  return `${path}?${[...kept, `room=${roomId.toLowerCase()}`].join("&")}${fragment}`;
 }
 
 /**
@@ -351,6 +375,19 @@ export class Backoff {
     return delay * (0.5 + 0.5 * clamp(Number(this._random()) || 0, 0, 1));
   }
 
+  /**
+   * An attempt the server said when to make (`closing.retry_after`, §4.10): after `retryAfter`
+   * (at most 60 s) plus a jitter of up to a tenth of it (at least `initial`), so that a room's
+   * members, moved together, do not all come back in the same instant. It counts as an attempt.
+   * @param {number} retryAfter seconds
+   * @returns {number|null} seconds before the attempt; null once the attempts are used up
+   */
+  after(retryAfter) {
+    if (this.next() === null) return null;
+    const hint = clamp(isNum(retryAfter) ? retryAfter : 0, 0, MAX_RETRY_AFTER);
+    return hint + Math.max(this.initial, hint / 10) * clamp(Number(this._random()) || 0, 0, 1);
+  }
+
   /** After a success: the next delay is `initial` again. */
   reset() { this._failures = 0; }
 }
@@ -404,13 +441,14 @@ function utf8Length(text) {
  * participants {participants}; room {room, settings};
  * presence {event, member, detail} (one for each element of a `presence_batch` too);
  * chat {message}; chat_deleted {messageId, message};
- * error {code, message, ref}; closing {reason, message}; autoplayblocked {};
+ * error {code, message, ref}; closing {reason, message, retryAfter}; autoplayblocked {};
  * drift {drift, action, rate}.
  */
 export class SyncClient extends EventTarget {
   /**
    * @param {object} config
-   * @param {string} config.url ws:// or wss:// URL of /api/v1/syncplay/ws
+   * @param {string} config.url ws:// or wss:// URL of /api/v1/syncplay/ws (the room is added to its
+   *   query: `?room=<roomId>`, see roomUrl)
    * @param {string|null} [config.token] the JWT, sent as hello.token (browsers cannot set headers)
    * @param {string} config.roomId
    * @param {string|null} [config.password]
@@ -434,7 +472,7 @@ export class SyncClient extends EventTarget {
   } = /** @type {any} */ ({})) {
     super();
     const o = options ?? {};
-    this._url = url;
+    this._url = roomUrl(url, roomId);
     this._token = token;
     this._roomId = roomId;
     this._password = password;
@@ -800,7 +838,11 @@ export class SyncClient extends EventTarget {
   }
 
   _onClosing(conn, msg) {
-    conn.closing = { reason: str(msg.reason, "unknown"), message: str(msg.message, "") };
+    conn.closing = {
+      reason: str(msg.reason, "unknown"),
+      message: str(msg.message, ""),
+      retryAfter: isNum(msg.retry_after) ? msg.retry_after : null,
+    };
     this._emit("closing", conn.closing);
     this._drop(conn, "closing", conn.closing.message); // the server closes next: don't wait
   }
@@ -1394,7 +1436,10 @@ export class SyncClient extends EventTarget {
     this._failChats(new SyncError("connection-lost", "the connection dropped before the chat_ack"));
     if (this._state === "closed") return;
     const closing = conn.closing;
-    if (!this._everJoined) {
+    // "Another node runs this room": come back, even before the first join (the proxy sends
+    // the next attempt to the room's node).
+    const moved = closing?.reason === "moved";
+    if (!this._everJoined && !moved) {
       const code = conn.refusal?.code ?? closing?.reason
         ?? (cause === "timeout" ? "timeout" : "connection-failed");
       const message = conn.refusal?.message ?? closing?.message ?? detail ?? code;
@@ -1407,15 +1452,18 @@ export class SyncClient extends EventTarget {
       this._finish(reason);
       return;
     }
-    const delay = this._backoff.next();
+    const hint = closing?.retryAfter ?? null;
+    const delay = hint === null ? this._backoff.next() : this._backoff.after(hint);
     if (delay === null) {
-      this._finish("gave-up");
+      if (this._everJoined) this._finish("gave-up");
+      else this._finish("moved", new SyncError("moved", closing.message || "moved"));
       return;
     }
-    this._setState("reconnecting", reason);
+    // Before the first join the client is still connecting (connect() has not settled).
+    if (this._everJoined) this._setState("reconnecting", reason);
     this._reconnectTimer = this._after(null, delay, () => {
       this._reconnectTimer = null;
-      if (this._state === "reconnecting") this._open();
+      if (this._state === "reconnecting" || this._state === "connecting") this._open();
     });
   }
 

@@ -73,6 +73,7 @@ CLOSE_CODES = {
     "too-slow": 4004,
     "idle-timeout": 4005,
     "too-many-connections": 4006,
+    "moved": 4008,
     "unauthorized": 4401,
 }
 SILENT_TYPES = (

@@ -232,7 +232,8 @@ describe("handshake", () => {
     const connecting = h.client.connect();
     assert.equal(h.client.state, "connecting");
     assert.equal(h.sockets.length, 1);
-    assert.equal(h.ws.url, "ws://daemon.test/api/v1/syncplay/ws");
+    // The room in the URL: a proxy in front of several daemons routes by it (§2.5).
+    assert.equal(h.ws.url, `ws://daemon.test/api/v1/syncplay/ws?room=${ROOM}`);
     h.ws.open();
     assert.deepEqual(h.ws.sent.map((m) => m.type), ["ping", "hello"]);
     assert.deepEqual(h.ws.of("hello")[0], {
@@ -935,7 +936,7 @@ describe("roles, mutes, bans and room changes", () => {
     h.join();
     const message = "Ada banned you from the room for good: spoilers";
     h.ws.receive({ type: "closing", reason: "banned", message });
-    assert.deepEqual(h.of("closing"), [{ reason: "banned", message }]);
+    assert.deepEqual(h.of("closing"), [{ reason: "banned", message, retryAfter: null }]);
     assert.equal(h.client.state, "closed");
     assert.deepEqual(h.of("statechange").at(-1), { state: "closed", reason: "banned" });
     h.clock.advance(300);
@@ -1020,9 +1021,71 @@ describe("reconnecting", () => {
     h.join();
     h.ws.receive({ type: "closing", reason: "server-restarting", message: "bye" });
     assert.equal(h.client.state, "reconnecting");
-    assert.deepEqual(h.of("closing"), [{ reason: "server-restarting", message: "bye" }]);
+    assert.deepEqual(h.of("closing"), [{ reason: "server-restarting", message: "bye", retryAfter: null }]);
     h.clock.advance(1);
     assert.equal(h.sockets.length, 2);
+  });
+
+  for (const [reason, hint] of [["moved", 2], ["server-restarting", 0.5]]) {
+    test(`closing "${reason}" with retry_after: back through the same URL after the hint, resuming`, () => {
+      const h = setup(); // random () => 1: the largest jitter, max(0.1, hint / 10)
+      h.client.connect();
+      h.join({ sessionId: "S1" });
+      h.ws.receive({ type: "closing", reason, message: "elsewhere", retry_after: hint });
+      assert.deepEqual(h.of("closing"), [{ reason, message: "elsewhere", retryAfter: hint }]);
+      assert.deepEqual(h.of("statechange").at(-1), { state: "reconnecting", reason });
+      const wait = hint + Math.max(0.1, hint / 10);
+      h.clock.advance(wait - 0.01);
+      assert.equal(h.sockets.length, 1, "came back before the hint");
+      h.clock.advance(0.01);
+      assert.equal(h.sockets.length, 2);
+      assert.equal(h.sockets[1].url, h.sockets[0].url);
+      h.join({ sessionId: "S1" });
+      assert.equal(h.sockets[1].of("join")[0].resume, "S1");
+      assert.equal(h.client.state, "joined");
+      assert.equal(h.client.reconnects, 1);
+    });
+  }
+
+  test("closing moved without retry_after: the usual backoff", () => {
+    const h = setup();
+    h.client.connect();
+    h.join();
+    h.ws.receive({ type: "closing", reason: "moved", message: "elsewhere" });
+    assert.equal(h.client.state, "reconnecting");
+    h.clock.advance(0.1);
+    assert.equal(h.sockets.length, 2);
+  });
+
+  test("moved before the first joined: connect() waits for the room's node", async () => {
+    const h = setup();
+    const connecting = h.client.connect();
+    h.ws.open();
+    h.ws.receive({ type: "welcome", protocol: 1, server_time: h.serverNow(), user_id: "u", user_name: "B", is_admin: false });
+    h.ws.receive({ type: "closing", reason: "moved", message: "elsewhere", retry_after: 1 });
+    assert.equal(h.client.state, "connecting");
+    h.clock.advance(1.09);
+    assert.equal(h.sockets.length, 1);
+    h.clock.advance(0.01);
+    assert.equal(h.sockets.length, 2);
+    const joined = h.join({ sessionId: "S9" });
+    assert.deepEqual(await connecting, joined);
+    assert.equal(h.sockets[1].of("join")[0].resume, undefined, "no session yet");
+    assert.equal(h.client.reconnects, 0);
+    assert.deepEqual(h.of("statechange").map((s) => s.state), ["connecting", "joined"]);
+  });
+
+  test("moved before joined, over and over: connect() rejects with moved after the attempts", async () => {
+    const h = setup({ options: { reconnect: { attempts: 3, random: () => 1 } } });
+    const connecting = h.client.connect();
+    for (let i = 0; i < 4; i += 1) {
+      h.ws.open();
+      h.ws.receive({ type: "closing", reason: "moved", message: "nobody runs it", retry_after: 0 });
+      h.clock.advance(1);
+    }
+    await assert.rejects(connecting, (err) => err instanceof SyncError && err.code === "moved");
+    assert.equal(h.client.state, "closed");
+    assert.equal(h.sockets.length, 4);
   });
 
   for (const reason of ["left", "room-ended", "kicked", "banned", "replaced", "unauthorized", "protocol-error"]) {

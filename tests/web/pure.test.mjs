@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import {
   Backoff, ClockEstimator, DriftController, PROTOCOL_VERSION, VERSION, mediaUrl, nextPingDelay,
-  positionAt, queueItem,
+  positionAt, queueItem, roomUrl,
 } from "../../syncplayd/web/syncplay-client.js";
 
 const close = (actual, expected, eps = 1e-9) =>
@@ -381,6 +381,27 @@ describe("Backoff (§4.11)", () => {
     }
   });
 
+  test("after(retryAfter): the server's hint plus up to a tenth of it (at least initial)", () => {
+    for (const [hint, jitter] of [[0, 0.1], [0.5, 0.1], [2, 0.2], [30, 3]]) {
+      close(new Backoff({ random: () => 0 }).after(hint), hint);
+      close(new Backoff({ random: () => 1 }).after(hint), hint + jitter);
+      close(new Backoff({ random: () => 0.5 }).after(hint), hint + jitter / 2);
+    }
+    // A hint out of reason is bounded: never negative, never more than a minute (plus jitter).
+    close(new Backoff({ random: () => 0 }).after(-4), 0);
+    close(new Backoff({ random: () => 0 }).after(3600), 60);
+    close(new Backoff({ random: () => 0 }).after(NaN), 0);
+  });
+
+  test("after() counts as an attempt, and is null once they are used up", () => {
+    const b = new Backoff({ attempts: 2, random: () => 0 });
+    close(b.after(1.5), 1.5);
+    close(b.next(), 0.1); // the backoff went on doubling from where the hint left it
+    assert.equal(b.after(1.5), null);
+    b.reset();
+    close(b.after(1.5), 1.5);
+  });
+
   test("reset starts over; a broken random is clamped", () => {
     const b = new Backoff({ attempts: 2, random: () => 7 });
     close(b.next(), 0.1);
@@ -391,4 +412,19 @@ describe("Backoff (§4.11)", () => {
     const nan = new Backoff({ random: () => NaN });
     close(nan.next(), 0.05);
   });
+});
+
+describe("roomUrl (§2.5)", () => {
+  const ROOM = "0b7e9c4e-5d1a-4f3e-8a2b-1c9d8e7f6a50";
+  for (const [name, url, roomId, expected] of [
+    ["adds the room", "ws://h/api/v1/syncplay/ws", ROOM, `ws://h/api/v1/syncplay/ws?room=${ROOM}`],
+    ["keeps the rest of the query as it was", "wss://h:8/ws?v=%20&x", ROOM, `wss://h:8/ws?v=%20&x&room=${ROOM}`],
+    ["spells the id in lower case", "ws://h/ws", ROOM.toUpperCase(), `ws://h/ws?room=${ROOM}`],
+    ["replaces a room already named", "ws://h/ws?ROOM=other&v=1", ROOM, `ws://h/ws?v=1&room=${ROOM}`],
+    ["keeps a fragment last", "ws://h/ws?v=1#f", ROOM, `ws://h/ws?v=1&room=${ROOM}#f`],
+    ["leaves the URL alone for an id that is no UUID", "ws://h/ws?v=1", "not-a-room", "ws://h/ws?v=1"],
+    ["leaves the URL alone without an id", "ws://h/ws", undefined, "ws://h/ws"],
+  ]) {
+    test(name, () => assert.equal(roomUrl(url, roomId), expected));
+  }
 });

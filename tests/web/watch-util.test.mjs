@@ -28,6 +28,7 @@ import {
   tokenSwitch,
   underMediaBase,
   withMediaToken,
+  wsUrl,
 } from "../../syncplayd/web/watch/watch-util.js";
 
 const PAGE = "https://media.example/syncplay/?room=0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24";
@@ -369,5 +370,21 @@ describe("roomSummary: a public room on the landing page", () => {
   test("paused at the item's end: finished", () => {
     const ended = room({ playback: { state: "paused", position: 20 } });
     assert.equal(roomSummary(ended, { title: "Episode 1", duration: 20 }).state, "finished");
+  });
+});
+
+describe("wsUrl", () => {
+  const ROOM = "0b9f3c1e-6a51-4d7e-9c39-2f0e8d6b1a24";
+  test("the room's socket, beside the page, in the page's scheme, naming the room (§2.5)", () => {
+    assert.equal(wsUrl(ROOM, PAGE), `wss://media.example/api/v1/syncplay/ws?room=${ROOM}`);
+    assert.equal(
+      wsUrl(ROOM.toUpperCase(), "http://127.0.0.1:8750/media/syncplay/"),
+      `ws://127.0.0.1:8750/media/api/v1/syncplay/ws?room=${ROOM}`,
+    );
+  });
+
+  test("an id that is no UUID is left out: the join's refusal says what is wrong", () => {
+    assert.equal(wsUrl("nope", PAGE), "wss://media.example/api/v1/syncplay/ws");
+    assert.equal(wsUrl(undefined, PAGE), "wss://media.example/api/v1/syncplay/ws");
   });
 });

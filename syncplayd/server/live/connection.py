@@ -55,6 +55,7 @@ CLOSE_CODES: dict[str, int] = {
     "idle-timeout": 4005,
     "too-many-connections": 4006,
     "banned": 4007,
+    "moved": 4008,
     "unauthorized": 4401,
 }
 

@@ -47,11 +47,20 @@ MAX_HEAD_BYTES = 16384
 
 @dataclass(frozen=True, slots=True)
 class Upgrade:
-    """A WebSocket upgrade as read here: what ``server/http/auth.py`` reads of a request."""
+    """A WebSocket upgrade as read here: what ``server/http/auth.py`` reads of a request,
+    and its target (the route reads the query: ``?room=``)."""
 
     headers: Headers
     remote_addr: str | None
     scope: Mapping[str, Any] = field(default_factory=dict)
+    #: The request target as sent: the path and the query, if any.
+    target: str = ""
+
+    @property
+    def query_string(self) -> bytes:
+        """The query (without ``?``), as Quart's ``websocket.query_string`` gives it."""
+        _, _, query = self.target.partition("?")
+        return query.encode("latin-1", "replace")
 
 
 class WebSocketRoute(Protocol):
@@ -160,7 +169,7 @@ class FrontDoor:
         headers.add("Host", request.host)
         for name, value in request.extra_headers:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
-        upgrade = Upgrade(headers, _peer(stream.socket), self.scope)
+        upgrade = Upgrade(headers, _peer(stream.socket), self.scope, request.target)
         admitted = route.admit(upgrade)
         if admitted is None:
             return None

@@ -9,10 +9,20 @@ export function apiBase() {
   return new URL("../api/v1/syncplay/", location.href);
 }
 
-/** The WebSocket endpoint, with the page's scheme turned into ws: / wss:. */
-export function wsUrl() {
-  const url = new URL("../api/v1/syncplay/ws", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+const ROOM_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The WebSocket endpoint of a room, with the page's scheme turned into ws: / wss:. The room is
+ * in the query (`?room=<id>`, lower case): a proxy in front of several daemons sends all of a
+ * room's members to one of them by it (docs/protocol.md §2.5). An id that is no UUID is left
+ * out, so that the server's refusal of the join, not of the upgrade, says what is wrong.
+ */
+export function wsUrl(roomId, base = location.href) {
+  const url = new URL("../api/v1/syncplay/ws", base);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (typeof roomId === "string" && ROOM_ID.test(roomId)) {
+    url.searchParams.set("room", roomId.toLowerCase());
+  }
   return url.toString();
 }
 

@@ -716,7 +716,7 @@ async function join(seq, options) {
   app.roomId = roomId;
   showMessage(password ? "Checking the password…" : "Joining the room…", { home: false });
   const client = new SyncClient({
-    url: wsUrl(),
+    url: wsUrl(roomId),
     token: token || undefined,
     roomId,
     password: password || undefined,
@@ -839,7 +839,10 @@ function onStateChange({ state, reason }, client) {
   renderConnState(state);
   setControlsEnabled(state === "joined");
   if (state === "joined") saveSession(client);
-  if (state === "reconnecting" && app.joined) toast("Connection lost. Reconnecting…");
+  if (state === "reconnecting" && app.joined) {
+    // A room moved to another server is routine (a server joined or left): no alarm.
+    toast(reason === "moved" ? "Reconnecting to the room…" : "Connection lost. Reconnecting…");
+  }
   if (state === "closed" && app.joined && !app.leaving) showEnded(reason || (app.closing && app.closing.reason));
 }
 
