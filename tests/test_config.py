@@ -168,6 +168,9 @@ DEFAULTS: list[tuple[str, object]] = [
     ("syncplay_bridge.tls_private_key", None),
     ("syncplay_bridge.max_connections", 1000),
     ("syncplay_bridge.motd", ""),
+    ("cluster.enabled", False),
+    ("cluster.node_id", None),
+    ("cluster.url", None),
 ]
 
 
@@ -337,6 +340,9 @@ EXPECTED_ENV_NAMES = {
     "syncplay_bridge.tls_private_key": "SYNCPLAY_BRIDGE_TLS_PRIVATE_KEY",
     "syncplay_bridge.max_connections": "SYNCPLAY_BRIDGE_MAX_CONNECTIONS",
     "syncplay_bridge.motd": "SYNCPLAY_BRIDGE_MOTD",
+    "cluster.enabled": "SYNCPLAY_CLUSTER_ENABLED",
+    "cluster.node_id": "SYNCPLAY_CLUSTER_NODE_ID",
+    "cluster.url": "SYNCPLAY_CLUSTER_URL",
 }
 
 
@@ -533,6 +539,9 @@ SAMPLES: dict[str, tuple[str, SettingValue]] = {
     "syncplay_bridge.tls_private_key": ("/etc/tls/key.pem", Path("/etc/tls/key.pem")),
     "syncplay_bridge.max_connections": ("50", 50),
     "syncplay_bridge.motd": ("Welcome", "Welcome"),
+    "cluster.enabled": ("true", True),
+    "cluster.node_id": ("node-1", "node-1"),
+    "cluster.url": ("http://10.0.0.11:8750/", "http://10.0.0.11:8750"),
 }
 SECRET_FILES = {"/run/secret": GOOD_SECRET + "\n"}
 
@@ -546,14 +555,16 @@ PARTNERS = {
     "syncplay_bridge.tls_certificate": "syncplay_bridge.tls_private_key",
     "syncplay_bridge.tls_private_key": "syncplay_bridge.tls_certificate",
 }
+#: Keys whose sample needs another key set (multi-node mode needs PostgreSQL).
+NEEDS = PARTNERS | {"cluster.enabled": "database.url"}
 
 
 @pytest.mark.parametrize("key", list(SAMPLES))
 def test_every_env_name_sets_its_key(key: str) -> None:
     text, expected = SAMPLES[key]
     environ = {ENV_NAMES[key]: text}
-    if key in PARTNERS:
-        environ[ENV_NAMES[PARTNERS[key]]] = SAMPLES[PARTNERS[key]][0]
+    if key in NEEDS:
+        environ[ENV_NAMES[NEEDS[key]]] = SAMPLES[NEEDS[key]][0]
     settings_ = load(environ=environ, files=SECRET_FILES)
     assert get(settings_, key) == expected
 
@@ -562,9 +573,28 @@ def test_every_env_name_sets_its_key(key: str) -> None:
 def test_every_key_can_be_overridden(key: str) -> None:
     text, expected = SAMPLES[key]
     overrides = {key: text}
-    if key in PARTNERS:
-        overrides[PARTNERS[key]] = SAMPLES[PARTNERS[key]][0]
+    if key in NEEDS:
+        overrides[NEEDS[key]] = SAMPLES[NEEDS[key]][0]
     assert get(load(overrides=overrides, files=SECRET_FILES), key) == expected
+
+
+def test_multi_node_mode_needs_postgresql() -> None:
+    with pytest.raises(ConfigError, match=r"'cluster\.enabled'.*needs PostgreSQL"):
+        load(overrides={"cluster.enabled": "true"}, files=SECRET_FILES)
+    assert load(
+        overrides={"cluster.enabled": "true", "database.url": SAMPLES["database.url"][0]},
+        files=SECRET_FILES,
+    ).cluster.enabled
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("cluster.node_id", "node 1"), ("cluster.node_id", "x" * 65), ("cluster.url", "ftp://h"),
+     ("cluster.url", "http://h:1/path"), ("cluster.url", "http://user@h:1")],
+)  # fmt: skip
+def test_bad_node_settings_are_refused(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load(overrides={key: value}, files=SECRET_FILES)
 
 
 @pytest.mark.parametrize(("key", "partner"), list(PARTNERS.items()))
@@ -1142,6 +1172,8 @@ def test_example_file_documents_every_key_with_its_env_name() -> None:
         "syncplay_bridge.listen",
         "syncplay_bridge.tls_certificate",
         "syncplay_bridge.tls_private_key",
+        "cluster.node_id",
+        "cluster.url",
     }
 
 
@@ -1286,7 +1318,7 @@ def test_property_valid_values_round_trip(keys: set[str]) -> None:
     """Any combination of valid values loads, and its unmasked dump loads back to the same."""
     keys.discard("auth.jwt_secret_file")  # its value would be dumped beside it
     keys.discard("proxy.secret_file")
-    keys |= {PARTNERS[key] for key in keys if key in PARTNERS}
+    keys |= {NEEDS[key] for key in keys if key in NEEDS}
     settings_ = load(overrides={key: SAMPLES[key][0] for key in keys})
     for key in keys:
         assert get(settings_, key) == SAMPLES[key][1]

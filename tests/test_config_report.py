@@ -171,8 +171,8 @@ def test_secret_file_problems_come_with_the_others() -> None:
         (
             "enabled: true\n",
             "enabled",
-            "did you mean one of 'metrics.enabled', 'web.enabled', 'syncplay.enabled' or"
-            " 'syncplay.chat.enabled'?",
+            "did you mean one of 'metrics.enabled', 'web.enabled', 'syncplay.enabled',"
+            " 'cluster.enabled' or 'syncplay.chat.enabled'?",
         ),
         # a dotted key written flat
         (

@@ -366,6 +366,16 @@ def _check_together(merged: _Layer, report: _Report) -> None:
             report.add(ConfigProblem(message, missing, given.env))
 
 
+def _check_cluster(merged: _Layer, report: _Report) -> None:
+    enabled, url = ("cluster", "enabled"), ("database", "url")
+    if report.tainted(enabled, url):
+        return
+    entry = merged[enabled]
+    if entry.value is True and str(merged[url].value).startswith(SQLITE_PREFIX):
+        message = "multi-node mode needs PostgreSQL (database.url is an SQLite file)"
+        report.add(ConfigProblem(message, enabled, entry.env))
+
+
 _S = TypeVar("_S", bound=Section)
 
 
@@ -407,6 +417,7 @@ def _load(
     _resolve_secret_files(merged, read_file, report)
     _check_greater_than(merged, report)
     _check_together(merged, report)
+    _check_cluster(merged, report)
     if report.problems:
         raise ConfigError.of(report.problems)
     return _build(Settings, (), merged)

@@ -24,6 +24,8 @@ from ._values import (
     check_listen,
     check_media_url_template,
     check_network,
+    check_node_id,
+    check_node_url,
     check_origin,
     mask_url,
     parse_listen,
@@ -733,6 +735,35 @@ class SyncplayBridgeSettings(Section):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class ClusterSettings(Section):
+    """Several daemons (nodes) serving one deployment on one PostgreSQL database."""
+
+    enabled: bool = _setting(
+        False,
+        "SYNCPLAY_CLUSTER_ENABLED",
+        "Run as one node of several on the same PostgreSQL database: each live room runs on"
+        " one node, clients are routed by the room in the WebSocket URL (needs PostgreSQL;"
+        " see docs/deployment.md, Several nodes).",
+    )
+    node_id: str | None = _setting(
+        None,
+        "SYNCPLAY_CLUSTER_NODE_ID",
+        "This node's name, unique among the nodes (letters, digits, '.', '_', ':', '-');"
+        " null: the host name and the listening port.",
+        check=check_node_id,
+        example="node-1",
+    )
+    url: str | None = _setting(
+        None,
+        "SYNCPLAY_CLUSTER_URL",
+        "How the other nodes and operators reach this node's HTTP port (http://HOST:PORT);"
+        " null: from server.listen.",
+        check=check_node_url,
+        example='"http://10.0.0.11:8750"',
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Settings(Section):
     """The whole configuration: build it with ``load_settings``.
 
@@ -751,6 +782,7 @@ class Settings(Section):
     web: WebSettings = field(default_factory=WebSettings)
     syncplay: SyncplaySettings = field(default_factory=SyncplaySettings)
     syncplay_bridge: SyncplayBridgeSettings = field(default_factory=SyncplayBridgeSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def admin_socket_path(self) -> Path:
         """``admin.socket``, or ``<state_dir>/admin.sock`` when it is not set."""

@@ -385,3 +385,31 @@ def check_media_url_template(template: str) -> str:
     if re.search(r"[{}]", _BRACED.sub("", template)):
         raise Invalid(f"a brace outside a placeholder in {describe(template)}: braces mark {known}")
     return template
+
+
+_NODE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def check_node_id(value: str) -> str:
+    """A node's name: 1 to 64 letters, digits, '.', '_', ':' or '-' (it goes into logs,
+    ``syncplayctl status`` tables and the database)."""
+    if _NODE_ID.fullmatch(value) is None:
+        raise Invalid(
+            f"expected 1 to 64 letters, digits, '.', '_', ':' or '-', got {describe(value)}"
+        )
+    return value
+
+
+def check_node_url(value: str) -> str:
+    """How others reach a node: ``http(s)://HOST[:PORT]``, no path, query or credentials."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise Invalid(f"expected http://HOST:PORT (no path), got {describe(value)}")
+    return value.rstrip("/")
