@@ -19,7 +19,15 @@ from syncplayd.core.codes import normalize_code
 from syncplayd.identity import Principal
 from syncplayd.service.errors import forbidden, not_found
 from syncplayd.storage.base import Repository
-from syncplayd.storage.records import ChatMessage, Event, Invitation, Room, RoomFilters
+from syncplayd.storage.records import (
+    ChatMessage,
+    Event,
+    Invitation,
+    NodeRecord,
+    Room,
+    RoomFilters,
+    RoomOwner,
+)
 
 #: The longest invitation code looked up; longer input cannot be a code.
 MAX_CODE_LENGTH = 64
@@ -34,6 +42,10 @@ class AdminQueries:
     async def ping_database(self) -> None:
         """Raises ``StorageUnavailable`` when the database does not answer."""
         await self._repo.ping()
+
+    async def cluster_nodes(self) -> tuple[list[NodeRecord], list[RoomOwner]]:
+        """The registered nodes and which rooms each runs (multi-node mode)."""
+        return await self._repo.list_nodes(), await self._repo.room_owners()
 
     async def list_rooms(
         self, principal: Principal, filters: RoomFilters, limit: int, offset: int

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from syncplayd.cli.ctl.context import CtlContext, pass_ctl
-from syncplayd.cli.output import fields, when
+from syncplayd.cli.output import fields, table, when
 
 
 @click.command()
@@ -36,6 +36,28 @@ def _print_status(data: dict[str, Any]) -> None:
             ]
         )
     )
+    cluster = data.get("cluster")
+    if cluster is not None:
+        _print_cluster(cluster)
+
+
+def _print_cluster(cluster: dict[str, Any]) -> None:
+    """Multi-node mode: the nodes, which one answered, and the rooms each runs."""
+    click.echo(f"\nnodes (this is {cluster['node_id']}):")
+    if cluster["nodes"] is None:
+        click.echo(f"  unknown: {cluster['error']}")
+        return
+    rows = [
+        (
+            node["node_id"],
+            node["url"],
+            "alive" if node["alive"] else f"silent since {when(node['heartbeat_at'])}",
+            str(len(node["rooms"])),
+            ", ".join(node["rooms"][:3]) + (" …" if len(node["rooms"]) > 3 else ""),
+        )
+        for node in cluster["nodes"]
+    ]
+    click.echo(table(("NODE", "URL", "STATE", "ROOMS", "ROOM IDS"), rows))
 
 
 def _duration(seconds: float) -> str:

@@ -52,7 +52,8 @@ from syncplayd.server.http.requests import (
     query_text,
     read_body,
 )
-from syncplayd.server.http.state import app_state
+from syncplayd.server.http.state import AppState, app_state
+from syncplayd.server.live.cluster import NODE_STALE_SECONDS
 from syncplayd.server.live.live_room import LiveOverview
 from syncplayd.server.process.admin_socket import SOCKET_SCOPE_KEY
 from syncplayd.service.errors import invalid
@@ -257,8 +258,41 @@ async def status() -> Response:
         "connected_users": supervisor.user_connections.users if supervisor else 0,
         "database": database,
         "via": "unix-socket" if via_socket() else "http",
+        "cluster": None,
     }
+    cluster = supervisor.cluster if supervisor else None
+    if cluster is not None and supervisor is not None:
+        body["cluster"] = await _cluster_status(state, cluster.node_id)
+        body["cluster"]["live_here"] = sorted(str(room) for room in supervisor.live_room_ids())
     return json_response(body)
+
+
+async def _cluster_status(state: AppState, node_id: str) -> dict[str, Any]:
+    """Multi-node mode: every registered node, alive or not, and the rooms it runs."""
+    try:
+        nodes, owners = await state.service.admin.cluster_nodes()
+    except StorageUnavailable as exc:
+        return {"node_id": node_id, "nodes": None, "error": str(exc)}
+    rooms: dict[str, list[str]] = {}
+    for owner in owners:
+        rooms.setdefault(owner.node_id, []).append(str(owner.room_id))
+    cutoff = time.time() - NODE_STALE_SECONDS
+    return {
+        "node_id": node_id,
+        "nodes": [
+            {
+                "node_id": node.node_id,
+                "url": node.url,
+                "pid": node.pid,
+                "started_at": payloads.timestamp(node.started_at),
+                "heartbeat_at": payloads.timestamp(node.heartbeat_at),
+                "alive": node.heartbeat_at.timestamp() >= cutoff,
+                "rooms": sorted(rooms.get(node.node_id, [])),
+            }
+            for node in sorted(nodes, key=lambda n: n.node_id)
+        ],
+        "error": None,
+    }
 
 
 def _ms(since: float) -> float:

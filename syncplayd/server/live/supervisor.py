@@ -29,6 +29,7 @@ from syncplayd.core import protocol
 from syncplayd.core.queue import Queue
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
+from syncplayd.server.live.cluster import Cluster
 from syncplayd.server.live.live_room import LiveOverview, LiveRoom, RoomDeps
 from syncplayd.server.live.messages import chat_entry
 from syncplayd.server.live.persister import Persister
@@ -54,6 +55,7 @@ class RoomSupervisor:
         persister: Persister,
         clock: ServerClock,
         metrics: Metrics | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self._deps = RoomDeps(
             settings, service, persister, clock, self.membership_changed, metrics or Metrics()
@@ -64,6 +66,8 @@ class RoomSupervisor:
         self.user_connections = UserConnections()
         self._joins = _join_budget(settings)
         self.shutting_down = False
+        #: Multi-node mode: rooms are owned through it (``None``: the only node).
+        self.cluster = cluster
 
     @property
     def live_rooms(self) -> int:
@@ -84,10 +88,15 @@ class RoomSupervisor:
         live = self._rooms.get(room_id)
         return live if live is not None and not live.ended else None
 
-    async def live_room(self, room: Room, queue: Queue) -> LiveRoom:
+    async def live_room(self, room: Room, queue: Queue, *, ask_handover: bool = True) -> LiveRoom:
         """The live room for ``room``, started if it is not live yet (from ``room`` and
         its ``queue`` as read by the join; a live room keeps its own, which the service
-        keeps up to date)."""
+        keeps up to date).
+
+        Raises:
+            RoomElsewhere: multi-node mode, and another node runs the room (it was asked
+                to hand it over, unless ``ask_handover`` is false).
+        """
         live = self._rooms.get(room.id)
         if live is not None and not live.ended:
             return live
@@ -96,8 +105,16 @@ class RoomSupervisor:
         async with lock:
             live = self._rooms.get(room.id)
             if live is None or live.ended:
+                if self.cluster is not None:
+                    await self.cluster.acquire(room.id, ask=ask_handover)
                 live = LiveRoom(room, queue, self._deps)
-                await self._nursery.start(self._run_room, live)
+                try:
+                    await self._nursery.start(self._run_room, live)
+                except BaseException:
+                    if self.cluster is not None and room.id not in self._rooms:
+                        with trio.CancelScope(shield=True):
+                            await self.cluster.release(room.id)
+                    raise
         return live
 
     async def _run_room(self, live: LiveRoom, *, task_status: trio.TaskStatus[None]) -> None:
@@ -112,6 +129,12 @@ class RoomSupervisor:
             if self._rooms.get(live.room_id) is live:
                 del self._rooms[live.room_id]
                 self._opening.pop(live.room_id, None)
+            if self.cluster is not None:
+                # What the room changed goes to the database before the next node may
+                # load it from there.
+                with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                    await self._deps.persister.flush()
+                    await self.cluster.release(live.room_id)
 
     async def _reap_idle_rooms(self) -> None:
         while True:
@@ -127,6 +150,27 @@ class RoomSupervisor:
         async with trio.open_nursery() as nursery:
             for live in list(self._rooms.values()):
                 nursery.start_soon(live.end, reason, message)
+
+    def live_room_ids(self) -> list[UUID]:
+        """The rooms live on this node now."""
+        return [room_id for room_id, live in self._rooms.items() if not live.ended]
+
+    # -- multi-node (cluster.LocalRooms) ------------------------------------------------
+    def is_live_here(self, room_id: UUID) -> bool:
+        return self.get_live(room_id) is not None
+
+    async def hand_over(self, room_id: UUID) -> None:
+        """Another node was asked for the room: send its members there (through the proxy)."""
+        live = self.get_live(room_id)
+        if live is not None:
+            await live.end("moved", "the room moves to another server; reconnecting")
+
+    async def drop_all(self) -> None:
+        """This node may have lost its rooms (its database link failed): close them all."""
+        message = "the server lost its database link; reconnect in a moment"
+        async with trio.open_nursery() as nursery:
+            for live in list(self._rooms.values()):
+                nursery.start_soon(live.end, "server-restarting", message)
 
     def reconfigure(self, settings: Settings) -> None:
         """New settings (SIGHUP) for rooms opened from now on and for the live ones."""
@@ -155,7 +199,9 @@ class RoomSupervisor:
     def is_busy(self, room_id: UUID) -> bool:
         """Whether anyone is connected to the room right now."""
         live = self._rooms.get(room_id)
-        return live is not None and live.connection_count > 0
+        if live is not None and live.connection_count > 0:
+            return True
+        return self.cluster is not None and self.cluster.owned_elsewhere(room_id)
 
     def connection_count(self, room_id: UUID) -> int:
         live = self.get_live(room_id)

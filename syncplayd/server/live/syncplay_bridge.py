@@ -36,6 +36,7 @@ from syncplayd.core.syncplay import wire
 from syncplayd.core.syncplay.session import BridgeSession, Limits
 from syncplayd.identity import Principal
 from syncplayd.server.http.state import AppState
+from syncplayd.server.live.cluster import RoomElsewhere
 from syncplayd.server.live.connection import Connection
 from syncplayd.server.live.messages import chat_entry
 from syncplayd.server.live.syncplay_link import SyncplayLink
@@ -198,6 +199,10 @@ class Client:
                 await self._refuse(str(exc))
                 return None
 
+    async def _leave_quietly(self, principal: Principal, room_id: uuid.UUID) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+            await _leave(self._state, principal, room_id)
+
     async def _start_tls(self, body: object) -> None:
         asked = isinstance(body, dict) and body.get("startTLS") == "send"
         context = self._bridge._tls
@@ -237,9 +242,19 @@ class Client:
             live = supervisor.running(room_id)
             if live is None:
                 queue = await service.queue.get(principal, room_id)
-                live = await supervisor.live_room(room, queue)
+                # A Syncplay client cannot be sent to another node (its room is not in
+                # anything a proxy could route by): it never asks for a handover.
+                live = await supervisor.live_room(room, queue, ask_handover=False)
         except ServiceError as exc:
             await self._refuse(_refusal_text(exc))
+            return
+        except RoomElsewhere as exc:
+            await self._leave_quietly(principal, room_id)
+            where = f" ({exc.owner})" if exc.owner else ""
+            await self._refuse(
+                f"This room is live on another server node{where}: connect Syncplay to that"
+                " node's Syncplay port, or join when the room is not live."
+            )
             return
         except StorageError as exc:
             log.warning("syncplay join of %s failed: database unavailable: %s", hello.room, exc)

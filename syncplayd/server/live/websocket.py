@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from math import ceil
@@ -39,6 +40,7 @@ from syncplayd.server.http.auth import (
 )
 from syncplayd.server.http.problems import problem
 from syncplayd.server.http.state import AppState
+from syncplayd.server.live.cluster import RoomElsewhere
 from syncplayd.server.live.connection import (
     CLOSE_CODES,
     CLOSE_GRACE_SECONDS,
@@ -84,6 +86,36 @@ class Refusal:
     detail: str
 
 
+#: A room id as the REST API shows it: a UUID, lower-case, with hyphens.
+_ROOM_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def room_in_url(query_string: bytes) -> UUID | Refusal | None:
+    """The room the URL names (``?room=<id>``), ``None`` if it names none, or why not.
+
+    A multi-node deployment's nginx sends a room's members to one node by hashing this
+    parameter (``hash $arg_room consistent``) as nginx reads it: the name in any case,
+    the value not percent-decoded, the first one if there are several. It is judged here
+    the same way, and only one spelling of an id is taken, the canonical one: two
+    spellings of one room would send its members to two nodes. A second ``room`` is
+    refused rather than guessed at.
+    """
+    values = [
+        value
+        for name, _, value in (part.partition(b"=") for part in query_string.split(b"&"))
+        if name.lower() == b"room"
+    ]
+    if not values:
+        return None
+    if len(values) > 1:
+        return Refusal(400, "bad-request", "the URL names more than one room")
+    if _ROOM_ID.fullmatch(values[0]) is None:
+        return Refusal(
+            400, "bad-request", "room must be a room id (a UUID, lower-case, with hyphens)"
+        )
+    return UUID(values[0].decode("ascii"))
+
+
 def admission(state: AppState, incoming: Incoming) -> Principal | Refusal | None:
     """Whether to accept the upgrade ``incoming``: the proxy's user (or ``None``), or why not.
 
@@ -105,6 +137,20 @@ def admission(state: AppState, incoming: Incoming) -> Principal | Refusal | None
         return Refusal(401, "unauthorized", str(exc))
 
 
+def admit(
+    state: AppState, incoming: Incoming, query_string: bytes
+) -> tuple[Principal | None, UUID | None] | Refusal:
+    """:func:`admission`, then the room in the URL: the user the proxy vouches for (or
+    ``None``) and the room the URL names (or ``None``), or why the upgrade is refused."""
+    vouched = admission(state, incoming)
+    if isinstance(vouched, Refusal):
+        return vouched
+    room = room_in_url(query_string)
+    if isinstance(room, Refusal):
+        return room
+    return vouched, room
+
+
 async def websocket_endpoint() -> Response | None:
     """The Quart websocket route (registered on the API blueprint).
 
@@ -112,15 +158,16 @@ async def websocket_endpoint() -> Response | None:
     kept-alive HTTP connection, and those it refuses (answered here).
     """
     state: AppState = current_app.extensions["syncplayd"]
-    admitted = admission(state, websocket)
+    admitted = admit(state, websocket, websocket.query_string)
     if isinstance(admitted, Refusal):
         return problem(admitted.status, admitted.code, admitted.detail)
+    vouched, room_hint = admitted
     # The proxied object itself: the room's tasks use it outside this request context.
     ws: WebSocketLike = QuartSocket(cast("Any", websocket)._get_current_object())
     await websocket.accept()
     address = request_address(state, websocket)
     authorization = websocket.headers.get("Authorization")
-    handshake = Handshake(state, ws, authorization, admitted, address=address)
+    handshake = Handshake(state, ws, authorization, vouched, address=address, room_hint=room_hint)
     await _without_cancelled_groups(handshake.run())
     return None
 
@@ -158,12 +205,13 @@ class DirectRoute:
             return None  # Quart answers 421
         if self._flushes is None:
             return None  # not running: Quart's path serves it
-        vouched = admission(state, upgrade)
-        if isinstance(vouched, Refusal):
+        admitted = admit(state, upgrade, upgrade.query_string)
+        if isinstance(admitted, Refusal):
             return None
+        vouched, room_hint = admitted
         # What serving needs, read now: the request's headers are not kept.
         authorization = upgrade.headers.get("Authorization")
-        return Admitted(vouched, request_address(state, upgrade), authorization)
+        return Admitted(vouched, request_address(state, upgrade), authorization, room_hint)
 
     async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> None:
         assert isinstance(admitted, Admitted)  # noqa: S101 - what admit returned
@@ -180,7 +228,12 @@ class DirectRoute:
         self._sockets.add(socket)
         try:
             handshake = Handshake(
-                state, socket, admitted.authorization, admitted.vouched, address=admitted.address
+                state,
+                socket,
+                admitted.authorization,
+                admitted.vouched,
+                address=admitted.address,
+                room_hint=admitted.room_hint,
             )
             del admitted
             await handshake.run()
@@ -204,11 +257,12 @@ class DirectRoute:
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """An upgrade the front door serves: the proxy's user if it vouched for one, the
-    client's address and the ``Authorization`` header."""
+    client's address, the ``Authorization`` header and the room the URL names."""
 
     vouched: Principal | None
     address: str | None
     authorization: str | None
+    room_hint: UUID | None = None
 
 
 async def _without_cancelled_groups(work: Awaitable[None]) -> None:
@@ -275,12 +329,15 @@ class Handshake:
         vouched: Principal | None = None,
         *,
         address: str | None = None,
+        room_hint: UUID | None = None,
     ) -> None:
         self._state = state
         self._ws = ws
         self._authorization = authorization
         self._vouched = vouched
         self._address = address  # the peer, for the failed-attempt budget of joins
+        # The room the URL named (``?room=``), by which a proxy chose this node.
+        self._room_hint = room_hint
         self._clock = state.clock
         # The live room's frame budget (live_room.py), from the first frame on: a
         # client must not get unlimited work (token checks, joins) before it joins.
@@ -306,8 +363,12 @@ class Handshake:
     async def _send(self, message: protocol.ServerMessage) -> None:
         await self._ws.send(protocol.encode(message))
 
-    async def _close(self, reason: protocol.CloseReason, message: str) -> None:
-        await self._send(protocol.Closing(reason=reason, message=message))
+    async def _close(
+        self, reason: protocol.CloseReason, message: str, *, retry_after: float | None = None
+    ) -> None:
+        if retry_after is not None and reason not in protocol.RETRY_REASONS:
+            raise ValueError(f"a {reason!r} closing says no time to come back")
+        await self._send(protocol.Closing(reason=reason, message=message, retry_after=retry_after))
         await self._ws.close(CLOSE_CODES[reason], reason)
 
     async def _error(self, code: str, message: str) -> None:
@@ -398,6 +459,11 @@ class Handshake:
             except ValueError:
                 await self._error("bad-message", "room_id must be a UUID")
                 continue
+            if self._room_hint is not None and room_id != self._room_hint:
+                # The proxy chose this node by the URL's room: a join of another room
+                # would run it where its members are not sent.
+                await self._error("bad-message", "the join names another room than the URL")
+                continue
             wait = supervisor.join_wait(principal.user_id)
             if wait > 0:
                 await self._error("rate-limited", f"too many joins; retry in {ceil(wait)} s")
@@ -453,6 +519,11 @@ class Handshake:
             log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
             await self._error("unavailable", "the database is unavailable; retry")
             return False
+        except RoomElsewhere as exc:
+            # Multi-node mode: another node runs the room and was asked to hand it over;
+            # the client comes back through the proxy, which sends it here again.
+            await self._close("moved", str(exc), retry_after=exc.retry_after)
+            return True
         connection = self._connection(principal)
         # The history is sent once, in ``joined``; the connection may last for hours,
         # and this frame with it: keep none of it (``attach`` empties ``recent``).

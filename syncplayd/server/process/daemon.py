@@ -24,6 +24,7 @@ from syncplayd.identity import load_or_create_secret
 from syncplayd.logs import register_secret
 from syncplayd.server.http.app import create_app
 from syncplayd.server.http.state import AppState
+from syncplayd.server.live.cluster import Cluster, ClusterRooms, node_identity
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
 from syncplayd.server.live.syncplay_bridge import SyncplayBridge
@@ -42,6 +43,7 @@ from syncplayd.server.process.reload import reload
 from syncplayd.server.process.sdnotify import Notifier, run_watchdog
 from syncplayd.service import RoomService
 from syncplayd.storage import TimedRepository, open_repository
+from syncplayd.storage.cluster import ClusterLink
 
 log = logging.getLogger("syncplayd")
 
@@ -207,6 +209,17 @@ async def run(
         # plain error. The HTTP address first: a daemon started twice by mistake
         # is told so (rather than about its admin socket).
         http_sockets = await trio.to_thread.run_sync(bind_http, settings)
+        cluster = None
+        if settings.cluster.enabled:
+            try:
+                cluster = await _join_cluster(settings, repo, clock, http_sockets)
+            except BaseException:
+                for sock in http_sockets:
+                    sock.close()
+                raise
+            supervisor.cluster = cluster
+            cluster.attach(supervisor)
+            service.live = ClusterRooms(supervisor, cluster)
         admin_path = settings.admin_socket_path()
         proxy_path = settings.proxy.socket
         bound: list[socket.socket] = list(http_sockets)
@@ -252,6 +265,8 @@ async def run(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_handle_signals, stop, on_reload)
             await nursery.start(persister.run)
+            if cluster is not None:
+                await nursery.start(cluster.run)
             await nursery.start(supervisor.run)
             maintenance = Maintenance(
                 repo,
@@ -328,6 +343,8 @@ async def run(
                 # (close code 1012) first, then stop accepting and finish requests.
                 with trio.move_on_after(GRACEFUL_TIMEOUT_SECONDS):
                     await supervisor.shutdown("server-restarting")
+                if cluster is not None:
+                    await cluster.leave()
                 stop_http.set()
                 http.cancel_scope.deadline = monotonic() + GRACEFUL_TIMEOUT_SECONDS
             # The persister flushes what is still pending as it is cancelled.
@@ -336,6 +353,27 @@ async def run(
         with trio.CancelScope(shield=True):
             await repo.aclose()
         log.info("stopped")
+
+
+async def _join_cluster(
+    settings: Settings, repo: TimedRepository, clock: ServerClock, http: list[socket.socket]
+) -> Cluster:
+    """Multi-node mode: this node's identity and its own database link for room locks.
+
+    Raises:
+        StartupError: the link cannot be opened (``database.url``).
+    """
+    host, port = http[0].getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    identity = node_identity(
+        settings.cluster.node_id, settings.cluster.url, f"http://{shown}:{port}"
+    )
+    try:
+        link = await ClusterLink.open(settings.database.url)
+    except Exception as exc:
+        raise StartupError("database.url", mask_url(settings.database.url), exc) from exc
+    log.info("multi-node mode: this is node %s (%s)", identity.node_id, identity.url)
+    return Cluster(repo, settings.database.url, identity, clock, link)
 
 
 async def _handle_signals(stop: trio.Event, on_reload: Callable[[], Awaitable[None]]) -> None:
