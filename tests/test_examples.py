@@ -26,6 +26,9 @@ from tests.daemon_process import DaemonProcess, run_daemon
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 README = ROOT / "README.md"
+DEPLOYMENT = ROOT / "docs" / "deployment.md"
+# The multi-node nginx configuration: tests/e2e/test_nginx_cluster.py runs the file.
+NGINX_CLUSTER = ROOT / "docs" / "examples" / "nginx-cluster.conf"
 # The README's two users.
 ADA = "6f1c0a52-3c41-4f0e-9b1a-0d6f2a1b7c11"
 BOB = "2b9e7d14-8a55-4c1f-a3e0-5c7b9d2f4e86"
@@ -133,3 +136,13 @@ def test_the_readme_points_at_every_example() -> None:
     readme = README.read_text(encoding="utf-8")
     for example in sorted(EXAMPLES.iterdir()):
         assert f"examples/{example.name}" in readme, example.name
+
+
+def test_the_guide_shows_the_tested_cluster_nginx_configuration() -> None:
+    """The operator copies the guide's block; the tests run the file: they must be one text."""
+    guide = DEPLOYMENT.read_text(encoding="utf-8")
+    marker = "<!-- docs/examples/nginx-cluster.conf, shown unchanged"
+    assert guide.count(marker) == 1
+    block = re.compile(r"```nginx\n(.*?)```", re.S).search(guide, guide.index(marker))
+    assert block is not None, f"no nginx block after the marker in {DEPLOYMENT}"
+    assert block[1] == NGINX_CLUSTER.read_text(encoding="utf-8")
