@@ -22,7 +22,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 FRAME = """
 daemon off;
-master_process off;
+master_process {master};
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -36,6 +36,11 @@ http {{
 {http}
 }}
 """
+
+
+def frame(folder: Path, http: str, *, master: bool = False) -> str:
+    """The whole nginx.conf around an http block's content."""
+    return FRAME.format(tmp=folder, http=http, master="on" if master else "off")
 
 
 def require_nginx() -> None:
@@ -54,15 +59,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_nginx(folder: Path, http: Callable[[int], str]) -> Iterator[str]:
+def run_nginx(folder: Path, http: Callable[[int], str], *, master: bool = False) -> Iterator[str]:
     """Run nginx with ``http(port)`` in its http block; yields ``http://127.0.0.1:PORT``.
 
     nginx writes its files (and its error log) into ``folder``; an ``[emerg]`` in the
-    log fails the test.
+    log fails the test. ``master``: a master process and a worker, as in production, so
+    that ``SIGHUP`` to the pid in ``folder/nginx.pid`` reloads the configuration
+    (:func:`frame` writes a new one).
     """
     port = free_port()
     conf = folder / "nginx.conf"
-    conf.write_text(FRAME.format(tmp=folder, http=http(port)))
+    conf.write_text(frame(folder, http(port), master=master))
     nginx = subprocess.Popen(
         [NGINX, "-c", str(conf)],
         stdin=subprocess.DEVNULL,

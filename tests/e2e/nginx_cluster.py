@@ -61,9 +61,13 @@ def cluster_http_block(port: int, upstreams: Sequence[str]) -> str:
 
 
 @contextmanager
-def run_nginx_cluster(folder: Path, upstreams: Sequence[str]) -> Iterator[str]:
-    """nginx with the example's configuration in front of ``upstreams``; yields its base URL."""
-    with run_nginx(folder, lambda port: cluster_http_block(port, upstreams)) as base:
+def run_nginx_cluster(
+    folder: Path, upstreams: Sequence[str], *, master: bool = False
+) -> Iterator[str]:
+    """nginx with the example's configuration in front of ``upstreams``; yields its base URL.
+
+    ``master``: reloadable (see ``run_nginx``)."""
+    with run_nginx(folder, lambda port: cluster_http_block(port, upstreams), master=master) as base:
         yield base
 
 

@@ -61,6 +61,13 @@ HANDBACK_AFTER_SECONDS: Final = 2 * HEARTBEAT_SECONDS
 #: down for a moment) is handed back again after this long, at most HANDBACK_TRIES times.
 HANDBACK_RETRY_SECONDS: Final = 5.0
 HANDBACK_TRIES: Final = 3
+#: After a node joins, rooms that stand paused are sent through the proxy again for this
+#: long (a playing room is not interrupted to be moved; it moves at its next pause).
+REBALANCE_WINDOW_SECONDS: Final = 600.0
+REBALANCE_SECOND_PASS_SECONDS: Final = 60.0
+STARTUP_GRACE_SECONDS: Final = 10.0
+#: Rooms moved per heartbeat while rebalancing (members reconnect in waves, not all at once).
+REBALANCE_BATCH: Final = 50
 #: What a member sent elsewhere is told: come back in about this long.
 RETRY_AFTER_SECONDS: Final = 1.0
 #: Notifications waiting to be sent; more are dropped (and logged): a node that cannot
@@ -82,6 +89,7 @@ class LocalRooms(Protocol):
     """What the cluster needs of this node's RoomSupervisor."""
 
     def is_live_here(self, room_id: UUID) -> bool: ...
+    def paused_room_ids(self) -> list[UUID]: ...
     async def hand_over(self, room_id: UUID) -> None: ...
     async def drop_all(self) -> None: ...
     def chat_posted(self, message: ChatMessage) -> None: ...
@@ -139,6 +147,13 @@ class Cluster:
         #: proxy again (it may prefer that node).
         self._adopted: dict[UUID, _Adoption] = {}
         self._handed_back: dict[UUID, _Adoption] = {}
+        #: Nodes seen while this process ran; one never seen before that started after this
+        #: node did has joined, and opens a rebalance window (``_rebalance_until``).
+        self._known_nodes: set[str] = set()
+        self._started_wall = clock.wall().timestamp()
+        self._joined: set[str] = set()
+        self._rebalance_from = self._rebalance_until = self._second_pass_at = 0.0
+        self._rebalanced: set[UUID] = set()
         self.started = trio.Event()
 
     @property
@@ -197,6 +212,17 @@ class Cluster:
         cutoff = self._clock.wall().timestamp() - NODE_STALE_SECONDS
         nodes = await self._repo.list_nodes()
         self._live_nodes = {n.node_id for n in nodes if n.heartbeat_at.timestamp() >= cutoff}
+        self._joined = {
+            n.node_id
+            for n in nodes
+            if n.node_id in self._live_nodes
+            and n.node_id not in self._known_nodes
+            and n.node_id != self.node_id
+            # Nodes started together with this one (a deployment starting up) are peers
+            # from the start, not newcomers to make room for.
+            and n.started_at.timestamp() > self._started_wall + STARTUP_GRACE_SECONDS
+        }
+        self._known_nodes |= self._live_nodes
         self._owners = {o.room_id: o.node_id for o in await self._repo.room_owners()}
         # Started again since we took its room (a stale heartbeat of the dead process does
         # not count), and up long enough for the proxy to send members to it again.
@@ -207,6 +233,7 @@ class Cluster:
             and n.started_at.timestamp() <= self._clock.wall().timestamp() - HANDBACK_AFTER_SECONDS
         }
         now = monotonic()
+        await self._rebalance(now)
         back = [
             room
             for room, adoption in self._adopted.items()
@@ -221,7 +248,43 @@ class Cluster:
                 self._handed_back[room_id] = dataclasses.replace(
                     adoption, tries=adoption.tries + 1, handed_back_at=now
                 )
-                await self._local.hand_over(room_id)
+            await self._hand_over(back)
+
+    async def _rebalance(self, now: float) -> None:
+        """A node joined: rooms standing paused here are sent through the proxy again, so
+        that those the proxy now prefers the new node for go there (the others come back
+        here); a moment's reconnect while paused interrupts nobody."""
+        joined = self._joined
+        if joined:
+            log.info("node(s) %s joined: moving paused rooms through the proxy", sorted(joined))
+            # From a moment after its start (the proxy's list may be updated just after it),
+            # with a second pass a minute later for rooms the proxy still sent back here.
+            self._rebalance_from = now + HANDBACK_AFTER_SECONDS
+            self._second_pass_at = now + REBALANCE_SECOND_PASS_SECONDS
+            self._rebalance_until = now + REBALANCE_WINDOW_SECONDS
+            self._rebalanced.clear()
+        if self._second_pass_at and now >= self._second_pass_at:
+            self._second_pass_at = 0.0
+            self._rebalanced.clear()
+        if not self._rebalance_from <= now < self._rebalance_until or self._local is None:
+            return
+        batch = [
+            room_id
+            for room_id in self._local.paused_room_ids()
+            if room_id not in self._rebalanced and room_id not in self._adopted
+        ][:REBALANCE_BATCH]
+        self._rebalanced.update(batch)
+        await self._hand_over(batch)
+
+    async def _hand_over(self, rooms: list[UUID]) -> None:
+        """Hand these rooms over at once (each waits a moment for its members' goodbyes;
+        one after the other, the heartbeat would wait for all of them)."""
+        local = self._local
+        if local is None or not rooms:
+            return
+        async with trio.open_nursery() as nursery:
+            for room_id in rooms:
+                nursery.start_soon(local.hand_over, room_id)
 
     async def _keep_link(self, *, task_status: trio.TaskStatus[None]) -> None:
         started = False

@@ -162,6 +162,11 @@ class LiveRoom:
     def connection_count(self) -> int:
         return len(self._connections)
 
+    @property
+    def paused(self) -> bool:
+        """Nothing moves on anyone's screen (paused, or stopped at an item's end)."""
+        return self._state.playback.state == "paused"
+
     def sessions_by_user(self) -> Counter[UUID]:
         """Sockets per user."""
         return Counter(c.principal.user_id for c in self._connections.values())

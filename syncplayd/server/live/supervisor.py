@@ -151,6 +151,10 @@ class RoomSupervisor:
             for live in list(self._rooms.values()):
                 nursery.start_soon(live.end, reason, message)
 
+    def paused_room_ids(self) -> list[UUID]:
+        """The rooms live here that stand paused (moving one interrupts nobody's film)."""
+        return [room_id for room_id, live in self._rooms.items() if not live.ended and live.paused]
+
     def live_room_ids(self) -> list[UUID]:
         """The rooms live on this node now."""
         return [room_id for room_id, live in self._rooms.items() if not live.ended]
