@@ -9,7 +9,9 @@
   ``playback`` message it receives with ``time.monotonic_ns()``;
 * the *listener worker*: this file run as a script holds many members in one
   process and is driven with JSON lines on stdin/stdout (:class:`WorkerHandle`
-  on the driver side). ``fanout.py`` and ``capacity.py`` spawn it.
+  on the driver side). ``fanout.py``, ``capacity.py`` and ``cluster.py`` spawn it
+  (``cluster.py`` with the room in each member's URL, :func:`room_ws_url`, as a
+  proxy in front of several nodes routes by it).
 
 Clock: every timestamp that crosses a process boundary is ``time.monotonic_ns()``,
 i.e. Linux ``CLOCK_MONOTONIC``, which is one system-wide clock shared by all
@@ -50,6 +52,10 @@ from tests.daemon_process import SECRET, DaemonProcess, new_user, run_daemon
 WORKER_SCRIPT = Path(__file__).resolve()
 WS_PATH = "/api/v1/syncplay/ws"
 ROOMS_PATH = "/api/v1/syncplay/rooms"
+#: Several nodes: a member told ``moved`` (its room runs on, or goes to, another node) joins
+#: again through the proxy after this long (the server's ``retry_after``), this many times.
+MOVED_RETRY_SECONDS = 1.0
+MOVED_ATTEMPTS = 30
 
 
 # -- statistics and reporting ----------------------------------------------------------------------
@@ -150,6 +156,12 @@ def ws_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://") + WS_PATH
 
 
+def room_ws_url(url: str, room_id: str) -> str:
+    """The websocket ``url`` naming the room (``?room=ID``): nginx in front of several
+    nodes hashes it to pick the room's node (docs/deployment.md, "Several nodes")."""
+    return f"{url}?room={room_id}"
+
+
 def token(principal: Principal, hours: float = 2.0) -> str:
     return encode_token(principal, SECRET, ttl=timedelta(hours=hours))
 
@@ -214,6 +226,11 @@ class BenchError(Exception):
     """A member could not join, or its room closed it."""
 
 
+async def _open_ws(nursery: trio.Nursery, url: str, principal: Principal) -> WebSocketConnection:
+    headers = [(b"authorization", f"Bearer {token(principal)}".encode())]
+    return await connect_websocket_url(nursery, url, extra_headers=headers, message_queue_size=64)
+
+
 @dataclass(eq=False)
 class Member:
     """One joined websocket: a room member that heartbeats and records ``playback``.
@@ -229,6 +246,7 @@ class Member:
     state: str = "paused"
     receipts: list[tuple[int, int]] = field(default_factory=list)
     closed: str | None = None
+    moves: int = 0  # times it followed a ``moved`` (:meth:`run_following_moves`)
     _changed: trio.Event = field(default_factory=trio.Event)
 
     @classmethod
@@ -236,15 +254,32 @@ class Member:
         cls, nursery: trio.Nursery, url: str, room_id: str, principal: Principal
     ) -> Member:
         """Connect (the reader runs in ``nursery``), say ``hello``, ``join``; raise on refusal."""
-        headers = [(b"authorization", f"Bearer {token(principal)}".encode())]
-        ws = await connect_websocket_url(nursery, url, extra_headers=headers, message_queue_size=64)
-        member = cls(ws, room_id)
+        member = cls(await _open_ws(nursery, url, principal), room_id)
+        await member._handshake()
+        return member
+
+    @classmethod
+    async def join_following_moves(
+        cls, nursery: trio.Nursery, url: str, room_id: str, principal: Principal
+    ) -> Member:
+        """:meth:`join`, trying again while the node says the room is elsewhere (``moved``)."""
+        for attempt in range(MOVED_ATTEMPTS):
+            try:
+                return await cls.join(nursery, url, room_id, principal)
+            except BenchError as exc:
+                if not str(exc).endswith("moved") or attempt == MOVED_ATTEMPTS - 1:
+                    raise
+            await trio.sleep(MOVED_RETRY_SECONDS)
+        raise AssertionError("unreachable")
+
+    async def _handshake(self) -> None:
+        ws = self.ws
         try:
             await ws.send_message('{"type":"hello","protocol":1}')
-            await member._expect("welcome")
+            await self._expect("welcome")
             t0 = time.monotonic()
-            await ws.send_message(json.dumps({"type": "join", "room_id": room_id}))
-            joined = await member._expect("joined")
+            await ws.send_message(json.dumps({"type": "join", "room_id": self.room_id}))
+            joined = await self._expect("joined")
             t3 = time.monotonic()
         except BaseException:
             with trio.move_on_after(2) as cleanup:
@@ -252,10 +287,41 @@ class Member:
                 await ws.aclose()
             raise
         assert joined.server_time is not None
-        member.offset = joined.server_time - (t0 + t3) / 2
+        self.offset = joined.server_time - (t0 + t3) / 2
         if joined.playback is not None:
-            member.version, member.state = joined.playback.version, joined.playback.state
-        return member
+            self.version, self.state = joined.playback.version, joined.playback.state
+
+    @property
+    def moved(self) -> bool:
+        """Whether the server closed it with ``moved`` (close code 4008): the room runs on,
+        or goes to, another node, and a client joins again through the proxy."""
+        return self.closed in ("closing: moved", "socket closed (4008)")
+
+    async def run_following_moves(
+        self, nursery: trio.Nursery, url: str, principal: Principal, heartbeat_interval: float
+    ) -> None:
+        """:meth:`run`; after a ``moved``, join again through ``url`` (as the clients do)
+        and carry on, keeping ``receipts``. Ends on any other close, or when joining again
+        fails (the reason lands in ``closed``)."""
+        while True:
+            await self.run(heartbeat_interval)
+            if not self.moved:
+                return
+            self.moves += 1
+            self.closed = None  # moving, not gone
+            for attempt in range(MOVED_ATTEMPTS):
+                await trio.sleep(MOVED_RETRY_SECONDS)
+                try:
+                    self.ws = await _open_ws(nursery, url, principal)
+                    await self._handshake()
+                    break
+                except BenchError as exc:
+                    if not str(exc).endswith("moved") or attempt == MOVED_ATTEMPTS - 1:
+                        self.closed = f"joining again: {exc}"
+                        return
+                except Exception as exc:  # noqa: BLE001 - refused upgrades, resets: reported
+                    self.closed = f"joining again: {type(exc).__name__}: {exc}"
+                    return
 
     async def _expect(self, kind: str) -> _Frame:
         with trio.fail_after(30):
@@ -408,14 +474,28 @@ async def driver_requests() -> AsyncIterator[dict[str, Any]]:
 class WorkerHandle(WorkerProcess):
     """The driver's side of one listener worker process."""
 
+    #: Moves its members followed so far, as of the last :meth:`report` (several nodes).
+    moves: int = 0
+
     @classmethod
     async def spawn(cls) -> WorkerHandle:
         return await cls.start(WORKER_SCRIPT, "listener")
 
     async def connect(
-        self, url: str, rooms: list[tuple[str, int]], heartbeat: float, concurrency: int
+        self,
+        url: str,
+        rooms: list[tuple[str, int]],
+        heartbeat: float,
+        concurrency: int,
+        *,
+        room_in_url: bool = False,
     ) -> Connected:
-        """Join ``count`` fresh users to each room; returns when all have joined or failed."""
+        """Join ``count`` fresh users to each room; returns when all have joined or failed.
+
+        ``room_in_url``: each member connects to ``url`` naming its room
+        (:func:`room_ws_url`), as clients behind a proxy for several nodes do, and follows
+        the room when told ``moved`` (:meth:`Member.run_following_moves`).
+        """
         answer = await self.request(
             {
                 "op": "connect",
@@ -423,6 +503,7 @@ class WorkerHandle(WorkerProcess):
                 "rooms": rooms,
                 "heartbeat": heartbeat,
                 "concurrency": concurrency,
+                "room_in_url": room_in_url,
             }
         )
         return Connected(answer["ok"], answer["failed"], answer["seconds"], answer["errors"])
@@ -430,6 +511,7 @@ class WorkerHandle(WorkerProcess):
     async def report(self) -> tuple[dict[str, list[list[tuple[int, int]]]], int, list[str]]:
         """Receipts by room (one list per member) since the last report; alive; close reasons."""
         answer = await self.request({"op": "report"})
+        self.moves = answer.get("moves", 0)
         receipts = {
             room: [[(v, t) for v, t in member] for member in members]
             for room, members in answer["receipts"].items()
@@ -458,8 +540,14 @@ async def _worker() -> None:
                     receipts.setdefault(member.room_id, []).append(member.receipts)
                     member.receipts = []
                 closed = [m.closed for m in members if m.closed is not None]
+                moves = sum(m.moves for m in members)
                 answer(
-                    {"receipts": receipts, "alive": len(members) - len(closed), "closed": closed}
+                    {
+                        "receipts": receipts,
+                        "alive": len(members) - len(closed),
+                        "closed": closed,
+                        "moves": moves,
+                    }
                 )
             else:
                 break
@@ -474,11 +562,19 @@ async def _connect_all(
     ok = 0
     start = time.monotonic()
 
+    # With the room in the URL there are several nodes behind a proxy: members follow moves.
+    several = bool(request.get("room_in_url"))
+
     async def one(room_id: str) -> None:
         nonlocal ok
+        url = room_ws_url(request["url"], room_id) if several else request["url"]
+        principal = new_user("listener")
         async with limiter:
             try:
-                member = await Member.join(nursery, request["url"], room_id, new_user("listener"))
+                if several:
+                    member = await Member.join_following_moves(nursery, url, room_id, principal)
+                else:
+                    member = await Member.join(nursery, url, room_id, principal)
             except (OSError, BenchError, ConnectionClosed, trio.TooSlowError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 return
@@ -487,7 +583,12 @@ async def _connect_all(
                 return
         members.append(member)
         ok += 1
-        nursery.start_soon(member.run, request["heartbeat"])
+        if several:
+            nursery.start_soon(
+                member.run_following_moves, nursery, url, principal, request["heartbeat"]
+            )
+        else:
+            nursery.start_soon(member.run, request["heartbeat"])
 
     async with trio.open_nursery() as connecting:
         for room_id, count in request["rooms"]:

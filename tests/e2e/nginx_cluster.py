@@ -27,7 +27,7 @@ from tests.e2e.nginx import run_nginx
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "nginx-cluster.conf"
 HTTP_MARK = "# --- http block ---"
 SERVER_MARK = "# --- server block of the media server's site ---"
-# "    server 127.0.0.1:8751 max_fails=1 fail_timeout=2s;" inside the upstream block.
+# "    server 127.0.0.1:8751 max_fails=0;" inside the upstream block.
 _SERVER_LINE = re.compile(r"^(?P<indent>[ ]+)server (?P<address>\S+)(?P<params>(?: \S+)*);\n", re.M)
 
 

@@ -152,6 +152,7 @@ class Cluster:
         self._known_nodes: set[str] = set()
         self._started_wall = clock.wall().timestamp()
         self._joined: set[str] = set()
+        self._leaving = False
         self._rebalance_from = self._rebalance_until = self._second_pass_at = 0.0
         self._rebalanced: set[UUID] = set()
         self.started = trio.Event()
@@ -188,6 +189,7 @@ class Cluster:
 
     async def leave(self) -> None:
         """Clean stop: our rooms were ended (their locks released); say we are gone."""
+        self._leaving = True
         with trio.CancelScope(shield=True), trio.move_on_after(5.0):
             try:
                 await self._repo.clear_node_rooms(self.node_id)
@@ -306,6 +308,8 @@ class Cluster:
                     task_status.started()
                 await self._watch(self._link)
                 nursery.cancel_scope.cancel()
+            if self._leaving:
+                return  # our own clean stop closed the link
             # The connection failed: PostgreSQL may already have given our rooms to
             # others. Stop serving them before anything else.
             log.error("cluster link lost: closing this node's rooms (clients reconnect)")

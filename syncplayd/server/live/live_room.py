@@ -33,6 +33,7 @@ from syncplayd.core import room as engine
 from syncplayd.core.queue import Queue
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
+from syncplayd.server.live.cluster import RoomElsewhere
 from syncplayd.server.live.connection import BaseConnection, Frame, PendingPong
 from syncplayd.server.live.messages import queue_info, room_info
 from syncplayd.server.live.persister import Persister
@@ -115,6 +116,9 @@ class LiveRoom:
         per_second = deps.settings.syncplay.websocket.max_messages_per_second
         self._limits: RateLimiter[str] = RateLimiter(per_second * 60, burst=per_second * 2)
         self.ended = False
+        #: Why it ended (``end``'s reason); a join that meets a room ended to move is
+        #: told to come back, not that the room is over.
+        self.end_reason: protocol.CloseReason | None = None
         self.stopped = trio.Event()
         self._frame_started: float | None = None
         self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
@@ -151,6 +155,7 @@ class LiveRoom:
     async def end(self, reason: protocol.CloseReason, message: str) -> None:
         """Tell every connection why, give them a moment to hear it, then stop."""
         self.ended = True
+        self.end_reason = reason
         for connection in list(self._connections.values()):
             connection.close(reason, message)
         with trio.move_on_after(END_GRACE_SECONDS):
@@ -277,6 +282,8 @@ class LiveRoom:
         muted = await self._standing(participant.user_id)
         # No await from here to the Connect: no mute or removal can slip in between.
         if self._nursery is None or self.ended:
+            if self.end_reason in ("moved", "server-restarting"):
+                raise RoomElsewhere(self.room_id, None)  # it moves on: come back in a moment
             raise ServiceError(410, "room-ended", "the room has ended")
         user_id = str(participant.user_id)
         known = self._state.sessions.get(resume) if resume else None

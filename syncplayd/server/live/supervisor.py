@@ -62,6 +62,8 @@ class RoomSupervisor:
         )
         self._rooms: dict[UUID, LiveRoom] = {}
         self._opening: dict[UUID, trio.Lock] = {}
+        #: Set once a live room has stopped and let go of its room (``_run_room``).
+        self._finished: dict[LiveRoom, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
         self.user_connections = UserConnections()
         self._joins = _join_budget(settings)
@@ -104,6 +106,11 @@ class RoomSupervisor:
         lock = self._opening.setdefault(room.id, trio.Lock())
         async with lock:
             live = self._rooms.get(room.id)
+            if live is not None and live.ended:
+                # Still ending (a hand-over, say): until it has stored its state and let go
+                # of the room's lock, a new live room would share that lock with it.
+                await self._finished[live].wait()
+                live = self._rooms.get(room.id)
             if live is None or live.ended:
                 if self.cluster is not None:
                     await self.cluster.acquire(room.id, ask=ask_handover)
@@ -119,6 +126,7 @@ class RoomSupervisor:
 
     async def _run_room(self, live: LiveRoom, *, task_status: trio.TaskStatus[None]) -> None:
         self._rooms[live.room_id] = live
+        self._finished[live] = trio.Event()
         try:
             with log_context(room_id=str(live.room_id)):
                 await live.run(task_status=task_status)
@@ -126,15 +134,19 @@ class RoomSupervisor:
             # A bug in one room must not take the daemon and every other room down.
             log.exception("room %s crashed; its connections are closed", live.room_id)
         finally:
-            if self._rooms.get(live.room_id) is live:
-                del self._rooms[live.room_id]
-                self._opening.pop(live.room_id, None)
-            if self.cluster is not None:
-                # What the room changed goes to the database before the next node may
-                # load it from there.
-                with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-                    await self._deps.persister.flush()
-                    await self.cluster.release(live.room_id)
+            try:
+                if self.cluster is not None:
+                    # What the room changed goes to the database before the next node may
+                    # load it from there; the ended room stays listed meanwhile, so that a
+                    # join here waits for this (``live_room``) instead of sharing the lock.
+                    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                        await self._deps.persister.flush()
+                        await self.cluster.release(live.room_id)
+            finally:
+                if self._rooms.get(live.room_id) is live:
+                    del self._rooms[live.room_id]
+                    self._opening.pop(live.room_id, None)
+                self._finished.pop(live).set()
 
     async def _reap_idle_rooms(self) -> None:
         while True:

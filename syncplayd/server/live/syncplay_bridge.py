@@ -298,6 +298,8 @@ class Client:
                     await connection.done.wait()
                 except ServiceError as exc:
                     await link.fail(_refusal_text(exc))
+                except RoomElsewhere:
+                    await link.aclose()  # it moves: the client reconnects by itself
                 finally:
                     connection.scope.cancel()
                     connection.finish()  # the writer sends what is queued, or the goodbye

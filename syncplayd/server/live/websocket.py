@@ -528,6 +528,7 @@ class Handshake:
         # The history is sent once, in ``joined``; the connection may last for hours,
         # and this frame with it: keep none of it (``attach`` empties ``recent``).
         refusal: ServiceError | None = None
+        moved: RoomElsewhere | None = None
         # A queued connection's writer runs beside the room, in this task's nursery; a
         # direct one has none (and no nursery to keep for the connection's life).
         async with (
@@ -546,6 +547,8 @@ class Handshake:
                 # The room ended meanwhile, or a ban landed after the service let the
                 # user in (the room reads the joiner's standing again: see ``attach``).
                 refusal = exc
+            except RoomElsewhere as exc:
+                moved = exc  # it ended to move (multi-node mode): come back in a moment
             except StorageError as exc:
                 log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
                 refusal = ServiceError(503, "unavailable", "the database is unavailable; retry")
@@ -555,6 +558,9 @@ class Handshake:
                 connection.scope.cancel()
                 if isinstance(connection, Connection):
                     connection.finish()
+        if moved is not None:
+            await self._close("moved", str(moved), retry_after=moved.retry_after)
+            return True
         if refusal is not None:
             await self._error(refusal.code, refusal.detail)
             return False
