@@ -607,3 +607,41 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     raise_open_files()
     trio.run(_worker)
+
+
+async def toggle_probe(
+    senders: list[Member], seconds: float, *, rejoining: bool = False
+) -> tuple[dict[tuple[str, int], int], int]:
+    """Each sender toggles play/pause about once a second for ``seconds``; returns
+    ``{(room, version): sent_ns}`` and how many toggles got no answer.
+
+    ``rejoining``: a sender whose socket closes is being moved to another node and joins
+    again by itself (bench/cluster.py); counted as lost and tried again. Otherwise a closed
+    socket ends the run, as any other failure.
+    """
+    sent: dict[tuple[str, int], int] = {}
+    lost = 0
+
+    async def one(sender: Member) -> None:
+        nonlocal lost
+        deadline = trio.current_time() + seconds
+        await trio.sleep(random.uniform(0, 1))
+        while trio.current_time() < deadline:
+            try:
+                version, at = await sender.toggle(limit=10)
+            except trio.TooSlowError:
+                lost += 1
+                continue
+            except ConnectionClosed:
+                if not rejoining:
+                    raise
+                lost += 1
+                await trio.sleep(0.5)
+                continue
+            sent[(sender.room_id, version)] = at
+            await trio.sleep(random.uniform(0.5, 1.5))
+
+    async with trio.open_nursery() as nursery:
+        for sender in senders:
+            nursery.start_soon(one, sender)
+    return sent, lost

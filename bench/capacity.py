@@ -29,7 +29,6 @@ Results go to stdout as a markdown table (paste into docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ from _common import (
     raise_open_files,
     sqlite_daemon,
     summary,
+    toggle_probe,
     vm_rss_kib,
     ws_url,
 )
@@ -81,30 +81,6 @@ def split_rooms(
     return shares
 
 
-async def probe(senders: list[Member], seconds: float) -> tuple[dict[tuple[str, int], int], int]:
-    """Each sender toggles about once a second; returns ``{(room, version): sent_ns}``, lost."""
-    sent: dict[tuple[str, int], int] = {}
-    lost = 0
-
-    async def one(sender: Member) -> None:
-        nonlocal lost
-        deadline = trio.current_time() + seconds
-        await trio.sleep(random.uniform(0, 1))
-        while trio.current_time() < deadline:
-            try:
-                version, at = await sender.toggle(limit=10)
-            except trio.TooSlowError:
-                lost += 1
-                continue
-            sent[(sender.room_id, version)] = at
-            await trio.sleep(random.uniform(0.5, 1.5))
-
-    async with trio.open_nursery() as nursery:
-        for sender in senders:
-            nursery.start_soon(one, sender)
-    return sent, lost
-
-
 async def join_all(
     workers: list[WorkerHandle],
     shares: list[list[tuple[str, int]]],
@@ -138,7 +114,7 @@ async def measure_level(
         await worker.report()  # drop receipts from before the probe
     pids = [worker.process.pid for worker in workers]
     cpu0, workers0, wall0 = cpu_seconds(pid), sum(map(cpu_seconds, pids)), time.monotonic()
-    sent, lost = await probe(senders, args.probe_seconds)
+    sent, lost = await toggle_probe(senders, args.probe_seconds)
     wall = time.monotonic() - wall0
     daemon_cpu = (cpu_seconds(pid) - cpu0) / wall
     workers_cpu = (sum(map(cpu_seconds, pids)) - workers0) / wall

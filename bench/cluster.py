@@ -50,7 +50,6 @@ import argparse
 import contextlib
 import logging
 import os
-import random
 import shutil
 import signal
 import tempfile
@@ -75,11 +74,11 @@ from _common import (
     raise_open_files,
     room_ws_url,
     summary,
+    toggle_probe,
     token,
     ws_url,
 )
 from psycopg import sql
-from trio_websocket import ConnectionClosed
 
 from syncplayd.client import ClientOptions, SyncClient, SyncError, open_sync_client
 from syncplayd.core.protocol import Joined
@@ -332,37 +331,6 @@ class Scale:
     errors: list[str] = field(default_factory=list)
 
 
-async def toggle_probe(
-    senders: list[Member], seconds: float
-) -> tuple[dict[tuple[str, int], int], int]:
-    """Each sender toggles about once a second; returns ``{(room, version): sent_ns}``, lost."""
-    sent: dict[tuple[str, int], int] = {}
-    lost = 0
-
-    async def one(sender: Member) -> None:
-        nonlocal lost
-        deadline = trio.current_time() + seconds
-        await trio.sleep(random.uniform(0, 1))
-        while trio.current_time() < deadline:
-            try:
-                version, at = await sender.toggle(limit=10)
-            except trio.TooSlowError:
-                lost += 1
-                continue
-            except ConnectionClosed:
-                # Moved to another node: the sender joins again by itself.
-                lost += 1
-                await trio.sleep(0.5)
-                continue
-            sent[(sender.room_id, version)] = at
-            await trio.sleep(random.uniform(0.5, 1.5))
-
-    async with trio.open_nursery() as nursery:
-        for sender in senders:
-            nursery.start_soon(one, sender)
-    return sent, lost
-
-
 async def measure_scale(
     cluster: Cluster, postgres_pid: int | None, args: argparse.Namespace
 ) -> Scale:
@@ -447,7 +415,7 @@ async def measure_scale(
             daemons0, nginx0 = sum(map(cpu_seconds, pids)), cpu_seconds(cluster.nginx_pid)
             workers0, postgres0 = sum(map(cpu_seconds, worker_pids)), tree_cpu_seconds(postgres_pid)
             wall0 = time.monotonic()
-            sent, lost = await toggle_probe(senders, args.probe_seconds)
+            sent, lost = await toggle_probe(senders, args.probe_seconds, rejoining=True)
             wall = time.monotonic() - wall0
             daemons_cpu = (sum(map(cpu_seconds, pids)) - daemons0) / wall
             nginx_cpu = (cpu_seconds(cluster.nginx_pid) - nginx0) / wall
