@@ -15,6 +15,7 @@ docs/syncplay-bridge.md lists them.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -186,7 +187,7 @@ def _number(value: Any, what: str) -> float:
         number = float(value)
     except OverflowError:  # JSON integers have no bound; a float does
         raise WireError(f"{what} must be a finite number") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise WireError(f"{what} must be a finite number")
     return number
 

@@ -158,7 +158,9 @@ class RoomSupervisor:
     async def shutdown(self, reason: protocol.CloseReason = "server-restarting") -> None:
         """End every live room with ``reason`` (graceful daemon stop)."""
         self.shutting_down = True
-        message = "the server is restarting; reconnect in a moment"
+        await self._end_all(reason, "the server is restarting; reconnect in a moment")
+
+    async def _end_all(self, reason: protocol.CloseReason, message: str) -> None:
         async with trio.open_nursery() as nursery:
             for live in list(self._rooms.values()):
                 nursery.start_soon(live.end, reason, message)
@@ -184,9 +186,7 @@ class RoomSupervisor:
     async def drop_all(self) -> None:
         """This node may have lost its rooms (its database link failed): close them all."""
         message = "the server lost its database link; reconnect in a moment"
-        async with trio.open_nursery() as nursery:
-            for live in list(self._rooms.values()):
-                nursery.start_soon(live.end, "server-restarting", message)
+        await self._end_all("server-restarting", message)
 
     def reconfigure(self, settings: Settings) -> None:
         """New settings (SIGHUP) for rooms opened from now on and for the live ones."""

@@ -34,6 +34,7 @@ from syncplayd.config import SyncplayBridgeSettings, parse_listen
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.core.syncplay import wire
 from syncplayd.core.syncplay.session import BridgeSession, Limits
+from syncplayd.core.text import CONTROL_CHARS
 from syncplayd.identity import Principal
 from syncplayd.server.http.state import AppState
 from syncplayd.server.live.cluster import RoomElsewhere
@@ -50,7 +51,7 @@ HELLO_TIMEOUT_SECONDS: Final = 10.0
 #: Connections one address may open per minute (bursts of 20): each is a join.
 JOINS_PER_MINUTE: Final = 60.0
 NAME_LENGTH: Final = 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
 
 
 def guest_name(username: str) -> str:
@@ -307,8 +308,7 @@ class Client:
         finally:
             # A guest's membership ends with its connection: nothing of it lingers in
             # the room's member list (and the room's People list says "left").
-            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-                await _leave(state, principal, room_id)
+            await self._leave_quietly(principal, room_id)
             await link.aclose()
 
 
