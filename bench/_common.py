@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -645,3 +645,39 @@ async def toggle_probe(
         for sender in senders:
             nursery.start_soon(one, sender)
     return sent, lost
+
+
+@dataclass
+class Delays:
+    """What the listeners received of the commands ``toggle_probe`` sent (ms)."""
+
+    delays: list[float]  # every receipt
+    last: list[float]  # per command: the last listener's
+    missing: int  # receipts expected and not there
+    alive: int  # the workers' members still connected
+    closed: list[str]  # why the workers' closed members closed
+
+
+async def collect_delays(
+    workers: Sequence[WorkerHandle], probes: Iterable[str], sent: dict[tuple[str, int], int]
+) -> Delays:
+    """Match the workers' receipts for the ``probes`` rooms against what was ``sent``."""
+    delays: list[float] = []
+    last: dict[tuple[str, int], float] = {}
+    missing, alive, closed = 0, 0, []
+    rooms = list(probes)
+    for worker in workers:
+        receipts_by_room, worker_alive, worker_closed = await worker.report()
+        alive += worker_alive
+        closed += worker_closed
+        for room_id in rooms:
+            expected = {version for room, version in sent if room == room_id}
+            for receipts in receipts_by_room.get(room_id, []):
+                got = {v: t for v, t in receipts if v in expected}
+                missing += len(expected) - len(got)
+                for version, at in got.items():
+                    delay = (at - sent[(room_id, version)]) / 1e6
+                    delays.append(delay)
+                    key = (room_id, version)
+                    last[key] = max(last.get(key, 0.0), delay)
+    return Delays(delays, list(last.values()), missing, alive, closed)

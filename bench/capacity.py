@@ -37,6 +37,7 @@ from _common import (
     Connected,
     Member,
     WorkerHandle,
+    collect_delays,
     cpu_seconds,
     create_rooms,
     machine_line,
@@ -119,34 +120,18 @@ async def measure_level(
     daemon_cpu = (cpu_seconds(pid) - cpu0) / wall
     workers_cpu = (sum(map(cpu_seconds, pids)) - workers0) / wall
     await trio.sleep(1.0)  # stragglers
-    delays: list[float] = []
-    last: dict[tuple[str, int], float] = {}
-    missing, alive, closed = 0, sum(s.closed is None for s in senders), []
-    probes = {sender.room_id for sender in senders}
-    for worker in workers:
-        receipts_by_room, worker_alive, worker_closed = await worker.report()
-        alive += worker_alive
-        closed += worker_closed
-        for room_id in probes:
-            expected = {version for room, version in sent if room == room_id}
-            for receipts in receipts_by_room.get(room_id, []):
-                got = {v: t for v, t in receipts if v in expected}
-                missing += len(expected) - len(got)
-                for version, at in got.items():
-                    delay = (at - sent[(room_id, version)]) / 1e6
-                    delays.append(delay)
-                    key = (room_id, version)
-                    last[key] = max(last.get(key, 0.0), delay)
-    closed += [sender.closed for sender in senders if sender.closed is not None]
+    got = await collect_delays(workers, {sender.room_id for sender in senders}, sent)
+    alive = got.alive + sum(s.closed is None for s in senders)
+    closed = got.closed + [sender.closed for sender in senders if sender.closed is not None]
     return Level(
         connections,
         joined_per_second,
         join_cpu_ms,
         rss,
-        delays,
-        list(last.values()),
+        got.delays,
+        got.last,
         lost,
-        missing,
+        got.missing,
         daemon_cpu,
         workers_cpu,
         alive,

@@ -66,6 +66,7 @@ import trio
 from _common import (
     Member,
     WorkerHandle,
+    collect_delays,
     cpu_seconds,
     create_rooms,
     machine_line,
@@ -428,22 +429,8 @@ async def measure_scale(
             await trio.sleep(1.0)  # stragglers
             senders_moved = sum(s.moves for s in senders)
 
-            delays: list[float] = []
-            last: dict[tuple[str, int], float] = {}
-            missing, closed = 0, [s.closed for s in senders if s.closed is not None]
-            for worker in workers:
-                receipts_by_room, _alive, worker_closed = await worker.report()
-                closed += worker_closed
-                for room_id in probes:
-                    expected = {version for room, version in sent if room == room_id}
-                    for receipts in receipts_by_room.get(room_id, []):
-                        got = {v: t for v, t in receipts if v in expected}
-                        missing += len(expected) - len(got)
-                        for version, at in got.items():
-                            delay = (at - sent[(room_id, version)]) / 1e6
-                            delays.append(delay)
-                            key = (room_id, version)
-                            last[key] = max(last.get(key, 0.0), delay)
+            got = await collect_delays(workers, probes, sent)
+            closed = [s.closed for s in senders if s.closed is not None] + got.closed
             moved_probe = sum(w.moves for w in workers) + senders_moved - moved_before
             nursery.cancel_scope.cancel()
     finally:
@@ -460,10 +447,10 @@ async def measure_scale(
         settle_seconds=settle_seconds,
         moved_settling=moved_before,
         moved_probe=moved_probe,
-        delays=delays,
-        last=list(last.values()),
+        delays=got.delays,
+        last=got.last,
         lost_commands=lost,
-        missing=missing,
+        missing=got.missing,
         daemons_cpu=daemons_cpu,
         nginx_cpu=nginx_cpu,
         postgres_cpu=postgres_cpu,
