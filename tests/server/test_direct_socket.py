@@ -36,8 +36,8 @@ from syncplayd.server.live.direct_socket import (
     BACKLOG_FRAMES,
     DirectSocket,
     SocketClosed,
-    server_frame,
 )
+from syncplayd.server.live.ws_frames import server_frame
 
 SEND_TIMEOUT = 0.5
 LIMIT = 10.0  # fail_after for a whole step; every step here takes milliseconds
@@ -330,6 +330,46 @@ async def test_the_peers_close_is_answered_and_ends_receive() -> None:
                 await pair.socket.receive()  # and stays ended
 
 
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x81\x01x", 1002),  # an unmasked client frame
+        (b"\xc1\x81\x00\x00\x00\x00x", 1002),  # a reserved bit without an extension
+        (b"\x81\x82\x00\x00\x00\x00\xc3\x28", 1007),  # text that is not UTF-8
+    ],
+    ids=["unmasked", "reserved-bit", "not-utf8"],
+)
+async def test_a_frame_that_breaks_the_protocol_is_answered_with_its_close_code(
+    frame: bytes, code: int
+) -> None:
+    # RFC 6455 section 7.1.7: fail the connection, saying why (wsproto's Connection left
+    # the close unsent, so clients saw 1006).
+    with trio.fail_after(LIMIT):
+        async with direct_pair() as pair:
+            reader = pair.reader()
+            await pair.peer.send(TextMessage(data="before"))
+            await pair.peer.stream.send_all(frame)
+            await pair.peer.send(TextMessage(data="after"))
+            close = await pair.peer.next_until_close()
+            assert isinstance(close[-1], CloseConnection) and close[-1].code == code
+            await reader.closed.wait()
+            assert reader.messages == ["before"]
+            with pytest.raises(SocketClosed):
+                await pair.socket.receive()  # and stays ended
+            with pytest.raises(trio.BrokenResourceError):
+                await pair.socket.send("too late")
+
+
+async def test_a_close_without_a_code_is_answered_with_an_empty_close() -> None:
+    with trio.fail_after(LIMIT):
+        async with direct_pair() as pair:
+            reader = pair.reader()
+            await pair.peer.stream.send_all(b"\x88\x80\x00\x00\x00\x00")  # no payload
+            await reader.closed.wait()
+            answer = await pair.peer.next()
+            assert isinstance(answer, CloseConnection) and answer.code == 1005
+
+
 async def test_eof_ends_receive() -> None:
     with trio.fail_after(LIMIT):
         async with direct_pair() as pair:
@@ -579,11 +619,23 @@ async def test_finish_gives_a_silent_peer_the_grace_then_closes() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["a" * 4095, "a" * 4096, "é" * 2100, "é" * 32767, "é" * 32768, "a" * 65535, "a" * 65536],
+    [
+        "",
+        "a",
+        "a" * 125,
+        "é" * 63,
+        "a" * 126,
+        "a" * 4096,
+        "é" * 2100,
+        "é" * 32767,
+        "é" * 32768,
+        "a" * 65535,
+        "a" * 65536,
+    ],
     ids=lambda t: f"{len(t.encode())}-bytes",
 )
-def test_a_large_frame_is_built_as_wsproto_builds_it(text: str) -> None:
-    # Large frames skip wsproto (its copies of a big snapshot cost more than the header):
+def test_a_frame_is_built_as_wsproto_builds_it(text: str) -> None:
+    # The header is built here (wsproto's copies cost more than the header itself):
     # the bytes must be exactly wsproto's, on both sides of each length encoding.
     expected = bytes(FrameProtocol(client=False, extensions=[]).send_data(text, fin=True))
     assert server_frame(text) == expected

@@ -30,7 +30,7 @@ from wsproto.connection import Connection as WSConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import CloseConnection, Event, Ping, TextMessage
 
-from syncplayd.server.live.direct_socket import server_frame
+from syncplayd.server.live.ws_frames import server_frame
 from syncplayd.server.process.daemon import HTTP_IDLE_TIMEOUT_SECONDS
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.conftest import E2E_ENV

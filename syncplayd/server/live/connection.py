@@ -34,7 +34,8 @@ import trio
 from syncplayd.clocks import monotonic
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
-from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed, server_frame
+from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed
+from syncplayd.server.live.ws_frames import server_frame
 from syncplayd.server.metric_labels import frame_type, message_type
 from syncplayd.server.metrics import Metrics
 

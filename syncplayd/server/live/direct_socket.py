@@ -1,4 +1,4 @@
-"""A server-side WebSocket on a bare trio socket: wsproto's frames, written at once.
+"""A server-side WebSocket on a bare trio socket: frames read sans I/O, written at once.
 
 This is the socket of the broadcast path (docs/architecture.md, "The broadcast
 path"). A broadcast encodes its frame once (:func:`server_frame`: server frames
@@ -9,10 +9,11 @@ buffer is full does a frame wait, in a bounded backlog that a flush task drains
 when the socket is writable again; a backlog that outgrows its bound, or a
 flush that makes no progress for ``send_timeout``, is a peer too slow to keep.
 
-Reading is wsproto's low-level connection fed from the socket (:meth:`_read`): pings are
-answered, fragmented messages are put together up to ``max_message_bytes``
-(1009 beyond), a close is answered and ends :meth:`receive` with
-:class:`SocketClosed`.
+Reading is :class:`~syncplayd.server.live.ws_frames.FrameReader` fed from the socket
+(:meth:`_read`): pings are answered, fragmented messages are put together up to
+``max_message_bytes`` (1009 beyond), a close is answered and ends :meth:`receive`
+with :class:`SocketClosed`, and a frame that breaks the protocol is answered with a
+close (1002, or 1007 for text that is not UTF-8) and ends it too.
 """
 
 from __future__ import annotations
@@ -22,25 +23,13 @@ import errno
 import logging
 import os
 import socket
-import struct
 from collections.abc import Callable
-from io import StringIO
 
 import trio
-from wsproto.connection import Connection as WSConnection
-from wsproto.connection import ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Message,
-    Ping,
-    TextMessage,
-)
-from wsproto.frame_protocol import CloseReason, FrameProtocol
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from syncplayd.clocks import monotonic
+from syncplayd.server.live import ws_frames
+from syncplayd.server.live.ws_frames import FrameReader, close_frame, control_frame, server_frame
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +41,6 @@ BACKLOG_BYTES = 1 << 20
 #: How long a peer found too slow, but still sending, may take to read why (the read
 #: timeout's floor: a connection on which nothing arrives for that long is dropped too).
 GOODBYE_WAIT_SECONDS = 60.0
-#: Server frames carry no mask and this daemon negotiates no extension, so one
-#: frame's bytes serve every recipient (FrameProtocol keeps no state across whole
-#: messages: ``fin=True`` resets it).
-_SERVER_FRAMES = FrameProtocol(client=False, extensions=[])
-_SMALL_FRAME = 4096  # characters: below, a copy costs less than the code around it
-
-
-def server_frame(text: str) -> bytes:
-    """The bytes of one unfragmented text frame from the server carrying ``text``.
-
-    wsproto's own encoding for small frames; for large ones (a join's snapshot of a
-    big room) the same header is built here, without wsproto's two copies of the
-    payload (RFC 6455 section 5.2; ``tests/server/test_direct_socket.py`` holds the
-    two to the same bytes at every length boundary).
-    """
-    if len(text) < _SMALL_FRAME:
-        return bytes(_SERVER_FRAMES.send_data(text, fin=True))
-    payload = text.encode()
-    size = len(payload)
-    header = (
-        struct.pack("!BBH", 0x81, 126, size)
-        if size < 1 << 16
-        else struct.pack("!BBQ", 0x81, 127, size)
-    )
-    return header + payload
 
 
 def _no_spawn(*_: object) -> None:
@@ -92,7 +56,7 @@ class TooSlow(Exception):
 
 
 class DirectSocket:
-    """One accepted WebSocket: reads through wsproto, writes straight to the socket.
+    """One accepted WebSocket: reads through a ``FrameReader``, writes straight to the socket.
 
     ``on_too_slow`` is called (once) when the peer falls behind; the socket is
     then aborted. ``spawn`` starts the flush task when a write would block (a
@@ -110,8 +74,9 @@ class DirectSocket:
     ) -> None:
         self._stream = stream
         self._fd = stream.socket.fileno()
-        self._ws = WSConnection(ConnectionType.SERVER, trailing_data=leftover)
-        self._max_message_bytes = max_message_bytes
+        self._frames = FrameReader(max_message_bytes, leftover)
+        self._close_sent = False
+        self._close_received = False
         self._spawn = spawn
         self._send_timeout = send_timeout
         # A list, not a deque: empty nearly always, and an empty deque costs 600 bytes.
@@ -121,9 +86,6 @@ class DirectSocket:
         self._flushed: trio.Event | None = None  # set when the flush ends, if awaited
         self._told_at: float | None = None  # when the peer was found too slow
         self._flushing = False
-        self._text: StringIO | None = None
-        self._text_bytes = 0
-        self._refusing = False  # a message was too big: drop the rest until the close
         self.broken = False
         self.last_received = monotonic()
         self.on_too_slow: Callable[[str], None] | None = None
@@ -250,50 +212,45 @@ class DirectSocket:
     # -- WebSocketLike (the handshake and the old connection code use these) ------------
     async def send(self, data: str) -> None:
         """Send one text message (written at once; see :meth:`write`)."""
-        if self.broken or self._ws.state is not ConnectionState.OPEN:
+        if self.broken or self._close_sent or self._close_received:
             raise trio.BrokenResourceError("the websocket is closed")
         self.write(server_frame(data))
-
-    def send_event(self, event: Event) -> None:
-        if self.broken:
-            return
-        try:
-            data = self._ws.send(event)
-        except LocalProtocolError:
-            return  # already closing or closed: nothing more to say
-        self.write(data)
 
     async def close(self, code: int, reason: str = "") -> None:
         self.close_now(code, reason)
 
     def close_now(self, code: int, reason: str = "") -> None:
         """Send a close frame (the peer's answer, if any, is read by :meth:`receive`)."""
-        self.send_event(CloseConnection(code=code, reason=reason))
+        if self._close_sent:
+            return
+        self._close_sent = True
+        self.write(close_frame(code, reason))
 
     async def receive(self) -> str | bytes:
-        """The next whole message; pings are answered on the way.
+        """The next whole message (a binary one as ``b""``); pings are answered on the way.
 
         Raises:
-            SocketClosed: the peer closed, the connection broke, or a message was too big.
+            SocketClosed: the peer closed, the connection broke, the peer broke the
+                protocol, or a message was too big and the peer has answered our close.
         """
+        frames = self._frames
         while True:
-            for event in self._ws.events():
-                message = self._on_event(event)
+            received = frames.next()
+            while received is not None:
+                message = self._on_frame(received)
                 if message is not None:
                     return message
-            if self._ws.state is ConnectionState.CLOSED:
+                received = frames.next()
+            if self._close_received:
                 raise SocketClosed("closed")
             try:
                 data = await self._read()
             except (OSError, trio.ClosedResourceError) as exc:
                 raise SocketClosed(str(exc)) from None
             self.last_received = monotonic()
-            try:
-                self._ws.receive_data(data or None)
-            except (LocalProtocolError, RemoteProtocolError) as exc:
-                raise SocketClosed(str(exc)) from None
             if not data:
                 raise SocketClosed("the peer went away")
+            frames.feed(data)
 
     async def _read(self) -> bytes:
         """What the peer sent next (``b""``: it closed its side).
@@ -317,45 +274,33 @@ class DirectSocket:
         except (OSError, trio.ClosedResourceError):
             pass
 
-    def _on_event(self, event: Event) -> str | bytes | None:
-        match event:
-            case Message(data=data, message_finished=finished):
-                return self._on_message(event, data, finished)
-            case Ping():
-                self.send_event(event.response())
-            case CloseConnection():
-                if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                    self.send_event(event.response())
-                raise SocketClosed(f"closed by the peer ({event.code})")
+    def _on_frame(self, received: ws_frames.Received) -> str | bytes | None:
+        match received:
+            case ws_frames.Text(data=text):
+                return text
+            case ws_frames.Binary():
+                return b""  # refused by the reader, whatever it holds
+            case ws_frames.Ping(payload=payload):
+                if not self._close_sent:
+                    self.write(control_frame(ws_frames.PONG, payload))
+            case ws_frames.Close(code=code):
+                self._close_received = True
+                # Our answer echoes the code (section 5.5.1), unless we closed first.
+                if code == ws_frames.NO_STATUS:
+                    if not self._close_sent:
+                        self._close_sent = True
+                        self.write(control_frame(ws_frames.CLOSE))
+                else:
+                    self.close_now(code)
+                raise SocketClosed(f"closed by the peer ({code})")
+            case ws_frames.Failure(code=code, reason=reason):
+                # Failing the connection (section 7.1.7): our close says why. After a
+                # 1009 the peer's answer is still read; after anything else, nothing.
+                self.close_now(code, reason)
+                if code != ws_frames.MESSAGE_TOO_BIG:
+                    self._close_received = True
+                    raise SocketClosed(f"protocol error ({code}): {reason}")
         return None
-
-    def _on_message(self, event: Event, data: str | bytes, finished: bool) -> str | bytes | None:
-        if self._refusing:
-            return None
-        size = len(data.encode()) if isinstance(data, str) else len(data)
-        self._text_bytes += size
-        if self._text_bytes > self._max_message_bytes:
-            # As hypercorn did: close 1009, then ignore what the peer still sends.
-            self._refusing = True
-            self._text = None
-            self.send_event(CloseConnection(code=CloseReason.MESSAGE_TOO_BIG))
-            return None
-        if isinstance(event, BytesMessage):
-            if finished:
-                self._text_bytes = 0
-                return b""  # binary frames are refused by the reader, whatever they hold
-            return None
-        assert isinstance(event, TextMessage)  # noqa: S101 - Message is text or bytes
-        if finished and self._text is None:
-            self._text_bytes = 0
-            return str(data)
-        if self._text is None:
-            self._text = StringIO()
-        self._text.write(str(data))
-        if not finished:
-            return None
-        text, self._text, self._text_bytes = self._text.getvalue(), None, 0
-        return text
 
     def abort(self, reason: str) -> None:
         """Drop the connection at once (no close handshake: the peer is not there)."""
@@ -363,7 +308,8 @@ class DirectSocket:
 
     def ping(self) -> None:
         """A WebSocket ping (keeps idle proxies from dropping the connection)."""
-        self.send_event(Ping())
+        if not (self._close_sent or self._close_received):
+            self.write(control_frame(ws_frames.PING))
 
     async def finish(self, grace: float) -> None:
         """End the TCP connection, letting the peer read what was sent first.
