@@ -18,7 +18,13 @@ the same two operations (:meth:`SessionTable.put` and :meth:`SessionTable.withou
 * the earliest ``last_seen`` of the connected sessions and the earliest
   ``buffering_since`` of the blocking ones (:class:`_Queue`), the room's
   deadlines, so that working out whether the next wake-up moved does not visit
-  every session after each command.
+  every session after each command;
+* the largest round trip of the connected sessions and the key holding it, for
+  the lead of every play and seek. A change that raises it (or leaves the holder
+  at it) keeps it known; one that lowers the holder's, or disconnects or removes
+  the holder, marks it stale, and the next :meth:`SessionTable.worst_rtt` scans
+  once and remembers the answer on that table (which never changes, so neither
+  does the answer); the tables made from it afterwards carry it on.
 
 It is a read-only ``Mapping[str, Session]``: ``RoomState.sessions`` shows it
 through a ``MappingProxyType`` and callers read it like the dict it replaces.
@@ -28,9 +34,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from enum import Enum
 from operator import itemgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeAlias, TypeVar, overload
 
 from immutables import Map
 
@@ -100,6 +107,35 @@ def _stall(session: Session) -> tuple[bool, float] | None:
     if since is None or not session.blocks:
         return None
     return session.role != "member", since
+
+
+def _rtt(session: Session) -> float | None:
+    # Exactly the round trips ``room_lead`` weighs: connected sessions', NaN ignored as
+    # ``lead_time`` ignores it (and NaN would poison every comparison of the maximum).
+    rtt = session.rtt
+    if rtt is None or not session.connected or math.isnan(rtt):
+        return None
+    return rtt
+
+
+class _Stale(Enum):
+    # A one-member enum: a sentinel that mypy narrows away with ``is``.
+    STALE = 0
+
+
+_STALE: Literal[_Stale.STALE] = _Stale.STALE
+_Worst: TypeAlias = "tuple[str, float] | Literal[_Stale.STALE] | None"
+"""(key, round trip) of a session with the largest; ``None``: no session has one;
+``_STALE``: not known until the next scan."""
+
+
+def _scan_worst(sessions: Iterable[tuple[str, Session]]) -> tuple[str, float] | None:
+    worst: tuple[str, float] | None = None
+    for key, session in sessions:
+        rtt = _rtt(session)
+        if rtt is not None and (worst is None or rtt > worst[1]):
+            worst = (key, rtt)
+    return worst
 
 
 class _Queue:
@@ -190,6 +226,7 @@ class SessionTable(Mapping[str, "Session"]):
         "_order",
         "_seen",
         "_tally",
+        "_worst",
     )
 
     def __init__(
@@ -200,6 +237,7 @@ class SessionTable(Mapping[str, "Session"]):
         tally: Tally,
         seen: _Queue,
         stalls: tuple[_Queue, _Queue],
+        worst: _Worst,
     ) -> None:
         # Internal: the parts must agree; use ``of``, ``put`` and ``without``.
         self._by_id = by_id
@@ -208,6 +246,7 @@ class SessionTable(Mapping[str, "Session"]):
         self._tally = tally
         self._seen = seen
         self._member_stalls, self._host_stalls = stalls
+        self._worst = worst
 
     @classmethod
     def of(cls, sessions: Mapping[str, Session]) -> SessionTable:
@@ -221,7 +260,13 @@ class SessionTable(Mapping[str, "Session"]):
         members = _Queue.of((k, st[1]) for k, st in stalls if st is not None and not st[0])
         hosts = _Queue.of((k, st[1]) for k, st in stalls if st is not None and st[0])
         return SessionTable(
-            table._by_id, table._order, table._by_user, table._tally, seen, (members, hosts)
+            table._by_id,
+            table._order,
+            table._by_user,
+            table._tally,
+            seen,
+            (members, hosts),
+            table._worst,
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -247,6 +292,20 @@ class SessionTable(Mapping[str, "Session"]):
         if not hosts_only:
             times.append(self._member_stalls.first())
         return min((t for t in times if t is not None), default=None)
+
+    def worst_rtt(self) -> float | None:
+        """The largest ``rtt`` of a connected session, NaN ignored (``None``: no such session).
+
+        Kept up to date by the changes while they raise it; after the holder's fell,
+        or it disconnected or left, the first call scans the sessions once and the
+        table remembers the answer (see the module).
+        """
+        worst = self._worst
+        if worst is _STALE:
+            worst = _scan_worst(self._by_id.items())
+            # The only write after construction: a cache of what the sessions already say.
+            self._worst = worst
+        return None if worst is None else worst[1]
 
     def __getitem__(self, key: str) -> Session:
         return self._by_id[key]
@@ -302,7 +361,7 @@ class SessionTable(Mapping[str, "Session"]):
         return self._with((session.session_id, session) for session in sessions)
 
     def _with(self, pairs: Iterable[tuple[str, Session]]) -> SessionTable:
-        by_user, tally, seen = self._by_user, self._tally, self._seen
+        by_user, tally, seen, worst = self._by_user, self._tally, self._seen, self._worst
         stalls = [self._member_stalls, self._host_stalls]
         added: list[str] = []
         with self._by_id.mutate() as by_id:
@@ -330,13 +389,28 @@ class SessionTable(Mapping[str, "Session"]):
                         stalls[old_stall[0]] = stalls[old_stall[0]].place(key, None)
                     if new_stall is not None:
                         stalls[new_stall[0]] = stalls[new_stall[0]].place(key, new_stall[1])
+                if worst is not _STALE:
+                    # Inline, not ``_rtt``: this runs on every heartbeat. A NaN compares
+                    # neither greater nor equal, so it never becomes nor stays the worst.
+                    rtt = session.rtt if session.connected else None
+                    if worst is None:
+                        if rtt is not None and not math.isnan(rtt):
+                            worst = (key, rtt)
+                    elif worst[0] == key:
+                        # The holder itself: still the largest unless it fell, when only a
+                        # scan can tell who has the largest now (a heartbeat must not pay
+                        # for one).
+                        worst = (key, rtt) if rtt is not None and rtt >= worst[1] else _STALE
+                    elif rtt is not None and rtt > worst[1]:
+                        worst = (key, rtt)
             table = by_id.finish()
         order = (*self._order, *added) if added else self._order
-        return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]))
+        return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst)
 
     def without(self, *keys: str) -> SessionTable:
         """This table without the sessions under ``keys`` (absent ones are ignored)."""
         by_user, tally, seen, order = self._by_user, self._tally, self._seen, self._order
+        worst = self._worst
         stalls = [self._member_stalls, self._host_stalls]
         with self._by_id.mutate() as by_id:
             for key in keys:
@@ -351,8 +425,10 @@ class SessionTable(Mapping[str, "Session"]):
                 stall = _stall(old)
                 if stall is not None:
                     stalls[stall[0]] = stalls[stall[0]].place(key, None)
+                if worst is not _STALE and worst is not None and worst[0] == key:
+                    worst = _STALE
             table = by_id.finish()
-        return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]))
+        return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst)
 
 
 def _drop_key(
@@ -380,5 +456,5 @@ class _Items(ItemsView[str, "Session"]):
         return zip(table._order, map(table._by_id.__getitem__, table._order), strict=True)
 
 
-EMPTY = SessionTable(Map(), (), Map(), Tally(), _NO_QUEUE, (_NO_QUEUE, _NO_QUEUE))
+EMPTY = SessionTable(Map(), (), Map(), Tally(), _NO_QUEUE, (_NO_QUEUE, _NO_QUEUE), None)
 """The table of no sessions."""

@@ -74,9 +74,13 @@ def put(state: RoomState, *sessions: Session) -> RoomState:
 def room_lead(state: RoomState) -> float:
     """The scheduling lead for this room from its connected members' round trips."""
     config = state.config
-    rtts = (s.rtt for s in state.sessions.values() if s.connected and s.rtt is not None)
+    # Only the worst round trip counts, and the table keeps it: no scan of the room.
+    worst = state.table.worst_rtt()
     return lead_time(
-        rtts, minimum=config.min_lead, maximum=config.max_lead, margin=config.lead_margin
+        () if worst is None else (worst,),
+        minimum=config.min_lead,
+        maximum=config.max_lead,
+        margin=config.lead_margin,
     )
 
 
