@@ -584,7 +584,6 @@ class LiveRoom:
             metrics.message_in("other")
             self._refuse(connection, exc.code, exc.message, exc.ref)
             return
-        metrics.message_in(message_type(message))
         try:
             await self._dispatch(connection, message, received)
         except protocol.ProtocolError as exc:  # includes the engine's Refused
@@ -597,6 +596,9 @@ class LiveRoom:
                 "room %s: database unavailable for a %s: %s", self.room_id, type(exc).__name__, exc
             )
             self._refuse(connection, "unavailable", "the database is unavailable; retry")
+        finally:
+            # Counted after its broadcast went out: the count is not in anyone's way.
+            metrics.message_in(message_type(message))
 
     async def _dispatch(
         self, connection: BaseConnection, message: protocol.ClientMessage, received: float
