@@ -88,22 +88,16 @@ class Frame:
     """A broadcast's message, encoded once for every member.
 
     ``text`` for connections that queue text (:class:`Connection`), ``wire`` (the
-    WebSocket frame's bytes, built on first use) for those that write to their
-    socket themselves (:class:`DirectConnection`).
+    WebSocket frame's bytes) for those that write to their socket themselves
+    (:class:`DirectConnection`).
     """
 
-    __slots__ = ("_wire", "kind", "text")
+    __slots__ = ("kind", "text", "wire")
 
     def __init__(self, text: str, kind: str) -> None:
         self.text = text
         self.kind = kind  # the message type, for the metrics
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            self._wire = server_frame(self.text)
-        return self._wire
+        self.wire = server_frame(text)
 
 
 class BaseConnection:
@@ -130,7 +124,6 @@ class BaseConnection:
         self.closing: tuple[protocol.CloseReason, str] | None = None
         self.scope = trio.CancelScope()
         self.done = trio.Event()
-        self.sent = 0
         self.limited_notice_at = 0.0
 
     def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
@@ -271,7 +264,6 @@ class Connection(BaseConnection):
                     if isinstance(item, PendingPong):
                         item = protocol.encode(item.stamped(self._now()))
                     await self._send_watched(item)
-                    self.sent += 1
         except Exception as exc:  # noqa: BLE001 - the peer is gone; the reader notices too
             log.debug("writer of %s stopped: %s", self.session_id, exc)
             self.scope.cancel()
@@ -352,24 +344,20 @@ class DirectConnection(BaseConnection):
     ) -> None:
         super().__init__(principal, now, metrics)
         self.socket = socket
+        self._write = socket.write
         socket.on_too_slow = self._too_slow
 
     def _put(self, item: Outgoing) -> bool:
-        if self.closing is not None or self.socket.broken:
+        if self.closing is not None:
             return False
         if isinstance(item, PendingPong):
             # Stamped as late as possible: now is when it goes out.
             item = protocol.encode(item.stamped(self._now()))
-        self.socket.write(server_frame(item))
-        self.sent += 1
-        return True
+        return self._write(server_frame(item))
 
     def send_frame(self, frame: Frame) -> bool:
-        if self.closing is not None or self.socket.broken:
-            return False
-        self.socket.write(frame.wire)
-        self.sent += 1
-        return True
+        # The broadcast loop's body, once per member: kept to a check and a write.
+        return self.closing is None and self._write(frame.wire)
 
     def _closed(self) -> None:
         assert self.closing is not None  # noqa: S101 - set by close()

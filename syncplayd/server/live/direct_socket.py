@@ -91,13 +91,14 @@ class DirectSocket:
         self.on_too_slow: Callable[[str], None] | None = None
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> bool:
         """Send ``data`` (whole frames) now, or hold it back if the peer's window is full.
 
-        Never blocks and never switches tasks. A broken socket takes nothing.
+        Never blocks and never switches tasks. A broken socket takes nothing
+        (``False``: the frame will not reach the peer).
         """
         if self.broken:
-            return
+            return False
         if not self._backlog:
             try:
                 sent = os.write(self._fd, data)
@@ -105,9 +106,9 @@ class DirectSocket:
                 sent = 0
             except OSError as exc:
                 self._break(exc)
-                return
+                return False
             if sent == len(data):
-                return
+                return True
             data = data[sent:]
             self._head_partial = sent > 0
         # Queued first, then measured: a frame cut in the middle must stay whole.
@@ -120,6 +121,7 @@ class DirectSocket:
         if self._backlog and not self._flushing:  # (a cut socket has none left)
             self._flushing = True
             self._spawn(self._flush)
+        return not self.broken
 
     async def _flush(self) -> None:
         """Drain the backlog as the peer takes it; give up on one that takes nothing."""
