@@ -9,9 +9,10 @@ room (:class:`~syncplayd.service.rooms.LiveRooms`), so that a socket never hears
 of a change that is not durable.
 
 Bans and mutes are restrictions stored apart from the membership, so that leaving
-and joining again does not shed them. The join path asks :meth:`Moderation.refuse_banned`
-before anything else (REST, WebSocket, invitation and resume all join through it),
-the chat path asks :meth:`Moderation.refuse_muted`.
+and joining again does not shed them. The join path reads the joiner's standing
+(room, membership and restrictions in one read) and asks
+:meth:`Moderation.refuse_banned_by` before anything else (REST, WebSocket, invitation
+and resume all join through it), the chat path asks :meth:`Moderation.refuse_muted`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from syncplayd.storage.records import (
     Restriction,
     RestrictionKind,
     Room,
+    Standing,
 )
 
 if TYPE_CHECKING:
@@ -75,11 +77,23 @@ class Moderation:
         self._now = wall_clock
 
     # -- what the other paths ask ---------------------------------------------------
-    async def refuse_banned(self, room_id: UUID, user_id: UUID) -> None:
-        """Raise ``403 banned`` if the user is banned from the room now."""
-        ban = await self._active(room_id, user_id, RestrictionKind.BAN)
+    async def standing(self, room_id: UUID, user_id: UUID) -> Standing:
+        """The user's standing in the room (room, membership, restrictions) in one read."""
+        return await self._repo.get_standing(room_id, user_id)
+
+    def refuse_banned_by(self, standing: Standing) -> None:
+        """Raise ``403 banned`` if the standing's user is banned from the room now."""
+        ban = standing.active(RestrictionKind.BAN, self._now())
         if ban is not None:
             raise forbidden(f"you are banned from this room{_terms(ban)}", "banned")
+
+    def is_muted_by(self, standing: Standing) -> bool:
+        """Whether the standing's user is muted now."""
+        return standing.active(RestrictionKind.MUTE, self._now()) is not None
+
+    def with_mute(self, standing: Standing, participant: Participant) -> Participant:
+        """``participant`` with ``muted`` set from the standing's mute in force."""
+        return replace(participant, muted=True) if self.is_muted_by(standing) else participant
 
     async def refuse_muted(self, room_id: UUID, user_id: UUID) -> None:
         """Raise ``403 muted`` if the user may not post chat in the room now."""

@@ -206,10 +206,7 @@ class RoomService:
 
     # -- helpers ---------------------------------------------------------------
     async def _room(self, room_id: UUID) -> Room:
-        room = await self._repo.get_room(room_id)
-        if room is None:
-            raise not_found("room")
-        return room
+        return _found(await self._repo.get_room(room_id))
 
     def _rate(self, limiter: RateLimiter[UUID], principal: Principal, what: str) -> None:
         """Take one from the caller's budget, or raise ``429 rate-limited``; admins are exempt."""
@@ -228,12 +225,7 @@ class RoomService:
         self, principal: Principal, room: Room
     ) -> tuple[access.Caller, Participant | None]:
         participant = await self._repo.get_participant(room.id, principal.user_id)
-        caller = access.Caller(
-            is_admin=principal.is_admin,
-            role=participant.role if participant else None,
-            is_owner=room.owner_id == principal.user_id,
-        )
-        return caller, participant
+        return _caller_of(principal, room, participant), participant
 
     async def _visible_room(
         self, principal: Principal, room_id: UUID
@@ -480,15 +472,17 @@ class RoomService:
         ``wrong-password`` refusal. A room whose password predates the verifier has none:
         its refusal says the owner must set the password again, and is not counted.
         """
-        room = await self._room(room_id)
+        # The room, the caller's membership and restrictions: one read, not four.
+        standing = await self._repo.get_standing(room_id, principal.user_id)
+        room = _found(standing.room)
         if not room.is_active:
             raise room_ended()
         # First: a ban shuts every way in (REST, WebSocket, invitation, resume).
-        await self.moderation.refuse_banned(room_id, principal.user_id)
-        caller, participant = await self._caller(principal, room)
+        self.moderation.refuse_banned_by(standing)
+        participant = standing.participant
+        caller = _caller_of(principal, room, participant)
         if participant is not None:
-            (participant,) = await self.moderation.with_mutes(room_id, [participant])
-            return room, participant
+            return room, self.moderation.with_mute(standing, participant)
         invitation = None
         if invitation_code is not None:
             with self._attempts.attempt(principal.user_id, address):
@@ -534,17 +528,17 @@ class RoomService:
             if isinstance(exc, storage_errors.RoomEnded):
                 raise room_ended() from None
             raise not_found("room") from None
+        after = await self._repo.get_standing(room_id, principal.user_id)
         try:
             # Again, now that the membership is stored: a ban made since the first check
             # stored itself before removing members, so it is seen here, and the
             # membership it could not remove is removed now.
-            await self.moderation.refuse_banned(room_id, principal.user_id)
+            self.moderation.refuse_banned_by(after)
         except ServiceError:
             await self._repo.remove_participant(room_id, principal.user_id)
             raise
         # A mute outlives a membership: someone who left muted comes back muted.
-        (participant,) = await self.moderation.with_mutes(room_id, [participant])
-        return await self._room(room_id), participant
+        return _found(after.room), self.moderation.with_mute(after, participant)
 
     async def leave(self, principal: Principal, room_id: UUID) -> None:
         """Leave a room the caller is a member of; their live sessions leave with them."""
@@ -702,3 +696,17 @@ def _hourly(per_hour: int) -> RateLimiter[UUID]:
 
 def _ceil(seconds: float) -> int:
     return max(1, int(-(-seconds // 1)))
+
+
+def _found(room: Room | None) -> Room:
+    if room is None:
+        raise not_found("room")
+    return room
+
+
+def _caller_of(principal: Principal, room: Room, participant: Participant | None) -> access.Caller:
+    return access.Caller(
+        is_admin=principal.is_admin,
+        role=participant.role if participant else None,
+        is_owner=room.owner_id == principal.user_id,
+    )

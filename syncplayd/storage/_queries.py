@@ -56,6 +56,7 @@ from syncplayd.storage.records import (
     RoomFilters,
     RoomOwner,
     RoomUpdate,
+    Standing,
 )
 
 
@@ -302,6 +303,18 @@ def get_participant(tx: Tx, room_id: UUID, user_id: UUID) -> Participant | None:
     sql = "SELECT * FROM participants WHERE room_id = ? AND user_id = ?"
     row = tx.execute(sql, [tx.id(room_id), tx.id(user_id)]).fetchone()
     return None if row is None else participant_from_row(tx, row)
+
+
+def get_standing(tx: Tx, room_id: UUID, user_id: UUID) -> Standing:
+    rows = tx.execute(
+        "SELECT * FROM room_restrictions WHERE room_id = ? AND user_id = ? ORDER BY kind",
+        [tx.id(room_id), tx.id(user_id)],
+    ).fetchall()
+    return Standing(
+        room=get_room(tx, room_id),
+        participant=get_participant(tx, room_id, user_id),
+        restrictions=tuple(restriction_from_row(tx, row) for row in rows),
+    )
 
 
 def owner_names(tx: Tx, room_ids: Sequence[UUID]) -> dict[UUID, str]:

@@ -33,6 +33,7 @@ from syncplayd.storage.records import (
     RoomFilters,
     RoomOwner,
     RoomUpdate,
+    Standing,
 )
 
 T = TypeVar("T")
@@ -108,6 +109,9 @@ class SqlRepository(Repository, abc.ABC):
 
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         return await self._read(q.get_participant, room_id, user_id)
+
+    async def get_standing(self, room_id: UUID, user_id: UUID) -> Standing:
+        return await self._read(q.get_standing, room_id, user_id)
 
     async def owner_names(self, room_ids: Sequence[UUID]) -> dict[UUID, str]:
         return await self._read(q.owner_names, room_ids) if room_ids else {}

@@ -29,6 +29,7 @@ from syncplayd.storage.records import (
     RoomFilters,
     RoomOwner,
     RoomUpdate,
+    Standing,
 )
 
 
@@ -117,6 +118,13 @@ class Repository(Protocol):
 
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         """Return the membership, or ``None``."""
+
+    async def get_standing(self, room_id: UUID, user_id: UUID) -> Standing:
+        """The room, the user's membership and the user's restrictions in it, in one read.
+
+        What a join checks before and after storing the membership: one call (one
+        round trip, one transaction) instead of three or four.
+        """
 
     async def owner_names(self, room_ids: Sequence[UUID]) -> dict[UUID, str]:
         """Each room's owner's display name as a participant, by room id; rooms that do not

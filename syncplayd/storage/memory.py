@@ -48,6 +48,7 @@ from syncplayd.storage.records import (
     RoomFilters,
     RoomOwner,
     RoomUpdate,
+    Standing,
 )
 
 
@@ -351,6 +352,18 @@ class MemoryRepository(Repository):
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         await self._enter()
         return self._members.get(room_id, {}).get(user_id)
+
+    async def get_standing(self, room_id: UUID, user_id: UUID) -> Standing:
+        await self._enter()
+        return Standing(
+            room=self._room(room_id),
+            participant=self._members.get(room_id, {}).get(user_id),
+            restrictions=tuple(
+                r
+                for kind in sorted(RestrictionKind)
+                if (r := self._restrictions.get((room_id, kind, user_id))) is not None
+            ),
+        )
 
     async def owner_names(self, room_ids: Sequence[UUID]) -> dict[UUID, str]:
         await self._enter()

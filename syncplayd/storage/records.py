@@ -311,6 +311,27 @@ class Restriction:
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """Where one user stands in one room, read at one instant (a join's preconditions).
+
+    ``room`` is ``None`` if the room does not exist, ``participant`` if the user is
+    not a member; ``restrictions`` are the user's ban and mute in the room, expired
+    or not (at most one of each kind).
+    """
+
+    room: Room | None
+    participant: Participant | None
+    restrictions: tuple[Restriction, ...]
+
+    def active(self, kind: RestrictionKind, now: datetime) -> Restriction | None:
+        """The user's restriction of ``kind`` in force at ``now``, if any."""
+        for restriction in self.restrictions:
+            if restriction.kind == kind and restriction.is_active(now):
+                return restriction
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeRecord:
     """A syncplayd node in the cluster registry.
 

@@ -105,6 +105,7 @@ class TimedRepository:
 
     add_participant = _timed(Repository.add_participant)
     get_participant = _timed(Repository.get_participant)
+    get_standing = _timed(Repository.get_standing)
     owner_names = _timed(Repository.owner_names)
     list_participants = _timed(Repository.list_participants)
     update_participant = _timed(Repository.update_participant)

@@ -8,7 +8,6 @@ the others, and ending a room tells every connection why before it stops.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +34,9 @@ from syncplayd.storage.errors import StorageUnavailable
 from syncplayd.storage.records import (
     ChatMessage,
     PlaybackControl,
-    Restriction,
-    RestrictionKind,
     Role,
     Room,
+    Standing,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -51,16 +49,17 @@ class CountingRepository(MemoryRepository):
         super().__init__()
         self.writes: list[str] = []
         self.chat_down = False
-        self._reads: Counter[RestrictionKind] = Counter()
-        self._holds: dict[tuple[RestrictionKind, int], trio.Event] = {}
+        self._standing_reads = 0
+        self._holds: dict[int, trio.Event] = {}
         #: Set when a held read is waiting.
         self.read_held = trio.Event()
 
-    def hold_read(self, kind: RestrictionKind, nth: int) -> trio.Event:
-        """Hold the ``nth`` read of a ``kind`` restriction from now, once it has read its
-        answer, until the returned event is set (the answer may be stale by then)."""
+    def hold_standing_read(self, nth: int) -> trio.Event:
+        """Hold the ``nth`` read of a user's standing (their ban and mute) from now, once
+        it has read its answer, until the returned event is set (the answer may be stale
+        by then)."""
         release = trio.Event()
-        self._holds[kind, self._reads[kind] + nth] = release
+        self._holds[self._standing_reads + nth] = release
         return release
 
     async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
@@ -68,12 +67,10 @@ class CountingRepository(MemoryRepository):
             raise StorageUnavailable("database is down")
         return await super().create_chat_message(message)
 
-    async def get_restriction(
-        self, room_id: UUID, user_id: UUID, kind: RestrictionKind
-    ) -> Restriction | None:
-        found = await super().get_restriction(room_id, user_id, kind)
-        self._reads[kind] += 1
-        release = self._holds.pop((kind, self._reads[kind]), None)
+    async def get_standing(self, room_id: UUID, user_id: UUID) -> Standing:
+        found = await super().get_standing(room_id, user_id)
+        self._standing_reads += 1
+        release = self._holds.pop(self._standing_reads, None)
         if release is not None:
             self.read_held.set()
             await release.wait()
@@ -423,7 +420,7 @@ async def test_a_mute_stored_while_a_join_reads_it_is_not_lost(
     """The join reads "not muted", the mute lands (the room has no session of Ben's to
     mute yet), then the join goes on: it must read again rather than let Ben in unmuted."""
     ben = await world.member("Ben")
-    release = world.repo.hold_read(RestrictionKind.MUTE, 1)
+    release = world.repo.hold_standing_read(1)
     ben_socket = FakeSocket()
     live = await world.live()
     connection = Connection(ben_socket, ben, ServerClock().now)
@@ -448,7 +445,7 @@ async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socke
     ben = await world.member("Ben")
     await world.live()  # live already: the ban reaches it
     # Read 1 is the service's check at the join, read 2 the room's own.
-    release = world.repo.hold_read(RestrictionKind.BAN, 2)
+    release = world.repo.hold_standing_read(2)
     settings = world.supervisor._deps.settings
     state = AppState(settings, world.repo, world.service, "x" * 32, supervisor=world.supervisor)
     socket = FakeSocket()

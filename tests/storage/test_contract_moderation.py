@@ -376,3 +376,34 @@ async def test_moderation_survives_reopening(database_url: str) -> None:
         assert await repo.list_restrictions(room.id, MUTE, at(1000)) == [mute]
     finally:
         await repo.aclose()
+
+
+# -- a join's preconditions in one read ------------------------------------------------------
+
+
+async def test_standing_reads_room_membership_and_restrictions_at_once(repo: Repository) -> None:
+    room = await repo.create_room(new_room())
+    user, other = uuid.uuid4(), uuid.uuid4()
+
+    nobody = await repo.get_standing(room.id, user)
+    assert nobody.room == await repo.get_room(room.id)
+    assert (nobody.participant, nobody.restrictions) == (None, ())
+
+    member, _ = await repo.add_participant(room.id, user, "Mallory", Role.MEMBER, at(1))
+    ban = await repo.set_restriction(restriction(room.id, user, BAN, expires=100.0))
+    mute = await repo.set_restriction(restriction(room.id, user, MUTE, expires=10.0))
+    await repo.set_restriction(restriction(room.id, other, BAN))  # someone else's
+    standing = await repo.get_standing(room.id, user)
+    assert standing.room == await repo.get_room(room.id)
+    assert standing.room is not None and nobody.room is not None
+    assert standing.room.participant_count == nobody.room.participant_count + 1
+    assert standing.participant == member
+    assert standing.restrictions == (ban, mute)  # expired or not, bans first
+    # Which are in force is the reader's question, at the time it asks.
+    assert standing.active(BAN, at(50)) == ban and standing.active(MUTE, at(50)) is None
+    assert standing.active(MUTE, at(5)) == mute and standing.active(BAN, at(100)) is None
+
+
+async def test_standing_in_a_room_that_does_not_exist(repo: Repository) -> None:
+    standing = await repo.get_standing(uuid.uuid4(), uuid.uuid4())
+    assert (standing.room, standing.participant, standing.restrictions) == (None, None, ())

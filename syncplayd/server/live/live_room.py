@@ -349,8 +349,9 @@ class LiveRoom:
         muted = False
         for _ in range(STANDING_READS):
             seen = self._moderation_changes
-            await moderation.refuse_banned(self.room_id, user_id)
-            muted = await moderation.is_muted(self.room_id, user_id)
+            standing = await moderation.standing(self.room_id, user_id)
+            moderation.refuse_banned_by(standing)
+            muted = moderation.is_muted_by(standing)
             if self._moderation_changes == seen:
                 break
         return muted
