@@ -87,13 +87,14 @@ class Moderation:
         if ban is not None:
             raise forbidden(f"you are banned from this room{_terms(ban)}", "banned")
 
-    def is_muted_by(self, standing: Standing) -> bool:
-        """Whether the standing's user is muted now."""
-        return standing.active(RestrictionKind.MUTE, self._now()) is not None
+    def mute_by(self, standing: Standing) -> Restriction | None:
+        """The standing's user's mute in force now, if any."""
+        return standing.active(RestrictionKind.MUTE, self._now())
 
     def with_mute(self, standing: Standing, participant: Participant) -> Participant:
         """``participant`` with ``muted`` set from the standing's mute in force."""
-        return replace(participant, muted=True) if self.is_muted_by(standing) else participant
+        muted = self.mute_by(standing) is not None
+        return replace(participant, muted=True) if muted else participant
 
     async def refuse_muted(self, room_id: UUID, user_id: UUID) -> None:
         """Raise ``403 muted`` if the user may not post chat in the room now."""
@@ -257,7 +258,7 @@ class Moderation:
         await self._log(room_id, "muted", user_id, principal, payload)
         live = self._live()
         if live is not None:
-            live.mute_changed(room_id, user_id, muted=True)
+            live.mute_changed(room_id, user_id, muted=True, until=mute.expires_at)
         return mute
 
     async def unmute(self, principal: Principal, room_id: UUID, user_id: UUID) -> None:

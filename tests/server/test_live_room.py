@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -412,6 +412,63 @@ async def test_a_member_muted_while_away_joins_muted(
     assert ben_socket.of_type("joined")[0]["you"]["muted"] is True
     [joined] = _presence(ada, "joined")[-1:]
     assert joined["member"]["muted"] is True
+
+
+async def test_a_timed_mute_ends_by_itself_for_everyone(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben_socket = FakeSocket(), FakeSocket()
+    await world.connect("Ada", ada)
+    ben = await world.connect("Ben", ben_socket)
+    await world.service.moderation.mute(
+        world.owner, world.room.id, ben.principal.user_id, expires_in=timedelta(seconds=20)
+    )
+    await trio.sleep(19)
+    assert [m["member"]["user_id"] for m in _presence(ada, "muted")] == [str(ben.principal.user_id)]
+    assert _presence(ada, "unmuted") == []
+    await trio.sleep(2)
+    [unmuted] = _presence(ada, "unmuted")
+    assert unmuted["member"]["user_id"] == str(ben.principal.user_id)
+    assert unmuted["member"]["muted"] is False
+    assert _presence(ben_socket, "unmuted") != []  # Ben's own page sees it too
+
+
+async def test_a_new_mute_replaces_the_timer_of_the_old_one(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    ben = await world.connect("Ben", FakeSocket())
+    user = ben.principal.user_id
+    moderation = world.service.moderation
+    await moderation.mute(world.owner, world.room.id, user, expires_in=timedelta(seconds=10))
+    await moderation.mute(world.owner, world.room.id, user)  # until lifted, now
+    await trio.sleep(25)
+    assert _presence(ada, "unmuted") == []
+    await moderation.unmute(world.owner, world.room.id, user)
+    await moderation.mute(world.owner, world.room.id, user, expires_in=timedelta(seconds=10))
+    await trio.sleep(11)
+    assert len(_presence(ada, "unmuted")) == 2  # the unmute, then the second mute's end
+
+
+async def test_a_member_muted_for_a_while_joins_muted_and_is_unmuted_at_the_end(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    ada, ben_socket = FakeSocket(), FakeSocket()
+    ben = await world.member("Ben")
+    # Nobody is in: no live room to tell, the mute is only stored.
+    await world.service.moderation.mute(
+        world.owner, world.room.id, ben.user_id, expires_in=timedelta(seconds=20)
+    )
+    await trio.sleep(5)
+    await world.connect("Ada", ada)
+    await world.connect("Ben", ben_socket, ben)  # the room learns of the mute from storage
+    assert ben_socket.of_type("joined")[0]["you"]["muted"] is True
+    await trio.sleep(14)
+    assert _presence(ada, "unmuted") == []
+    await trio.sleep(2)
+    [unmuted] = _presence(ada, "unmuted")
+    assert unmuted["member"]["user_id"] == str(ben.user_id)
 
 
 async def test_a_mute_stored_while_a_join_reads_it_is_not_lost(

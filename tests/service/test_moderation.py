@@ -103,7 +103,9 @@ class RecordedRooms:
     def role_changed(self, room_id: UUID, user_id: UUID, role: Role) -> None:
         self.journal.append(("live", "role_changed", (room_id, user_id, role)))
 
-    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None:
+    def mute_changed(
+        self, room_id: UUID, user_id: UUID, *, muted: bool, until: datetime | None = None
+    ) -> None:
         self.journal.append(("live", "mute_changed", (room_id, user_id, muted)))
 
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:

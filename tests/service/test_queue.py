@@ -79,7 +79,9 @@ class RecordedRooms:
         self.journal.append(("live", "room_updated"))
 
     def role_changed(self, room_id: UUID, user_id: UUID, role: Role) -> None: ...
-    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None: ...
+    def mute_changed(
+        self, room_id: UUID, user_id: UUID, *, muted: bool, until: datetime | None = None
+    ) -> None: ...
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
         return 0
 

@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, Protocol
 from uuid import UUID
 
@@ -97,7 +98,9 @@ class LocalRooms(Protocol):
     def room_ended(self, room_id: UUID) -> None: ...
     def room_updated(self, room: Room) -> None: ...
     def role_changed(self, room_id: UUID, user_id: UUID, role: Role) -> None: ...
-    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None: ...
+    def mute_changed(
+        self, room_id: UUID, user_id: UUID, *, muted: bool, until: datetime | None = None
+    ) -> None: ...
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int: ...
     def queue_changed(self, room: Room, queue: Queue, current_changed: bool) -> None: ...
 
@@ -459,7 +462,13 @@ class Cluster:
         elif op == "role_changed":
             local.role_changed(room_id, UUID(message["user"]), Role(message["role"]))
         elif op == "mute_changed":
-            local.mute_changed(room_id, UUID(message["user"]), muted=bool(message["muted"]))
+            until = message.get("until")
+            local.mute_changed(
+                room_id,
+                UUID(message["user"]),
+                muted=bool(message["muted"]),
+                until=None if until is None else datetime.fromisoformat(until),
+            )
         elif op == "remove_user":
             local.remove_user(room_id, UUID(message["user"]), message["reason"], message["text"])
         elif op == "queue_changed":
@@ -509,11 +518,19 @@ class ClusterRooms:
         else:
             self._cluster.publish("role_changed", room_id, user=str(user_id), role=role.value)
 
-    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None:
+    def mute_changed(
+        self, room_id: UUID, user_id: UUID, *, muted: bool, until: datetime | None = None
+    ) -> None:
         if self._here(room_id):
-            self._local.mute_changed(room_id, user_id, muted=muted)
+            self._local.mute_changed(room_id, user_id, muted=muted, until=until)
         else:
-            self._cluster.publish("mute_changed", room_id, user=str(user_id), muted=muted)
+            self._cluster.publish(
+                "mute_changed",
+                room_id,
+                user=str(user_id),
+                muted=muted,
+                until=None if until is None else until.isoformat(),
+            )
 
     def remove_user(self, room_id: UUID, user_id: UUID, reason: Removal, message: str) -> int:
         if self._here(room_id):

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import trio
@@ -42,7 +43,7 @@ from syncplayd.server.metric_labels import message_type
 from syncplayd.server.metrics import Metrics
 from syncplayd.service import Removal, RoomService, ServiceError
 from syncplayd.storage.errors import StorageError
-from syncplayd.storage.records import NewEvent, Participant, Role, Room
+from syncplayd.storage.records import NewEvent, Participant, Restriction, Role, Room
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ class LiveRoom:
         self._member_cache: dict[str, tuple[list[engine.Session], str]] = {}
         self._member_cache_rules: tuple[object, ...] = ()
         self._presence_due = trio.Event()
+        #: user id -> the timer that ends their mute (mutes with an expiry only).
+        self._mute_timers: dict[str, trio.CancelScope] = {}
         #: Bumped by every mute and removal the service sends here, so that a join can
         #: tell whether one raced its read of the joiner's standing (see ``_standing``).
         self._moderation_changes = 0
@@ -205,10 +208,33 @@ class LiveRoom:
         """The service changed the user's role: their sessions and everyone's view follow."""
         self.apply(engine.SetRole(user_id=str(user_id), role=role.value))
 
-    def set_muted(self, user_id: UUID, *, muted: bool) -> None:
-        """The service muted or unmuted the user: presence ``muted``/``unmuted`` to everyone."""
+    def set_muted(self, user_id: UUID, *, muted: bool, until: datetime | None = None) -> None:
+        """The service muted or unmuted the user: presence ``muted``/``unmuted`` to everyone.
+
+        A mute ``until`` a time ends here by itself then, so that everyone's People
+        list stops showing it (the chat path reads the stored mute and its expiry).
+        """
         self._moderation_changes += 1
         self.apply(engine.SetMuted(user_id=str(user_id), muted=muted))
+        self._time_mute(str(user_id), until if muted else None)
+
+    def _time_mute(self, user_id: str, until: datetime | None) -> None:
+        """(Re)start or stop the timer that ends ``user_id``'s mute at ``until``."""
+        timer = self._mute_timers.pop(user_id, None)
+        if timer is not None:
+            timer.cancel()
+        if until is None or self._nursery is None:
+            return
+        timer = self._mute_timers[user_id] = trio.CancelScope()
+        deadline = self._clock.to_trio(self._clock.from_datetime(until))
+        self._nursery.start_soon(self._end_mute, user_id, timer, deadline)
+
+    async def _end_mute(self, user_id: str, timer: trio.CancelScope, deadline: float) -> None:
+        with timer:
+            await trio.sleep_until(deadline)
+            if self._mute_timers.get(user_id) is timer:
+                del self._mute_timers[user_id]
+                self.apply(engine.SetMuted(user_id=user_id, muted=False))
 
     def room_updated(self, room: Room) -> None:
         """The room's settings or owner changed: new control mode and waiting rules, and a
@@ -279,7 +305,7 @@ class LiveRoom:
             ServiceError: ``room-ended``, or ``banned`` when a ban landed after the
                 service let the user in (the join's check and this attach are apart).
         """
-        muted = await self._standing(participant.user_id)
+        mute = await self._standing(participant.user_id)
         # No await from here to the Connect: no mute or removal can slip in between.
         if self._nursery is None or self.ended:
             if self.end_reason in ("moved", "server-restarting"):
@@ -303,10 +329,12 @@ class LiveRoom:
                 user_name=participant.user_name,
                 role=participant.role.value,
                 resume=session_id == resume,
-                muted=muted,
+                muted=mute is not None,
                 desktop=connection.desktop,
             )
         )
+        if mute is not None and user_id not in self._mute_timers:
+            self._time_mute(user_id, mute.expires_at)
         now = self._clock.now()
         joined = protocol.Joined(
             session_id=session_id,
@@ -334,8 +362,8 @@ class LiveRoom:
         with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):
             self._nursery.start_soon(self._serve, connection)
 
-    async def _standing(self, user_id: UUID) -> bool:
-        """Whether the joiner is muted; refuses one who was banned meanwhile.
+    async def _standing(self, user_id: UUID) -> Restriction | None:
+        """The joiner's mute in force, if any; refuses one who was banned meanwhile.
 
         Read from storage, since the engine only knows the users it has sessions
         of. A mute or ban stored while this read is on its way reaches the room
@@ -346,15 +374,15 @@ class LiveRoom:
             ServiceError: ``banned``.
         """
         moderation = self._deps.service.moderation
-        muted = False
+        mute = None
         for _ in range(STANDING_READS):
             seen = self._moderation_changes
             standing = await moderation.standing(self.room_id, user_id)
             moderation.refuse_banned_by(standing)
-            muted = moderation.is_muted_by(standing)
+            mute = moderation.mute_by(standing)
             if self._moderation_changes == seen:
                 break
-        return muted
+        return mute
 
     async def _serve(self, connection: BaseConnection) -> None:
         session_id = connection.session_id

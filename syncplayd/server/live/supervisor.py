@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from datetime import datetime
 from uuid import UUID
 
 import trio
@@ -264,10 +265,12 @@ class RoomSupervisor:
         if live is not None:
             live.set_role(user_id, role)
 
-    def mute_changed(self, room_id: UUID, user_id: UUID, *, muted: bool) -> None:
+    def mute_changed(
+        self, room_id: UUID, user_id: UUID, *, muted: bool, until: datetime | None = None
+    ) -> None:
         live = self.get_live(room_id)
         if live is not None:
-            live.set_muted(user_id, muted=muted)
+            live.set_muted(user_id, muted=muted, until=until)
 
     def queue_changed(self, room: Room, queue: Queue, current_changed: bool) -> None:
         live = self.get_live(room.id)
