@@ -226,7 +226,7 @@ class Moderation:
     async def unban(self, principal: Principal, room_id: UUID, user_id: UUID) -> None:
         """Lift a ban; ``404 not-found`` when there is none."""
         await self._target(principal, room_id, user_id, access.Action.UNBAN)
-        if not await self._repo.delete_restriction(room_id, user_id, RestrictionKind.BAN):
+        if not await self._lift(room_id, user_id, RestrictionKind.BAN):
             raise not_found("ban")
         await self._log(room_id, "unbanned", user_id, principal, {})
 
@@ -264,7 +264,7 @@ class Moderation:
     async def unmute(self, principal: Principal, room_id: UUID, user_id: UUID) -> None:
         """Let a muted user post again; ``404 not-found`` when they are not muted."""
         await self._target(principal, room_id, user_id, access.Action.UNMUTE)
-        if not await self._repo.delete_restriction(room_id, user_id, RestrictionKind.MUTE):
+        if not await self._lift(room_id, user_id, RestrictionKind.MUTE):
             raise not_found("mute")
         await self._log(room_id, "unmuted", user_id, principal, {})
         live = self._live()
@@ -368,6 +368,16 @@ class Moderation:
             )
         except storage_errors.RoomNotFound:
             raise not_found("room") from None
+
+    async def _lift(self, room_id: UUID, user_id: UUID, kind: RestrictionKind) -> bool:
+        """Delete the user's restriction of ``kind``; whether one was in force.
+
+        One that ran out is deleted too (maintenance would purge it), but lifting it is
+        not an unban or unmute: nothing is logged or told, and the caller says 404.
+        """
+        found = await self._active(room_id, user_id, kind)
+        deleted = await self._repo.delete_restriction(room_id, user_id, kind)
+        return deleted and found is not None
 
     async def _active(
         self, room_id: UUID, user_id: UUID, kind: RestrictionKind

@@ -24,7 +24,7 @@ from syncplayd.core.roles import Role
 from syncplayd.identity import Principal
 from syncplayd.service import LiveRooms, Removal, RoomChanges, RoomService, ServiceError
 from syncplayd.storage import MemoryRepository
-from syncplayd.storage.records import ChatMessage, Room
+from syncplayd.storage.records import ChatMessage, RestrictionKind, Room
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 ADMIN = Principal(uuid4(), "root", is_admin=True)
@@ -639,6 +639,27 @@ async def test_a_mute_runs_out(world: World) -> None:
     await world.service.post_chat(world.cleo, world.id, "hi")
     people = await world.service.participants(world.cleo, world.id)
     assert not any(p.muted for p in people)
+
+
+async def test_lifting_a_ban_or_mute_that_ran_out_is_not_found_and_tells_nobody(
+    world: World,
+) -> None:
+    moderation = world.service.moderation
+    cleo, dan = world.cleo.user_id, world.dan.user_id
+    await moderation.mute(world.ada, world.id, cleo, expires_in=timedelta(minutes=10))
+    await moderation.ban(world.ada, world.id, dan, expires_in=timedelta(minutes=10))
+    world.clock.at = NOW + timedelta(minutes=10)
+    journal, events = len(world.journal), len(await world.events())
+    for lift, what in ((moderation.unmute, "mute"), (moderation.unban, "ban")):
+        with pytest.raises(ServiceError) as missing:
+            await lift(world.ada, world.id, cleo if what == "mute" else dan)
+        assert (missing.value.status, missing.value.code) == (404, "not-found"), what
+    # No "unmuted" to the live room (it ended the mute by itself), no event logged.
+    assert world.journal[journal:] == [("stored", "delete_restriction")] * 2
+    assert len(await world.events()) == events
+    # The rows that ran out are gone as well.
+    assert await world.repo.get_restriction(world.id, cleo, RestrictionKind.MUTE) is None
+    assert await world.repo.get_restriction(world.id, dan, RestrictionKind.BAN) is None
 
 
 async def test_a_mute_outlives_leaving_and_joining(world: World) -> None:
