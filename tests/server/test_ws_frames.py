@@ -288,6 +288,10 @@ def test_a_close_frame_keeps_whole_characters_within_125_bytes(reason: str) -> N
     assert reason.startswith(close.reason) and len(close.reason.encode()) <= 123
 
 
+def test_a_close_without_a_code_is_echoed_empty() -> None:
+    assert close_frame(ws_frames.NO_STATUS, "ignored") == b"\x88\x00"
+
+
 @given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
 def test_unmask_is_the_repeated_xor(payload: bytes, key: bytes) -> None:
     assert ws_frames.unmask(payload, key) == bytes(b ^ key[i % 4] for i, b in enumerate(payload))

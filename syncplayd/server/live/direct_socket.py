@@ -288,12 +288,7 @@ class DirectSocket:
             case ws_frames.Close(code=code):
                 self._close_received = True
                 # Our answer echoes the code (section 5.5.1), unless we closed first.
-                if code == ws_frames.NO_STATUS:
-                    if not self._close_sent:
-                        self._close_sent = True
-                        self.write(control_frame(ws_frames.CLOSE))
-                else:
-                    self.close_now(code)
+                self.close_now(code)
                 raise SocketClosed(f"closed by the peer ({code})")
             case ws_frames.Failure(code=code, reason=reason):
                 # Failing the connection (section 7.1.7): our close says why. After a

@@ -106,7 +106,13 @@ def control_frame(opcode: int, payload: bytes = b"") -> bytes:
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
-    """A close frame with ``code`` and as much of ``reason`` as fits whole in 123 bytes."""
+    """A close frame with ``code`` and as much of ``reason`` as fits whole in 123 bytes.
+
+    ``NO_STATUS`` (1005) only describes a close that carried no code and may not be sent:
+    its frame is an empty close, the echo of one.
+    """
+    if code == NO_STATUS:
+        return control_frame(CLOSE)
     encoded = reason.encode()[: _MAX_CONTROL_PAYLOAD - 2]
     # A cut may split a character: drop its remains, as wsproto does.
     encoded = encoded.decode(errors="ignore").encode()
