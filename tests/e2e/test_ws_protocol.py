@@ -220,6 +220,21 @@ async def test_connections_per_user_are_limited(live_daemon: DaemonProcess) -> N
         await _closed_with(fourth, 4006, "too-many-connections")
 
 
+async def test_a_closed_connection_gives_its_count_back(live_daemon: DaemonProcess) -> None:
+    """A joined socket counts until the room lets go of it (long after its handshake ended)."""
+    user = new_user("again")
+    room_id = await new_room(live_daemon, user)
+    for _ in range(7):  # more than twice the limit of 3, one after the other
+        async with raw_client(live_daemon, user, room_id):
+            pass
+    async with (
+        raw_client(live_daemon, user, room_id),
+        raw_client(live_daemon, user, room_id),
+        raw_client(live_daemon, user, room_id) as third,
+    ):
+        assert third.joined is not None
+
+
 async def test_concurrent_joins_with_one_token_stay_within_the_limit(
     live_daemon: DaemonProcess,
 ) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -202,3 +202,34 @@ async def test_closed_connections_leave_no_cycles(server: Daemon, ending: Ending
     from_server = Counter(_describe(o) for o in garbage if _from_the_server(o))
     assert not from_server, f"closed connections left cycles: {from_server.most_common(20)}"
     assert live_connections == 1, "only the keeper's connection may still be alive"
+
+
+def _server_tasks() -> int:
+    """The tasks of this process, but for the test's own WebSocket clients'."""
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        count += not task.name.startswith("trio_websocket")
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+async def test_a_joined_member_costs_the_server_one_task(server: Daemon) -> None:
+    """Its reader, in the live room: the handshake's task ends once the room has the socket
+    (memory per member, docs/benchmarks.md), and nothing is left once it has closed."""
+    owner = new_user("owner")
+    room_id = await server.create_room(owner)
+    async with _member(server, owner) as keeper:  # the room stays live throughout
+        await keeper.join(room_id)
+        await trio.testing.wait_all_tasks_blocked(QUIET)
+        before = _server_tasks()
+        async with AsyncExitStack() as members:
+            for i in range(5):
+                client = await members.enter_async_context(_member(server, new_user(f"m{i}")))
+                await client.join(room_id)
+            await trio.testing.wait_all_tasks_blocked(QUIET)
+            assert _server_tasks() - before == 5
+        await trio.testing.wait_all_tasks_blocked(QUIET)
+        assert _server_tasks() == before

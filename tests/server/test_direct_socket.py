@@ -391,6 +391,16 @@ async def test_abort_cuts_the_connection_and_later_writes_are_dropped() -> None:
             assert await pair.peer.until_eof() == []
 
 
+async def test_drop_closes_the_socket_at_once() -> None:
+    """What a room's let-go falls back to when no task is left to say goodbye (daemon exit)."""
+    with trio.fail_after(LIMIT):
+        async with direct_pair() as pair:
+            pair.socket.drop("the server is stopping")
+            assert pair.server.socket.fileno() == -1
+            assert not pair.socket.write(server_frame("too late"))
+            assert await pair.peer.until_eof() == []
+
+
 # -- a peer that stops reading --------------------------------------------------------------------
 @pytest.mark.parametrize("big_first", [False, True], ids=["small-frames", "partly-written-head"])
 async def test_a_full_backlog_calls_on_too_slow_once_and_the_goodbye_still_arrives_whole(

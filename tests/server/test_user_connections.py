@@ -34,3 +34,16 @@ def test_users_are_counted_apart() -> None:
     counts, ann, bob = UserConnections(), uuid4(), uuid4()
     with counts.reserve(ann, 1), counts.reserve(bob, 1):
         assert counts.users == 2
+
+
+def test_a_hold_outlives_its_block_and_is_given_back_once() -> None:
+    counts, user = UserConnections(), uuid4()
+    hold = counts.take(user, 2)
+    other = counts.take(user, 2)
+    with pytest.raises(TooManyConnections):
+        counts.take(user, 2)
+    hold.release()
+    hold.release()  # a second release must not give back the other socket's count
+    assert counts.of(user) == 1
+    other.release()
+    assert counts.of(user) == 0 and counts.users == 0

@@ -124,6 +124,9 @@ class BaseConnection:
         self.closing: tuple[protocol.CloseReason, str] | None = None
         self.scope = trio.CancelScope()
         self.done = trio.Event()
+        #: Called once the reader has ended: what the socket's handshake handed over
+        #: to the room is given back (see ``DirectRoute``).
+        self.on_done: Callable[[], None] | None = None
         self.limited_notice_at = 0.0
 
     def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
@@ -178,6 +181,9 @@ class BaseConnection:
             pass  # the peer went away or closed: the room lets go
         finally:
             self.done.set()
+            on_done, self.on_done = self.on_done, None
+            if on_done is not None:
+                on_done()
 
     def _receiver(self) -> Callable[[], Awaitable[str | bytes]]:
         """The transport's ``receive``: the peer's next message."""

@@ -303,6 +303,13 @@ class DirectSocket:
         """Drop the connection at once (no close handshake: the peer is not there)."""
         self._break(ConnectionAbortedError(reason))
 
+    def drop(self, reason: str) -> None:
+        """Abort and close the socket now, when no task is left to :meth:`finish` it."""
+        self.abort(reason)
+        self.on_too_slow = None
+        self._spawn = _no_spawn
+        self._stream.socket.close()
+
     def ping(self) -> None:
         """A WebSocket ping (keeps idle proxies from dropping the connection)."""
         if not (self._close_sent or self._close_received):

@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from math import ceil
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -50,7 +50,7 @@ from syncplayd.server.live.connection import (
 )
 from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed
 from syncplayd.server.live.messages import chat_entry
-from syncplayd.server.live.user_connections import TooManyConnections
+from syncplayd.server.live.user_connections import Hold, TooManyConnections
 from syncplayd.server.process.front_door import Upgrade
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageError
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 HELLO_TIMEOUT_SECONDS = 10.0
 _NO_NURSERY = contextlib.nullcontext(None)
 JOIN_TIMEOUT_SECONDS = 30.0
+#: How :meth:`Handshake._join_room` ended (see there).
+_Outcome = Literal["refused", "served", "kept"]
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
@@ -213,7 +215,9 @@ class DirectRoute:
         authorization = upgrade.headers.get("Authorization")
         return Admitted(vouched, request_address(state, upgrade), authorization, room_hint)
 
-    async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> None:
+    async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> bool:
+        """The handshake; once joined, the live room serves the socket (``True``): its
+        reader task is then the connection's only task, and :meth:`_let_go` ends it."""
         assert isinstance(admitted, Admitted)  # noqa: S101 - what admit returned
         assert self._flushes is not None  # noqa: S101 - admit checked it
         state = self._state
@@ -226,6 +230,7 @@ class DirectRoute:
         )
         del leftover
         self._sockets.add(socket)
+        kept = False
         try:
             handshake = Handshake(
                 state,
@@ -234,13 +239,27 @@ class DirectRoute:
                 admitted.vouched,
                 address=admitted.address,
                 room_hint=admitted.room_hint,
+                on_kept=self._let_go,
             )
             del admitted
-            await handshake.run()
+            kept = await handshake.run()
+            return kept
         finally:
-            self._sockets.discard(socket)
-            with trio.CancelScope(shield=True):
-                await socket.finish(CLOSE_GRACE_SECONDS)
+            if not kept:
+                self._sockets.discard(socket)
+                with trio.CancelScope(shield=True):
+                    await socket.finish(CLOSE_GRACE_SECONDS)
+
+    def _let_go(self, socket: DirectSocket) -> None:
+        """The room is done with a socket it kept: say goodbye and close, in a task of ours."""
+        self._sockets.discard(socket)
+        flushes = self._flushes
+        try:
+            if flushes is None:
+                raise RuntimeError("the route is not running")
+            flushes.start_soon(_finish, socket)
+        except RuntimeError:  # the route has stopped (the daemon is exiting): no goodbye
+            socket.drop("the server is stopping")
 
     async def keep_alive(self, interval: float) -> None:
         """Ping every socket each ``interval``; drop those silent for the read timeout."""
@@ -254,6 +273,13 @@ class DirectRoute:
                     socket.ping()
 
 
+async def _finish(socket: DirectSocket) -> None:
+    # Shielded, as it was in the handler: the goodbye and the FIN must go out at a
+    # shutdown too (``finish`` bounds its own waits).
+    with trio.CancelScope(shield=True):
+        await socket.finish(CLOSE_GRACE_SECONDS)
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """An upgrade the front door serves: the proxy's user if it vouched for one, the
@@ -265,7 +291,7 @@ class Admitted:
     room_hint: UUID | None = None
 
 
-async def _without_cancelled_groups(work: Awaitable[None]) -> None:
+async def _without_cancelled_groups(work: Awaitable[object]) -> None:
     """Await ``work``; if it is cancelled, let one plain ``Cancelled`` out, never a group.
 
     quart-trio cancels the handler when the peer disconnects. The cancellation comes
@@ -330,9 +356,13 @@ class Handshake:
         *,
         address: str | None = None,
         room_hint: UUID | None = None,
+        on_kept: Callable[[DirectSocket], None] | None = None,
     ) -> None:
         self._state = state
         self._ws = ws
+        # Given: a joined socket is left to the live room, and this is called when the
+        # room lets go of it (``DirectRoute``). Not given: the handler serves it to the end.
+        self._on_kept = on_kept
         self._authorization = authorization
         self._vouched = vouched
         self._address = address  # the peer, for the failed-attempt budget of joins
@@ -347,11 +377,12 @@ class Handshake:
         )
         self._limited_notice_at: float | None = None
 
-    async def run(self) -> None:
+    async def run(self) -> bool:
+        """Hello and join; ``True`` if a live room now serves the socket (``on_kept``)."""
         try:
             principal = await self._hello()
             if principal is not None:
-                await self._join(principal)
+                return await self._join(principal)
         except (trio.BrokenResourceError, SocketClosed):
             pass  # the peer went away during the handshake
         except trio.BusyResourceError:
@@ -359,6 +390,7 @@ class Handshake:
             # the stream (send_eof) outside the lock that guards our close frame.
             # The socket is gone either way; this is not an error of ours.
             pass
+        return False
 
     async def _send(self, message: protocol.ServerMessage) -> None:
         await self._ws.send(protocol.encode(message))
@@ -441,7 +473,8 @@ class Handshake:
         )
         return principal
 
-    async def _join(self, principal: Principal) -> None:
+    async def _join(self, principal: Principal) -> bool:
+        """Join a room (retrying after refusals); ``True`` if the room keeps the socket."""
         deadline = self._clock.deadline(JOIN_TIMEOUT_SECONDS)
         state = self._state
         supervisor = state.supervisor
@@ -450,7 +483,7 @@ class Handshake:
         while True:
             message = await self._receive(deadline)
             if message is None:
-                return
+                return False
             if not isinstance(message, protocol.Join):
                 await self._error("not-joined", "join a room first")
                 continue
@@ -471,13 +504,19 @@ class Handshake:
             # Counted from here, before the join's first await: checked first and
             # counted later, concurrent joins all passed the check.
             try:
-                with supervisor.user_connections.reserve(principal.user_id, limit):
-                    if await self._join_room(principal, room_id, message):
-                        return
+                hold = supervisor.user_connections.take(principal.user_id, limit)
             except TooManyConnections as exc:
                 await self._error("too-many-connections", str(exc))
                 await self._close("too-many-connections", "too many connections for this user")
-                return
+                return False
+            outcome: _Outcome = "refused"
+            try:
+                outcome = await self._join_room(principal, room_id, message, hold)
+            finally:
+                if outcome != "kept":
+                    hold.release()
+            if outcome != "refused":
+                return outcome == "kept"
 
     def _connection(self, principal: Principal) -> Connection | DirectConnection:
         state = self._state
@@ -492,8 +531,15 @@ class Handshake:
             send_timeout=state.settings.syncplay.sync.disconnect_timeout_seconds,
         )
 
-    async def _join_room(self, principal: Principal, room_id: UUID, message: protocol.Join) -> bool:
-        """Join the room and serve the connection until it ends; ``False`` if refused."""
+    async def _join_room(
+        self, principal: Principal, room_id: UUID, message: protocol.Join, hold: Hold
+    ) -> _Outcome:
+        """Join the room, and serve the connection until it ends or leave it to the room.
+
+        ``refused``: the join was refused (said why; the client may try again);
+        ``served``: the connection ended (or was sent elsewhere) here; ``kept``: the
+        live room serves it from now on and gives ``hold`` back when it lets go.
+        """
         state = self._state
         supervisor = state.supervisor
         assert supervisor is not None  # noqa: S101 - checked before accept
@@ -514,21 +560,22 @@ class Handshake:
                 del queue
         except ServiceError as exc:
             await self._error(exc.code, exc.detail)
-            return False
+            return "refused"
         except StorageError as exc:
             log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
             await self._error("unavailable", "the database is unavailable; retry")
-            return False
+            return "refused"
         except RoomElsewhere as exc:
             # Multi-node mode: another node runs the room and was asked to hand it over;
             # the client comes back through the proxy, which sends it here again.
             await self._close("moved", str(exc), retry_after=exc.retry_after)
-            return True
+            return "served"
         connection = self._connection(principal)
         # The history is sent once, in ``joined``; the connection may last for hours,
         # and this frame with it: keep none of it (``attach`` empties ``recent``).
         refusal: ServiceError | None = None
         moved: RoomElsewhere | None = None
+        kept = False
         # A queued connection's writer runs beside the room, in this task's nursery; a
         # direct one has none (and no nursery to keep for the connection's life).
         async with (
@@ -542,7 +589,14 @@ class Handshake:
                 # Kept in this frame for as long as the connection lasts otherwise: records
                 # read for the join, per member, for hours (docs/benchmarks.md: memory).
                 del room, participant, recent, live
-                await connection.done.wait()
+                if self._on_kept is not None and isinstance(connection, DirectConnection):
+                    # The room's reader task is all the connection needs from here: this
+                    # task ends (one task per member, not two). No checkpoint lies between
+                    # ``attach`` starting the reader and this, so the reader sees it.
+                    connection.on_done = _Kept(hold, self._on_kept, connection.socket)
+                    kept = True
+                else:
+                    await connection.done.wait()
             except ServiceError as exc:
                 # The room ended meanwhile, or a ban landed after the service let the
                 # user in (the room reads the joiner's standing again: see ``attach``).
@@ -553,15 +607,35 @@ class Handshake:
                 log.warning("join of room %s failed: database unavailable: %s", room_id, exc)
                 refusal = ServiceError(503, "unavailable", "the database is unavailable; retry")
             finally:
-                # The reader (in the room) stops if this handler is cancelled
-                # because the peer vanished; the writer finishes its queue.
-                connection.scope.cancel()
-                if isinstance(connection, Connection):
-                    connection.finish()
+                if not kept:
+                    # The reader (in the room) stops if this handler is cancelled
+                    # because the peer vanished; the writer finishes its queue.
+                    connection.scope.cancel()
+                    if isinstance(connection, Connection):
+                        connection.finish()
+        if kept:
+            return "kept"
         if moved is not None:
             await self._close("moved", str(moved), retry_after=moved.retry_after)
-            return True
+            return "served"
         if refusal is not None:
             await self._error(refusal.code, refusal.detail)
-            return False
-        return True
+            return "refused"
+        return "served"
+
+
+class _Kept:
+    """A kept connection's ``on_done``: its user's count, then its socket, go back."""
+
+    __slots__ = ("_hold", "_let_go", "_socket")
+
+    def __init__(
+        self, hold: Hold, let_go: Callable[[DirectSocket], None], socket: DirectSocket
+    ) -> None:
+        self._hold = hold
+        self._let_go = let_go
+        self._socket = socket
+
+    def __call__(self) -> None:
+        self._hold.release()
+        self._let_go(self._socket)

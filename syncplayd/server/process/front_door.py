@@ -18,11 +18,11 @@ lifespan, graceful shutdown; with this dispatcher in front of its ``TCPServer``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Protocol
 
 import trio
@@ -41,6 +41,10 @@ from wsproto.utilities import RemoteProtocolError
 log = logging.getLogger(__name__)
 
 MAX_RECV = 65536
+#: ``accept`` errors that mean "out of a resource", and the pause before trying again
+#: (``trio/_highlevel_serve_listeners.py``).
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_RETRY_SECONDS = 0.1
 #: The largest request head read here; a bigger one goes to hypercorn, which refuses it.
 MAX_HEAD_BYTES = 16384
 
@@ -71,8 +75,12 @@ class WebSocketRoute(Protocol):
     def admit(self, upgrade: Upgrade) -> object | None:
         """What the endpoint needs to serve ``upgrade``, or ``None`` to let the app answer."""
 
-    async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> None:
-        """Serve the accepted WebSocket (the 101 answer is already written)."""
+    async def serve(self, stream: trio.SocketStream, admitted: object, leftover: bytes) -> bool:
+        """Serve the accepted WebSocket (the 101 answer is already written).
+
+        ``True``: the socket lives on beyond this call (a live room serves it) and
+        the route closes it; ``False``: it is done with, and the caller closes it.
+        """
 
 
 class _Replayed(trio.abc.HalfCloseableStream):
@@ -112,14 +120,24 @@ class FrontDoor:
     #: The marks of the listener (the proxy socket's), as the app's scopes carry them.
     scope: Mapping[str, Any] = field(default_factory=dict)
 
-    async def __call__(self, stream: trio.SocketStream) -> None:
+    async def run(self, stream: trio.SocketStream) -> None:
+        """Serve one accepted connection; closed at the end unless the route kept it."""
+        kept = False
+        try:
+            kept = await self(stream)
+        finally:
+            if not kept:
+                await trio.aclose_forcefully(stream)
+
+    async def __call__(self, stream: trio.SocketStream) -> bool:
+        """Route ``stream``; ``True`` if the WebSocket route kept it (see ``WebSocketRoute``)."""
         try:
             buffer = b""
             with trio.move_on_after(self.head_timeout):
                 buffer = await stream.receive_some(MAX_RECV)
             if not buffer:
                 await stream.aclose()  # nothing asked in time (or the peer left)
-                return
+                return False
             if self.route is not None and _requests_path(buffer, self.route.path):
                 with trio.move_on_after(self.head_timeout) as waited:
                     while b"\r\n\r\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
@@ -131,7 +149,7 @@ class FrontDoor:
                     # A head that never ends (slowloris): closed unanswered, as hypercorn
                     # closes one after its keep-alive timeout.
                     await stream.aclose()
-                    return
+                    return False
                 accepted = self._accept(stream, buffer, self.route)
                 if accepted is not None:
                     # Only what serving needs lives on with the connection (the head, the
@@ -141,12 +159,12 @@ class FrontDoor:
                     del accepted
                     await stream.send_all(answer)
                     del answer
-                    await self.route.serve(stream, admitted, leftover)
-                    return
+                    return await self.route.serve(stream, admitted, leftover)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await stream.aclose()
-            return
+            return False
         await self.hand_over(_Replayed(stream, buffer))
+        return False
 
     def _accept(
         self, stream: trio.SocketStream, buffer: bytes, route: WebSocketRoute
@@ -176,6 +194,23 @@ class FrontDoor:
         # No extension and no subprotocol: the frames of a broadcast are the same
         # bytes for everyone only without per-connection compression.
         return handshake.send(AcceptConnection()), admitted, leftover
+
+
+async def _accept(listener: trio.SocketListener, door: FrontDoor, handlers: trio.Nursery) -> None:
+    """``trio.serve_listeners`` for one listener, except that a connection's handler does
+    not always close it: a WebSocket a live room keeps outlives its handler task."""
+    async with listener:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                # Out of file descriptors or memory: wait for some to be freed, as trio does.
+                log.error("accept failed (%s); waiting %g s", exc, ACCEPT_RETRY_SECONDS)
+                await trio.sleep(ACCEPT_RETRY_SECONDS)
+            else:
+                handlers.start_soon(door.run, stream)
 
 
 def _requests_path(buffer: bytes, path: bytes) -> bool:
@@ -243,11 +278,8 @@ async def serve(
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
                     nursery.start_soon(raise_shutdown, shutdown_trigger)
                     nursery.start_soon(raise_shutdown, context.terminate.wait)
-                    nursery.start_soon(
-                        partial(
-                            trio.serve_listeners, door, listeners, handler_nursery=server_nursery
-                        )
-                    )
+                    for listener in listeners:
+                        nursery.start_soon(_accept, listener, door, server_nursery)
                     await trio.sleep_forever()
             except BaseExceptionGroup as error:
                 _, other = error.split((ShutdownError, KeyboardInterrupt))
