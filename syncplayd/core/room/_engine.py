@@ -147,6 +147,8 @@ Ready        Clears buffering, ``catching_up`` and ``loading`` (not ``skipped``
 Heartbeat    ``last_seen``. Compared unless stale, waiting or buffering: beyond
              the threshold a ``sync`` goes to that session; in step, a late
              joiner counts as caught up, and in an ended room it has ended.
+             With an ``rtt``: first what ``RttSample`` does, in the same pass
+             (its refusal and effects first; a refusal of either changes nothing).
 RttSample    EMA of the RTT, ``last_seen``; one ``latency`` presence when half
              the RTT passes ``max_latency_ms``, re-armed below 80 % of it.
 Connect      New or resumed session; presence ``joined``/``reconnected``.
@@ -183,11 +185,13 @@ import math
 from typing import assert_never
 
 from syncplayd.core.room import _items, _membership, _playback
+from syncplayd.core.room._copy import evolve
 from syncplayd.core.room._events import (
     Buffering,
     Command,
     Connect,
     Disconnect,
+    Effect,
     Ended,
     Heartbeat,
     Leave,
@@ -241,9 +245,11 @@ def apply(state: RoomState, command: Command, now: float) -> Result:
         # The frequent ones skip the deadline bookkeeping (see the module docstring)
         # unless the end was just reached.
         case Heartbeat():
-            new, more = _playback.heartbeat(state, command, now)
             if state is before:
-                return new, more
+                return _playback.heartbeat(state, command, now)
+            if command.rtt is not None:
+                return _past_end(before, state, effects, command, command.rtt, now)
+            new, more = _playback.heartbeat(state, command, now)
         case RttSample():
             new, more = _playback.rtt_sample(state, command, now)
             if state is before:
@@ -259,11 +265,37 @@ def apply(state: RoomState, command: Command, now: float) -> Result:
         case _:
             new, more = _dispatch(state, command, now)
     effects += more
+    _wake(before, new, effects)
+    return new, effects
+
+
+def _wake(before: RoomState, new: RoomState, effects: list[Effect]) -> None:
+    """Ask for a ``Tick`` at ``new``'s earliest deadline, if it is not ``before``'s."""
     if new is not before:
         deadline = next_deadline(new)
         if deadline is not None and deadline != next_deadline(before):
             effects.append(WakeAt(deadline))
-    return new, effects
+
+
+def _past_end(
+    before: RoomState,
+    state: RoomState,
+    effects: list[Effect],
+    command: Heartbeat,
+    rtt: float,
+    now: float,
+) -> Result:
+    """A heartbeat with ``rtt`` to a room that reached its end on the way in (``state``).
+
+    Rare, so done as the two commands it folds (an ``RttSample``, then the heartbeat)
+    would do it, with the sample's ``WakeAt`` between the two; but a refusal of the
+    heartbeat refuses the sample too, as it does in the usual single pass.
+    """
+    sampled, more = _playback.rtt_sample(state, RttSample(command.session_id, rtt), now)
+    effects += more
+    _wake(before, sampled, effects)
+    new, more = _playback.heartbeat(sampled, evolve(command, rtt=None), now)
+    return new, effects + more
 
 
 def _dispatch(state: RoomState, command: Command, now: float) -> Result:

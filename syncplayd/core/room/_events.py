@@ -127,6 +127,9 @@ class Heartbeat:
         server_time: when the position was sampled, on the server clock as the client estimates it.
         version: the playback version the client has applied.
         playing: whether its player is playing (informational).
+        rtt: a ping round trip measured with it, seconds: the heartbeat then does first
+            what an :class:`RttSample` of it does, in the same pass (one copy of the
+            session and of the room for both, as the client sends them in one frame).
     """
 
     session_id: str
@@ -134,6 +137,7 @@ class Heartbeat:
     server_time: float
     version: int
     playing: bool = False
+    rtt: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

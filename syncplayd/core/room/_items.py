@@ -10,9 +10,9 @@ the room, one command (and ``now``) and returns ``(room, effects)``.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from syncplayd.core import protocol
+from syncplayd.core.room._copy import evolve
 from syncplayd.core.room._events import (
     Effect,
     LoadItem,
@@ -102,7 +102,7 @@ def media(state: RoomState, command: Media, now: float) -> Result:
         or (state.control == "moderators" and session.role == "member")
     ):
         return state, []
-    state = replace(state, duration=duration)
+    state = evolve(state, duration=duration)
     effects: list[Effect] = [RecordDuration(command.item_id, duration)]
     state, ended = _past_end(state, now)
     return state, effects + ended
@@ -115,18 +115,18 @@ def set_duration(state: RoomState, command: SetDuration, now: float) -> Result:
         return state, []
     new_duration = command.duration
     current = state.playback
-    state = replace(state, duration=new_duration)
+    state = evolve(state, duration=new_duration)
     if not current.ended:
         return _past_end(state, now)
     if new_duration is not None and new_duration <= current.position:
         # Still at the end, now the shorter one's. The end itself was handled already (the
         # wait for everyone's end, or the advance): begun again, it would ask to advance twice.
-        clamped = replace(
+        clamped = evolve(
             current, position=new_duration, anchor=now, version=current.version + 1, set_by=None
         )
         return change_playback(state, clamped, reason="duration", execute_at=now, by=None)
     # New media in place, or a longer one: no longer at the end, paused where it stood.
-    paused = replace(current, ended=False, anchor=now, version=current.version + 1, set_by=None)
+    paused = evolve(current, ended=False, anchor=now, version=current.version + 1, set_by=None)
     return change_playback(state, paused, reason="duration", execute_at=now, by=None)
 
 
@@ -142,8 +142,8 @@ def load_item(state: RoomState, command: LoadItem, now: float) -> Result:
     current = state.playback
     # An empty queue has nothing to play: the room stops at 0.
     autoplay = command.item_id is not None and (current.state != "paused" or current.ended)
-    fresh = {sid: replace(s, ended=False, loading=True) for sid, s in state.sessions.items()}
-    state = replace(
+    fresh = {sid: evolve(s, ended=False, loading=True) for sid, s in state.sessions.items()}
+    state = evolve(
         state,
         item_id=command.item_id,
         duration=command.duration,
@@ -176,7 +176,7 @@ def readiness(state: RoomState, command: Readiness, now: float) -> Result:
     session = live_session(state, command.session_id)
     if session.ready == command.ready:
         return state, []
-    mine = [replace(s, ready=command.ready) for s in state.table.of_user(session.user_id)]
+    mine = [evolve(s, ready=command.ready) for s in state.table.of_user(session.user_id)]
     state = put(state, *mine)
     session = state.sessions[session.session_id]
     effects: list[Effect] = [presence(state, "readiness", session, exclude=None)]

@@ -6,8 +6,7 @@ here takes the room, one command (and ``now``) and returns ``(room, effects)``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from syncplayd.core.room._copy import evolve
 from syncplayd.core.room._events import (
     CloseReason,
     CloseSession,
@@ -55,7 +54,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
     if existing is not None:
         # A still-connected session got a new socket: nothing changed for the others.
         event = None if existing.connected else "reconnected"
-        session = replace(
+        session = evolve(
             existing,
             user_name=command.user_name,
             role=command.role,
@@ -86,11 +85,11 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
         kept = state.table.without(*dead)
     # Name, role and mute belong to the user, so all of their sessions follow the newest connect.
     follow = [
-        replace(sibling, user_name=command.user_name, role=command.role, muted=command.muted)
+        evolve(sibling, user_name=command.user_name, role=command.role, muted=command.muted)
         for sibling in siblings
         if sibling.session_id in kept
     ]
-    state = replace(state, sessions=kept.put(*follow, session))
+    state = evolve(state, sessions=kept.put(*follow, session))
     effects: list[Effect] = []
     if event is not None:
         effects.append(presence(state, event, session, exclude=session.session_id))
@@ -102,7 +101,7 @@ def connect(state: RoomState, command: Connect, now: float) -> Result:
 
 def _drop_connection(state: RoomState, session: Session) -> Result:
     """Mark ``session`` disconnected and tell the others (no resume check)."""
-    state = put(state, replace(session, connected=False))
+    state = put(state, evolve(session, connected=False))
     return state, [presence(state, "disconnected", session, exclude=session.session_id)]
 
 
@@ -137,7 +136,7 @@ def _remove(
     session = state.sessions.get(session_id)
     if session is None:
         return state, []
-    state = replace(state, sessions=state.table.without(session.session_id))
+    state = evolve(state, sessions=state.table.without(session.session_id))
     effects: list[Effect] = [
         presence(state, "left", session, exclude=session.session_id),
         LogEvent("left", session.user_id, {"session_id": session.session_id}),
@@ -185,7 +184,7 @@ def set_control(state: RoomState, command: SetControl, now: float) -> Result:
         raise Refused("bad-message", f"unknown control mode {command.mode!r}")
     if command.mode == state.control:
         return state, []
-    state = replace(state, control=command.mode)
+    state = evolve(state, control=command.mode)
     effects: list[Effect] = [LogEvent("control", None, {"control": command.mode})]
     # Who the room waits for depends on the control mode.
     state, waiting = maybe_wait(state, now)
@@ -198,7 +197,7 @@ def set_role(state: RoomState, command: SetRole, now: float) -> Result:
     if not is_role(command.role):
         raise Refused("bad-message", f"unknown role {command.role!r}")
     changed = [
-        replace(s, role=command.role)
+        evolve(s, role=command.role)
         for s in state.table.of_user(command.user_id)
         if s.role != command.role
     ]
@@ -225,9 +224,9 @@ def set_room_rules(state: RoomState, command: SetRoomRules, now: float) -> Resul
         raise Refused("bad-message", f"unknown wait_for_slow_members {policy!r}")
     if (policy, command.start_when_ready) == (state.wait_for_slow_members, state.start_when_ready):
         return state, []
-    state = replace(state, wait_for_slow_members=policy, start_when_ready=command.start_when_ready)
+    state = evolve(state, wait_for_slow_members=policy, start_when_ready=command.start_when_ready)
     if policy == "always":
-        forgiven = [replace(s, slow=False, waits=()) for s in state.sessions.values() if s.slow]
+        forgiven = [evolve(s, slow=False, waits=()) for s in state.sessions.values() if s.slow]
         state = put(state, *forgiven)
     state, waiting = maybe_wait(state, now)
     state, resumed = settle(state, by=None, now=now)
@@ -241,7 +240,7 @@ def set_muted(state: RoomState, command: SetMuted) -> Result:
     user too, so that their client can say why chat is closed).
     """
     changed = [
-        replace(s, muted=command.muted)
+        evolve(s, muted=command.muted)
         for s in state.table.of_user(command.user_id)
         if s.muted != command.muted
     ]

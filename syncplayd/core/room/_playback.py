@@ -7,11 +7,12 @@ here takes the room, one command and ``now`` and returns ``(room, effects)``.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from syncplayd.core import protocol
 from syncplayd.core.clock import ema, position_at
+from syncplayd.core.room._copy import evolve, evolve_session
 from syncplayd.core.room._events import (
+    Broadcast,
     Buffering,
     Effect,
     Heartbeat,
@@ -40,7 +41,7 @@ from syncplayd.core.room._transitions import (
     reset_readiness,
     start,
 )
-from syncplayd.core.room._views import live_position, snapshot
+from syncplayd.core.room._views import live_position, member_with, snapshot
 
 # A latency warning is re-armed only once the latency falls clearly below the
 # limit; without the gap a member hovering at the limit would be announced on
@@ -131,7 +132,7 @@ def set_rate(state: RoomState, command: SetRate, now: float) -> Result:
     # Re-anchor at now so the position is continuous, but keep a scheduled start
     # in the future (the position holds until then either way).
     anchor = max(now, current.anchor)
-    changed = replace(
+    changed = evolve(
         current,
         position=live_position(state, now),
         rate=rate,
@@ -155,7 +156,7 @@ def buffering(state: RoomState, command: Buffering, now: float) -> Result:
     if session.buffering:
         # Repeats must not push buffering_since (and so the ready timeout) back.
         return state, []
-    session = replace(session, buffering=True, buffering_since=now)
+    session = evolve(session, buffering=True, buffering_since=now)
     state = put(state, session)
     effects: list[Effect] = [presence(state, "buffering", session, exclude=session.session_id)]
     # Counted only when this buffering is what stops the room (a room already waiting
@@ -166,7 +167,7 @@ def buffering(state: RoomState, command: Buffering, now: float) -> Result:
         since = now - config.slow_member_window_seconds
         recent = tuple(t for t in session.waits if t > since)
         if len(recent) >= config.slow_member_waits:
-            session = replace(session, slow=True, waits=recent)
+            session = evolve(session, slow=True, waits=recent)
             state = put(state, session)
             name = session.user_name
             effects.append(presence(state, "slow", session, exclude=None, detail=name))
@@ -176,7 +177,7 @@ def buffering(state: RoomState, command: Buffering, now: float) -> Result:
             }
             effects.append(LogEvent("slow", session.user_id, payload))
         else:
-            state = put(state, replace(session, waits=(*recent, now)))
+            state = put(state, evolve(session, waits=(*recent, now)))
     state, waiting = maybe_wait(state, now)
     return state, effects + waiting
 
@@ -195,7 +196,7 @@ def ready(state: RoomState, command: Ready, now: float) -> Result:
     was_buffering = session.buffering
     # ``skipped`` and ``slow`` stay: a member the room stopped waiting for is not
     # waited for again.
-    session = replace(
+    session = evolve(
         session, buffering=False, buffering_since=None, catching_up=False, loading=False
     )
     state = put(state, session)
@@ -212,43 +213,66 @@ def ready(state: RoomState, command: Ready, now: float) -> Result:
 
 
 def heartbeat(state: RoomState, command: Heartbeat, now: float) -> Result:
-    """Note that the session is alive and send it a ``sync`` if it drifted too far."""
+    """Note that the session is alive and send it a ``sync`` if it drifted too far.
+
+    With an ``rtt``, first what :func:`rtt_sample` does with it (its refusal, its
+    ``latency`` presence first among the effects), folded into the same single copy of
+    the session and of the room: a client sends both in every heartbeat frame.
+    """
     session = live_session(state, command.session_id)
+    rtt, warned, latency = session.rtt, session.latency_warned, None
+    if command.rtt is not None:
+        rtt, warned, latency = _sampled(state, session, command.rtt)
     check_position(command.position)
     if not math.isfinite(command.server_time):
         raise Refused("bad-message", "server_time must be a finite number")
+    effects: list[Effect] = []
+    if latency is not None:
+        # Shown as the sample alone leaves the member: an RttSample before the heartbeat.
+        sampled = evolve_session(session, rtt=rtt, last_seen=now, latency_warned=warned)
+        view = member_with(state, sampled)
+        told = protocol.Presence(event="latency", member=view, detail=latency)
+        effects.append(Broadcast(told, exclude=None))
     current = state.playback
-    session = replace(session, last_seen=now)
     # An older version means a change is still on its way to the client; a
     # waiting room or a buffering player has no meaningful position to compare.
     if command.version < current.version or current.state == "waiting" or session.buffering:
-        return put(state, session), []
+        session = evolve_session(session, rtt=rtt, last_seen=now, latency_warned=warned)
+        return put(state, session), effects
     # Compare at the client's own idea of the time: an error in its clock
     # estimate then cancels out instead of looking like drift.
     room_position = position_at(current, command.server_time)
     if state.duration is not None:
         room_position = min(room_position, state.duration)
     offset = command.position - room_position
-    session = replace(session, last_offset=offset)
-    effects: list[Effect] = []
     threshold = state.config.threshold_seconds
-    if abs(offset) > threshold:
+    far = abs(offset) > threshold
+    if far:
         sync = protocol.SyncCommand(playback=snapshot(state, now), offset=offset)
         effects.append(SendTo(session.session_id, sync))
-    elif session.catching_up or session.loading:
-        # In step without having said "ready": it has caught up all the same, and
-        # from now on its buffering counts like everyone's.
-        session = replace(session, catching_up=False, loading=False)
+    # In step without having said "ready", a late joiner (or a loading player) has
+    # caught up all the same, and from now on its buffering counts like everyone's.
+    caught_up = not far and (session.catching_up or session.loading)
+    session = evolve_session(
+        session,
+        rtt=rtt,
+        last_seen=now,
+        latency_warned=warned,
+        last_offset=offset,
+        catching_up=session.catching_up and not caught_up,
+        loading=session.loading and not caught_up,
+    )
     if current.ended and not session.ended and abs(offset) <= threshold:
         # A player that applied the end stands there: as good as its ``ended``
         # (a client that never sends one does not hold the room's advance).
-        return _reached_end(state, session)
+        state, reached = _reached_end(state, session)
+        return state, effects + reached
     return put(state, session), effects
 
 
 def _reached_end(state: RoomState, session: Session) -> Result:
     """``session``'s player is at the end of the item: presence ``ended``; the room may advance."""
-    session = replace(session, ended=True)
+    session = evolve_session(session, ended=True)
     state = put(state, session)
     effects: list[Effect] = [presence(state, "ended", session, exclude=session.session_id)]
     state, advanced = maybe_advance(state)
@@ -266,16 +290,28 @@ def ended(state: RoomState, session_id: str, item_id: str) -> Result:
 def rtt_sample(state: RoomState, command: RttSample, now: float) -> Result:
     """Smooth the session's round trip; tell the room once when it lags."""
     session = live_session(state, command.session_id)
-    if not (math.isfinite(command.rtt) and command.rtt >= 0):
+    rtt, warned, latency = _sampled(state, session, command.rtt)
+    session = evolve_session(session, rtt=rtt, last_seen=now, latency_warned=warned)
+    state = put(state, session)
+    if latency is None:
+        return state, []
+    return state, [presence(state, "latency", session, exclude=None, detail=latency)]
+
+
+def _sampled(state: RoomState, session: Session, sample: float) -> tuple[float, bool, str | None]:
+    """``session``'s smoothed round trip with ``sample``, its ``latency_warned`` after it, and
+    the detail of the ``latency`` presence to announce (``None``: none).
+
+    Raises:
+        Refused: ``bad-message``, for a negative or non-finite ``sample``.
+    """
+    if not (math.isfinite(sample) and sample >= 0):
         raise Refused("bad-message", "rtt must be a finite number >= 0")
-    rtt = ema(session.rtt, command.rtt)
-    session = replace(session, rtt=rtt, last_seen=now)
+    rtt = ema(session.rtt, sample)
     one_way_ms = rtt * 1000 / 2
     limit = state.config.max_latency_ms
     if one_way_ms > limit and not session.latency_warned:
-        state = put(state, replace(session, latency_warned=True))
-        detail = f"{round(one_way_ms)} ms"
-        return state, [presence(state, "latency", session, exclude=None, detail=detail)]
+        return rtt, True, f"{round(one_way_ms)} ms"
     if session.latency_warned and one_way_ms <= limit * LATENCY_RECOVERY:
-        session = replace(session, latency_warned=False)
-    return put(state, session), []
+        return rtt, False, None
+    return rtt, session.latency_warned, None

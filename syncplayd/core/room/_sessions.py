@@ -358,6 +358,21 @@ class SessionTable(Mapping[str, "Session"]):
 
     def put(self, *sessions: Session) -> SessionTable:
         """This table with ``sessions`` added (at the end) or replaced (in place), by id."""
+        if len(sessions) == 1:
+            session = sessions[0]
+            key = session.session_id
+            old = self._by_id.get(key)
+            if old is not None and old.user_id == session.user_id:
+                # What every heartbeat does: one session replaced by itself, changed. The
+                # order and the users' index stay; one ``set`` instead of a mutation (with
+                # cold caches, every object and function a heartbeat touches costs).
+                stalls = [self._member_stalls, self._host_stalls]
+                tally, seen, worst = _reindex(
+                    key, old, session, self._tally, self._seen, stalls, self._worst
+                )
+                by_id = self._by_id.set(key, session)
+                kept = self._order, self._by_user
+                return SessionTable(by_id, *kept, tally, seen, (stalls[0], stalls[1]), worst)
         return self._with((session.session_id, session) for session in sessions)
 
     def _with(self, pairs: Iterable[tuple[str, Session]]) -> SessionTable:
@@ -372,37 +387,11 @@ class SessionTable(Mapping[str, "Session"]):
                     added.append(key)
                     keys = by_user.get(session.user_id, ())
                     by_user = by_user.set(session.user_id, (*keys, key))
-                    old_kind, old_seen, old_stall = 0, None, None
-                else:
-                    if old.user_id != session.user_id:
-                        by_user = _drop_key(by_user, old.user_id, key)
-                        keys = by_user.get(session.user_id, ())
-                        by_user = by_user.set(session.user_id, (*keys, key))
-                    old_kind, old_seen, old_stall = kind(old), _seen(old), _stall(old)
-                new_kind, new_seen, new_stall = kind(session), _seen(session), _stall(session)
-                if new_kind != old_kind:
-                    tally = _retally(tally, old_kind, new_kind)
-                if new_seen != old_seen:
-                    seen = seen.place(key, new_seen)
-                if new_stall != old_stall:
-                    if old_stall is not None:
-                        stalls[old_stall[0]] = stalls[old_stall[0]].place(key, None)
-                    if new_stall is not None:
-                        stalls[new_stall[0]] = stalls[new_stall[0]].place(key, new_stall[1])
-                if worst is not _STALE:
-                    # Inline, not ``_rtt``: this runs on every heartbeat. A NaN compares
-                    # neither greater nor equal, so it never becomes nor stays the worst.
-                    rtt = session.rtt if session.connected else None
-                    if worst is None:
-                        if rtt is not None and not math.isnan(rtt):
-                            worst = (key, rtt)
-                    elif worst[0] == key:
-                        # The holder itself: still the largest unless it fell, when only a
-                        # scan can tell who has the largest now (a heartbeat must not pay
-                        # for one).
-                        worst = (key, rtt) if rtt is not None and rtt >= worst[1] else _STALE
-                    elif rtt is not None and rtt > worst[1]:
-                        worst = (key, rtt)
+                elif old.user_id != session.user_id:
+                    by_user = _drop_key(by_user, old.user_id, key)
+                    keys = by_user.get(session.user_id, ())
+                    by_user = by_user.set(session.user_id, (*keys, key))
+                tally, seen, worst = _reindex(key, old, session, tally, seen, stalls, worst)
             table = by_id.finish()
         order = (*self._order, *added) if added else self._order
         return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst)
@@ -429,6 +418,49 @@ class SessionTable(Mapping[str, "Session"]):
                     worst = _STALE
             table = by_id.finish()
         return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst)
+
+
+def _reindex(
+    key: str,
+    old: Session | None,
+    new: Session,
+    tally: Tally,
+    seen: _Queue,
+    stalls: list[_Queue],
+    worst: _Worst,
+) -> tuple[Tally, _Queue, _Worst]:
+    """The tally, the ``last_seen`` queue and the worst round trip once ``new`` replaces
+    ``old`` (``None``: ``new`` is added) under ``key``; ``stalls`` (members', hosts')
+    is updated in place."""
+    if old is None:
+        old_kind, old_seen, old_stall = 0, None, None
+    else:
+        old_kind, old_seen, old_stall = kind(old), _seen(old), _stall(old)
+    new_kind, new_seen, new_stall = kind(new), _seen(new), _stall(new)
+    if new_kind != old_kind:
+        tally = _retally(tally, old_kind, new_kind)
+    if new_seen != old_seen:
+        seen = seen.place(key, new_seen)
+    if new_stall != old_stall:
+        if old_stall is not None:
+            stalls[old_stall[0]] = stalls[old_stall[0]].place(key, None)
+        if new_stall is not None:
+            stalls[new_stall[0]] = stalls[new_stall[0]].place(key, new_stall[1])
+    if worst is not _STALE:
+        # Inline, not ``_rtt``: this runs on every heartbeat. A NaN compares
+        # neither greater nor equal, so it never becomes nor stays the worst.
+        rtt = new.rtt if new.connected else None
+        if worst is None:
+            if rtt is not None and not math.isnan(rtt):
+                worst = (key, rtt)
+        elif worst[0] == key:
+            # The holder itself: still the largest unless it fell, when only a
+            # scan can tell who has the largest now (a heartbeat must not pay
+            # for one).
+            worst = (key, rtt) if rtt is not None and rtt >= worst[1] else _STALE
+        elif rtt is not None and rtt > worst[1]:
+            worst = (key, rtt)
+    return tally, seen, worst
 
 
 def _drop_key(

@@ -1,7 +1,8 @@
 """The values a room is made of: playback, sessions, settings and the room itself.
 
-All frozen: a transition builds new values (``dataclasses.replace``) and the old
-state stays valid, so a refused command can never leave a half-changed room.
+All frozen: a transition builds new values (``_copy.evolve``, a faster
+``dataclasses.replace``) and the old state stays valid, so a refused command can
+never leave a half-changed room.
 """
 
 from __future__ import annotations
@@ -205,7 +206,9 @@ def _no_sessions() -> Mapping[str, Session]:
 
 def _table_of(sessions: Mapping[str, Session]) -> tuple[SessionTable, Mapping[str, Session]]:
     """The table behind ``sessions`` and the read-only view to show, without a copy when
-    ``sessions`` is already a room's view (``dataclasses.replace`` of another field)."""
+    ``sessions`` is already a room's view (a copy changing another field)."""
+    if type(sessions) is SessionTable:  # what ``put`` passes, at every heartbeat
+        return sessions, MappingProxyType(sessions)
     if isinstance(sessions, MappingProxyType):
         inner: object = sessions.copy()  # a table's copy() is the table itself
         if isinstance(inner, SessionTable):

@@ -7,11 +7,11 @@ decides *whether* something happens except where its docstring says so.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Literal
 
 from syncplayd.core import protocol
 from syncplayd.core.clock import lead_time
+from syncplayd.core.room._copy import evolve, evolve_room
 from syncplayd.core.room._events import Advance, Broadcast, Effect, LogEvent, PersistPlayback
 from syncplayd.core.room._state import Playback, Refused, RoomState, Session
 from syncplayd.core.room._views import (
@@ -68,7 +68,7 @@ def check_position(position: float) -> float:
 
 def put(state: RoomState, *sessions: Session) -> RoomState:
     """``state`` with ``sessions`` added or replaced (by id): O(log N) each, not a copy."""
-    return replace(state, sessions=state.table.put(*sessions))
+    return evolve_room(state, sessions=state.table.put(*sessions))
 
 
 def room_lead(state: RoomState) -> float:
@@ -100,7 +100,7 @@ def change_playback(
     playback that is no longer at its end stops the wait for the members' ends.
     """
     end_wait = state.end_wait_until if playback.ended else None
-    new = replace(
+    new = evolve(
         state,
         playback=playback,
         resume_playing=playback.state == "waiting",
@@ -158,7 +158,7 @@ def skip_overdue(state: RoomState, now: float) -> Result:
     for session in blocking(state):
         since = session.buffering_since
         if since is not None and now >= since + timeout:
-            skipped = replace(session, skipped=True)
+            skipped = evolve(session, skipped=True)
             state = put(state, skipped)
             name = skipped.user_name
             effects.append(presence(state, "not_ready_timeout", skipped, exclude=None, detail=name))
@@ -251,7 +251,7 @@ def end_playback(state: RoomState, *, by: Session | None, now: float) -> Result:
     name = None if by is None else by.user_name
     ended = Playback("paused", duration, current.rate, now, current.version + 1, name, ended=True)
     state, effects = change_playback(state, ended, reason="ended", execute_at=now, by=by)
-    state = replace(state, end_wait_until=now + state.config.ready_timeout_seconds)
+    state = evolve(state, end_wait_until=now + state.config.ready_timeout_seconds)
     state, unready = reset_readiness(state)
     state, advanced = maybe_advance(state)
     return state, effects + unready + advanced
@@ -278,7 +278,7 @@ def maybe_advance(state: RoomState) -> Result:
 
 def advance(state: RoomState) -> Result:
     """Ask the shell to move the queue on (no item: just stop waiting)."""
-    state = replace(state, end_wait_until=None)
+    state = evolve(state, end_wait_until=None)
     if state.item_id is None:  # pragma: no cover - a room without an item has no duration
         return state, []
     return state, [Advance(state.item_id)]
@@ -291,7 +291,7 @@ def reset_readiness(state: RoomState) -> Result:
     ready = [s for s in state.sessions.values() if s.ready]
     if not ready:
         return state, []
-    state = put(state, *(replace(s, ready=False) for s in ready))
+    state = put(state, *(evolve(s, ready=False) for s in ready))
     effects: list[Effect] = []
     told: set[str] = set()
     for session in ready:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import replace
 
 from syncplayd.core import protocol
 from syncplayd.core.clock import position_at
 from syncplayd.core.queue import SlowPolicy
+from syncplayd.core.room._copy import evolve
 from syncplayd.core.room._state import (
     ControlMode,
     Playback,
@@ -151,11 +151,19 @@ def member(state: RoomState, session_id: str) -> protocol.Member:
     return _member_of(state, state.table.of_user(state.sessions[session_id].user_id))
 
 
+def member_with(state: RoomState, session: Session) -> protocol.Member:
+    """The member view of ``session``'s user were ``session`` to replace its namesake in
+    ``state``: what :func:`member` would show after putting it, without building that room."""
+    key = session.session_id
+    group = state.table.of_user(session.user_id)
+    return _member_of(state, [session if s.session_id == key else s for s in group])
+
+
 def member_after(state: RoomState, gone: Session) -> protocol.Member:
     """The member view of ``gone``'s user once ``gone`` is no longer in ``state``."""
     rest = state.table.of_user(gone.user_id)
     # With no session left the user is simply not connected any more.
-    return _member_of(state, rest or [replace(gone, connected=False)])
+    return _member_of(state, rest or [evolve(gone, connected=False)])
 
 
 def _held(state: RoomState, hosts: int, members: int) -> int:
