@@ -200,6 +200,24 @@ async def test_heartbeats_never_touch_the_database(
     assert world.repo.writes == before
 
 
+async def test_a_heartbeats_round_trip_reaches_the_room(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The ``rtt`` a heartbeat carries counts: a member far behind is shown as lagging."""
+    watcher, laggard = FakeSocket(), FakeSocket()
+    await world.connect("watcher", watcher)
+    await world.connect("laggard", laggard)
+    joined = laggard.of_type("joined")[0]
+    for i in range(20):  # smoothed: a few samples before the average crosses the limit
+        await laggard.to_server.send(json.dumps({
+            "type": "heartbeat", "position": 0.0, "version": joined["playback"]["version"],
+            "server_time": joined["server_time"] + i * 0.01, "rtt": 5.0,
+        }))  # fmt: skip
+        await trio.sleep(0.01)
+    latency = [m for m in watcher.of_type("presence") if m["event"] == "latency"]
+    assert [m["member"]["user_name"] for m in latency] == ["laggard"]
+
+
 async def test_playback_changes_are_written_behind_in_one_batch(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -637,9 +637,8 @@ class LiveRoom:
             case protocol.Ping(id=ping_id, t0=t0):
                 connection.send(PendingPong(ping_id, t0, received))
             case protocol.Heartbeat():
-                if message.rtt is not None:
-                    self.apply(engine.RttSample(session_id=sid, rtt=message.rtt))
                 before = self._state.sessions.get(sid)
+                # The round trip in the same command: one pass of the engine, not two.
                 self.apply(
                     engine.Heartbeat(
                         session_id=sid,
@@ -647,6 +646,7 @@ class LiveRoom:
                         server_time=message.server_time,
                         version=message.version,
                         playing=message.playing,
+                        rtt=message.rtt,
                     )
                 )
                 after = self._state.sessions.get(sid)
