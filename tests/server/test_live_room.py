@@ -182,6 +182,14 @@ async def world(tmp_path: Any) -> AsyncIterator[World]:
         nursery.cancel_scope.cancel()
 
 
+def _heartbeat_frame(joined: dict[str, Any], i: int, **extra: Any) -> str:
+    """The ``i``-th heartbeat (one every 10 ms) of a member standing at 0 since ``joined``."""
+    return json.dumps({
+        "type": "heartbeat", "position": 0.0, "version": joined["playback"]["version"],
+        "server_time": joined["server_time"] + i * 0.01,
+    } | extra)  # fmt: skip
+
+
 async def test_heartbeats_never_touch_the_database(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -191,10 +199,7 @@ async def test_heartbeats_never_touch_the_database(
     before = list(world.repo.writes)
     joined = socket.of_type("joined")[0]
     for i in range(200):
-        await socket.to_server.send(json.dumps({
-            "type": "heartbeat", "position": 0.0, "version": joined["playback"]["version"],
-            "server_time": joined["server_time"] + i * 0.01,
-        }))  # fmt: skip
+        await socket.to_server.send(_heartbeat_frame(joined, i))
         await trio.sleep(0.01)
     await trio.sleep(5)
     assert world.repo.writes == before
@@ -209,10 +214,7 @@ async def test_a_heartbeats_round_trip_reaches_the_room(
     await world.connect("laggard", laggard)
     joined = laggard.of_type("joined")[0]
     for i in range(20):  # smoothed: a few samples before the average crosses the limit
-        await laggard.to_server.send(json.dumps({
-            "type": "heartbeat", "position": 0.0, "version": joined["playback"]["version"],
-            "server_time": joined["server_time"] + i * 0.01, "rtt": 5.0,
-        }))  # fmt: skip
+        await laggard.to_server.send(_heartbeat_frame(joined, i, rtt=5.0))
         await trio.sleep(0.01)
     latency = [m for m in watcher.of_type("presence") if m["event"] == "latency"]
     assert [m["member"]["user_name"] for m in latency] == ["laggard"]
