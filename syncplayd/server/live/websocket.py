@@ -247,17 +247,14 @@ class DirectRoute:
         finally:
             if not kept:
                 self._sockets.discard(socket)
-                with trio.CancelScope(shield=True):
-                    await socket.finish(CLOSE_GRACE_SECONDS)
+                await _finish(socket)
 
     def _let_go(self, socket: DirectSocket) -> None:
         """The room is done with a socket it kept: say goodbye and close, in a task of ours."""
         self._sockets.discard(socket)
-        flushes = self._flushes
+        assert self._flushes is not None  # noqa: S101 - the route admitted the socket
         try:
-            if flushes is None:
-                raise RuntimeError("the route is not running")
-            flushes.start_soon(_finish, socket)
+            self._flushes.start_soon(_finish, socket)
         except RuntimeError:  # the route has stopped (the daemon is exiting): no goodbye
             socket.drop("the server is stopping")
 
@@ -274,8 +271,8 @@ class DirectRoute:
 
 
 async def _finish(socket: DirectSocket) -> None:
-    # Shielded, as it was in the handler: the goodbye and the FIN must go out at a
-    # shutdown too (``finish`` bounds its own waits).
+    # Shielded: the goodbye and the FIN must go out at a shutdown too (``finish``
+    # bounds its own waits).
     with trio.CancelScope(shield=True):
         await socket.finish(CLOSE_GRACE_SECONDS)
 

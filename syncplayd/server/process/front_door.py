@@ -130,14 +130,16 @@ class FrontDoor:
                 await trio.aclose_forcefully(stream)
 
     async def __call__(self, stream: trio.SocketStream) -> bool:
-        """Route ``stream``; ``True`` if the WebSocket route kept it (see ``WebSocketRoute``)."""
+        """Route ``stream``; ``True`` if the WebSocket route kept it (see ``WebSocketRoute``).
+
+        A stream that is neither kept nor handed to hypercorn is closed by :meth:`run`.
+        """
         try:
             buffer = b""
             with trio.move_on_after(self.head_timeout):
                 buffer = await stream.receive_some(MAX_RECV)
             if not buffer:
-                await stream.aclose()  # nothing asked in time (or the peer left)
-                return False
+                return False  # nothing asked in time (or the peer left)
             if self.route is not None and _requests_path(buffer, self.route.path):
                 with trio.move_on_after(self.head_timeout) as waited:
                     while b"\r\n\r\n" not in buffer and len(buffer) < MAX_HEAD_BYTES:
@@ -148,7 +150,6 @@ class FrontDoor:
                 if waited.cancelled_caught:
                     # A head that never ends (slowloris): closed unanswered, as hypercorn
                     # closes one after its keep-alive timeout.
-                    await stream.aclose()
                     return False
                 accepted = self._accept(stream, buffer, self.route)
                 if accepted is not None:
@@ -161,7 +162,6 @@ class FrontDoor:
                     del answer
                     return await self.route.serve(stream, admitted, leftover)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await stream.aclose()
             return False
         await self.hand_over(_Replayed(stream, buffer))
         return False
