@@ -416,8 +416,13 @@ async def test_a_new_node_gets_the_paused_rooms_the_proxy_now_sends_it(
             with trio.fail_after(30):
                 while not cluster.live_here().get("n4"):  # noqa: ASYNC110
                     await trio.sleep(0.2)  # polling the nodes: nothing announces a move
+            # Settled once every client is back and every room live somewhere: a room
+            # handed over is live nowhere until its member has come back through the proxy.
             with trio.fail_after(15):
-                while not all(c.connected and c.joined is not None for c in clients):  # noqa: ASYNC110
+                while not (  # noqa: ASYNC110
+                    all(c.connected and c.joined is not None for c in clients)
+                    and set(room_ids) <= {r for live in cluster.live_here().values() for r in live}
+                ):
                     await trio.sleep(0.1)
             stop.set()
         after = {
