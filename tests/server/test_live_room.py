@@ -514,6 +514,67 @@ async def test_a_mute_stored_while_a_join_reads_it_is_not_lost(
     assert joined["you"]["muted"] is True
 
 
+async def _attach_while_held(
+    world: World, principal: Principal, socket: FakeSocket
+) -> tuple[trio.Event, list[ServiceError]]:
+    """Start Ben's attach with the membership the service's join read, and hold the room's
+    own read of his standing once it has its answer. Returns the hold's release and the
+    list that receives the attach's refusal, if any."""
+    release = world.repo.hold_standing_read(1)
+    live = await world.live()
+    participant = await world.repo.get_participant(world.room.id, principal.user_id)
+    assert participant is not None
+    connection = Connection(socket, principal, ServerClock().now)
+    refused: list[ServiceError] = []
+
+    async def attach() -> None:
+        try:
+            await live.attach(connection, participant, world.room, [], None)
+        except ServiceError as exc:
+            refused.append(exc)
+
+    world.nursery.start_soon(connection.run_writer)
+    world.nursery.start_soon(attach)
+    with trio.fail_after(5):
+        await world.repo.read_held.wait()
+    return release, refused
+
+
+async def test_a_role_change_stored_while_a_join_reads_it_is_not_lost(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Ben is made a moderator while his join is on its way: he joins as one (not as the
+    member the service's join read, which would keep him from controlling a moderators'
+    room until he reconnects)."""
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    ben, ben_socket = await world.member("Ben"), FakeSocket()
+    release, refused = await _attach_while_held(world, ben, ben_socket)
+    await world.service.moderation.set_role(world.owner, world.room.id, ben.user_id, Role.MODERATOR)
+    release.set()
+    await trio.sleep(1)  # the arrival goes out in the next presence window
+    assert refused == []
+    [joined] = ben_socket.of_type("joined")
+    assert joined["you"]["role"] == "moderator"
+    [arrival] = [m for m in _presence(ada, "joined") if m["member"]["user_name"] == "Ben"]
+    assert arrival["member"]["role"] == "moderator"
+
+
+async def test_a_kick_that_lands_while_a_join_reads_the_standing_refuses_the_join(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The service let Ben in, then a moderator kicked him before the room took him: he
+    is not let in (a session of a non-member would stay until he left)."""
+    ben, ben_socket = await world.member("Ben"), FakeSocket()
+    release, refused = await _attach_while_held(world, ben, ben_socket)
+    await world.service.moderation.kick(world.owner, world.room.id, ben.user_id)
+    release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert [exc.code for exc in refused] == ["not-a-member"]
+    assert ben_socket.of_type("joined") == []
+    assert world.supervisor.sessions_by_user(world.room.id)[ben.user_id] == 0
+
+
 async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socket_stays(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:

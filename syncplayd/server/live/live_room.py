@@ -130,8 +130,8 @@ class LiveRoom:
         self._presence_due = trio.Event()
         #: user id -> the timer that ends their mute (mutes with an expiry only).
         self._mute_timers: dict[str, trio.CancelScope] = {}
-        #: Bumped by every mute and removal the service sends here, so that a join can
-        #: tell whether one raced its read of the joiner's standing (see ``_standing``).
+        #: Bumped by every mute, role change and removal the service sends here, so that a
+        #: join can tell whether one raced its read of the joiner's standing (``_standing``).
         self._moderation_changes = 0
 
     def reconfigure(self, deps: RoomDeps) -> None:
@@ -206,6 +206,7 @@ class LiveRoom:
 
     def set_role(self, user_id: UUID, role: Role) -> None:
         """The service changed the user's role: their sessions and everyone's view follow."""
+        self._moderation_changes += 1  # a join reading the user's standing reads it again
         self.apply(engine.SetRole(user_id=str(user_id), role=role.value))
 
     def set_muted(self, user_id: UUID, *, muted: bool, until: datetime | None = None) -> None:
@@ -301,12 +302,18 @@ class LiveRoom:
 
         ``recent_chat`` is emptied once it has been sent (see below).
 
+        ``participant`` is the membership the service's join read; the room reads it
+        again with the joiner's standing, and joins the user as it stands then (a role
+        changed meanwhile counts; a removal refuses the join).
+
         Raises:
-            ServiceError: ``room-ended``, or ``banned`` when a ban landed after the
-                service let the user in (the join's check and this attach are apart).
+            ServiceError: ``room-ended``; ``banned``, or ``not-a-member`` when a ban, a
+                kick or a leave landed after the service let the user in (the join's
+                check and this attach are apart).
         """
-        mute = await self._standing(participant.user_id)
-        # No await from here to the Connect: no mute or removal can slip in between.
+        participant, mute = await self._standing(participant.user_id)
+        # No await from here to the Connect: no mute, role change or removal can slip in
+        # between.
         if self._nursery is None or self.ended:
             if self.end_reason in ("moved", "server-restarting"):
                 raise RoomElsewhere(self.room_id, None)  # it moves on: come back in a moment
@@ -362,27 +369,31 @@ class LiveRoom:
         with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):
             self._nursery.start_soon(self._serve, connection)
 
-    async def _standing(self, user_id: UUID) -> Restriction | None:
-        """The joiner's mute in force, if any; refuses one who was banned meanwhile.
+    async def _standing(self, user_id: UUID) -> tuple[Participant, Restriction | None]:
+        """The joiner's membership as stored now, and their mute in force, if any.
 
         Read from storage, since the engine only knows the users it has sessions
-        of. A mute or ban stored while this read is on its way reaches the room
-        (``set_muted``, ``remove_user``) while the joiner has no session yet, and
-        would be lost; the change counter tells, and the read is repeated.
+        of. A mute, role change, kick or ban stored while this read is on its way
+        reaches the room (``set_muted``, ``set_role``, ``remove_user``) while the
+        joiner has no session yet, and would be lost; the change counter tells, and
+        the read is repeated.
 
         Raises:
-            ServiceError: ``banned``.
+            ServiceError: ``banned``; ``not-a-member`` when the membership is gone (a
+                kick, a ban or a leave since the service's join).
         """
         moderation = self._deps.service.moderation
-        mute = None
         for _ in range(STANDING_READS):
             seen = self._moderation_changes
             standing = await moderation.standing(self.room_id, user_id)
-            moderation.refuse_banned_by(standing)
-            mute = moderation.mute_by(standing)
             if self._moderation_changes == seen:
                 break
-        return mute
+        moderation.refuse_banned_by(standing)
+        if standing.participant is None:
+            raise ServiceError(
+                403, "not-a-member", "you were removed from this room while joining it"
+            )
+        return standing.participant, moderation.mute_by(standing)
 
     async def _serve(self, connection: BaseConnection) -> None:
         session_id = connection.session_id
