@@ -658,8 +658,16 @@ class RoomService:
     async def get_invitation(
         self, principal: Principal, code: str, *, address: str | None = None
     ) -> tuple[Invitation, Room]:
-        """Look up an invitation and the room it opens (a miss is a failed attempt)."""
-        return await self._invitations.get(principal, code, address=address)
+        """Look up an invitation and the room it opens (a miss is a failed attempt).
+
+        Raises:
+            ServiceError: as ``Invitations.get``; ``banned`` when the caller is banned
+                from the room (the join would refuse them: the invite page says so first).
+        """
+        invitation, room = await self._invitations.get(principal, code, address=address)
+        standing = await self._repo.get_standing(room.id, principal.user_id)
+        self.moderation.refuse_banned_by(standing)
+        return invitation, room
 
 
 def syncplay_password_md5(password: str) -> str:

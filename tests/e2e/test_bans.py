@@ -122,6 +122,8 @@ async def test_an_invitation_does_not_open_the_room_to_a_banned_user(
     async with raw_client(live_daemon, bob) as client:
         error = await refused_over_the_websocket(client, room_id, invitation_code=code)
         assert error["code"] == "banned"
+    # The invite page is told too, rather than offered a join that will be refused.
+    await rest(live_daemon, bob, "GET", "/invitations/{code}", 403, "banned", code=code)
     # Refused before the invitation was looked at: none of its uses went.
     looked_up = await rest(live_daemon, owner, "GET", "/invitations/{code}", 200, code=code)
     assert looked_up["use_count"] == 0

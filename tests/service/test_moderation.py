@@ -487,6 +487,8 @@ async def test_a_ban_refuses_every_join_until_it_expires(world: World) -> None:
     joins = [
         world.service.join(world.cleo, world.id),
         world.service.join(world.cleo, world.id, invitation_code=invitation.code),
+        # The invite page learns it too, instead of offering a join that will be refused.
+        world.service.get_invitation(world.cleo, invitation.code),
     ]
     for join in joins:
         assert await refusal(join) == (
@@ -499,6 +501,8 @@ async def test_a_ban_refuses_every_join_until_it_expires(world: World) -> None:
     world.clock.at = NOW + timedelta(hours=4) - timedelta(microseconds=1)
     assert (await refusal(world.service.join(world.cleo, world.id)))[1] == "banned"
     world.clock.at = NOW + timedelta(hours=4)
+    found, _ = await world.service.get_invitation(world.cleo, invitation.code)
+    assert found.code == invitation.code
     _, participant = await world.service.join(world.cleo, world.id)
     assert participant.role is Role.MEMBER
 
