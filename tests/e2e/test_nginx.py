@@ -10,12 +10,15 @@ every local process could connect). ``server.allowed_hosts`` names the site.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
 import trio
 from trio_websocket import open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Event, Request
 
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.nginx import require_nginx, run_nginx
@@ -240,3 +243,79 @@ async def test_websocket_identity_from_the_proxy(proxied: tuple[DaemonProcess, s
         assert welcome["user_id"] == user
         assert welcome["user_name"] == "Socket Sam"
         assert welcome["is_admin"] is False
+
+
+# -- a proxy that keeps its connections to the daemon alive -------------------------------------
+POOLED = """
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+    upstream syncplayd {{
+        server unix:{socket};
+        keepalive 4;  # idle connections kept for the next request, whatever it is
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /api/v1/syncplay/ {{
+            proxy_pass http://syncplayd;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $http_host;
+        }}
+    }}
+"""
+
+
+@pytest.fixture
+def pooled(tmp_path: Path) -> Iterator[str]:
+    """nginx (one worker) in front of a daemon, keeping its upstream connections alive."""
+    require_nginx()
+    proxy_socket = tmp_path / "proxy" / "http.sock"
+    env = {"SYNCPLAY_PROXY_SOCKET": str(proxy_socket), "SYNCPLAY_ALLOWED_HOSTS": SITE}
+
+    def config(port: int) -> str:
+        return POOLED.format(port=port, socket=proxy_socket)
+
+    with (
+        run_daemon(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path / "state", env),
+        run_nginx(tmp_path, config) as base,
+    ):
+        yield base
+
+
+async def test_an_upgrade_on_a_reused_proxy_connection_takes_the_broadcast_path(
+    pooled: str,
+) -> None:
+    """nginx sends the upgrade on a connection that already carried a request: the daemon
+    serves it on its broadcast path all the same, which answers a text frame that is not
+    UTF-8 with a 1007 close (hypercorn's WebSocket dropped the connection: 1006)."""
+    url = httpx.URL(pooled)
+    assert url.port is not None
+
+    def plain_request() -> None:
+        with httpx.Client(base_url=pooled, headers={"Host": SITE}) as http:
+            assert http.get("/api/v1/syncplay/openapi.json").status_code == 200
+
+    with trio.fail_after(10):
+        await trio.to_thread.run_sync(plain_request)  # leaves nginx an idle connection
+        client = WSConnection(ConnectionType.CLIENT)
+        async with await trio.open_tcp_stream(url.host, url.port) as stream:
+            await stream.send_all(client.send(Request(host=SITE, target="/api/v1/syncplay/ws")))
+            events = await _events(client, stream)
+            assert isinstance(events[0], AcceptConnection), events
+            # A masked text frame (a zero key: the payload as is) that is not UTF-8.
+            await stream.send_all(bytes((0x81, 0x80 | 2)) + bytes(4) + b"\xff\xfe")
+            while not (closes := [e for e in events if isinstance(e, CloseConnection)]):
+                events = await _events(client, stream)
+    assert closes[0].code == 1007
+
+
+async def _events(client: WSConnection, stream: trio.SocketStream) -> list[Event]:
+    """The client's next events, reading as many bytes as they take (EOF: a 1006 close)."""
+    while True:
+        data = await stream.receive_some(65536)
+        client.receive_data(data or None)
+        events = list(client.events())
+        if events:
+            return events
+        if not data:
+            return [CloseConnection(code=1006)]

@@ -27,7 +27,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from trio_websocket import open_websocket_url
+from trio_websocket import open_websocket_url, wrap_client_stream
 
 from syncplayd.config import load_settings
 from syncplayd.identity import Principal
@@ -80,12 +80,34 @@ class Daemon:
 
 
 @asynccontextmanager
-async def _member(server: Daemon, user: Principal) -> AsyncIterator[Raw]:
-    """A socket that has said hello as ``user``."""
-    async with open_websocket_url(server.ws_url) as ws:
-        client = Raw(ws)
-        assert (await client.hello(user))["type"] == "welcome"
-        yield client
+async def _member(
+    server: Daemon, user: Principal, *, kept_alive: bool = False
+) -> AsyncIterator[Raw]:
+    """A socket that has said hello as ``user``; ``kept_alive``: upgraded on a connection
+    that first served a plain request (as a reverse proxy reuses its connections)."""
+    if not kept_alive:
+        async with open_websocket_url(server.ws_url) as ws:
+            client = Raw(ws)
+            assert (await client.hello(user))["type"] == "welcome"
+            yield client
+        return
+    url = httpx.URL(server.ws_url)
+    assert url.port is not None
+    stream = await trio.open_tcp_stream(url.host, url.port)
+    async with stream, trio.open_nursery() as nursery:
+        await stream.send_all(
+            f"GET /healthz HTTP/1.1\r\nHost: {url.netloc.decode()}\r\n\r\n".encode()
+        )
+        answer = b""
+        while not answer.endswith(b'{"status":"ok"}'):
+            answer += await stream.receive_some(65536)
+        ws = await wrap_client_stream(nursery, stream, url.host, url.path)
+        try:
+            client = Raw(ws)
+            assert (await client.hello(user))["type"] == "welcome"
+            yield client
+        finally:
+            await ws.aclose()
 
 
 async def _code(client: Raw) -> int:
@@ -112,6 +134,11 @@ async def peer_resumes(server: Daemon, room_id: str, owner: Principal) -> None:
         session = (await client.join(room_id))["session_id"]
     async with _member(server, user) as client:
         assert (await client.join(room_id, resume=session))["session_id"] == session
+
+
+async def kept_alive_peer_closes(server: Daemon, room_id: str, owner: Principal) -> None:
+    async with _member(server, new_user("kept"), kept_alive=True) as client:
+        await client.join(room_id)
 
 
 async def session_replaced(server: Daemon, room_id: str, owner: Principal) -> None:
@@ -177,7 +204,7 @@ def _from_the_server(obj: object) -> bool:
 
 @pytest.mark.parametrize(
     "ending",
-    [peer_closes, peer_leaves, peer_resumes, session_replaced, room_ends],
+    [peer_closes, peer_leaves, peer_resumes, kept_alive_peer_closes, session_replaced, room_ends],
     ids=lambda ending: ending.__name__,
 )
 async def test_closed_connections_leave_no_cycles(server: Daemon, ending: Ending) -> None:
@@ -216,9 +243,12 @@ def _server_tasks() -> int:
     return count
 
 
-async def test_a_joined_member_costs_the_server_one_task(server: Daemon) -> None:
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["first-request", "kept-alive"])
+async def test_a_joined_member_costs_the_server_one_task(server: Daemon, kept_alive: bool) -> None:
     """Its reader, in the live room: the handshake's task ends once the room has the socket
-    (memory per member, docs/benchmarks.md), and nothing is left once it has closed."""
+    (memory per member, docs/benchmarks.md), and nothing is left once it has closed. The
+    same for a socket upgraded after a plain request on its connection: the front door
+    takes it back from hypercorn (whose connection task ends) and serves it alike."""
     owner = new_user("owner")
     room_id = await server.create_room(owner)
     async with _member(server, owner) as keeper:  # the room stays live throughout
@@ -227,7 +257,8 @@ async def test_a_joined_member_costs_the_server_one_task(server: Daemon) -> None
         before = _server_tasks()
         async with AsyncExitStack() as members:
             for i in range(5):
-                client = await members.enter_async_context(_member(server, new_user(f"m{i}")))
+                member = _member(server, new_user(f"m{i}"), kept_alive=kept_alive)
+                client = await members.enter_async_context(member)
                 await client.join(room_id)
             await trio.testing.wait_all_tasks_blocked(QUIET)
             assert _server_tasks() - before == 5

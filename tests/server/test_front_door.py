@@ -331,20 +331,34 @@ async def test_an_upgrade_split_into_single_bytes_works(front: DaemonProcess) ->
             assert (await client.message())["type"] == "welcome"
 
 
-async def test_an_upgrade_after_a_request_on_a_kept_alive_connection(
+async def test_an_upgrade_after_requests_on_a_kept_alive_connection_is_served_directly(
     front: DaemonProcess,
 ) -> None:
+    """A reverse proxy reuses its connections to the daemon: hypercorn parses the later
+    upgrade, and the app gives it back to the front door, which serves it as a first one
+    (no ``server`` header; a broken frame is answered with a close frame, 1007 here,
+    where hypercorn dropped the connection)."""
     room_id = await new_room(front, new_user("owner"))
     with trio.fail_after(LIMIT):
         async with wire(front) as client:
-            await client.send(get_request(host_of(front)))
-            first = await client.response()
-            assert first.status == 200 and first.json() == {"status": "ok"}
+            for _ in range(2):
+                await client.send(get_request(host_of(front)))
+                first = await client.response()
+                assert first.status == 200 and first.json() == {"status": "ok"}
+                assert "server" in first.headers  # hypercorn's answers
             response = await client.upgrade(host_of(front))
             assert response.status == 101
-            assert "server" in response.headers  # Quart's websocket, through hypercorn
+            assert "server" not in response.headers  # answered by the front door
             joined = await hello_and_join(client, room_id, "KeptAlive")
             assert joined["room"]["id"] == room_id
+            await client.send_json({"type": "ping", "id": 4, "t0": 2.5})
+            pong = await client.expect("pong")
+            assert (pong["id"], pong["t0"]) == (4, 2.5)
+            # A text frame that is not UTF-8 (masked with a zero key: the payload as is).
+            await client.send(bytes((0x81, 0x80 | 2)) + bytes(4) + b"\xff\xfe")
+            while not isinstance(event := await client.event(), CloseConnection):
+                pass
+            assert event.code == 1007
 
 
 @pytest.fixture

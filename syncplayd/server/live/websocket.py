@@ -51,7 +51,7 @@ from syncplayd.server.live.connection import (
 from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed
 from syncplayd.server.live.messages import chat_entry
 from syncplayd.server.live.user_connections import Hold, TooManyConnections
-from syncplayd.server.process.front_door import Upgrade
+from syncplayd.server.process.front_door import Upgrade, take_upgrade
 from syncplayd.service import ServiceError
 from syncplayd.storage.errors import StorageError
 
@@ -156,9 +156,13 @@ def admit(
 async def websocket_endpoint() -> Response | None:
     """The Quart websocket route (registered on the API blueprint).
 
-    It serves the upgrades the front door hands to hypercorn: those on a
-    kept-alive HTTP connection, and those it refuses (answered here).
+    The front door serves every upgrade it would accept on the bare socket: a
+    connection's first request itself, a later one on a kept-alive connection (which
+    hypercorn parsed) when it is given back here. What is left is answered here: the
+    upgrades it refuses, and any on a connection that did not come through it.
     """
+    if take_upgrade(websocket.scope):
+        return None  # the front door serves it: nothing more to answer here
     state: AppState = current_app.extensions["syncplayd"]
     admitted = admit(state, websocket, websocket.query_string)
     if isinstance(admitted, Refusal):

@@ -8,7 +8,10 @@ of a task switch, ASGI messages, a frame encoding and a locked send per member
 (docs/architecture.md, "The broadcast path", has the numbers). Every other
 connection, and an upgrade the app would refuse (so that the refusal is Quart's
 own answer, word for word), goes to hypercorn with the bytes read so far put back
-in front of the stream.
+in front of the stream. An upgrade that comes later on such a kept-alive connection
+(reverse proxies reuse their connections to the daemon) reaches the app's websocket
+handler through hypercorn; the handler gives it back here (:func:`take_upgrade`),
+and it is served on the bare socket all the same.
 
 ``serve`` is hypercorn's ``worker_serve`` (hypercorn 0.18, ``hypercorn/trio/run.py``)
 cut to what the daemon uses: plain TCP listeners adopted from bound sockets,
@@ -47,6 +50,9 @@ ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, er
 ACCEPT_RETRY_SECONDS = 0.1
 #: The largest request head read here; a bigger one goes to hypercorn, which refuses it.
 MAX_HEAD_BYTES = 16384
+#: Where a connection handed to hypercorn finds its way back to the front door: the key of
+#: its ``_Replayed`` stream in the connection's ASGI ``state`` (see :func:`take_upgrade`).
+_CONNECTION_KEY = "syncplayd.front_door.connection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,30 +90,108 @@ class WebSocketRoute(Protocol):
 
 
 class _Replayed(trio.abc.HalfCloseableStream):
-    """``stream`` with ``prefix`` read again first: hypercorn parses the request from the start."""
+    """``stream`` with ``prefix`` read again first: hypercorn parses the request from the start.
 
-    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+    The front door can take the stream back from hypercorn (:meth:`take_upgrade`):
+    hypercorn's read then ends as if the peer had closed, and whatever hypercorn
+    still does with the stream (its answer to a request it thinks unanswered, its
+    FIN, its close) goes nowhere.
+    """
+
+    def __init__(self, stream: trio.SocketStream, prefix: bytes, door: FrontDoor) -> None:
         self._stream = stream
         self._prefix = prefix
+        self._door = door
+        #: The front door took the stream back (``take_upgrade``): it is not hypercorn's.
+        self.taken = False
+        self._reading: trio.CancelScope | None = None
+        #: hypercorn has written (or is writing) since the peer last sent something: it
+        #: answered the request in hand, and the stream is not the front door's to take.
+        self._answered = False
         self.socket = stream.socket  # hypercorn reads the peer's address from it
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
             data, self._prefix = self._prefix, b""
             return data
-        return await self._stream.receive_some(max_bytes)
+        if self.taken:
+            return b""
+        # A read cancelled here has taken nothing: trio's socket reads only return
+        # data through a shielded checkpoint.
+        with trio.CancelScope() as self._reading:
+            data = await self._stream.receive_some(max_bytes)
+            if data:
+                self._answered = False
+            return data
+        return b""  # cancelled by take_upgrade: for hypercorn, the peer has gone
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
+        if not self.taken:
+            # Not for b"": hypercorn's end of a response may come after the peer has read
+            # it and sent its next request.
+            self._answered = self._answered or bool(data)
+            await self._stream.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
+        if not self.taken:
+            await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        if not self.taken:
+            await self._stream.send_eof()
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        if not self.taken:
+            await self._stream.aclose()
+
+    def take_upgrade(self, head: bytes) -> bool:
+        """Serve the upgrade in ``head`` (a whole request head) on the broadcast path, as if
+        it had been this connection's first request; ``False`` if the front door would
+        leave it to the app. Does not block: the serving happens in a task of its own.
+
+        Only for an upgrade the app's websocket handler has not answered: the peer
+        waits for the ``101`` and sends nothing meanwhile, so hypercorn holds none of
+        its bytes. Not once hypercorn has written since the upgrade's bytes came: it
+        has answered it itself (a ``400`` to a client that sent frames before the
+        ``101``, say), and a ``101`` after that would garble the connection.
+        """
+        door = self._door
+        if self.taken or self._answered or door.route is None:
+            return False
+        accepted = door._accept(self._stream, head, door.route)
+        if accepted is None:
+            return False
+        self.taken = True
+        if self._reading is not None:
+            self._reading.cancel()
+        door.spawn(door.serve_taken, self._stream, *accepted)
+        return True
+
+
+def take_upgrade(scope: Mapping[str, Any]) -> bool:
+    """Whether the front door took over the WebSocket upgrade of ``scope`` (an ASGI
+    websocket scope, before the app has answered it) to serve it on the broadcast path.
+
+    For an upgrade on a kept-alive connection, which hypercorn parsed and handed to the
+    app (the front door only reads each connection's first request): ``True``, and the
+    app must return without answering; ``False`` (not a connection of the front door,
+    or an upgrade it would not serve), and the app serves or refuses it itself.
+    """
+    connection = scope.get("state", {}).get(_CONNECTION_KEY)
+    if not isinstance(connection, _Replayed):
+        return False
+    return connection.take_upgrade(_request_head(scope))
+
+
+def _request_head(scope: Mapping[str, Any]) -> bytes:
+    """The request head of an ASGI websocket ``scope``, as the client sent it (near enough:
+    header names as hypercorn gives them, in lower case)."""
+    target = bytes(scope.get("raw_path") or scope["path"].encode())
+    if scope.get("query_string"):
+        target += b"?" + bytes(scope["query_string"])
+    lines = [b"GET " + target + b" HTTP/1.1"]
+    lines += [bytes(name) + b": " + bytes(value) for name, value in scope["headers"]]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 @dataclass(slots=True)
@@ -116,7 +200,9 @@ class FrontDoor:
 
     route: WebSocketRoute | None
     head_timeout: float
-    hand_over: Callable[[trio.abc.HalfCloseableStream], Awaitable[None]]
+    hand_over: Callable[[_Replayed], Awaitable[None]]
+    #: Starts a task beside the connections' own (the nursery of their handlers).
+    spawn: Callable[..., object]
     #: The marks of the listener (the proxy socket's), as the app's scopes carry them.
     scope: Mapping[str, Any] = field(default_factory=dict)
 
@@ -163,8 +249,29 @@ class FrontDoor:
                     return await self.route.serve(stream, admitted, leftover)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return False
-        await self.hand_over(_Replayed(stream, buffer))
-        return False
+        replayed = _Replayed(stream, buffer, self)
+        await self.hand_over(replayed)
+        return replayed.taken  # an upgrade taken back is closed by whoever serves it
+
+    async def serve_taken(
+        self, stream: trio.SocketStream, answer: bytes, admitted: object, leftover: bytes
+    ) -> None:
+        """Serve an upgrade taken back from hypercorn (:func:`take_upgrade`), as a
+        connection's first request is served; closed at the end unless the route kept it."""
+        assert self.route is not None  # noqa: S101 - take_upgrade checked it
+        kept = False
+        try:
+            await stream.send_all(answer)
+            del answer
+            kept = await self.route.serve(stream, admitted, leftover)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        except Exception:
+            # In the listener's nursery: one connection's failure must not end the daemon.
+            log.warning("a WebSocket taken back from hypercorn failed", exc_info=True)
+        finally:
+            if not kept:
+                await trio.aclose_forcefully(stream)
 
     def _accept(
         self, stream: trio.SocketStream, buffer: bytes, route: WebSocketRoute
@@ -260,8 +367,9 @@ async def serve(
                 listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
 
-            async def hand_over(stream: trio.abc.HalfCloseableStream) -> None:
+            async def hand_over(stream: _Replayed) -> None:
                 state = ConnectionState(lifespan_state.copy())
+                state[_CONNECTION_KEY] = stream  # the way back, for a later upgrade
                 server: Any = TCPServer(wrapped, config, context, state, stream)  # type: ignore[arg-type]
                 try:
                     await server.run()
@@ -272,7 +380,13 @@ async def serve(
                     log.warning("an HTTP connection failed inside hypercorn", exc_info=True)
                     await stream.aclose()
 
-            door = FrontDoor(route, config.keep_alive_timeout, hand_over, dict(scope or {}))
+            door = FrontDoor(
+                route,
+                config.keep_alive_timeout,
+                hand_over,
+                server_nursery.start_soon,
+                dict(scope or {}),
+            )
             task_status.started(binds)
             try:
                 async with trio.open_nursery(strict_exception_groups=True) as nursery:
