@@ -54,7 +54,9 @@ def tune_garbage_collector() -> None:
     one came due and froze every room for ~1 s at 10,000 connections
     (docs/benchmarks.md, capacity). Frozen objects are still freed by reference
     counting; what they might hold in a cycle is collected once an hour
-    (``server/process/heap.py``).
+    (``server/process/heap.py``). The young generation is collected and frozen every
+    quarter second as well (``heap.freeze_young_objects``): CPython's count of it stays
+    low while heartbeats replace records, and it would otherwise grow without bound.
     """
     gc.collect()
     gc.freeze()

@@ -89,3 +89,39 @@ async def test_frozen_garbage_in_a_cycle_is_collected_once_an_interval(
         gc.unfreeze()
         if before:
             gc.freeze()
+
+
+async def test_young_objects_are_frozen_once_an_interval(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """So that no young collection walks more than an interval's worth of live objects."""
+    before = gc.get_freeze_count()
+    gc.freeze()  # a tuned collector: start-up's objects are frozen
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(heap.freeze_young_objects, 1.0)
+            frozen = gc.get_freeze_count()
+            kept = [_Node() for _ in range(100)]
+            dropped = _Node()
+            dropped.me = dropped  # a cycle: reference counting alone never frees it
+            watch = weakref.ref(dropped)
+            del dropped
+            await trio.sleep(0.5)
+            assert gc.get_freeze_count() < frozen + len(kept)  # not before the interval
+            await trio.sleep(1)
+            assert gc.get_freeze_count() >= frozen + len(kept)
+            assert watch() is None  # young garbage is collected, not frozen
+            nursery.cancel_scope.cancel()
+    finally:
+        gc.unfreeze()
+        if before:
+            gc.freeze()
+
+
+async def test_nothing_is_frozen_where_the_collector_is_left_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gc.unfreeze()  # (the test process freezes nothing of its own)
+    with trio.fail_after(1):
+        await heap.freeze_young_objects(0.1)  # returns at once
+    assert gc.get_freeze_count() == 0

@@ -36,7 +36,11 @@ from syncplayd.server.process.admin_socket import (
     bind_admin_socket,
     serve_admin_socket,
 )
-from syncplayd.server.process.heap import collect_frozen_garbage, release_free_memory
+from syncplayd.server.process.heap import (
+    collect_frozen_garbage,
+    freeze_young_objects,
+    release_free_memory,
+)
 from syncplayd.server.process.maintenance import Maintenance
 from syncplayd.server.process.proxy_socket import bind_proxy_socket, serve_proxy_socket
 from syncplayd.server.process.reload import reload
@@ -277,6 +281,7 @@ async def run(
             await nursery.start(maintenance.run)
             await nursery.start(release_free_memory)
             await nursery.start(collect_frozen_garbage)
+            await nursery.start(freeze_young_objects)
             async with trio.open_nursery() as http:
                 admin_binds: list[str] = await http.start(
                     partial(

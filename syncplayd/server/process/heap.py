@@ -77,3 +77,37 @@ async def collect_frozen_garbage(
         gc.unfreeze()
         gc.collect()  # freeze_survivors, when installed, freezes what is left
         gc.freeze()
+
+
+FREEZE_YOUNG_INTERVAL_SECONDS = 0.25
+
+
+async def freeze_young_objects(
+    interval: float = FREEZE_YOUNG_INTERVAL_SECONDS,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Every ``interval`` seconds, collect the young generation, and freeze what is left.
+
+    CPython starts a young collection when the tracked objects *allocated* outnumber
+    those *freed* by its threshold, wherever the freed ones lived. In a busy room each
+    heartbeat frees a member's old records and allocates new ones, so the count stays
+    near zero while the young generation grows with everything those members hold:
+    when a pass finally came, it walked hundreds of thousands of live objects and froze
+    every room for 50-350 ms at 10,000 connections (docs/benchmarks.md, capacity).
+    Collected here at a fixed rate, a pass walks only what was allocated since the
+    last one and is still alive (a few milliseconds at 10,000 connections); cycles
+    already garbage are freed by it, and what is left is frozen (``gc.freeze``, O(1))
+    so that no later pass walks it again. Frozen objects are still freed by reference
+    counting; a cycle among them waits for :func:`collect_frozen_garbage` (closed
+    connections leave none: tests/server/test_connection_garbage.py). Does nothing
+    where nothing was frozen at the start (a process that left the collector as
+    CPython has it).
+    """
+    task_status.started()
+    if gc.get_freeze_count() == 0:
+        return
+    while True:
+        await trio.sleep(interval)
+        gc.collect(0)
+        gc.freeze()
