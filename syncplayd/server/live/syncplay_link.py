@@ -166,7 +166,8 @@ class SyncplayLink:
             if self.session.drop is not None:
                 self.on_drop(self.session.drop)
                 return
-            await self._flush()
+            # Not ``_flush``: waking itself, this loop would spin (next_wake is read anew).
+            await self._send_due()
 
     def stop_clock(self) -> None:
         self._clock_stopped = True
@@ -174,11 +175,14 @@ class SyncplayLink:
 
     # -- writing ------------------------------------------------------------------------
     async def _flush(self) -> None:
+        await self._send_due()
+        # A change may now be due earlier than the clock task planned.
+        self._wake.set()
+
+    async def _send_due(self) -> None:
         lines = self.session.take_lines()
         if lines:
             await self._write_lines(lines)
-        # A change may now be due earlier than the clock task planned.
-        self._wake.set()
 
     async def _write_lines(self, lines: list[dict[str, object]]) -> None:
         data = b"".join(wire.encode_line(line) for line in lines)
