@@ -657,10 +657,19 @@ def purge_events(tx: Tx, created_before: datetime, keep_per_room: int) -> int:
 # -- the cluster: nodes and room owners ------------------------------------------------
 def upsert_node(tx: Tx, node: NodeRecord) -> None:
     tx.execute(
-        "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at, syncplay_bridge)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, pid = excluded.pid,"
-        " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
-        [node.node_id, node.url, node.pid, tx.ts(node.started_at), tx.ts(node.heartbeat_at)],
+        " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,"
+        " syncplay_bridge = excluded.syncplay_bridge",
+        [
+            node.node_id,
+            node.url,
+            node.pid,
+            tx.ts(node.started_at),
+            tx.ts(node.heartbeat_at),
+            node.syncplay_bridge,
+        ],
     )
 
 

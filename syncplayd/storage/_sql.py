@@ -223,6 +223,7 @@ def node_from_row(tx: Tx, row: Any) -> NodeRecord:
         pid=row["pid"],
         started_at=tx.read_ts(row["started_at"]),
         heartbeat_at=tx.read_ts(row["heartbeat_at"]),
+        syncplay_bridge=row["syncplay_bridge"],
     )
 
 

@@ -31,7 +31,7 @@ from psycopg.rows import tuple_row
 from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The highest schema version this code knows.
 
 Changelog:
@@ -49,6 +49,10 @@ Changelog:
 * 6 -- the cluster: nodes (the registry of running nodes, with heartbeats) and
   room_owners (which node runs each live room, a mirror of the advisory locks that decide
   it). SQLite gets the same tables, although multi-node mode refuses it.
+* 7 -- nodes.syncplay_bridge: where the other nodes reach the node's Syncplay listener
+  (``HOST:PORT``, an IPv6 host in brackets), to forward a Syncplay client whose room runs
+  there; NULL when the node runs no listener (and in rows from before, until their node
+  registers again).
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

@@ -337,6 +337,9 @@ class NodeRecord:
 
     ``url`` is where other nodes and operators reach it (its HTTP listener); ``pid`` its
     process id on its machine; ``heartbeat_at`` the last time it said it was alive.
+    ``syncplay_bridge`` is where the other nodes reach its Syncplay-protocol listener, to
+    forward a Syncplay client whose room runs on it: ``HOST:PORT``, an IPv6 host in
+    brackets (``[::1]:8999``); ``None`` when the node runs no such listener.
     """
 
     node_id: str
@@ -344,6 +347,7 @@ class NodeRecord:
     pid: int
     started_at: datetime
     heartbeat_at: datetime
+    syncplay_bridge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,37 @@ async def test_upsert_replaces_a_restarted_nodes_row(repo: Repository) -> None:
     assert await repo.list_nodes() == [restarted]
 
 
+async def test_a_nodes_syncplay_bridge_round_trips(repo: Repository) -> None:
+    ipv4 = dataclasses.replace(node("node-a"), syncplay_bridge="10.0.0.6:8999")
+    ipv6 = dataclasses.replace(node("node-b", started=1), syncplay_bridge="[::1]:8999")
+    none = node("node-c", started=2)
+    assert none.syncplay_bridge is None  # the default: no listener
+    for record in (ipv4, ipv6, none):
+        await repo.upsert_node(record)
+    assert await repo.list_nodes() == [ipv4, ipv6, none]
+    assert [n.syncplay_bridge for n in await repo.list_nodes()] == [
+        "10.0.0.6:8999",
+        "[::1]:8999",
+        None,
+    ]
+
+
+async def test_upsert_sets_and_clears_the_syncplay_bridge(repo: Repository) -> None:
+    await repo.upsert_node(node("node-a"))
+    # The node restarts with a Syncplay listener, then without one again.
+    bridged = dataclasses.replace(node("node-a", started=5), syncplay_bridge="127.0.0.1:8999")
+    await repo.upsert_node(bridged)
+    assert await repo.list_nodes() == [bridged]
+    unbridged = dataclasses.replace(bridged, syncplay_bridge=None)
+    await repo.upsert_node(unbridged)
+    assert await repo.list_nodes() == [unbridged]
+    # A heartbeat keeps it.
+    await repo.upsert_node(bridged)
+    assert await repo.touch_node("node-a", at(30)) is True
+    (stored,) = await repo.list_nodes()
+    assert stored.syncplay_bridge == "127.0.0.1:8999"
+
+
 async def test_node_times_come_back_in_utc_with_microseconds(repo: Repository) -> None:
     plus_two = timezone(timedelta(hours=2))
     started = T0.astimezone(plus_two).replace(microsecond=654321)

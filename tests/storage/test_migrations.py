@@ -98,18 +98,20 @@ def test_up_status_down_up(database_url: str) -> None:
             (4, False),
             (5, False),
             (6, False),
+            (7, False),
         ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1, 2, 3, 4, 5, 6]
-        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 6
-        first, second, third, fourth, fifth, sixth = migrations.status(conn, dialect)
+        assert [m.version for m in applied] == [1, 2, 3, 4, 5, 6, 7]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 7
+        first, second, third, fourth, fifth, sixth, seventh = migrations.status(conn, dialect)
         assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
         assert (second.version, second.name, second.applied) == (2, "playback_control", True)
         assert (third.version, third.name, third.applied) == (3, "moderation", True)
         assert (fourth.version, fourth.name, fourth.applied) == (4, "queue", True)
         assert (fifth.version, fifth.name, fifth.applied) == (5, "syncplay_password", True)
         assert (sixth.version, sixth.name, sixth.applied) == (6, "cluster", True)
+        assert (seventh.version, seventh.name, seventh.applied) == (7, "node_bridge", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
@@ -117,7 +119,7 @@ def test_up_status_down_up(database_url: str) -> None:
         }  # fmt: skip
         assert schema_of(conn)["nodes"] == {
             ("node_id", False), ("url", False), ("pid", False), ("started_at", False),
-            ("heartbeat_at", False),
+            ("heartbeat_at", False), ("syncplay_bridge", True),
         }  # fmt: skip
         assert schema_of(conn)["room_owners"] == {
             ("room_id", False), ("node_id", False), ("since", False),
@@ -134,6 +136,10 @@ def test_up_status_down_up(database_url: str) -> None:
         assert "queue_items_room_ord_idx" in indexes_of(conn)
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [7]
+        assert "syncplay_bridge" not in {c for c, _ in schema_of(conn)["nodes"]}
+        assert "room_owners" in schema_of(conn)
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [6]
         assert not {"nodes", "room_owners"} & set(schema_of(conn))
@@ -206,6 +212,7 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
             (4, True),
             (5, True),
             (6, True),
+            (7, True),
             (future, False),
         ]
 
@@ -234,6 +241,7 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "0004_queue  pending",
         "0005_syncplay_password  pending",
         "0006_cluster  pending",
+        "0007_node_bridge  pending",
     ]
     assert run("status") == pending
     assert run("up") == [
@@ -243,24 +251,27 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "applied 0004_queue",
         "applied 0005_syncplay_password",
         "applied 0006_cluster",
-        "schema version 6 (this syncplayd: 6)",
+        "applied 0007_node_bridge",
+        "schema version 7 (this syncplayd: 7)",
     ]
-    assert run("up") == ["schema version 6 (this syncplayd: 6)"]
-    first, second, third, fourth, fifth, sixth = run("status")
+    assert run("up") == ["schema version 7 (this syncplayd: 7)"]
+    first, second, third, fourth, fifth, sixth, seventh = run("status")
     assert first.startswith("0001_initial  applied 20")
     assert second.startswith("0002_playback_control  applied 20")
     assert third.startswith("0003_moderation  applied 20")
     assert fourth.startswith("0004_queue  applied 20")
     assert fifth.startswith("0005_syncplay_password  applied 20")
     assert sixth.startswith("0006_cluster  applied 20")
-    assert run("down", steps=7) == [
+    assert seventh.startswith("0007_node_bridge  applied 20")
+    assert run("down", steps=8) == [
+        "reverted 0007_node_bridge",
         "reverted 0006_cluster",
         "reverted 0005_syncplay_password",
         "reverted 0004_queue",
         "reverted 0003_moderation",
         "reverted 0002_playback_control",
         "reverted 0001_initial",
-        "schema version 0 (this syncplayd: 6)",
+        "schema version 0 (this syncplayd: 7)",
     ]
     assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
@@ -276,8 +287,9 @@ def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
         "0004_queue  pending",
         "0005_syncplay_password  pending",
         "0006_cluster  pending",
+        "0007_node_bridge  pending",
     ]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 6)"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 7)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -452,8 +464,9 @@ def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
             assert [(i.content_type, i.content_id) for i in queue.items] == [("episode", row[4])]
             assert (queue.repeat, queue.shuffle) == ("none", False)
 
-        # The repository brought the schema to the newest version: 0006 and 0005 go first.
-        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=3)] == [6, 5, 4]
+        # The repository brought the schema to the newest version: 0007 to 0005 go first.
+        down = migrations.migrate_down(conn, dialect, steps=4)
+        assert [m.version for m in down] == [7, 6, 5, 4]
         assert "queue_items" not in schema_of(conn)
         assert run(conn, "SELECT id, content_type, content_id FROM rooms ORDER BY id") == [
             (uuid.UUID(rooms[1]) if dialect == "postgres" else rooms[1], "episode", "e-1"),
@@ -479,7 +492,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert sorted(applied) == [1, 2, 3, 4, 5, 6]
+    assert sorted(applied) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_sqlite_statement_splitting() -> None:
@@ -525,7 +538,7 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
                 " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, ?, 5, ?, ?)",
                 room, owner, True, password_hash, at, at,
             )  # fmt: skip
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6, 7]
         assert rooms(conn, "password_hash, syncplay_password_hash") == [
             ("$argon2id$old", None),
             (None, None),
@@ -555,13 +568,13 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
         )
 
         run(conn, "UPDATE rooms SET syncplay_password_hash = 'v' WHERE id = ?", locked)
-        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=2)] == [6, 5]
+        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=3)] == [7, 6, 5]
         assert rooms(conn, "id, name, password_hash") == [
             (uuid.UUID(locked) if dialect == "postgres" else locked, "Kept", "$argon2id$old"),
             (uuid.UUID(open_) if dialect == "postgres" else open_, "Kept", None),
         ]
         # Applied again, it knows no verifier: the one from before the revert is gone.
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6, 7]
         assert rooms(conn, "syncplay_password_hash") == [(None,), (None,)]
 
 
@@ -586,7 +599,7 @@ def test_cluster_up_and_down_keep_the_rooms(database_url: str) -> None:
             " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
             room, str(uuid.uuid4()), True, at, at,
         )  # fmt: skip
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [6]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=6)] == [6]
         assert run(conn, "SELECT count(*) FROM room_owners") == [(0,)]
 
         node = (
@@ -614,5 +627,45 @@ def test_cluster_up_and_down_keep_the_rooms(database_url: str) -> None:
         assert [m.version for m in migrations.migrate_down(conn, dialect)] == [6]
         assert not {"nodes", "room_owners"} & set(schema_of(conn))
         assert run(conn, "SELECT name FROM rooms") == [("Kept",)]
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [6]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=6)] == [6]
         assert run(conn, "SELECT count(*) FROM nodes") == [(0,)]
+
+
+def test_node_bridge_up_and_down_keep_the_nodes(database_url: str) -> None:
+    """0007 on a database with registered nodes: their rows stay, with no bridge (NULL)
+    until their node registers again; reverting drops only the column, and applying it
+    again brings it back NULL."""
+    at = T0.isoformat()
+
+    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+        return migrations._execute(conn, sql, params)
+
+    def nodes(conn: Connection) -> list[tuple[object, ...]]:
+        return run(conn, "SELECT node_id, url, pid FROM nodes ORDER BY node_id")
+
+    old = [("node-a", "http://a:8096", 10), ("node-b", "http://[::1]:8096", 11)]
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect, target=6)
+        for node_id, url, pid in old:
+            run(
+                conn,
+                "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                node_id, url, pid, at, at,
+            )  # fmt: skip
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [7]
+        assert ("syncplay_bridge", True) in schema_of(conn)["nodes"]
+        assert nodes(conn) == old
+        assert run(conn, "SELECT syncplay_bridge FROM nodes") == [(None,), (None,)]
+        run(conn, "UPDATE nodes SET syncplay_bridge = ? WHERE node_id = ?", "[::1]:8999", "node-b")
+        assert run(conn, "SELECT syncplay_bridge FROM nodes WHERE node_id = 'node-b'") == [
+            ("[::1]:8999",)
+        ]
+
+        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [7]
+        assert "syncplay_bridge" not in {c for c, _ in schema_of(conn)["nodes"]}
+        assert nodes(conn) == old
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [7]
+        assert nodes(conn) == old
+        # Applied again, it knows no bridge: the one from before the revert is gone.
+        assert run(conn, "SELECT syncplay_bridge FROM nodes") == [(None,), (None,)]
