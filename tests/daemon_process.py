@@ -37,6 +37,23 @@ class DaemonProcess:
     base_url: str
     log_lines: list[str] = field(default_factory=list)
     clients: list[httpx.Client] = field(default_factory=list)
+    #: Notified by the log pump after each line (see :meth:`wait_for_log`).
+    logged: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
+        """The first log line matching ``pattern``, waiting for it (blocking: call it in a
+        thread from async code).
+
+        Raises:
+            AssertionError: no such line within ``timeout`` seconds.
+        """
+        found = re.compile(pattern)
+        with self.logged:
+            if self.logged.wait_for(
+                lambda: any(found.search(line) for line in self.log_lines), timeout
+            ):
+                return next(line for line in self.log_lines if found.search(line))
+        raise AssertionError(f"no log line matching {pattern!r}:\n" + "\n".join(self.log_lines))
 
     def client(
         self, principal: Principal | None = None, *, token: str | None = None
@@ -56,9 +73,17 @@ class DaemonProcess:
         return self.process.wait(timeout=15)
 
 
-def _pump(stream: object, lines: list[str], ready: threading.Event, found: list[str]) -> None:
+def _pump(
+    stream: object,
+    lines: list[str],
+    ready: threading.Event,
+    found: list[str],
+    logged: threading.Condition,
+) -> None:
     for line in stream:  # type: ignore[attr-defined]
-        lines.append(line.rstrip("\n"))
+        with logged:
+            lines.append(line.rstrip("\n"))
+            logged.notify_all()
         match = _LISTENING.search(line)
         if match and not found:
             found.append(match["url"])
@@ -111,12 +136,15 @@ def run_daemon(
     lines: list[str] = []
     found: list[str] = []
     ready = threading.Event()
-    threading.Thread(target=_pump, args=(process.stdout, lines, ready, found), daemon=True).start()
+    logged = threading.Condition()
+    threading.Thread(
+        target=_pump, args=(process.stdout, lines, ready, found, logged), daemon=True
+    ).start()
     try:
         if not ready.wait(START_TIMEOUT) or not found:
             process.kill()
             raise RuntimeError("daemon did not start:\n" + "\n".join(lines[-40:]))
-        daemon = DaemonProcess(process, found[0], lines)
+        daemon = DaemonProcess(process, found[0], lines, logged=logged)
         try:
             yield daemon
         finally:

@@ -703,7 +703,8 @@ class SyncplayBridgeSettings(Section):
         None,
         "SYNCPLAY_BRIDGE_LISTEN",
         "Address for Syncplay desktop clients, HOST:PORT (Syncplay's own port is 8999; IPv6 as"
-        " [::]:8999); null: off. See docs/syncplay-bridge.md.",
+        " [::]:8999); null: off. With several nodes, give each one, reachable by the others:"
+        " a client is relayed to the node that runs its room. See docs/syncplay-bridge.md.",
         check=check_listen,
         example='"0.0.0.0:8999"',
     )

@@ -34,7 +34,7 @@ from syncplayd.identity import Principal
 from tests.daemon_process import DaemonProcess, new_user
 from tests.e2e.conftest import E2E_ENV
 from tests.e2e.raw import Raw, new_room, raw_client, rest
-from tests.e2e.syncplay_raw import SyncplayRaw, context_trusting, syncplay_client
+from tests.e2e.syncplay_raw import SyncplayRaw, context_trusting, fresh_address, syncplay_client
 from tests.server.conftest import BACKENDS, backend_daemon
 
 API = "/api/v1/syncplay"
@@ -449,6 +449,32 @@ async def test_an_unknown_room_name_is_refused(bridge: Bridge) -> None:
         await guest.send_hello("desk", "NOSUCHCODE")
         message = await guest.refused()
     assert "invitation code" in message
+
+
+async def test_joins_from_one_address_are_limited_to_bursts_of_20(bridge: Bridge) -> None:
+    """Each connection is a join (a guest): one address gets 20 at once, then one a second.
+    Counted at the Hello (where a relaying node's ticket would exempt it), not before."""
+    owner = new_user("Ada")
+    room_id = await new_room(bridge.daemon, owner)
+    address = fresh_address()
+    joined = refused = 0
+    started = trio.current_time()
+    for n in range(30):
+        stream = await trio.open_tcp_stream("127.0.0.1", bridge.port, local_address=address)
+        async with stream:
+            guest = SyncplayRaw(stream)
+            await guest.send_hello(f"desk {n}", room_id)
+            first = await guest.recv()
+            if "Error" in first:
+                assert "Too many connections from your address" in first["Error"]["message"]
+                refused += 1
+            else:
+                joined += 1
+    elapsed = trio.current_time() - started
+    # 60 a minute: one more token per second since the first join.
+    assert 20 <= joined <= 20 + int(elapsed) + 1, (joined, elapsed)
+    assert refused == 30 - joined
+    assert refused > 0, elapsed
 
 
 async def test_a_password_room_needs_the_password_md5(bridge: Bridge) -> None:

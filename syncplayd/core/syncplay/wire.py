@@ -66,6 +66,12 @@ class LineReader:
         """Bytes received after the last complete line."""
         return len(self._buffer)
 
+    def take_pending(self) -> bytes:
+        """The bytes received after the last complete line, taken out of the reader."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return rest
+
 
 def decode_line(line: bytes) -> list[tuple[str, Any]]:
     """The commands of one line, in order; an empty line has none.

@@ -120,6 +120,8 @@ class _Adoption:
 class NodeIdentity:
     node_id: str
     url: str
+    #: Where the other nodes reach this node's Syncplay listener (``HOST:PORT``), if it has one.
+    syncplay_bridge: str | None = None
 
 
 class Cluster:
@@ -183,12 +185,25 @@ class Cluster:
         now = self._clock.wall()
         node = NodeRecord(
             node_id=self.node_id, url=self.identity.url, pid=os.getpid(),
-            started_at=now, heartbeat_at=now,
+            started_at=now, heartbeat_at=now, syncplay_bridge=self.identity.syncplay_bridge,
         )  # fmt: skip
         # Rows of ours left by a crash: our locks died with that process.
         await self._repo.clear_node_rooms(self.node_id)
         await self._repo.upsert_node(node)
         log.info("cluster node %s (%s) registered", self.node_id, self.identity.url)
+
+    async def syncplay_bridge_of(self, node_id: str) -> str | None:
+        """Where another node's Syncplay listener is reached, read now; ``None`` if that
+        node runs none, or is gone (no heartbeat for ``NODE_STALE_SECONDS``).
+
+        Raises:
+            StorageError: the database is unavailable.
+        """
+        cutoff = self._clock.wall().timestamp() - NODE_STALE_SECONDS
+        for node in await self._repo.list_nodes():
+            if node.node_id == node_id and node.heartbeat_at.timestamp() >= cutoff:
+                return node.syncplay_bridge
+        return None
 
     async def leave(self) -> None:
         """Clean stop: our rooms were ended (their locks released); say we are gone."""

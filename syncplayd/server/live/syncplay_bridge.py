@@ -14,6 +14,11 @@ mapping, and what is not supported, is in docs/syncplay-bridge.md:
   desktop user's membership or role by using their name); the membership is
   left when the connection ends.
 
+In multi-node mode a client whose room runs on another node is admitted here and then
+relayed, byte for byte, to that node's listener, behind a signed ticket that tells it
+who was admitted and from where (:mod:`syncplayd.core.syncplay.forward`): clients may
+reach any node's listener.
+
 Served by the daemon's root nursery, not a separate process; off unless
 ``syncplay_bridge.listen`` is set.
 """
@@ -21,7 +26,9 @@ Served by the daemon's root nursery, not a separate process; off unless
 from __future__ import annotations
 
 import logging
+import math
 import re
+import secrets
 import ssl
 import uuid
 from functools import partial
@@ -32,7 +39,7 @@ import trio
 from syncplayd.clocks import ServerClock
 from syncplayd.config import SyncplayBridgeSettings, parse_listen
 from syncplayd.core.ratelimit import RateLimiter
-from syncplayd.core.syncplay import wire
+from syncplayd.core.syncplay import forward, wire
 from syncplayd.core.syncplay.session import BridgeSession, Limits
 from syncplayd.core.text import CONTROL_CHARS
 from syncplayd.identity import Principal
@@ -51,6 +58,12 @@ HELLO_TIMEOUT_SECONDS: Final = 10.0
 #: Connections one address may open per minute (bursts of 20): each is a join.
 JOINS_PER_MINUTE: Final = 60.0
 NAME_LENGTH: Final = 64
+#: How long a node may take to accept a client relayed to it.
+RELAY_CONNECT_SECONDS: Final = 5.0
+RELAY_BYTES: Final = 16 * 1024
+#: A joined client is sent a State every second: a relay that hears nothing from the
+#: room's node for this long has lost it (a vanished machine closes nothing).
+RELAY_SILENCE_SECONDS: Final = 30.0
 _CONTROL = re.compile(f"[{CONTROL_CHARS}]")
 
 
@@ -74,6 +87,14 @@ def tls_context(settings: SyncplayBridgeSettings) -> ssl.SSLContext | None:
     return context
 
 
+def relay_address(host: str, port: int, node_url: str) -> str:
+    """``HOST:PORT`` of a listener bound to ``host``, as the other nodes reach it: the host
+    of the node's URL (``cluster.url``) stands in for a wildcard."""
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - read, not bound
+        host = node_url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class SyncplayBridge:
     """The listener and each client's way in (see the module docstring)."""
 
@@ -82,6 +103,11 @@ class SyncplayBridge:
         self._settings = settings
         self._tls = tls_context(settings)
         self._joins: RateLimiter[str] = RateLimiter(JOINS_PER_MINUTE, burst=20)
+        self._ticket_key = forward.ticket_key(state.jwt_secret)
+        self._seen_tickets = forward.SeenTickets()
+        #: The relays to other nodes, cancelled when the daemon stops.
+        self._relays: set[trio.CancelScope] = set()
+        self._stopping = False
         self.connections = 0
         self._listeners: list[trio.SocketListener] = []
 
@@ -104,14 +130,37 @@ class SyncplayBridge:
             shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         return shown
 
+    def reachable_at(self, node_url: str) -> str:
+        """Where the other nodes reach this listener (see :func:`relay_address`)."""
+        host, port = self._listeners[0].socket.getsockname()[:2]
+        return relay_address(host, port, node_url)
+
     async def serve(self, *, shutdown_trigger: trio.Event) -> None:
         """Accept clients until ``shutdown_trigger``; the clients stay until the rooms
-        close them (the daemon's shutdown tells every room to)."""
+        close them (the daemon's shutdown tells every room to), relayed ones are cut
+        (they reconnect, to a node that runs)."""
         async with trio.open_nursery() as clients, trio.open_nursery() as accepting:
             for listener in self._listeners:
                 accepting.start_soon(self._accept, listener, clients)
             await shutdown_trigger.wait()
             accepting.cancel_scope.cancel()
+            self._stopping = True
+            for relay in self._relays:
+                relay.cancel()
+
+    def read_ticket(self, line: bytes) -> forward.Ticket:
+        """The ticket of a client relayed by another node.
+
+        Raises:
+            WireError: not a good ticket (forged, expired, already used).
+        """
+        return forward.read_ticket(
+            line,
+            self._ticket_key,
+            self._state.clock.now(),
+            self._seen_tickets,
+            leeway=self._state.settings.auth.jwt_leeway_seconds,
+        )
 
     async def _accept(self, listener: trio.SocketListener, clients: trio.Nursery) -> None:
         async with listener:
@@ -147,6 +196,9 @@ class Client:
         self._address = address
         self._reader = wire.LineReader()
         self._lines: list[bytes] = []  # read, not yet handled
+        self._hello_line = b""
+        #: Set when another node admitted the client and relays it here.
+        self._ticket: forward.Ticket | None = None
 
     async def _write(self, message: dict[str, object]) -> None:
         await self._stream.send_all(wire.encode_line(message))
@@ -162,19 +214,25 @@ class Client:
         if bridge.connections > bridge._settings.max_connections:
             await self._refuse("This server is full; try again later.")
             return
-        wait = bridge._joins.hit(self._address or "", self._clock.now())
-        if wait > 0:
-            await self._refuse(f"Too many connections from your address; retry in {wait:.0f} s.")
-            return
         hello = None
         with trio.move_on_after(HELLO_TIMEOUT_SECONDS):
             hello = await self._hello()
         if hello is None:
             return
+        # A relayed client was counted by the node that admitted it, under its own address.
+        if self._ticket is None:
+            wait = bridge._joins.hit(self._address or "", self._clock.now())
+            if wait > 0:
+                await self._refuse(
+                    f"Too many connections from your address; retry in {wait:.0f} s."
+                )
+                return
         await self._join(hello)
 
     async def _hello(self) -> wire.Hello | None:
-        """Read lines until Hello, answering STARTTLS on the way."""
+        """Read lines until Hello, answering STARTTLS on the way (and taking a relaying
+        node's ticket, which may only come first)."""
+        first = True
         while True:
             while not self._lines:
                 data = await self._stream.receive_some(16 * 1024)
@@ -187,12 +245,19 @@ class Client:
                     return None
             line = self._lines.pop(0)
             try:
+                if first and forward.is_ticket_line(line):
+                    self._ticket = self._bridge.read_ticket(line)
+                    self._address = self._ticket.address
+                    first = False
+                    continue
+                first = False
                 for command, body in wire.decode_line(line):
                     if command == "TLS":
                         if self._lines or self._reader.pending:
                             raise wire.WireError("nothing may follow a STARTTLS request")
                         await self._start_tls(body)
                     elif command == "Hello":
+                        self._hello_line = line
                         return wire.parse_hello(body)
                     else:
                         raise wire.WireError("say Hello first")
@@ -207,7 +272,9 @@ class Client:
     async def _start_tls(self, body: object) -> None:
         asked = isinstance(body, dict) and body.get("startTLS") == "send"
         context = self._bridge._tls
-        if not asked or context is None or isinstance(self._stream, trio.SSLStream):
+        # A relayed client's TLS, if any, ended on the node that relays it.
+        relayed = self._ticket is not None
+        if not asked or context is None or relayed or isinstance(self._stream, trio.SSLStream):
             await self._write({"TLS": {"startTLS": "false"}})
             return
         await self._write({"TLS": {"startTLS": "true"}})
@@ -221,17 +288,24 @@ class Client:
         if supervisor is None or supervisor.shutting_down or not state.settings.syncplay.enabled:
             await self._refuse("The server is restarting; try again in a moment.")
             return
-        principal = Principal(user_id=uuid.uuid4(), name=guest_name(hello.username))
+        ticket = self._ticket
+        user_id = uuid.uuid4() if ticket is None else ticket.user_id
+        principal = Principal(user_id=user_id, name=guest_name(hello.username))
         service = state.service
         code: str | None = None
         try:
-            try:
-                room_id = uuid.UUID(hello.room)
-            except ValueError:
-                # Not a room id: an invitation code, which names its room.
-                code = hello.room
-                _, found = await service.get_invitation(principal, code, address=self._address)
-                room_id = found.id
+            if ticket is not None:
+                # Admitted by the node that relays it: the membership that node made is
+                # found (a ban or the room's end since then still refuses).
+                room_id = ticket.room_id
+            else:
+                try:
+                    room_id = uuid.UUID(hello.room)
+                except ValueError:
+                    # Not a room id: an invitation code, which names its room.
+                    code = hello.room
+                    _, found = await service.get_invitation(principal, code, address=self._address)
+                    room_id = found.id
             room, participant = await service.join(
                 principal,
                 room_id,
@@ -250,12 +324,7 @@ class Client:
             await self._refuse(_refusal_text(exc))
             return
         except RoomElsewhere as exc:
-            await self._leave_quietly(principal, room_id)
-            where = f" ({exc.owner})" if exc.owner else ""
-            await self._refuse(
-                f"This room is live on another server node{where}: connect Syncplay to that"
-                " node's Syncplay port, or join when the room is not live."
-            )
+            await self._elsewhere(exc, principal, room_id)
             return
         except StorageError as exc:
             log.warning("syncplay join of %s failed: database unavailable: %s", hello.room, exc)
@@ -287,7 +356,11 @@ class Client:
         link.on_drop = partial(connection.close, "idle-timeout")
         link.play_item = partial(_play_item, state, principal, room_id)
         log.info(
-            "syncplay client %r joined room %s from %s", principal.name, room_id, self._address
+            "syncplay client %r joined room %s from %s%s",
+            principal.name,
+            room_id,
+            self._address,
+            "" if ticket is None else f" (relayed by node {ticket.node})",
         )
         try:
             async with trio.open_nursery() as tasks:
@@ -310,6 +383,100 @@ class Client:
             # the room's member list (and the room's People list says "left").
             await self._leave_quietly(principal, room_id)
             await link.aclose()
+
+    async def _elsewhere(
+        self, exc: RoomElsewhere, principal: Principal, room_id: uuid.UUID
+    ) -> None:
+        """The room runs on another node: relay the client there, or say why not.
+
+        A room between two nodes (handed over, or moved on since another node relayed
+        the client here) has the connection closed without an error: Syncplay clients
+        reconnect by themselves, and the node they reach then relays them.
+        """
+        target = None
+        cluster = self._state.supervisor.cluster if self._state.supervisor else None
+        if exc.owner is not None and self._ticket is None and cluster is not None:
+            try:
+                target = await cluster.syncplay_bridge_of(exc.owner)
+            except StorageError as error:
+                log.warning("syncplay relay: cannot read the nodes: %s", error)
+        if target is not None and cluster is not None and not self._bridge._stopping:
+            here = forward.Ticket(principal.user_id, room_id, self._address, cluster.node_id)
+            await self._relay(target, exc.owner or "", principal, here)
+            return
+        await self._leave_quietly(principal, room_id)
+        if exc.owner is None or self._ticket is not None:
+            return
+        await self._refuse(
+            f"This room is live on another server node ({exc.owner}), which does not accept"
+            " Syncplay clients; join when the room is not live."
+        )
+
+    async def _relay(
+        self, target: str, owner: str, principal: Principal, ticket: forward.Ticket
+    ) -> None:
+        """Relay the client to ``target`` (the room's node's listener) until either ends."""
+        bridge = self._bridge
+        room_id = ticket.room_id
+        host, _, port = target.rpartition(":")
+        try:
+            with trio.fail_after(RELAY_CONNECT_SECONDS):
+                upstream = await trio.open_tcp_stream(host.strip("[]"), int(port))
+        except (OSError, ValueError, trio.TooSlowError) as exc:
+            # Closed without an error: the client reconnects, and a node that died has its
+            # rooms free within seconds (then the node it reaches runs the room itself).
+            log.warning("syncplay relay to node %s (%s) failed: %s", owner, target, exc)
+            await self._leave_quietly(principal, room_id)
+            return
+        line = forward.ticket_line(
+            ticket, bridge._ticket_key, self._clock.now(), secrets.token_urlsafe(16)
+        )
+        head = [line]
+        head += [line + b"\r\n" for line in (self._hello_line, *self._lines)]
+        head.append(self._reader.take_pending())
+        self._lines = []
+        log.info("syncplay client relayed to node %s for room %s", owner, room_id)
+        scope = trio.CancelScope()
+        bridge._relays.add(scope)
+        try:
+            async with upstream:
+                with scope:
+                    await upstream.send_all(b"".join(head))
+                    await _splice(self._stream, upstream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # either side went away
+        finally:
+            bridge._relays.discard(scope)
+            # The room's node ends the membership when its side ends; if it never took the
+            # client (refused, gone), this ends it (once more is harmless).
+            await self._leave_quietly(principal, room_id)
+
+
+async def _splice(
+    client: trio.abc.Stream, upstream: trio.abc.Stream, silence: float = RELAY_SILENCE_SECONDS
+) -> None:
+    """Copy both ways until either side ends (what it sent before is passed on first),
+    the upstream is silent for ``silence`` seconds, or a side takes nothing for as long."""
+
+    async def copy(source: trio.abc.Stream, sink: trio.abc.Stream, quiet: float) -> None:
+        try:
+            while True:
+                data: bytes | bytearray = b""
+                with trio.move_on_after(quiet):
+                    data = await source.receive_some(RELAY_BYTES)
+                if not data:
+                    break  # the end of the stream, or silence
+                with trio.move_on_after(silence) as sending:
+                    await sink.send_all(data)
+                if sending.cancelled_caught:
+                    break  # a peer that takes nothing: the relay ends, nothing is garbled
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(copy, client, upstream, math.inf)
+        nursery.start_soon(copy, upstream, client, silence)
 
 
 async def _play_item(

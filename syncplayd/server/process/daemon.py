@@ -7,6 +7,7 @@ closed database.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import socket
@@ -242,6 +243,11 @@ async def run(
                     raise StartupError(
                         "syncplay_bridge.listen", settings.syncplay_bridge.listen, exc
                     ) from exc
+                if cluster is not None:
+                    # Registered with the node: the others relay its rooms' Syncplay clients here.
+                    cluster.identity = dataclasses.replace(
+                        cluster.identity, syncplay_bridge=bridge.reachable_at(cluster.identity.url)
+                    )
         except BaseException:
             for sock in bound:
                 sock.close()
