@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,12 +33,12 @@ from tests.daemon_process import DaemonProcess, new_user
 from tests.e2e.conftest import E2E_ENV
 from tests.e2e.raw import Raw, new_room, raw_client, rest
 from tests.e2e.syncplay_raw import SyncplayRaw, context_trusting, fresh_address, syncplay_client
+from tests.e2e.syncplay_room import bridge_port, chat_both_ways, desktop_joined
 from tests.server.conftest import BACKENDS, backend_daemon
 
 API = "/api/v1/syncplay"
 LIMIT = 10.0
 PASSWORD = "popcorn"
-_BRIDGE_LINE = re.compile(r"syncplay bridge listening on 127\.0\.0\.1:(?P<port>\d+)")
 
 BRIDGE_ENV = E2E_ENV | {
     "SYNCPLAY_BRIDGE_LISTEN": "127.0.0.1:0",
@@ -57,18 +55,6 @@ class Bridge:
     port: int
     #: The STARTTLS certificate the daemon has (``None``: none configured).
     certificate: str | None
-
-
-def _bridge_port(daemon: DaemonProcess) -> int:
-    """The bridge's port, from its log line (logged right after the HTTP one)."""
-    deadline = time.monotonic() + LIMIT
-    while time.monotonic() < deadline:
-        for line in list(daemon.log_lines):
-            if match := _BRIDGE_LINE.search(line):
-                return int(match["port"])
-        # A fixture, outside trio: the log pump is a thread with nothing to wait on.
-        time.sleep(0.02)
-    raise AssertionError("no 'syncplay bridge listening' line:\n" + "\n".join(daemon.log_lines))
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +84,7 @@ def bridge(
         "SYNCPLAY_BRIDGE_TLS_PRIVATE_KEY": str(key),
     }
     with backend_daemon(request, tmp_path_factory, "bridge", env) as process:
-        yield Bridge(process, _bridge_port(process), str(cert))
+        yield Bridge(process, bridge_port(process), str(cert))
         # What a Syncplay client sends for a password is as good as the password here.
         assert not any(md5(PASSWORD) in line for line in process.log_lines)
 
@@ -109,7 +95,7 @@ def plain_bridge(
 ) -> Iterator[Bridge]:
     """A daemon with the Syncplay listener and no certificate; framing needs no storage."""
     with backend_daemon(request, tmp_path_factory, "plain-bridge", BRIDGE_ENV) as process:
-        yield Bridge(process, _bridge_port(process), None)
+        yield Bridge(process, bridge_port(process), None)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -143,16 +129,6 @@ def shape(message: dict[str, Any]) -> str:
         (sub,) = message["Set"]
         return f"Set.{sub}"
     return str(command)
-
-
-async def desktop_joined(ws: Raw, name: str) -> dict[str, Any]:
-    """The member the WebSocket side sees join as the desktop guest ``name``."""
-    presence = await ws.expect("presence", event="joined")
-    while presence["member"]["user_name"] != name:
-        presence = await ws.expect("presence", event="joined")
-    member: dict[str, Any] = presence["member"]
-    assert member["desktop"] is True, member
-    return member
 
 
 async def clock_offset(ws: Raw) -> float:
@@ -647,14 +623,7 @@ async def test_chat_both_ways(bridge: Bridge) -> None:
         guest_in(bridge, "desk", room_id) as guest,
     ):
         await desktop_joined(ada, "desk")
-        await guest.send({"Chat": "hi from mpv"})
-        chat = await ada.expect("chat")
-        assert (chat["message"]["user_name"], chat["message"]["message"]) == (
-                "desk", "hi from mpv",
-            )  # fmt: skip
-        await ada.send({"type": "chat", "message": "hello desk", "client_id": "c1"})
-        said = await guest.expect("Chat", lambda body: body["username"] == "Ada")
-        assert said == {"username": "Ada", "message": "hello desk"}
+        await chat_both_ways(ada, guest, "Ada", "desk")
 
 
 async def test_the_desktop_playlist_is_the_room_queue_and_selects_its_item(bridge: Bridge) -> None:
