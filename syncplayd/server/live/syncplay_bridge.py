@@ -90,7 +90,7 @@ def tls_context(settings: SyncplayBridgeSettings) -> ssl.SSLContext | None:
 def relay_address(host: str, port: int, node_url: str) -> str:
     """``HOST:PORT`` of a listener bound to ``host``, as the other nodes reach it: the host
     of the node's URL (``cluster.url``) stands in for a wildcard."""
-    if host in ("0.0.0.0", "::"):  # noqa: S104 - read, not bound
+    if host in ("0.0.0.0", "::"):  # noqa: S104  # nosec B104 - compared, not bound
         host = node_url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
