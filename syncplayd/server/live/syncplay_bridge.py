@@ -402,7 +402,7 @@ class Client:
                 log.warning("syncplay relay: cannot read the nodes: %s", error)
         if target is not None and cluster is not None and not self._bridge._stopping:
             here = forward.Ticket(principal.user_id, room_id, self._address, cluster.node_id)
-            await self._relay(target, exc.owner or "", principal, here)
+            await self._relay(target, exc.owner, principal, here)
             return
         await self._leave_quietly(principal, room_id)
         if exc.owner is None or self._ticket is not None:
@@ -413,7 +413,7 @@ class Client:
         )
 
     async def _relay(
-        self, target: str, owner: str, principal: Principal, ticket: forward.Ticket
+        self, target: str, owner: str | None, principal: Principal, ticket: forward.Ticket
     ) -> None:
         """Relay the client to ``target`` (the room's node's listener) until either ends."""
         bridge = self._bridge
@@ -428,12 +428,12 @@ class Client:
             log.warning("syncplay relay to node %s (%s) failed: %s", owner, target, exc)
             await self._leave_quietly(principal, room_id)
             return
-        line = forward.ticket_line(
+        # The ticket, then what the client sent from its Hello on, as it came.
+        head = forward.ticket_line(
             ticket, bridge._ticket_key, self._clock.now(), secrets.token_urlsafe(16)
         )
-        head = [line]
-        head += [line + b"\r\n" for line in (self._hello_line, *self._lines)]
-        head.append(self._reader.take_pending())
+        head += b"".join(line + b"\r\n" for line in (self._hello_line, *self._lines))
+        head += self._reader.take_pending()
         self._lines = []
         log.info("syncplay client relayed to node %s for room %s", owner, room_id)
         scope = trio.CancelScope()
@@ -441,7 +441,7 @@ class Client:
         try:
             async with upstream:
                 with scope:
-                    await upstream.send_all(b"".join(head))
+                    await upstream.send_all(head)
                     await _splice(self._stream, upstream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # either side went away
