@@ -37,6 +37,7 @@ from syncplayd.storage.memory import MemoryRepository as MemoryRepository
 from syncplayd.storage.migrations import SCHEMA_VERSION as SCHEMA_VERSION
 from syncplayd.storage.migrations import MigrationStatus as MigrationStatus
 from syncplayd.storage.postgres import PostgresRepository as PostgresRepository
+from syncplayd.storage.records import AttemptBudget as AttemptBudget
 from syncplayd.storage.records import ChatMessage as ChatMessage
 from syncplayd.storage.records import Event as Event
 from syncplayd.storage.records import Invitation as Invitation

@@ -8,8 +8,9 @@ transaction on one engine) and runs to completion on a worker thread. The SQL us
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +42,7 @@ from syncplayd.storage.errors import (
     TooManyInvitations,
 )
 from syncplayd.storage.records import (
+    AttemptBudget,
     ChatMessage,
     Event,
     Invitation,
@@ -717,3 +719,124 @@ def room_owner(tx: Tx, room_id: UUID) -> RoomOwner | None:
 def room_owners(tx: Tx) -> list[RoomOwner]:
     rows = tx.execute("SELECT * FROM room_owners ORDER BY since, room_id").fetchall()
     return [owner_from_row(tx, row) for row in rows]
+
+
+# -- failed-attempt budgets (multi-node mode) -------------------------------------------
+# Theory of operation: one row per (scope, key), the fixed window it is in (window_start)
+# and the attempts charged in it (count), as AttemptLimiter in syncplayd/core/ratelimit.py
+# keeps them in memory. A charge makes sure that each of its rows exists and locks it, one
+# row after the other in (scope, key) order, decides, then writes: all or none, and the
+# charges of every node queue on the row locks. Every transaction that locks several rows
+# (a charge, a refund, the purge) takes them in that one order, so that no two of them can
+# each hold a row that the other waits for (a deadlock between nodes). Python's order of
+# str is the columns' (bytewise: COLLATE "C" on PostgreSQL, SQLite's default). On SQLite
+# the write transaction holds the whole database already (tx.for_update is empty).
+#
+# The helpers below are shared with the memory fake, so that both count alike.
+def attempt_budgets(budgets: Sequence[AttemptBudget]) -> list[AttemptBudget]:
+    """Each (scope, key) once, with the smallest of its budgets, in (scope, key) order: the
+    order in which rows are locked."""
+    smallest: dict[tuple[str, str], AttemptBudget] = {}
+    for budget in budgets:
+        seen = smallest.get((budget.scope, budget.key))
+        if seen is None or budget.budget < seen.budget:
+            smallest[budget.scope, budget.key] = budget
+    return [smallest[scope_key] for scope_key in sorted(smallest)]
+
+
+def check_attempt_window(window_seconds: float) -> None:
+    """Refuse a window that cannot end or has no length.
+
+    Raises:
+        ValueError: ``window_seconds`` is not finite or not over 0.
+    """
+    if not (math.isfinite(window_seconds) and window_seconds > 0):
+        raise ValueError(f"window_seconds must be finite and > 0, not {window_seconds!r}")
+
+
+def window_open(start: datetime, now: datetime, window_seconds: float) -> bool:
+    """Whether the window that opened at ``start`` is still open at ``now``."""
+    return (now - start).total_seconds() < window_seconds
+
+
+def window_wait(
+    start: datetime, count: int, budget: int, now: datetime, window_seconds: float
+) -> float:
+    """Seconds until a window with ``count`` of ``budget`` attempts spent ends, if it is
+    spent and still open at ``now``; else 0.0 (an ended window counts as none)."""
+    elapsed = (now - start).total_seconds()
+    if elapsed >= window_seconds or count < budget:
+        return 0.0
+    return window_seconds - elapsed
+
+
+_NEW_ATTEMPT_ROW = (
+    "INSERT INTO secret_attempts (scope, key, window_start, count) VALUES (?, ?, ?, 0)"
+    " ON CONFLICT (scope, key) DO NOTHING"
+)
+_DROP_ATTEMPT_ROW = "DELETE FROM secret_attempts WHERE scope = ? AND key = ?"
+_COUNT_ATTEMPT = "UPDATE secret_attempts SET count = count + 1 WHERE scope = ? AND key = ?"
+_OPEN_WINDOW = "UPDATE secret_attempts SET window_start = ?, count = 1 WHERE scope = ? AND key = ?"
+_REFUND_ATTEMPT = (
+    "UPDATE secret_attempts SET count = count - 1 WHERE scope = ? AND key = ? AND count > 0"
+)
+
+#: A charge's row deleted by a purge between the statements that make sure it exists and
+#: lock it is inserted again; a purge deletes only old windows, so once is all it takes.
+_LOCK_TRIES = 3
+
+
+def _lock_attempt_row(tx: Tx, scope: str, key: str, now: datetime) -> tuple[datetime, int] | None:
+    """Lock the row of (scope, key), inserting it first if there is none; return its window
+    start and count, or ``None`` if it was inserted here (no window yet)."""
+    select = f"SELECT * FROM secret_attempts WHERE scope = ? AND key = ?{tx.for_update}"  # noqa: S608  # nosec B608
+    for _ in range(_LOCK_TRIES):
+        # An insert that conflicts with another transaction's new row waits for it.
+        inserted = tx.execute(_NEW_ATTEMPT_ROW, [scope, key, tx.ts(now)]).rowcount == 1
+        row = tx.execute(select, [scope, key]).fetchone()
+        if row is not None:
+            return None if inserted else (tx.read_ts(row["window_start"]), row["count"])
+    raise StorageError(f"the failed-attempt row ({scope!r}, {key!r}) kept being deleted")
+
+
+def charge_attempts(
+    tx: Tx, budgets: Sequence[AttemptBudget], now: datetime, window_seconds: float
+) -> float:
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    ordered = attempt_budgets(budgets)
+    windows = [_lock_attempt_row(tx, b.scope, b.key, now) for b in ordered]
+    wait = max(
+        (
+            window_wait(window[0], window[1], b.budget, now, window_seconds)
+            for b, window in zip(ordered, windows, strict=True)
+            if window is not None
+        ),
+        default=0.0,
+    )
+    if wait > 0:
+        # Refused: the rows made for this charge go again, and no count changes.
+        for b, window in zip(ordered, windows, strict=True):
+            if window is None:
+                tx.execute(_DROP_ATTEMPT_ROW, [b.scope, b.key])
+        return wait
+    for b, window in zip(ordered, windows, strict=True):
+        if window is not None and window_open(window[0], now, window_seconds):
+            tx.execute(_COUNT_ATTEMPT, [b.scope, b.key])
+        else:  # no window yet, or it has ended: a new one opens
+            tx.execute(_OPEN_WINDOW, [tx.ts(now), b.scope, b.key])
+    return 0.0
+
+
+def refund_attempts(tx: Tx, budgets: Sequence[AttemptBudget]) -> None:
+    # One row per statement, in the charges' order.
+    for b in attempt_budgets(budgets):
+        tx.execute(_REFUND_ATTEMPT, [b.scope, b.key])
+
+
+def purge_attempts(tx: Tx, started_before: datetime) -> int:
+    # The rows are locked in the charges' order before they go (see above).
+    sql = (
+        "DELETE FROM secret_attempts WHERE (scope, key) IN (SELECT scope, key FROM secret_attempts"  # noqa: S608 (constant)  # nosec B608
+        f" WHERE window_start < ? ORDER BY scope, key{tx.for_update})"
+    )
+    return tx.execute(sql, [tx.ts(started_before)]).rowcount

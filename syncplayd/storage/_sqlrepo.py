@@ -18,6 +18,7 @@ from syncplayd.storage import _queries as q
 from syncplayd.storage._sql import Tx
 from syncplayd.storage.base import Repository
 from syncplayd.storage.records import (
+    AttemptBudget,
     ChatMessage,
     Event,
     Invitation,
@@ -253,3 +254,19 @@ class SqlRepository(Repository, abc.ABC):
 
     async def room_owners(self) -> list[RoomOwner]:
         return await self._read(q.room_owners)
+
+    # -- failed-attempt budgets --------------------------------------------------------------
+    async def charge_attempts(
+        self, budgets: Sequence[AttemptBudget], now: datetime, window_seconds: float
+    ) -> float:
+        q.check_attempt_window(window_seconds)
+        if not budgets:
+            return 0.0
+        return await self._write(q.charge_attempts, budgets, now, window_seconds)
+
+    async def refund_attempts(self, budgets: Sequence[AttemptBudget]) -> None:
+        if budgets:
+            await self._write(q.refund_attempts, budgets)
+
+    async def purge_attempts(self, started_before: datetime) -> int:
+        return await self._write(q.purge_attempts, started_before)

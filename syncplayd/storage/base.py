@@ -14,6 +14,7 @@ from uuid import UUID
 
 from syncplayd.core.queue import Queue
 from syncplayd.storage.records import (
+    AttemptBudget,
     ChatMessage,
     Event,
     Invitation,
@@ -34,8 +35,9 @@ from syncplayd.storage.records import (
 
 
 class Repository(Protocol):
-    """Durable storage for rooms, participants, chat, events and invitations, and the
-    cluster's registry of nodes and room owners."""
+    """Durable storage for rooms, participants, chat, events and invitations, the
+    cluster's registry of nodes and room owners, and the failed-attempt budgets that the
+    nodes share."""
 
     # -- lifecycle -----------------------------------------------------------
     async def ping(self) -> None:
@@ -301,3 +303,30 @@ class Repository(Protocol):
     async def room_owners(self) -> list[RoomOwner]:
         """Every owner row, oldest ``since`` first (then by room id). Deleting a room
         deletes its row."""
+
+    # -- failed-attempt budgets (multi-node mode) --------------------------------------
+    async def charge_attempts(
+        self, budgets: Sequence[AttemptBudget], now: datetime, window_seconds: float
+    ) -> float:
+        """Charge one attempt to every budget, all or none.
+
+        Each (scope, key) has a fixed window that opens at its first charge (``now``) and lasts
+        ``window_seconds``; once it has ended, the next charge opens a new one with a count of 1.
+        Returns 0.0 when charged. When any budget's window is still open with ``count >= budget``,
+        nothing is charged and the result is the seconds until the last of those spent windows
+        ends (``> 0``). Atomic across concurrent callers, nodes included: with a budget of B,
+        of any number of concurrent charges exactly B succeed within one window.
+
+        A (scope, key) named twice is charged once, against the smaller budget; no budgets,
+        nothing to charge (0.0).
+
+        Raises:
+            ValueError: ``window_seconds`` is not finite or not over 0.
+        """
+
+    async def refund_attempts(self, budgets: Sequence[AttemptBudget]) -> None:
+        """Give back one attempt of each budget's current window (it was a correct guess):
+        count - 1, never below 0; no row, nothing to do."""
+
+    async def purge_attempts(self, started_before: datetime) -> int:
+        """Delete the windows that opened before ``started_before``; return how many."""

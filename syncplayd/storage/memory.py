@@ -19,6 +19,12 @@ from uuid import UUID
 import trio
 
 from syncplayd.core.queue import SLOW_POLICIES, Queue, QueueItem
+from syncplayd.storage._queries import (
+    attempt_budgets,
+    check_attempt_window,
+    window_open,
+    window_wait,
+)
 from syncplayd.storage._sql import check_duration, first_item, new_item
 from syncplayd.storage._sqlrepo import check_page
 from syncplayd.storage.base import Repository
@@ -33,6 +39,7 @@ from syncplayd.storage.errors import (
     TooManyInvitations,
 )
 from syncplayd.storage.records import (
+    AttemptBudget,
     ChatMessage,
     Event,
     Invitation,
@@ -98,6 +105,8 @@ class MemoryRepository(Repository):
         self._item_rooms: dict[UUID, UUID] = {}
         self._nodes: dict[str, NodeRecord] = {}
         self._owners: dict[UUID, RoomOwner] = {}
+        # (scope, key) -> (window_start, count), as the secret_attempts table keeps them.
+        self._attempts: dict[tuple[str, str], tuple[datetime, int]] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -713,3 +722,41 @@ class MemoryRepository(Repository):
     async def room_owners(self) -> list[RoomOwner]:
         await self._enter()
         return sorted(self._owners.values(), key=lambda o: (o.since, o.room_id))
+
+    # -- failed-attempt budgets --------------------------------------------------------------
+    async def charge_attempts(
+        self, budgets: Sequence[AttemptBudget], now: datetime, window_seconds: float
+    ) -> float:
+        check_attempt_window(window_seconds)
+        ordered = attempt_budgets(budgets)
+        await self._enter()
+        now = _utc(now)
+        wait = 0.0
+        for b in ordered:
+            window = self._attempts.get((b.scope, b.key))
+            if window is not None:
+                wait = max(wait, window_wait(*window, b.budget, now, window_seconds))
+        if wait > 0:
+            return wait
+        for b in ordered:
+            window = self._attempts.get((b.scope, b.key))
+            if window is not None and window_open(window[0], now, window_seconds):
+                self._attempts[b.scope, b.key] = (window[0], window[1] + 1)
+            else:
+                self._attempts[b.scope, b.key] = (now, 1)
+        return 0.0
+
+    async def refund_attempts(self, budgets: Sequence[AttemptBudget]) -> None:
+        await self._enter()
+        for b in attempt_budgets(budgets):
+            window = self._attempts.get((b.scope, b.key))
+            if window is not None and window[1] > 0:
+                self._attempts[b.scope, b.key] = (window[0], window[1] - 1)
+
+    async def purge_attempts(self, started_before: datetime) -> int:
+        await self._enter()
+        cutoff = _utc(started_before)
+        old = [scope_key for scope_key, (start, _) in self._attempts.items() if start < cutoff]
+        for scope_key in old:
+            del self._attempts[scope_key]
+        return len(old)

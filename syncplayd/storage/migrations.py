@@ -31,7 +31,7 @@ from psycopg.rows import tuple_row
 from syncplayd.clocks import utc_now
 from syncplayd.storage.errors import SchemaTooNew, StorageError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The highest schema version this code knows.
 
 Changelog:
@@ -53,6 +53,10 @@ Changelog:
   (``HOST:PORT``, an IPv6 host in brackets), to forward a Syncplay client whose room runs
   there; NULL when the node runs no listener (and in rows from before, until their node
   registers again).
+* 8 -- secret_attempts: failed-attempt budgets (room passwords, invitation codes) per user
+  and per client address, counted in fixed windows, which the nodes of multi-node mode
+  share instead of each counting in its own memory. SQLite gets the same table, although
+  multi-node mode refuses it.
 """
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]

@@ -17,6 +17,7 @@ from syncplayd.core.queue import SlowPolicy
 from syncplayd.core.roles import Role
 
 __all__ = [
+    "AttemptBudget",
     "ChatMessage",
     "Event",
     "Invitation",
@@ -361,3 +362,13 @@ class RoomOwner:
     room_id: UUID
     node_id: str
     since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptBudget:
+    """One failed-attempt budget an attempt is charged to: ``budget`` attempts per window for
+    ``key`` within ``scope`` (the service's scopes: ``"user"``, ``"address"``)."""
+
+    scope: str
+    key: str
+    budget: int

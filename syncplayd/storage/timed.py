@@ -148,6 +148,10 @@ class TimedRepository:
     room_owner = _timed(Repository.room_owner)
     room_owners = _timed(Repository.room_owners)
 
+    charge_attempts = _timed(Repository.charge_attempts)
+    refund_attempts = _timed(Repository.refund_attempts)
+    purge_attempts = _timed(Repository.purge_attempts)
+
 
 if TYPE_CHECKING:
     # mypy proves here that TimedRepository satisfies the protocol; without this line a

@@ -99,12 +99,15 @@ def test_up_status_down_up(database_url: str) -> None:
             (5, False),
             (6, False),
             (7, False),
+            (8, False),
         ]
 
         applied = migrations.migrate_up(conn, dialect)
-        assert [m.version for m in applied] == [1, 2, 3, 4, 5, 6, 7]
-        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 7
-        first, second, third, fourth, fifth, sixth, seventh = migrations.status(conn, dialect)
+        assert [m.version for m in applied] == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert migrations.current_version(conn, dialect) == SCHEMA_VERSION == 8
+        first, second, third, fourth, fifth, sixth, seventh, eighth = migrations.status(
+            conn, dialect
+        )
         assert (first.version, first.name, first.applied, first.known) == (1, "initial", True, True)
         assert (second.version, second.name, second.applied) == (2, "playback_control", True)
         assert (third.version, third.name, third.applied) == (3, "moderation", True)
@@ -112,11 +115,17 @@ def test_up_status_down_up(database_url: str) -> None:
         assert (fifth.version, fifth.name, fifth.applied) == (5, "syncplay_password", True)
         assert (sixth.version, sixth.name, sixth.applied) == (6, "cluster", True)
         assert (seventh.version, seventh.name, seventh.applied) == (7, "node_bridge", True)
+        assert (eighth.version, eighth.name, eighth.applied) == (8, "secret_attempts", True)
         assert migrations.migrate_up(conn, dialect) == []
         assert set(schema_of(conn)) == {
             "rooms", "participants", "chat_messages", "events", "invitations",
-            "room_restrictions", "queue_items", "nodes", "room_owners", "schema_migrations",
+            "room_restrictions", "queue_items", "nodes", "room_owners", "secret_attempts",
+            "schema_migrations",
         }  # fmt: skip
+        assert schema_of(conn)["secret_attempts"] == {
+            ("scope", False), ("key", False), ("window_start", False), ("count", False),
+        }  # fmt: skip
+        assert "secret_attempts_window_idx" in indexes_of(conn)
         assert schema_of(conn)["nodes"] == {
             ("node_id", False), ("url", False), ("pid", False), ("started_at", False),
             ("heartbeat_at", False), ("syncplay_bridge", True),
@@ -136,6 +145,11 @@ def test_up_status_down_up(database_url: str) -> None:
         assert "queue_items_room_ord_idx" in indexes_of(conn)
 
         assert migrations.migrate_down(conn, dialect, steps=0) == []
+        reverted = migrations.migrate_down(conn, dialect)
+        assert [m.version for m in reverted] == [8]
+        assert "secret_attempts" not in schema_of(conn)
+        assert "secret_attempts_window_idx" not in indexes_of(conn)
+        assert "syncplay_bridge" in {c for c, _ in schema_of(conn)["nodes"]}
         reverted = migrations.migrate_down(conn, dialect)
         assert [m.version for m in reverted] == [7]
         assert "syncplay_bridge" not in {c for c, _ in schema_of(conn)["nodes"]}
@@ -213,6 +227,7 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
             (5, True),
             (6, True),
             (7, True),
+            (8, True),
             (future, False),
         ]
 
@@ -242,6 +257,7 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "0005_syncplay_password  pending",
         "0006_cluster  pending",
         "0007_node_bridge  pending",
+        "0008_secret_attempts  pending",
     ]
     assert run("status") == pending
     assert run("up") == [
@@ -252,10 +268,11 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "applied 0005_syncplay_password",
         "applied 0006_cluster",
         "applied 0007_node_bridge",
-        "schema version 7 (this syncplayd: 7)",
+        "applied 0008_secret_attempts",
+        "schema version 8 (this syncplayd: 8)",
     ]
-    assert run("up") == ["schema version 7 (this syncplayd: 7)"]
-    first, second, third, fourth, fifth, sixth, seventh = run("status")
+    assert run("up") == ["schema version 8 (this syncplayd: 8)"]
+    first, second, third, fourth, fifth, sixth, seventh, eighth = run("status")
     assert first.startswith("0001_initial  applied 20")
     assert second.startswith("0002_playback_control  applied 20")
     assert third.startswith("0003_moderation  applied 20")
@@ -263,7 +280,9 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
     assert fifth.startswith("0005_syncplay_password  applied 20")
     assert sixth.startswith("0006_cluster  applied 20")
     assert seventh.startswith("0007_node_bridge  applied 20")
-    assert run("down", steps=8) == [
+    assert eighth.startswith("0008_secret_attempts  applied 20")
+    assert run("down", steps=9) == [
+        "reverted 0008_secret_attempts",
         "reverted 0007_node_bridge",
         "reverted 0006_cluster",
         "reverted 0005_syncplay_password",
@@ -271,7 +290,7 @@ def test_run_migrations_for_the_cli(database_url: str) -> None:
         "reverted 0003_moderation",
         "reverted 0002_playback_control",
         "reverted 0001_initial",
-        "schema version 0 (this syncplayd: 7)",
+        "schema version 0 (this syncplayd: 8)",
     ]
     assert run("status") == pending
     with pytest.raises(ValueError, match="action"):
@@ -288,8 +307,9 @@ def test_status_and_down_do_not_create_a_sqlite_file(tmp_path: Path) -> None:
         "0005_syncplay_password  pending",
         "0006_cluster  pending",
         "0007_node_bridge  pending",
+        "0008_secret_attempts  pending",
     ]
-    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 7)"]
+    assert trio.run(lambda: run_migrations(url, "down")) == ["schema version 0 (this syncplayd: 8)"]
     assert not (tmp_path / "missing.sqlite3").exists()
     assert trio.run(lambda: run_migrations("memory://", "up")) == [
         "memory:// keeps no schema: nothing to migrate"
@@ -464,9 +484,9 @@ def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
             assert [(i.content_type, i.content_id) for i in queue.items] == [("episode", row[4])]
             assert (queue.repeat, queue.shuffle) == ("none", False)
 
-        # The repository brought the schema to the newest version: 0007 to 0005 go first.
-        down = migrations.migrate_down(conn, dialect, steps=4)
-        assert [m.version for m in down] == [7, 6, 5, 4]
+        # The repository brought the schema to the newest version: 0008 to 0005 go first.
+        down = migrations.migrate_down(conn, dialect, steps=5)
+        assert [m.version for m in down] == [8, 7, 6, 5, 4]
         assert "queue_items" not in schema_of(conn)
         assert run(conn, "SELECT id, content_type, content_id FROM rooms ORDER BY id") == [
             (uuid.UUID(rooms[1]) if dialect == "postgres" else rooms[1], "episode", "e-1"),
@@ -492,7 +512,7 @@ def test_concurrent_runners_apply_each_migration_once(database_url: str) -> None
                     nursery.start_soon(trio.to_thread.run_sync, run_one)
 
     trio.run(main)
-    assert sorted(applied) == [1, 2, 3, 4, 5, 6, 7]
+    assert sorted(applied) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_sqlite_statement_splitting() -> None:
@@ -538,7 +558,7 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
                 " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, ?, 5, ?, ?)",
                 room, owner, True, password_hash, at, at,
             )  # fmt: skip
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6, 7]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6, 7, 8]
         assert rooms(conn, "password_hash, syncplay_password_hash") == [
             ("$argon2id$old", None),
             (None, None),
@@ -568,13 +588,13 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
         )
 
         run(conn, "UPDATE rooms SET syncplay_password_hash = 'v' WHERE id = ?", locked)
-        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=3)] == [7, 6, 5]
+        assert [m.version for m in migrations.migrate_down(conn, dialect, steps=4)] == [8, 7, 6, 5]
         assert rooms(conn, "id, name, password_hash") == [
             (uuid.UUID(locked) if dialect == "postgres" else locked, "Kept", "$argon2id$old"),
             (uuid.UUID(open_) if dialect == "postgres" else open_, "Kept", None),
         ]
         # Applied again, it knows no verifier: the one from before the revert is gone.
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6, 7]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [5, 6, 7, 8]
         assert rooms(conn, "syncplay_password_hash") == [(None,), (None,)]
 
 
@@ -653,7 +673,7 @@ def test_node_bridge_up_and_down_keep_the_nodes(database_url: str) -> None:
                 " VALUES (?, ?, ?, ?, ?)",
                 node_id, url, pid, at, at,
             )  # fmt: skip
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [7]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=7)] == [7]
         assert ("syncplay_bridge", True) in schema_of(conn)["nodes"]
         assert nodes(conn) == old
         assert run(conn, "SELECT syncplay_bridge FROM nodes") == [(None,), (None,)]
@@ -665,7 +685,61 @@ def test_node_bridge_up_and_down_keep_the_nodes(database_url: str) -> None:
         assert [m.version for m in migrations.migrate_down(conn, dialect)] == [7]
         assert "syncplay_bridge" not in {c for c, _ in schema_of(conn)["nodes"]}
         assert nodes(conn) == old
-        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [7]
+        assert [m.version for m in migrations.migrate_up(conn, dialect, target=7)] == [7]
         assert nodes(conn) == old
         # Applied again, it knows no bridge: the one from before the revert is gone.
         assert run(conn, "SELECT syncplay_bridge FROM nodes") == [(None,), (None,)]
+
+
+def test_secret_attempts_up_and_down_keep_the_rest(database_url: str) -> None:
+    """0008 on a database with a room and a registered node: the new table starts empty,
+    holds one row per (scope, key) with a count that never goes below 0, and reverting
+    drops only the table (and its index); applying it again makes it empty anew."""
+    room, at = "6f1c0a8e-0000-4000-8000-000000000001", T0.isoformat()
+
+    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+        return migrations._execute(conn, sql, params)
+
+    def attempts(conn: Connection) -> list[tuple[object, ...]]:
+        return run(conn, "SELECT scope, key, count FROM secret_attempts ORDER BY scope, key")
+
+    insert = "INSERT INTO secret_attempts (scope, key, window_start, count) VALUES (?, ?, ?, ?)"
+    refused = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+    with connect(database_url) as (conn, dialect):
+        migrations.migrate_up(conn, dialect, target=7)
+        run(
+            conn,
+            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+            " max_participants, created_at, updated_at)"
+            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
+            room, str(uuid.uuid4()), True, at, at,
+        )  # fmt: skip
+        run(
+            conn,
+            "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at, syncplay_bridge)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            "node-a", "http://a:8096", 10, at, at, "[::1]:8999",
+        )  # fmt: skip
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [8]
+        assert attempts(conn) == []
+        assert "secret_attempts_window_idx" in indexes_of(conn)
+
+        run(conn, insert, "user", "u-1", at, 3)
+        run(conn, insert, "address", "u-1", at, 0)  # the same key in another scope
+        with pytest.raises(refused):
+            run(conn, insert, "user", "u-1", at, 1)  # one row per (scope, key)
+        with pytest.raises(refused):
+            run(conn, insert, "user", "u-2", at, -1)
+        with pytest.raises(refused):
+            run(conn, "UPDATE secret_attempts SET count = count - 1 WHERE count = 0")
+        with pytest.raises(refused):
+            run(conn, insert, "user", "u-3", None, 1)
+        assert attempts(conn) == [("address", "u-1", 0), ("user", "u-1", 3)]
+
+        assert [m.version for m in migrations.migrate_down(conn, dialect)] == [8]
+        assert "secret_attempts" not in schema_of(conn)
+        assert "secret_attempts_window_idx" not in indexes_of(conn)
+        assert run(conn, "SELECT name FROM rooms") == [("Kept",)]
+        assert run(conn, "SELECT node_id, syncplay_bridge FROM nodes") == [("node-a", "[::1]:8999")]
+        assert [m.version for m in migrations.migrate_up(conn, dialect)] == [8]
+        assert attempts(conn) == []
