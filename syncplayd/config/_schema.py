@@ -419,7 +419,9 @@ class RoomSettings(Section):
     failed_join_window_seconds: float = _setting(
         300.0,
         "SYNCPLAY_ROOMS_FAILED_JOIN_WINDOW_SECONDS",
-        "The window of the failed-attempt budgets, in seconds, from the first failure.",
+        "The window of the failed-attempt budgets, in seconds, from the first failure. With"
+        " several nodes (cluster.enabled) the two budgets are counted in the database, for"
+        " all nodes together.",
         gt=0,
         le=86400,
     )

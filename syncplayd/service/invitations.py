@@ -18,7 +18,7 @@ from syncplayd.core import access
 from syncplayd.core.codes import new_code, normalize_code
 from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.identity import Principal
-from syncplayd.service.attempts import SecretAttempts
+from syncplayd.service.attempts import Budgets
 from syncplayd.service.errors import ServiceError, forbidden, not_found, room_ended
 from syncplayd.storage import errors as storage_errors
 from syncplayd.storage.base import Repository
@@ -45,7 +45,7 @@ class Invitations:
         self,
         repo: Repository,
         settings: InvitationSettings,
-        attempts: SecretAttempts,
+        attempts: Budgets,
         *,
         room: RoomLookup,
         visible_room: VisibleRoom,
@@ -130,7 +130,7 @@ class Invitations:
         A lookup tells whether a code exists, so a miss counts against the same
         failed-attempt budgets as a wrong code at join.
         """
-        with self._attempts.attempt(principal.user_id, address):
+        async with self._attempts.attempt(principal.user_id, address):
             invitation = await self._repo.get_invitation(normalize_code(code))
             if invitation is None or (
                 invitation.invited_user_id is not None

@@ -31,7 +31,7 @@ from syncplayd.core.text import chat_refusal
 from syncplayd.identity import Principal
 from syncplayd.passwords import HashCost, Passwords
 from syncplayd.service.admin import AdminQueries
-from syncplayd.service.attempts import SecretAttempts
+from syncplayd.service.attempts import Budgets, SecretAttempts, SharedAttempts
 from syncplayd.service.errors import ServiceError, forbidden, invalid, not_found, room_ended
 from syncplayd.service.invitations import Invitations
 from syncplayd.service.moderation import Moderation, Removal
@@ -137,7 +137,10 @@ class RoomService:
         monotonic: Callable[[], float] = monotonic,
         randbelow: Callable[[int], int] = secrets.randbelow,
         passwords: Passwords | None = None,
+        shared_budgets: bool = False,
     ) -> None:
+        """``shared_budgets``: count the failed-attempt budgets in the database, with the
+        other nodes (multi-node mode), rather than in this process."""
         self._repo = repo
         self._settings = settings
         #: Server-wide reads and housekeeping for the admin API.
@@ -157,11 +160,22 @@ class RoomService:
         self._password_limiter = _hourly(rooms.password_changes_per_hour)
         # Built once: a reload does not apply new budgets (a restart does), so
         # that a SIGHUP never hands a guesser a fresh budget.
-        self._attempts = SecretAttempts(
-            settings.rooms.failed_join_attempts,
-            settings.rooms.failed_join_attempts_per_address,
-            settings.rooms.failed_join_window_seconds,
-            monotonic,
+        self._attempts: Budgets = (
+            SharedAttempts(
+                repo,
+                rooms.failed_join_attempts,
+                rooms.failed_join_attempts_per_address,
+                rooms.failed_join_window_seconds,
+                monotonic=monotonic,
+                wall_clock=wall_clock,
+            )
+            if shared_budgets
+            else SecretAttempts(
+                rooms.failed_join_attempts,
+                rooms.failed_join_attempts_per_address,
+                rooms.failed_join_window_seconds,
+                monotonic,
+            )
         )
         self._invitations = Invitations(
             repo,
@@ -490,7 +504,7 @@ class RoomService:
             return room, self.moderation.with_mute(standing, participant)
         invitation = None
         if invitation_code is not None:
-            with self._attempts.attempt(principal.user_id, address):
+            async with self._attempts.attempt(principal.user_id, address):
                 invitation = await self._invitations.valid(principal, invitation_code, room_id)
         else:
             need = access.join_requirement(
@@ -508,7 +522,7 @@ class RoomService:
                 if given is None:
                     # Not a guess: clients join without one first to learn that one is needed.
                     raise forbidden("wrong or missing room password", "wrong-password")
-                with self._attempts.attempt(principal.user_id, address):
+                async with self._attempts.attempt(principal.user_id, address):
                     if stored is None or not await self._passwords.verify(stored, given):
                         raise forbidden("wrong or missing room password", "wrong-password")
         if invitation is not None:

@@ -74,15 +74,17 @@ def test_the_address_budget_can_be_switched_off() -> None:
     assert attempts.tracked == (100, 0)
 
 
-def test_only_a_refused_secret_stays_counted() -> None:
+async def test_only_a_refused_secret_stays_counted() -> None:
     attempts = SecretAttempts(per_user=1, per_address=5, window_seconds=60, monotonic=FakeClock())
     user = uuid4()
-    with attempts.attempt(user, "192.0.2.1"):
+    async with attempts.attempt(user, "192.0.2.1"):
         pass  # the right secret
-    with pytest.raises(OSError, match="database"), attempts.attempt(user, "192.0.2.1"):
-        raise OSError("database unreachable")  # our failure, not the guess's
-    with pytest.raises(ServiceError), attempts.attempt(user, "192.0.2.1"):
-        raise ServiceError(403, "wrong-password", "wrong")
+    with pytest.raises(OSError, match="database"):
+        async with attempts.attempt(user, "192.0.2.1"):
+            raise OSError("database unreachable")  # our failure, not the guess's
+    with pytest.raises(ServiceError):
+        async with attempts.attempt(user, "192.0.2.1"):
+            raise ServiceError(403, "wrong-password", "wrong")
     _refusal(attempts, user, "192.0.2.2")
 
 

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from syncplayd.config import SyncplaySettings, load_settings
 from syncplayd.server.process.maintenance import BATCH, Maintenance
-from syncplayd.storage import Invitation, MemoryRepository, NewEvent, NewRoom
+from syncplayd.storage import AttemptBudget, Invitation, MemoryRepository, NewEvent, NewRoom
 from syncplayd.storage.records import Restriction, RestrictionKind
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -135,3 +135,30 @@ async def test_expired_bans_and_mutes_are_purged(tmp_path: Path) -> None:
     assert (await maintenance.sweep()).purged_restrictions == 1
     assert await repo.get_restriction(room.id, brief, RestrictionKind.BAN) is None
     assert await repo.get_restriction(room.id, lasting, RestrictionKind.BAN) is not None
+
+
+async def test_failed_attempt_windows_are_purged_a_day_after_they_opened(tmp_path: Path) -> None:
+    """The windows several nodes count in the database (``SharedAttempts``); the longest
+    window allowed is a day, so an open one is never deleted."""
+    repo = MemoryRepository()
+    clock = Clock()
+    maintenance = Maintenance(
+        repo,
+        _settings(tmp_path, SYNCPLAY_ROOMS_FAILED_JOIN_WINDOW_SECONDS="86400"),
+        is_busy=lambda _: False,
+        room_ended=lambda _: None,
+        wall_clock=clock,
+    )
+    old, recent = AttemptBudget("user", "old", 1), AttemptBudget("user", "recent", 1)
+    assert await repo.charge_attempts([old], START, 86400) == 0.0
+    assert await repo.charge_attempts([recent], START + timedelta(hours=2), 86400) == 0.0
+
+    clock.now = START + timedelta(hours=23, minutes=59)
+    assert (await maintenance.sweep()).purged_attempt_windows == 0  # both still open
+
+    clock.now = START + timedelta(days=1, minutes=1)
+    assert (await maintenance.sweep()).purged_attempt_windows == 1
+    # The recent window still counts: its budget of 1 is spent...
+    assert await repo.charge_attempts([recent], clock.now, 86400) > 0
+    # ...and the old one starts over.
+    assert await repo.charge_attempts([old], clock.now, 86400) == 0.0

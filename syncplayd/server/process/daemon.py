@@ -203,7 +203,7 @@ async def run(
     repo = TimedRepository(opened, metrics)
     try:
         clock = ServerClock()
-        service = RoomService(repo, settings.syncplay)
+        service = RoomService(repo, settings.syncplay, shared_budgets=settings.cluster.enabled)
         persister = Persister(repo)
         supervisor = RoomSupervisor(settings, service, persister, clock, metrics)
         service.live = supervisor

@@ -9,7 +9,9 @@ for a while an invitee still gets "expired" rather than "unknown".
 Retention is what bounds the database against one busy (or hostile) user, together
 with the service's per-user rates: rooms ended ``cleanup.ended_rooms_days`` ago are
 deleted with everything in them, and the event log keeps ``cleanup.events_days`` and
-at most ``cleanup.max_events_per_room`` events per room.
+at most ``cleanup.max_events_per_room`` events per room. The failed-attempt windows
+that several nodes count in the database (``service/attempts.py``) are deleted a day
+after they opened (or after the window, if that is longer).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 300.0
 BATCH = 500
+#: The least age at which a failed-attempt window is deleted: far past any sensible
+#: window, so that a shorter window set by a reload never frees a guesser's open one.
+ATTEMPT_WINDOW_KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class Sweep:
     purged_rooms: int = 0
     purged_events: int = 0
     purged_restrictions: int = 0
+    purged_attempt_windows: int = 0
 
 
 class Maintenance:
@@ -97,17 +103,20 @@ class Maintenance:
         )
         # An expired ban or mute restricts nothing; the event log keeps the record of it.
         restrictions = await self._repo.purge_expired_restrictions(now)
-        if ended or purged or rooms or events or restrictions:
+        window = timedelta(seconds=self._settings.rooms.failed_join_window_seconds)
+        windows = await self._repo.purge_attempts(now - max(window, ATTEMPT_WINDOW_KEEP))
+        if ended or purged or rooms or events or restrictions or windows:
             log.info(
                 "maintenance: ended %d idle rooms, purged %d invitations, %d ended rooms,"
-                " %d events and %d expired bans and mutes",
+                " %d events, %d expired bans and mutes and %d failed-attempt windows",
                 len(ended),
                 purged,
                 rooms,
                 events,
                 restrictions,
+                windows,
             )
-        return Sweep(ended, purged, rooms, events, restrictions)
+        return Sweep(ended, purged, rooms, events, restrictions, windows)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sweep every ``interval`` seconds until cancelled; a failed sweep is retried later."""
