@@ -81,6 +81,21 @@ def indexes_of(conn: Connection) -> set[str]:
     return {row[0] for row in conn.execute(sql).fetchall()}
 
 
+def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
+    return migrations._execute(conn, sql, params)
+
+
+def insert_room(conn: Connection, room: str, at: str) -> None:
+    """A public room named ``Kept`` with the columns every schema version has."""
+    run(
+        conn,
+        "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
+        " max_participants, created_at, updated_at)"
+        " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
+        room, str(uuid.uuid4()), True, at, at,
+    )  # fmt: skip
+
+
 def test_both_dialects_know_the_same_migrations() -> None:
     sqlite_side, pg_side = migrations.available("sqlite"), migrations.available("postgres")
     assert [(m.version, m.name) for m in sqlite_side] == [(m.version, m.name) for m in pg_side]
@@ -346,9 +361,6 @@ def test_moderation_up_and_down_keep_the_rooms(database_url: str) -> None:
     with their room, and reverting drops only what 0003 added."""
     room, user, at = "6f1c0a8e-0000-4000-8000-000000000001", str(uuid.uuid4()), T0.isoformat()
 
-    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
-        return migrations._execute(conn, sql, params)
-
     def restrict(conn: Connection, kind: str, reason: str | None = None) -> None:
         run(
             conn,
@@ -398,9 +410,6 @@ def test_queue_up_gives_every_room_a_one_item_queue_and_down_keeps_the_rooms(
     owners = [str(uuid.uuid4()) for _ in range(3)]
     rooms = [f"6f1c0a8e-0000-4000-8000-00000000000{n}" for n in (1, 2, 3)]
     created = [(T0 + timedelta(seconds=n)).isoformat() for n in range(3)]
-
-    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
-        return migrations._execute(conn, sql, params)
 
     def queue_rows(conn: Connection) -> list[tuple[object, ...]]:
         return run(
@@ -541,9 +550,6 @@ def test_syncplay_password_up_leaves_old_rooms_without_a_verifier_and_down_keeps
     locked, open_ = "6f1c0a8e-0000-4000-8000-000000000001", "6f1c0a8e-0000-4000-8000-000000000002"
     owner, at = str(uuid.uuid4()), T0.isoformat()
 
-    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
-        return migrations._execute(conn, sql, params)
-
     def rooms(conn: Connection, columns: str) -> list[tuple[object, ...]]:
         return run(conn, f"SELECT {columns} FROM rooms ORDER BY id")  # noqa: S608 (test constant)
 
@@ -607,18 +613,9 @@ def test_cluster_up_and_down_keep_the_rooms(database_url: str) -> None:
         T0.isoformat(),
     )
 
-    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
-        return migrations._execute(conn, sql, params)
-
     with connect(database_url) as (conn, dialect):
         migrations.migrate_up(conn, dialect, target=5)
-        run(
-            conn,
-            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
-            " max_participants, created_at, updated_at)"
-            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
-            room, str(uuid.uuid4()), True, at, at,
-        )  # fmt: skip
+        insert_room(conn, room, at)
         assert [m.version for m in migrations.migrate_up(conn, dialect, target=6)] == [6]
         assert run(conn, "SELECT count(*) FROM room_owners") == [(0,)]
 
@@ -636,13 +633,7 @@ def test_cluster_up_and_down_keep_the_rooms(database_url: str) -> None:
         run(conn, "DELETE FROM rooms WHERE id = ?", room)
         assert run(conn, "SELECT count(*) FROM room_owners") == [(0,)]  # cascaded
 
-        run(
-            conn,
-            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
-            " max_participants, created_at, updated_at)"
-            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
-            room, str(uuid.uuid4()), True, at, at,
-        )  # fmt: skip
+        insert_room(conn, room, at)
         run(conn, owner, room, "node-a", at)
         assert [m.version for m in migrations.migrate_down(conn, dialect)] == [6]
         assert not {"nodes", "room_owners"} & set(schema_of(conn))
@@ -656,9 +647,6 @@ def test_node_bridge_up_and_down_keep_the_nodes(database_url: str) -> None:
     until their node registers again; reverting drops only the column, and applying it
     again brings it back NULL."""
     at = T0.isoformat()
-
-    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
-        return migrations._execute(conn, sql, params)
 
     def nodes(conn: Connection) -> list[tuple[object, ...]]:
         return run(conn, "SELECT node_id, url, pid FROM nodes ORDER BY node_id")
@@ -697,9 +685,6 @@ def test_secret_attempts_up_and_down_keep_the_rest(database_url: str) -> None:
     drops only the table (and its index); applying it again makes it empty anew."""
     room, at = "6f1c0a8e-0000-4000-8000-000000000001", T0.isoformat()
 
-    def run(conn: Connection, sql: str, *params: object) -> list[tuple[object, ...]]:
-        return migrations._execute(conn, sql, params)
-
     def attempts(conn: Connection) -> list[tuple[object, ...]]:
         return run(conn, "SELECT scope, key, count FROM secret_attempts ORDER BY scope, key")
 
@@ -707,13 +692,7 @@ def test_secret_attempts_up_and_down_keep_the_rest(database_url: str) -> None:
     refused = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
     with connect(database_url) as (conn, dialect):
         migrations.migrate_up(conn, dialect, target=7)
-        run(
-            conn,
-            "INSERT INTO rooms (id, name, owner_id, content_type, content_id, is_public,"
-            " max_participants, created_at, updated_at)"
-            " VALUES (?, 'Kept', ?, 'movie', 'm-1', ?, 5, ?, ?)",
-            room, str(uuid.uuid4()), True, at, at,
-        )  # fmt: skip
+        insert_room(conn, room, at)
         run(
             conn,
             "INSERT INTO nodes (node_id, url, pid, started_at, heartbeat_at, syncplay_bridge)"
