@@ -32,6 +32,7 @@ from playwright.sync_api import Browser, Page
 import syncplayd
 from tests.daemon_process import DaemonProcess, run_daemon
 from tests.e2e.desktop import CONNECTED, DesktopClient, desktop_client, require_desktop_tools
+from tests.web import readme_images
 
 pytestmark = pytest.mark.slow
 
@@ -219,6 +220,7 @@ def room(
             (artifacts / "syncplay-desktop-output.txt").write_text("\n".join(client.output))
             assert errors == [], errors
             page.screenshot(path=artifacts / "desktop-user-in-people.png")
+            readme_images.capture(page, "syncplay-desktop.png")
         finally:
             if desktop is not None:
                 desktop.stop()

@@ -13,8 +13,6 @@ reloaded room also replace the README's pictures (docs/images/).
 
 from __future__ import annotations
 
-import os
-import shutil
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,12 +25,12 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.raw import create_room, token
+from tests.web import readme_images
 
 pytestmark = pytest.mark.slow
 
 AGREEMENT_SECONDS = 0.100
 TIMEOUT_MS = 20_000
-README_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 _SAMPLE = """() => {
   const v = document.getElementById("video");
@@ -263,12 +261,8 @@ def test_reloaded_page_rejoins_at_the_live_position(room: Room, artifacts: Path)
     room.b.page.locator("#chat-log .chat-message", has_text="Popcorn ready?").wait_for()
     room.b.page.screenshot(path=artifacts / "phone-after-reload.png")
     room.a.page.screenshot(path=artifacts / "desktop-room.png")
-    if os.environ.get("SYNCPLAY_UPDATE_README_IMAGES") == "1":
-        for shot, picture in [
-            ("desktop-room.png", "watch-page.png"),
-            ("phone-after-reload.png", "watch-page-phone.png"),
-        ]:
-            shutil.copyfile(artifacts / shot, README_IMAGES / picture)
+    readme_images.capture(room.a.page, "watch-page.png")
+    readme_images.update(artifacts / "phone-after-reload.png", "watch-page-phone.png")
 
 
 def test_a_remote_seek_moves_the_slider_at_once(room: Room) -> None:

@@ -14,8 +14,6 @@ timeout of 4 s) so that the whole module takes about two minutes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, W
 from syncplayd.identity import Principal
 from tests.daemon_process import DaemonProcess, new_user, run_daemon
 from tests.e2e.raw import create_room, token
+from tests.web import readme_images
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,6 @@ TIMEOUT_MS = 30_000
 SLOW_MEMBER_WAITS = 2
 READY_TIMEOUT = 10.0
 EPISODE_SECONDS = 20.0
-README_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 # What each page records: its video every 20 ms while `recording`, and the library's events.
 PROBE = """
@@ -592,8 +590,7 @@ def test_the_queue_panel_adds_reorders_and_removes(open_room: Any, artifacts: Pa
     ada.js("(document.activeElement.blur(), document.getElementById('toast').textContent = '')")
     ada.page.locator("#queue-panel").screenshot(path=artifacts / "queue-panel.png")
     ada.page.screenshot(path=artifacts / "desktop-queue.png")
-    if os.environ.get("SYNCPLAY_UPDATE_README_IMAGES") == "1":
-        shutil.copyfile(artifacts / "desktop-queue.png", README_IMAGES / "watch-page-queue.png")
+    readme_images.update(artifacts / "desktop-queue.png", "watch-page-queue.png")
     # ...plays it now, then removes episode 2.
     ada.page.click("#queue-list li:nth-child(3) button[data-action='play']")
     for viewer in session.both:
