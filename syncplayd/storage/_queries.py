@@ -754,9 +754,8 @@ def check_attempt_window(window_seconds: float) -> None:
         raise ValueError(f"window_seconds must be finite and > 0, not {window_seconds!r}")
 
 
-def window_open(start: datetime, now: datetime, window_seconds: float) -> bool:
-    """Whether the window that opened at ``start`` is still open at ``now``."""
-    return (now - start).total_seconds() < window_seconds
+Window = tuple[datetime, int]
+"""A (scope, key)'s window: when it opened, and the attempts charged in it."""
 
 
 def window_wait(
@@ -770,13 +769,40 @@ def window_wait(
     return window_seconds - elapsed
 
 
+def charge_plan(
+    budgets: Sequence[AttemptBudget],
+    windows: Sequence[Window | None],
+    now: datetime,
+    window_seconds: float,
+) -> tuple[float, list[Window]]:
+    """One charge, decided over its budgets' current windows (``None``: none yet), all or
+    none: the seconds to wait and no windows when a budget is spent; else ``0.0`` and each
+    budget's window after the charge (one attempt more, or a new window when it has ended).
+    """
+    wait = max(
+        (
+            window_wait(*window, b.budget, now, window_seconds)
+            for b, window in zip(budgets, windows, strict=True)
+            if window is not None
+        ),
+        default=0.0,
+    )
+    if wait > 0:
+        return wait, []
+    return 0.0, [
+        (window[0], window[1] + 1)
+        if window is not None and (now - window[0]).total_seconds() < window_seconds
+        else (now, 1)
+        for window in windows
+    ]
+
+
 _NEW_ATTEMPT_ROW = (
     "INSERT INTO secret_attempts (scope, key, window_start, count) VALUES (?, ?, ?, 0)"
     " ON CONFLICT (scope, key) DO NOTHING"
 )
 _DROP_ATTEMPT_ROW = "DELETE FROM secret_attempts WHERE scope = ? AND key = ?"
-_COUNT_ATTEMPT = "UPDATE secret_attempts SET count = count + 1 WHERE scope = ? AND key = ?"
-_OPEN_WINDOW = "UPDATE secret_attempts SET window_start = ?, count = 1 WHERE scope = ? AND key = ?"
+_SET_WINDOW = "UPDATE secret_attempts SET window_start = ?, count = ? WHERE scope = ? AND key = ?"
 _REFUND_ATTEMPT = (
     "UPDATE secret_attempts SET count = count - 1 WHERE scope = ? AND key = ? AND count > 0"
 )
@@ -805,25 +831,16 @@ def charge_attempts(
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     ordered = attempt_budgets(budgets)
     windows = [_lock_attempt_row(tx, b.scope, b.key, now) for b in ordered]
-    wait = max(
-        (
-            window_wait(window[0], window[1], b.budget, now, window_seconds)
-            for b, window in zip(ordered, windows, strict=True)
-            if window is not None
-        ),
-        default=0.0,
-    )
+    wait, after = charge_plan(ordered, windows, now, window_seconds)
     if wait > 0:
         # Refused: the rows made for this charge go again, and no count changes.
         for b, window in zip(ordered, windows, strict=True):
             if window is None:
                 tx.execute(_DROP_ATTEMPT_ROW, [b.scope, b.key])
         return wait
-    for b, window in zip(ordered, windows, strict=True):
-        if window is not None and window_open(window[0], now, window_seconds):
-            tx.execute(_COUNT_ATTEMPT, [b.scope, b.key])
-        else:  # no window yet, or it has ended: a new one opens
-            tx.execute(_OPEN_WINDOW, [tx.ts(now), b.scope, b.key])
+    # The rows are locked: writing the decided windows is the same as counting in SQL.
+    for b, (start, count) in zip(ordered, after, strict=True):
+        tx.execute(_SET_WINDOW, [tx.ts(start), count, b.scope, b.key])
     return 0.0
 
 

@@ -19,12 +19,7 @@ from uuid import UUID
 import trio
 
 from syncplayd.core.queue import SLOW_POLICIES, Queue, QueueItem
-from syncplayd.storage._queries import (
-    attempt_budgets,
-    check_attempt_window,
-    window_open,
-    window_wait,
-)
+from syncplayd.storage._queries import Window, attempt_budgets, charge_plan, check_attempt_window
 from syncplayd.storage._sql import check_duration, first_item, new_item
 from syncplayd.storage._sqlrepo import check_page
 from syncplayd.storage.base import Repository
@@ -106,7 +101,7 @@ class MemoryRepository(Repository):
         self._nodes: dict[str, NodeRecord] = {}
         self._owners: dict[UUID, RoomOwner] = {}
         # (scope, key) -> (window_start, count), as the secret_attempts table keeps them.
-        self._attempts: dict[tuple[str, str], tuple[datetime, int]] = {}
+        self._attempts: dict[tuple[str, str], Window] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -730,20 +725,12 @@ class MemoryRepository(Repository):
         check_attempt_window(window_seconds)
         ordered = attempt_budgets(budgets)
         await self._enter()
-        now = _utc(now)
-        wait = 0.0
-        for b in ordered:
-            window = self._attempts.get((b.scope, b.key))
-            if window is not None:
-                wait = max(wait, window_wait(*window, b.budget, now, window_seconds))
+        windows = [self._attempts.get((b.scope, b.key)) for b in ordered]
+        wait, after = charge_plan(ordered, windows, _utc(now), window_seconds)
         if wait > 0:
             return wait
-        for b in ordered:
-            window = self._attempts.get((b.scope, b.key))
-            if window is not None and window_open(window[0], now, window_seconds):
-                self._attempts[b.scope, b.key] = (window[0], window[1] + 1)
-            else:
-                self._attempts[b.scope, b.key] = (now, 1)
+        for b, window in zip(ordered, after, strict=True):
+            self._attempts[b.scope, b.key] = window
         return 0.0
 
     async def refund_attempts(self, budgets: Sequence[AttemptBudget]) -> None:
