@@ -33,6 +33,7 @@ import ssl
 import uuid
 from functools import partial
 from typing import Final
+from urllib.parse import urlsplit
 
 import trio
 
@@ -91,7 +92,7 @@ def relay_address(host: str, port: int, node_url: str) -> str:
     """``HOST:PORT`` of a listener bound to ``host``, as the other nodes reach it: the host
     of the node's URL (``cluster.url``) stands in for a wildcard."""
     if host in ("0.0.0.0", "::"):  # noqa: S104  # nosec B104 - compared, not bound
-        host = node_url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+        host = urlsplit(node_url).hostname or host  # config.check_node_url: it has one
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
