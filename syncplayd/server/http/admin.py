@@ -53,7 +53,7 @@ from syncplayd.server.http.requests import (
     read_body,
 )
 from syncplayd.server.http.state import AppState, app_state
-from syncplayd.server.live.cluster import NODE_STALE_SECONDS
+from syncplayd.server.live.cluster import is_alive
 from syncplayd.server.live.live_room import LiveOverview
 from syncplayd.server.process.admin_socket import SOCKET_SCOPE_KEY
 from syncplayd.service.errors import invalid
@@ -276,7 +276,7 @@ async def _cluster_status(state: AppState, node_id: str) -> dict[str, Any]:
     rooms: dict[str, list[str]] = {}
     for owner in owners:
         rooms.setdefault(owner.node_id, []).append(str(owner.room_id))
-    cutoff = time.time() - NODE_STALE_SECONDS
+    now = time.time()
     return {
         "node_id": node_id,
         "nodes": [
@@ -286,7 +286,7 @@ async def _cluster_status(state: AppState, node_id: str) -> dict[str, Any]:
                 "pid": node.pid,
                 "started_at": payloads.timestamp(node.started_at),
                 "heartbeat_at": payloads.timestamp(node.heartbeat_at),
-                "alive": node.heartbeat_at.timestamp() >= cutoff,
+                "alive": is_alive(node, now),
                 "rooms": sorted(rooms.get(node.node_id, [])),
             }
             for node in sorted(nodes, key=lambda n: n.node_id)

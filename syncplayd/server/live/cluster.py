@@ -76,6 +76,11 @@ RETRY_AFTER_SECONDS: Final = 1.0
 OUTBOX: Final = 10_000
 
 
+def is_alive(node: NodeRecord, now: float) -> bool:
+    """Whether ``node`` had a heartbeat within ``NODE_STALE_SECONDS`` of ``now`` (Unix time)."""
+    return node.heartbeat_at.timestamp() >= now - NODE_STALE_SECONDS
+
+
 class RoomElsewhere(Exception):
     """The room runs on another node (or is being handed over): come back later."""
 
@@ -199,9 +204,9 @@ class Cluster:
         Raises:
             StorageError: the database is unavailable.
         """
-        cutoff = self._clock.wall().timestamp() - NODE_STALE_SECONDS
+        now = self._clock.wall().timestamp()
         for node in await self._repo.list_nodes():
-            if node.node_id == node_id and node.heartbeat_at.timestamp() >= cutoff:
+            if node.node_id == node_id and is_alive(node, now):
                 return node.syncplay_bridge
         return None
 
@@ -229,9 +234,9 @@ class Cluster:
                 log.warning("cluster heartbeat failed: %s", exc)
 
     async def _refresh_view(self) -> None:
-        cutoff = self._clock.wall().timestamp() - NODE_STALE_SECONDS
+        now = self._clock.wall().timestamp()
         nodes = await self._repo.list_nodes()
-        self._live_nodes = {n.node_id for n in nodes if n.heartbeat_at.timestamp() >= cutoff}
+        self._live_nodes = {n.node_id for n in nodes if is_alive(n, now)}
         self._joined = {
             n.node_id
             for n in nodes
