@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -79,6 +80,29 @@ OUTBOX: Final = 10_000
 def is_alive(node: NodeRecord, now: float) -> bool:
     """Whether ``node`` had a heartbeat within ``NODE_STALE_SECONDS`` of ``now`` (Unix time)."""
     return node.heartbeat_at.timestamp() >= now - NODE_STALE_SECONDS
+
+
+def newcomers(
+    nodes: Iterable[NodeRecord], *, me: str, known: Set[str], started: float, now: float
+) -> set[str]:
+    """The live nodes that joined a running deployment: rooms are rebalanced towards them.
+
+    A node never seen before is a newcomer if it started more than ``STARTUP_GRACE_SECONDS``
+    after the deployment did: the earliest start among the live nodes and this one
+    (``started``, Unix time). Nodes starting together are peers from the start. The
+    deployment's start, not this node's: a node restarted into a running cluster just
+    before a new node is added would otherwise take the newcomer for a peer and keep the
+    rooms the proxy now sends to it.
+    """
+    live = [n for n in nodes if is_alive(n, now)]
+    deployment = min([started, *(n.started_at.timestamp() for n in live)])
+    return {
+        n.node_id
+        for n in live
+        if n.node_id != me
+        and n.node_id not in known
+        and n.started_at.timestamp() > deployment + STARTUP_GRACE_SECONDS
+    }
 
 
 class RoomElsewhere(Exception):
@@ -157,8 +181,8 @@ class Cluster:
         #: proxy again (it may prefer that node).
         self._adopted: dict[UUID, _Adoption] = {}
         self._handed_back: dict[UUID, _Adoption] = {}
-        #: Nodes seen while this process ran; one never seen before that started after this
-        #: node did has joined, and opens a rebalance window (``_rebalance_until``).
+        #: Nodes seen while this process ran; one never seen before that started after the
+        #: deployment did has joined (``newcomers``), and opens a rebalance window.
         self._known_nodes: set[str] = set()
         self._started_wall = clock.wall().timestamp()
         self._joined: set[str] = set()
@@ -237,16 +261,9 @@ class Cluster:
         now = self._clock.wall().timestamp()
         nodes = await self._repo.list_nodes()
         self._live_nodes = {n.node_id for n in nodes if is_alive(n, now)}
-        self._joined = {
-            n.node_id
-            for n in nodes
-            if n.node_id in self._live_nodes
-            and n.node_id not in self._known_nodes
-            and n.node_id != self.node_id
-            # Nodes started together with this one (a deployment starting up) are peers
-            # from the start, not newcomers to make room for.
-            and n.started_at.timestamp() > self._started_wall + STARTUP_GRACE_SECONDS
-        }
+        self._joined = newcomers(
+            nodes, me=self.node_id, known=self._known_nodes, started=self._started_wall, now=now
+        )
         self._known_nodes |= self._live_nodes
         self._owners = {o.room_id: o.node_id for o in await self._repo.room_owners()}
         # Started again since we took its room (a stale heartbeat of the dead process does
