@@ -595,10 +595,15 @@ def encode(message: ServerMessage) -> str:
     return _encoder.encode(message).decode()
 
 
-def encode_member(member: Member) -> str:
-    """One member entry as JSON, as it stands in ``joined.participants`` (the live room
-    keeps these, so that a join does not encode every member again)."""
-    return _encoder.encode(member).decode()
+def encode_bytes(message: ServerMessage) -> bytes:
+    """Encode a server message as the UTF-8 bytes of one frame's text."""
+    return _encoder.encode(message)
+
+
+def encode_member(member: Member) -> bytes:
+    """One member entry as JSON (UTF-8), as it stands in ``joined.participants`` (the live
+    room keeps these, so that a join does not encode every member again)."""
+    return _encoder.encode(member)
 
 
 def decode_server(frame: str | bytes) -> ServerMessage:

@@ -21,7 +21,14 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.frame_protocol import FrameProtocol
 
 from syncplayd.server.live import ws_frames
-from syncplayd.server.live.ws_frames import FrameReader, close_frame, control_frame, server_frame
+from syncplayd.server.live.ws_frames import (
+    FrameReader,
+    close_frame,
+    control_frame,
+    frame_text,
+    server_frame,
+    text_frame_header,
+)
 
 BIG = 1 << 30  # no message of these tests reaches it
 
@@ -270,6 +277,14 @@ def server_events(data: bytes) -> list[object]:
 def test_server_frames_are_wsprotos(size: int) -> None:
     text = "a" * size
     assert server_frame(text) == bytes(FrameProtocol(client=False, extensions=[]).send_data(text))
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536])
+def test_a_frame_joined_from_its_parts_is_the_frame_and_gives_its_text_back(size: int) -> None:
+    text = "é" * (size // 2) + "a" * (size % 2)  # two bytes a character: sizes as above
+    payload = text.encode()
+    assert text_frame_header(len(payload)) + payload == server_frame(text)
+    assert frame_text(server_frame(text)) == text
 
 
 def test_control_frames_reach_a_client() -> None:

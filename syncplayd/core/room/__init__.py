@@ -46,6 +46,8 @@ from syncplayd.core.room._events import SetRole as SetRole
 from syncplayd.core.room._events import SetRoomRules as SetRoomRules
 from syncplayd.core.room._events import Tick as Tick
 from syncplayd.core.room._events import WakeAt as WakeAt
+from syncplayd.core.room._sessions import Change as Change
+from syncplayd.core.room._sessions import SessionTable as SessionTable
 from syncplayd.core.room._state import CONTROL_MODES as CONTROL_MODES
 from syncplayd.core.room._state import ROLES as ROLES
 from syncplayd.core.room._state import ControlMode as ControlMode

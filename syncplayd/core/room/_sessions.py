@@ -26,6 +26,12 @@ the same two operations (:meth:`SessionTable.put` and :meth:`SessionTable.withou
   once and remembers the answer on that table (which never changes, so neither
   does the answer); the tables made from it afterwards carry it on.
 
+The tables made from one another also share a journal (:class:`_Journal`) of
+which users each one changed: a reader that keeps something per user (the live
+room's encoded member list, sent to every joiner) asks
+:meth:`SessionTable.changes_since` the table it last read and updates only
+those users, instead of visiting every session at every join.
+
 It is a read-only ``Mapping[str, Session]``: ``RoomState.sessions`` shows it
 through a ``MappingProxyType`` and callers read it like the dict it replaces.
 """
@@ -211,6 +217,49 @@ class _Queue:
 _NO_QUEUE = _Queue(Map(), Map(), 0, 0, True, -math.inf)
 
 
+Change: TypeAlias = Literal["changed", "arrived", "gone"]
+"""How a user's sessions changed from one table to the next: ``arrived`` (the user had
+none and is now listed last), ``gone`` (the user's last session left), ``changed``."""
+
+_Step: TypeAlias = "str | tuple[tuple[str, Change], ...] | None"
+"""One table's changes from the table it was made from: a user id alone (that user
+``changed``: a heartbeat), the users and how, or ``None``: a user may have moved in the
+order (a user's first session left while another stays, or a key was given to another
+user), which a reader of changes cannot follow."""
+
+#: The journal keeps the changes of at least this many tables, and of twice as many as the
+#: room has sessions: a reader further behind than that reads the whole table again.
+JOURNAL_MIN_ENTRIES = 16
+
+
+class _Journal:
+    """The changes of each table made from one root table (:data:`_Step`), by version.
+
+    Versions count up as tables are made, so a table's version is above the one it was
+    made from; :meth:`SessionTable.changes_since` walks from a table to its parents. The
+    oldest changes are forgotten first. Written as tables are made and read only by
+    ``changes_since``: the engine decides nothing by it.
+    """
+
+    __slots__ = ("_entries", "_next", "_oldest")
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[int, _Step]] = {}  # version -> (parent's, changes)
+        self._next = 1
+        self._oldest = 1
+
+    def record(self, parent: int, step: _Step, keep: int) -> int:
+        """Note a new table made from ``parent`` with ``step``; return its version."""
+        version = self._next
+        self._next = version + 1
+        entries = self._entries
+        entries[version] = (parent, step)
+        while len(entries) > keep:  # the versions present are oldest..version, each once
+            del entries[self._oldest]
+            self._oldest += 1
+        return version
+
+
 class SessionTable(Mapping[str, "Session"]):
     """Session id -> session, in order of arrival; immutable, changed by copy (see the module).
 
@@ -222,10 +271,12 @@ class SessionTable(Mapping[str, "Session"]):
         "_by_id",
         "_by_user",
         "_host_stalls",
+        "_journal",
         "_member_stalls",
         "_order",
         "_seen",
         "_tally",
+        "_version",
         "_worst",
     )
 
@@ -238,6 +289,8 @@ class SessionTable(Mapping[str, "Session"]):
         seen: _Queue,
         stalls: tuple[_Queue, _Queue],
         worst: _Worst,
+        journal: _Journal | None = None,
+        version: int = 0,
     ) -> None:
         # Internal: the parts must agree; use ``of``, ``put`` and ``without``.
         self._by_id = by_id
@@ -247,6 +300,8 @@ class SessionTable(Mapping[str, "Session"]):
         self._seen = seen
         self._member_stalls, self._host_stalls = stalls
         self._worst = worst
+        self._journal = journal
+        self._version = version
 
     @classmethod
     def of(cls, sessions: Mapping[str, Session]) -> SessionTable:
@@ -267,6 +322,7 @@ class SessionTable(Mapping[str, "Session"]):
             seen,
             (members, hosts),
             table._worst,
+            _Journal(),  # a root: the tables made from it share this journal
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -306,6 +362,37 @@ class SessionTable(Mapping[str, "Session"]):
             # The only write after construction: a cache of what the sessions already say.
             self._worst = worst
         return None if worst is None else worst[1]
+
+    def changes_since(self, earlier: SessionTable) -> list[tuple[str, Change]] | None:
+        """The users whose sessions changed from ``earlier`` to this table, each with how,
+        in the order of the changes (a user may be listed more than once).
+
+        ``None`` when that is not known: this table was not made from ``earlier`` (through
+        any number of ``put`` and ``without``), ``earlier`` is further behind than the
+        journal remembers, or a change on the way moved a user in the order (``_Step``).
+        The caller then reads the whole table.
+        """
+        journal = self._journal
+        if journal is None or journal is not earlier._journal:
+            return None
+        entries = journal._entries
+        version, stop = self._version, earlier._version
+        steps: list[str | tuple[tuple[str, Change], ...]] = []
+        while version != stop:
+            entry = entries.get(version) if version > stop else None
+            if entry is None:  # passed ``earlier`` (another branch), or forgotten
+                return None
+            version, step = entry
+            if step is None:
+                return None
+            steps.append(step)
+        changes: list[tuple[str, Change]] = []
+        for step in reversed(steps):
+            if isinstance(step, str):
+                changes.append((step, "changed"))
+            else:
+                changes.extend(step)
+        return changes
 
     def __getitem__(self, key: str) -> Session:
         return self._by_id[key]
@@ -371,36 +458,61 @@ class SessionTable(Mapping[str, "Session"]):
                     key, old, session, self._tally, self._seen, stalls, self._worst
                 )
                 by_id = self._by_id.set(key, session)
+                journal, version = self._record(session.user_id, len(by_id))
                 kept = self._order, self._by_user
-                return SessionTable(by_id, *kept, tally, seen, (stalls[0], stalls[1]), worst)
+                return SessionTable(
+                    by_id, *kept, tally, seen, (stalls[0], stalls[1]), worst, journal, version
+                )
         return self._with((session.session_id, session) for session in sessions)
+
+    def _record(self, step: _Step, size: int) -> tuple[_Journal, int]:
+        """The journal of a table made from this one with ``step``, and that table's version."""
+        journal = self._journal
+        if journal is None:  # ``EMPTY``, shared by every room: each room starts its own
+            journal = _Journal()
+        return journal, journal.record(self._version, step, max(JOURNAL_MIN_ENTRIES, 2 * size))
 
     def _with(self, pairs: Iterable[tuple[str, Session]]) -> SessionTable:
         by_user, tally, seen, worst = self._by_user, self._tally, self._seen, self._worst
         stalls = [self._member_stalls, self._host_stalls]
         added: list[str] = []
+        changes: list[tuple[str, Change]] | None = []
         with self._by_id.mutate() as by_id:
             for key, session in pairs:
                 old = by_id.get(key)
                 by_id[key] = session
+                user_id = session.user_id
                 if old is None:
                     added.append(key)
-                    keys = by_user.get(session.user_id, ())
-                    by_user = by_user.set(session.user_id, (*keys, key))
-                elif old.user_id != session.user_id:
+                    keys = by_user.get(user_id, ())
+                    by_user = by_user.set(user_id, (*keys, key))
+                    if changes is not None:
+                        changes.append((user_id, "changed" if keys else "arrived"))
+                elif old.user_id != user_id:
                     by_user = _drop_key(by_user, old.user_id, key)
-                    keys = by_user.get(session.user_id, ())
-                    by_user = by_user.set(session.user_id, (*keys, key))
+                    # Among the user's keys in arrival order, as everything else lists them
+                    # (the key keeps its place). Never on the engine's paths: a key is one
+                    # connection's, of one user.
+                    place = {k: i for i, k in enumerate((*self._order, *added))}.__getitem__
+                    keys = (*by_user.get(user_id, ()), key)
+                    by_user = by_user.set(user_id, tuple(sorted(keys, key=place)))
+                    changes = None  # the key's place is now the other user's
+                elif changes is not None:
+                    changes.append((user_id, "changed"))
                 tally, seen, worst = _reindex(key, old, session, tally, seen, stalls, worst)
             table = by_id.finish()
         order = (*self._order, *added) if added else self._order
-        return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst)
+        journal, version = self._record(None if changes is None else tuple(changes), len(table))
+        return SessionTable(
+            table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst, journal, version
+        )
 
     def without(self, *keys: str) -> SessionTable:
         """This table without the sessions under ``keys`` (absent ones are ignored)."""
         by_user, tally, seen, order = self._by_user, self._tally, self._seen, self._order
         worst = self._worst
         stalls = [self._member_stalls, self._host_stalls]
+        changes: list[tuple[str, Change]] | None = []
         with self._by_id.mutate() as by_id:
             for key in keys:
                 old = by_id.pop(key, None)
@@ -408,7 +520,16 @@ class SessionTable(Mapping[str, "Session"]):
                     continue
                 at = order.index(key)
                 order = order[:at] + order[at + 1 :]
-                by_user = _drop_key(by_user, old.user_id, key)
+                user_id = old.user_id
+                first = by_user[user_id][0] == key
+                by_user = _drop_key(by_user, user_id, key)
+                if changes is not None:
+                    if user_id not in by_user:
+                        changes.append((user_id, "gone"))
+                    elif first:
+                        changes = None  # the user is now listed where their next session is
+                    else:
+                        changes.append((user_id, "changed"))
                 tally = _retally(tally, kind(old), 0)
                 seen = seen.place(key, None)
                 stall = _stall(old)
@@ -417,7 +538,10 @@ class SessionTable(Mapping[str, "Session"]):
                 if worst is not _STALE and worst is not None and worst[0] == key:
                     worst = _STALE
             table = by_id.finish()
-        return SessionTable(table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst)
+        journal, version = self._record(None if changes is None else tuple(changes), len(table))
+        return SessionTable(
+            table, order, by_user, tally, seen, (stalls[0], stalls[1]), worst, journal, version
+        )
 
 
 def _reindex(

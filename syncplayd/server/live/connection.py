@@ -35,7 +35,7 @@ from syncplayd.clocks import monotonic
 from syncplayd.core import protocol
 from syncplayd.identity import Principal
 from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed
-from syncplayd.server.live.ws_frames import server_frame
+from syncplayd.server.live.ws_frames import frame_text, server_frame
 from syncplayd.server.metric_labels import frame_type, message_type
 from syncplayd.server.metrics import Metrics
 
@@ -85,19 +85,33 @@ Outgoing = str | PendingPong
 
 
 class Frame:
-    """A broadcast's message, encoded once for every member.
+    """A message encoded once: a broadcast's, for every member, or a large one's.
 
     ``text`` for connections that queue text (:class:`Connection`), ``wire`` (the
     WebSocket frame's bytes) for those that write to their socket themselves
-    (:class:`DirectConnection`).
+    (:class:`DirectConnection`). Made from its frame's bytes (:meth:`of_wire`), the
+    text is decoded only if a connection asks for it.
     """
 
-    __slots__ = ("kind", "text", "wire")
+    __slots__ = ("_text", "kind", "wire")
 
     def __init__(self, text: str, kind: str) -> None:
-        self.text = text
+        self._text: str | None = text
         self.kind = kind  # the message type, for the metrics
         self.wire = server_frame(text)
+
+    @classmethod
+    def of_wire(cls, wire: bytes, kind: str) -> Frame:
+        """The frame whose bytes are ``wire`` (a server text frame)."""
+        frame = cls.__new__(cls)
+        frame._text, frame.kind, frame.wire = None, kind, wire
+        return frame
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = frame_text(self.wire)
+        return self._text
 
 
 class BaseConnection:
@@ -129,15 +143,19 @@ class BaseConnection:
         self.on_done: Callable[[], None] | None = None
         self.limited_notice_at = 0.0
 
-    def send(self, message: protocol.ServerMessage | Outgoing) -> bool:
+    def send(self, message: protocol.ServerMessage | Outgoing | Frame) -> bool:
         """Send one message to this member; ``False`` if the connection is going away."""
-        if isinstance(message, PendingPong):
-            kind = "pong"
-        elif isinstance(message, str):
-            kind = frame_type(message)
+        if isinstance(message, Frame):
+            kind, sent = message.kind, self.send_frame(message)
         else:
-            kind, message = message_type(message), protocol.encode(message)
-        if not self._put(message):
+            if isinstance(message, PendingPong):
+                kind = "pong"
+            elif isinstance(message, str):
+                kind = frame_type(message)
+            else:
+                kind, message = message_type(message), protocol.encode(message)
+            sent = self._put(message)
+        if not sent:
             return False
         if self._metrics is not None:
             self._metrics.message_out(kind)
@@ -148,7 +166,7 @@ class BaseConnection:
         raise NotImplementedError
 
     def send_frame(self, frame: Frame) -> bool:
-        """Send a broadcast's frame (not counted here; see the class)."""
+        """Send an encoded frame (not counted here; see the class)."""
         raise NotImplementedError
 
     def close(self, reason: protocol.CloseReason, message: str) -> None:

@@ -36,6 +36,7 @@ from syncplayd.core.ratelimit import RateLimiter
 from syncplayd.logs import log_context
 from syncplayd.server.live.cluster import RoomElsewhere
 from syncplayd.server.live.connection import BaseConnection, Frame, PendingPong
+from syncplayd.server.live.member_list import MemberList
 from syncplayd.server.live.messages import queue_info, room_info
 from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.stored import initial_state, stored_playback, sync_config, user_uuid
@@ -123,10 +124,9 @@ class LiveRoom:
         self.stopped = trio.Event()
         self._frame_started: float | None = None
         self._pending_presence: dict[str, tuple[protocol.Presence, str | None]] = {}
-        #: user id -> (that user's sessions, their encoded member entry): a join's
-        #: snapshot folds again only the users whose sessions changed (``_members_json``).
-        self._member_cache: dict[str, tuple[list[engine.Session], str]] = {}
-        self._member_cache_rules: tuple[object, ...] = ()
+        #: Each user's member entry, encoded: a join's snapshot encodes again only the
+        #: users whose sessions changed.
+        self._member_list = MemberList()
         self._presence_due = trio.Event()
         #: user id -> the timer that ends their mute (mutes with an expiry only).
         self._mute_timers: dict[str, trio.CancelScope] = {}
@@ -354,13 +354,12 @@ class LiveRoom:
             you=engine.member(self._state, session_id),
             queue=queue_info(self.room_id, self._queue),
         )
-        # The member list goes in as the cached entries, already encoded (see
-        # ``_members_json``). Its key is the only place ``"participants":[]`` can stand
-        # unescaped: inside a JSON string the quotes would be escaped.
-        text = protocol.encode(joined).replace(
-            '"participants":[]', '"participants":' + self._members_json(), 1
-        )
-        connection.send(text)
+        # The member list goes in as the kept entries, already encoded (``MemberList``).
+        # Its key is the only place ``"participants":[]`` can stand unescaped: inside a
+        # JSON string the quotes would be escaped.
+        before, _, after = protocol.encode_bytes(joined).partition(b'"participants":[]')
+        wire = self._member_list.frame(self._state, before + b'"participants":', after)
+        connection.send(Frame.of_wire(wire, "joined"))
         # Sent (written, or queued encoded). The caller's list lasts as long as the
         # connection: up to history_limit messages per connection would stay in memory.
         recent_chat.clear()
@@ -420,38 +419,6 @@ class LiveRoom:
         self._state, effects = engine.apply(self._state, command, self._clock.now())
         for effect in effects:
             self._execute(effect)
-
-    def _members_json(self) -> str:
-        """``engine.members(state)`` as JSON, folding and encoding only the users whose
-        sessions changed.
-
-        A join's snapshot lists everyone: folded and encoded afresh each time, 2,000
-        joins would cost 2,000 x 2,000 folds and encodings. A user's entry depends on
-        their sessions (frozen values: the same objects mean the same entry) and,
-        through ``behind``, on the room's waiting rules, which clear the cache.
-        """
-        state = self._state
-        rules = (state.control, state.wait_for_slow_members)
-        if rules != self._member_cache_rules:
-            self._member_cache.clear()
-            self._member_cache_rules = rules
-        by_user: dict[str, list[engine.Session]] = {}
-        for session in state.sessions.values():
-            group = by_user.get(session.user_id)
-            if group is None:
-                by_user[session.user_id] = [session]
-            else:
-                group.append(session)
-        cache = self._member_cache
-        fresh: dict[str, tuple[list[engine.Session], str]] = {}
-        for user_id, group in by_user.items():
-            cached = cache.get(user_id)
-            if cached is None or not _same(cached[0], group):
-                member = engine.member(state, group[0].session_id)
-                cached = (group, protocol.encode_member(member))
-            fresh[user_id] = cached
-        self._member_cache = fresh
-        return "[" + ",".join(entry for _, entry in fresh.values()) + "]"
 
     def broadcast(self, message: protocol.ServerMessage, exclude: str | None = None) -> None:
         self.broadcast_frame(Frame(protocol.encode(message), message_type(message)), exclude)
@@ -733,15 +700,6 @@ class LiveRoom:
             if exc.code == "forbidden":
                 raise protocol.ProtocolError("not-allowed", exc.detail) from None
             raise
-
-
-def _same(a: list[engine.Session], b: list[engine.Session]) -> bool:
-    """Whether two lists of sessions hold the very same (frozen) objects."""
-    if len(a) != len(b):
-        return False
-    if len(a) == 1:  # nearly always: one device per member
-        return a[0] is b[0]
-    return all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _presence_frame(events: list[str]) -> Frame | None:

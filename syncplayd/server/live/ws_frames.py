@@ -82,13 +82,29 @@ class Failure(NamedTuple):
 Received = Text | Binary | Ping | Pong | Close | Failure
 
 
-def _frame(first: int, payload: bytes) -> bytes:
-    size = len(payload)
+def _header(first: int, size: int) -> bytes:
     if size < 126:
-        return bytes((first, size)) + payload
+        return bytes((first, size))
     if size < 1 << 16:
-        return struct.pack("!BBH", first, 126, size) + payload
-    return struct.pack("!BBQ", first, 127, size) + payload
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
+
+
+def _frame(first: int, payload: bytes) -> bytes:
+    return _header(first, len(payload)) + payload
+
+
+def text_frame_header(size: int) -> bytes:
+    """The header of an unfragmented server text frame whose payload is ``size`` bytes:
+    for a frame written as one join of its parts (a large one copied once, not twice)."""
+    return _header(0x80 | TEXT, size)
+
+
+def frame_text(wire: bytes) -> str:
+    """The text a server text frame built here carries (the inverse of :func:`server_frame`)."""
+    size = wire[1] & 0x7F
+    start = 2 if size < 126 else 4 if size == 126 else 10
+    return wire[start:].decode()
 
 
 def server_frame(text: str) -> bytes:
