@@ -888,3 +888,29 @@ async def test_a_joiners_snapshot_shows_each_member_as_they_are_now(
     members = {m["user_name"]: m for m in dee.of_type("joined")[0]["participants"]}
     assert members["Ben"]["buffering"] is False
     assert list(members) == ["Olga", "Ada", "Ben", "Cy", "Dee"][-len(members) :]
+
+
+async def test_a_member_stays_connected_until_their_last_socket_goes(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    live = await world.live()
+    viewer = await world.member("viewer")
+    phone = await world.connect("viewer", FakeSocket(), viewer)
+    laptop = await world.connect("viewer", FakeSocket(), viewer)
+    await world.connect("other", FakeSocket())
+
+    async def stored_connected() -> bool:
+        await trio.sleep(2)  # the persister writes presence behind
+        participant = await world.repo.get_participant(world.room.id, viewer.user_id)
+        assert participant is not None
+        return participant.is_connected
+
+    assert await stored_connected()
+    phone.close("idle-timeout", "the phone went quiet")  # as a dropped socket ends
+    await trio.testing.wait_all_tasks_blocked()
+    assert await stored_connected()  # the laptop is still there
+    assert live._sockets_of[viewer.user_id] == 1
+    laptop.close("idle-timeout", "the laptop went quiet")
+    await trio.testing.wait_all_tasks_blocked()
+    assert not await stored_connected()
+    assert viewer.user_id not in live._sockets_of  # nothing kept for a user with none
