@@ -47,6 +47,7 @@ from syncplayd.storage.records import NodeRecord as NodeRecord
 from syncplayd.storage.records import Participant as Participant
 from syncplayd.storage.records import Playback as Playback
 from syncplayd.storage.records import PlaybackState as PlaybackState
+from syncplayd.storage.records import PresenceUpdate as PresenceUpdate
 from syncplayd.storage.records import Restriction as Restriction
 from syncplayd.storage.records import RestrictionKind as RestrictionKind
 from syncplayd.storage.records import Role as Role

@@ -51,6 +51,7 @@ from syncplayd.storage.records import (
     NodeRecord,
     Participant,
     Playback,
+    PresenceUpdate,
     Restriction,
     RestrictionKind,
     Role,
@@ -399,6 +400,14 @@ def update_participant(
         return get_participant(tx, room_id, user_id) is not None
     sql = f"UPDATE participants SET {', '.join(sets)} WHERE room_id = ? AND user_id = ?"  # noqa: S608 (fixed column names)  # nosec B608
     return bool(tx.execute(sql, [*params, tx.id(room_id), tx.id(user_id)]).rowcount)
+
+
+def record_presence(tx: Tx, updates: Sequence[PresenceUpdate]) -> None:
+    tx.executemany(
+        "UPDATE participants SET is_connected = ?, last_seen_at = ? "
+        "WHERE room_id = ? AND user_id = ?",
+        [[u.is_connected, tx.ts(u.seen_at), tx.id(u.room_id), tx.id(u.user_id)] for u in updates],
+    )
 
 
 def remove_participant(tx: Tx, room_id: UUID, user_id: UUID) -> bool:

@@ -27,6 +27,7 @@ from syncplayd.storage.records import (
     NodeRecord,
     Participant,
     Playback,
+    PresenceUpdate,
     Restriction,
     RestrictionKind,
     Role,
@@ -134,6 +135,10 @@ class SqlRepository(Repository, abc.ABC):
         return await self._write(
             q.update_participant, room_id, user_id, role, is_connected, last_seen_at
         )
+
+    async def record_presence(self, updates: Sequence[PresenceUpdate]) -> None:
+        if updates:
+            await self._write(q.record_presence, updates)
 
     async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
         return await self._write(q.remove_participant, room_id, user_id)

@@ -23,6 +23,7 @@ from syncplayd.storage.records import (
     NodeRecord,
     Participant,
     Playback,
+    PresenceUpdate,
     Restriction,
     RestrictionKind,
     Role,
@@ -147,6 +148,10 @@ class Repository(Protocol):
         last_seen_at: datetime | None = None,
     ) -> bool:
         """Change a participant's role or connection state; ``False`` if not a member."""
+
+    async def record_presence(self, updates: Sequence[PresenceUpdate]) -> None:
+        """Set each listed member's ``is_connected`` and ``last_seen_at``, in one transaction
+        (a member who is not one any more is skipped)."""
 
     async def remove_participant(self, room_id: UUID, user_id: UUID) -> bool:
         """Remove a participant; ``False`` if not a member."""

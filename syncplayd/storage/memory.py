@@ -43,6 +43,7 @@ from syncplayd.storage.records import (
     NodeRecord,
     Participant,
     Playback,
+    PresenceUpdate,
     Restriction,
     RestrictionKind,
     Role,
@@ -510,6 +511,16 @@ class MemoryRepository(Repository):
     async def delete_chat_message(self, message_id: UUID) -> bool:
         await self._enter()
         return self._chat.pop(message_id, None) is not None
+
+    async def record_presence(self, updates: Sequence[PresenceUpdate]) -> None:
+        await self._enter()
+        for update in updates:
+            members = self._members.get(update.room_id, {})
+            member = members.get(update.user_id)
+            if member is not None:
+                members[update.user_id] = dataclasses.replace(
+                    member, is_connected=update.is_connected, last_seen_at=_utc(update.seen_at)
+                )
 
     async def log_events(self, events: Sequence[NewEvent]) -> None:
         await self._enter()

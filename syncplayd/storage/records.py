@@ -28,6 +28,7 @@ __all__ = [
     "Playback",
     "PlaybackControl",
     "PlaybackState",
+    "PresenceUpdate",
     "Restriction",
     "RestrictionKind",
     "Role",
@@ -243,6 +244,16 @@ class NewEvent:
     created_at: datetime
     user_id: UUID | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    """A member's connection state as the live room last saw it (written behind, in batches)."""
+
+    room_id: UUID
+    user_id: UUID
+    is_connected: bool
+    seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

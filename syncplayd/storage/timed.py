@@ -109,6 +109,7 @@ class TimedRepository:
     owner_names = _timed(Repository.owner_names)
     list_participants = _timed(Repository.list_participants)
     update_participant = _timed(Repository.update_participant)
+    record_presence = _timed(Repository.record_presence)
     remove_participant = _timed(Repository.remove_participant)
     transfer_ownership = _timed(Repository.transfer_ownership)
 

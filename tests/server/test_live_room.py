@@ -29,7 +29,7 @@ from syncplayd.server.live.persister import Persister
 from syncplayd.server.live.supervisor import RoomSupervisor
 from syncplayd.server.live.websocket import Handshake
 from syncplayd.service import RoomChanges, RoomService, ServiceError
-from syncplayd.storage import MemoryRepository, NewEvent, Playback
+from syncplayd.storage import MemoryRepository, NewEvent, Playback, PresenceUpdate
 from syncplayd.storage.errors import StorageUnavailable
 from syncplayd.storage.records import (
     ChatMessage,
@@ -87,6 +87,10 @@ class CountingRepository(MemoryRepository):
     async def update_participant(self, room_id: UUID, user_id: UUID, **kwargs: Any) -> bool:
         self.writes.append("update_participant")
         return await super().update_participant(room_id, user_id, **kwargs)
+
+    async def record_presence(self, updates: Sequence[PresenceUpdate]) -> None:
+        self.writes.append("record_presence")
+        await super().record_presence(updates)
 
 
 @dataclass

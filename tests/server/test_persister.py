@@ -12,8 +12,16 @@ import trio.testing
 
 from syncplayd.server.live import persister as persister_module
 from syncplayd.server.live.persister import Persister
-from syncplayd.storage import MemoryRepository, NewEvent, NewRoom, Playback, PlaybackState
-from syncplayd.storage.errors import StorageUnavailable
+from syncplayd.storage import (
+    MemoryRepository,
+    NewEvent,
+    NewRoom,
+    Playback,
+    PlaybackState,
+    PresenceUpdate,
+    Role,
+)
+from syncplayd.storage.errors import StorageError, StorageUnavailable
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -26,6 +34,8 @@ class FlakyRepository(MemoryRepository):
         self.down = False
         self.playback_writes = 0
         self.event_batches: list[int] = []
+        self.presence_batches: list[int] = []
+        self.poison: set[UUID] = set()
 
     async def update_playback(self, room_id: UUID, playback: Playback) -> None:
         if self.down:
@@ -38,6 +48,14 @@ class FlakyRepository(MemoryRepository):
             raise StorageUnavailable("database is down")
         self.event_batches.append(len(events))
         await super().log_events(events)
+
+    async def record_presence(self, updates: Sequence[PresenceUpdate]) -> None:
+        if self.down:
+            raise StorageUnavailable("database is down")
+        if any(update.user_id in self.poison for update in updates):
+            raise StorageError("this change can never be written")
+        self.presence_batches.append(len(updates))
+        await super().record_presence(updates)
 
 
 async def _room(repo: MemoryRepository) -> UUID:
@@ -115,3 +133,54 @@ async def test_shutdown_flushes_what_is_pending(autojump_clock: trio.testing.Moc
         nursery.cancel_scope.cancel()  # long before the flush interval
     stored = await repo.get_room(room_id)
     assert stored is not None and stored.playback.version == 3
+
+
+async def test_a_crowd_s_presence_is_written_in_a_few_batches_after_an_outage(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    repo = FlakyRepository()
+    room = await repo.create_room(
+        NewRoom(uuid4(), "party", uuid4(), "o", "movie", "1", True, None, 2_000, NOW)
+    )
+    room_id = room.id
+    users = [uuid4() for _ in range(1_200)]
+    for user in users:
+        await repo.add_participant(room_id, user, "Member", Role.MEMBER, NOW)
+    writer = Persister(repo, flush_interval=0.5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        repo.down = True
+        for user in users:  # a watch party arriving while the database is away
+            writer.presence(room_id, user, True, NOW)
+        writer.presence(room_id, users[0], False, NOW)  # and the first one gone again
+        await trio.sleep(10)
+        assert writer.pending == 1_200 and repo.presence_batches == []
+        repo.down = False
+        await trio.sleep(10)
+        assert writer.pending == 0
+        nursery.cancel_scope.cancel()
+    # One write per 500 members, not one per member.
+    assert repo.presence_batches == [500, 500, 200]
+    connected = await repo.list_participants(room_id, connected_only=True)
+    assert {m.user_id for m in connected} == set(users[1:])
+
+
+async def test_a_presence_change_that_can_never_be_written_is_dropped_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    repo = FlakyRepository()
+    room_id = await _room(repo)
+    users = [uuid4() for _ in range(5)]
+    for user in users:
+        await repo.add_participant(room_id, user, "Member", Role.MEMBER, NOW)
+    repo.poison = {users[2]}
+    writer = Persister(repo, flush_interval=0.5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        for user in users:
+            writer.presence(room_id, user, True, NOW)
+        await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    assert writer.pending == 0 and writer.dropped_presence == 1
+    connected = await repo.list_participants(room_id, connected_only=True)
+    assert {m.user_id for m in connected} == set(users) - {users[2]}

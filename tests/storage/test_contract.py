@@ -16,6 +16,7 @@ from syncplayd.storage import (
     NewEvent,
     Playback,
     PlaybackState,
+    PresenceUpdate,
     Repository,
     Role,
     RoomEnded,
@@ -444,3 +445,31 @@ async def test_update_and_remove_participant(repo: Repository) -> None:
     stored = await repo.get_room(room.id)
     assert stored is not None
     assert stored.participant_count == 1
+
+
+async def test_record_presence_sets_each_listed_member_and_skips_the_rest(
+    repo: Repository,
+) -> None:
+    room, other = await repo.create_room(new_room()), await repo.create_room(new_room())
+    ann, bob = uuid.uuid4(), uuid.uuid4()
+    for user in (ann, bob):
+        await repo.add_participant(room.id, user, "Member", Role.MEMBER, at(1))
+    await repo.add_participant(other.id, ann, "Ann", Role.MEMBER, at(1))
+    await repo.record_presence([
+        PresenceUpdate(room.id, ann, True, at(5)),
+        PresenceUpdate(room.id, bob, True, at(6)),
+        PresenceUpdate(room.id, bob, False, at(7)),  # the later one of the two counts
+        PresenceUpdate(room.id, uuid.uuid4(), True, at(8)),  # not a member: skipped
+        PresenceUpdate(uuid.uuid4(), ann, True, at(8)),  # no such room: skipped
+    ])  # fmt: skip
+    seen = {}
+    for room_id, user in ((room.id, ann), (room.id, bob), (other.id, ann)):
+        member = await repo.get_participant(room_id, user)
+        assert member is not None
+        seen[room_id, user] = (member.is_connected, member.last_seen_at)
+    assert seen == {
+        (room.id, ann): (True, at(5)),
+        (room.id, bob): (False, at(7)),
+        (other.id, ann): (False, at(1)),  # the same user elsewhere: untouched
+    }
+    await repo.record_presence([])  # nothing to write

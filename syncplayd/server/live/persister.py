@@ -10,7 +10,8 @@ The bounds, and what happens beyond them:
 
 * playback: one entry per room (the newest version), so at most one per live room;
 * presence (``is_connected``/``last_seen_at``): one entry per (room, user), at most
-  ``MAX_PENDING_PRESENCE``; beyond it the oldest entry is dropped;
+  ``MAX_PENDING_PRESENCE``; beyond it the oldest entry is dropped; written up to
+  ``MAX_BATCH_PRESENCE`` per transaction;
 * events: at most ``MAX_PENDING_EVENTS``; beyond it the oldest event is dropped.
 
 Drops are counted (``dropped_events``, ``dropped_presence``) and logged once per
@@ -31,12 +32,13 @@ import trio
 from syncplayd.clocks import monotonic
 from syncplayd.storage.base import Repository
 from syncplayd.storage.errors import RoomNotFound, StorageError, StorageUnavailable
-from syncplayd.storage.records import NewEvent, Playback
+from syncplayd.storage.records import NewEvent, Playback, PresenceUpdate
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 0.5
 MAX_BATCH_EVENTS = 500
+MAX_BATCH_PRESENCE = 500
 #: Events kept while the database is down; the oldest go first beyond this.
 MAX_PENDING_EVENTS = 20_000
 #: Presence changes kept while the database is down (one per room and user).
@@ -173,19 +175,30 @@ class Persister:
                 del self._playback[room_id]
 
     async def _flush_presence(self) -> None:
-        for key, presence in list(self._presence.items()):
-            room_id, user_id = key
+        # In batches, each one transaction: a watch party arriving changes thousands of
+        # members' presence, and one write each would queue them all before the joins'
+        # own writes (SQLite has one writer).
+        pending = list(self._presence.items())
+        for start in range(0, len(pending), MAX_BATCH_PRESENCE):
+            batch = pending[start : start + MAX_BATCH_PRESENCE]
             try:
-                await self._repo.update_participant(
-                    room_id, user_id, is_connected=presence.connected, last_seen_at=presence.seen_at
-                )
+                await self._repo.record_presence([_update(key, p) for key, p in batch])
             except StorageUnavailable:
                 raise
-            except StorageError as exc:
-                self.dropped_presence += 1
-                log.warning("presence of %s in room %s dropped: %s", user_id, room_id, exc)
-            if self._presence.get(key) is presence:
-                del self._presence[key]
+            except StorageError:
+                # Not an outage: one change is in the way; write them one by one and
+                # drop only what can never go in.
+                for key, presence in batch:
+                    try:
+                        await self._repo.record_presence([_update(key, presence)])
+                    except StorageUnavailable:
+                        raise
+                    except StorageError as exc:
+                        self.dropped_presence += 1
+                        log.warning("presence of %s in room %s dropped: %s", key[1], key[0], exc)
+            for key, presence in batch:
+                if self._presence.get(key) is presence:
+                    del self._presence[key]
 
     async def _flush_events(self) -> None:
         while self._events:
@@ -218,3 +231,8 @@ class Persister:
         # A full queue may have dropped it (from the left) while it was being written.
         if self._events and self._events[0] is event:
             self._events.popleft()
+
+
+def _update(key: tuple[UUID, UUID], presence: Presence) -> PresenceUpdate:
+    room_id, user_id = key
+    return PresenceUpdate(room_id, user_id, presence.connected, presence.seen_at)
