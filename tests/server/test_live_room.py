@@ -918,3 +918,26 @@ async def test_a_member_stays_connected_until_their_last_socket_goes(
     await trio.testing.wait_all_tasks_blocked()
     assert not await stored_connected()
     assert viewer.user_id not in live._sockets_of  # nothing kept for a user with none
+
+
+async def test_a_resumed_session_counts_once_and_its_end_disconnects_the_member(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    live = await world.live()
+    viewer = await world.member("viewer")
+    first = await world.connect("viewer", FakeSocket(), viewer)
+    participant = await world.repo.get_participant(world.room.id, viewer.user_id)
+    assert participant is not None
+    again = Connection(FakeSocket(), viewer, ServerClock().now)
+    world.nursery.start_soon(again.run_writer)
+    world.nursery.start_soon(live.attach, again, participant, world.room, [], first.session_id)
+    await trio.testing.wait_all_tasks_blocked()
+    assert first.closing is not None and first.closing[0] == "replaced"
+    assert again.session_id == first.session_id
+    assert live._sockets_of[viewer.user_id] == 1
+    again.close("idle-timeout", "gone quiet")
+    await trio.testing.wait_all_tasks_blocked()
+    assert viewer.user_id not in live._sockets_of
+    await trio.sleep(2)  # the persister writes presence behind
+    stored = await world.repo.get_participant(world.room.id, viewer.user_id)
+    assert stored is not None and not stored.is_connected

@@ -330,9 +330,8 @@ class LiveRoom:
         replaced = self._connections.get(session_id)
         if replaced is not None:
             replaced.close("replaced", "this session was resumed on another connection")
+            self._sockets_of[replaced.principal.user_id] -= 1  # its reader finds it gone
         connection.session_id = session_id
-        if replaced is not None:
-            self._sockets_of[replaced.principal.user_id] -= 1
         self._connections[session_id] = connection
         self._sockets_of[connection.principal.user_id] += 1
         self._empty_since = None
