@@ -403,10 +403,14 @@ def update_participant(
 
 
 def record_presence(tx: Tx, updates: Sequence[PresenceUpdate]) -> None:
+    # Rows locked in one order (a stable sort: of two changes to a member the later still
+    # lands last): two nodes writing a room's presence around its hand-over cannot each
+    # hold a row the other waits for.
+    ordered = sorted(updates, key=lambda u: (str(u.room_id), str(u.user_id)))
     tx.executemany(
         "UPDATE participants SET is_connected = ?, last_seen_at = ? "
         "WHERE room_id = ? AND user_id = ?",
-        [[u.is_connected, tx.ts(u.seen_at), tx.id(u.room_id), tx.id(u.user_id)] for u in updates],
+        [[u.is_connected, tx.ts(u.seen_at), tx.id(u.room_id), tx.id(u.user_id)] for u in ordered],
     )
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta, timezone
-from pathlib import Path
 
 import pytest
 import trio
 
-from syncplayd.storage import AttemptBudget, Repository, open_repository
-from tests.conftest import fresh_database
+from syncplayd.storage import AttemptBudget, Repository
 from tests.storage.factories import at
 
 WINDOW = 60.0
@@ -206,26 +203,6 @@ async def test_purge_deletes_only_windows_opened_before_the_time(repo: Repositor
 
 
 # -- races between nodes (PostgreSQL) ----------------------------------------------------------
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database("postgres", request, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def nodes(pg_url: str) -> AsyncIterator[tuple[Repository, Repository]]:
-    """Two repositories on one database, as two nodes have: two pools, 20 connections."""
-    first = await open_repository(pg_url, pool_size=10)
-    try:
-        second = await open_repository(pg_url, pool_size=10)
-        try:
-            yield first, second
-        finally:
-            await second.aclose()
-    finally:
-        await first.aclose()
 
 
 @pytest.mark.postgres
