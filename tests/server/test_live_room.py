@@ -894,6 +894,14 @@ async def test_a_joiners_snapshot_shows_each_member_as_they_are_now(
     assert list(members) == ["Olga", "Ada", "Ben", "Cy", "Dee"][-len(members) :]
 
 
+async def stored_connected(world: World, user: Principal) -> bool:
+    """``is_connected`` as stored for ``user``, once the persister has written it behind."""
+    await trio.sleep(2)
+    participant = await world.repo.get_participant(world.room.id, user.user_id)
+    assert participant is not None
+    return participant.is_connected
+
+
 async def test_a_member_stays_connected_until_their_last_socket_goes(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -902,21 +910,14 @@ async def test_a_member_stays_connected_until_their_last_socket_goes(
     phone = await world.connect("viewer", FakeSocket(), viewer)
     laptop = await world.connect("viewer", FakeSocket(), viewer)
     await world.connect("other", FakeSocket())
-
-    async def stored_connected() -> bool:
-        await trio.sleep(2)  # the persister writes presence behind
-        participant = await world.repo.get_participant(world.room.id, viewer.user_id)
-        assert participant is not None
-        return participant.is_connected
-
-    assert await stored_connected()
+    assert await stored_connected(world, viewer)
     phone.close("idle-timeout", "the phone went quiet")  # as a dropped socket ends
     await trio.testing.wait_all_tasks_blocked()
-    assert await stored_connected()  # the laptop is still there
+    assert await stored_connected(world, viewer)  # the laptop is still there
     assert live._sockets_of[viewer.user_id] == 1
     laptop.close("idle-timeout", "the laptop went quiet")
     await trio.testing.wait_all_tasks_blocked()
-    assert not await stored_connected()
+    assert not await stored_connected(world, viewer)
     assert viewer.user_id not in live._sockets_of  # nothing kept for a user with none
 
 
@@ -938,6 +939,4 @@ async def test_a_resumed_session_counts_once_and_its_end_disconnects_the_member(
     again.close("idle-timeout", "gone quiet")
     await trio.testing.wait_all_tasks_blocked()
     assert viewer.user_id not in live._sockets_of
-    await trio.sleep(2)  # the persister writes presence behind
-    stored = await world.repo.get_participant(world.room.id, viewer.user_id)
-    assert stored is not None and not stored.is_connected
+    assert not await stored_connected(world, viewer)
