@@ -39,6 +39,7 @@ from syncplayd.storage.records import (
 )
 
 T = TypeVar("T")
+U = TypeVar("U")
 Ts = TypeVarTuple("Ts")
 
 
@@ -62,6 +63,14 @@ class SqlRepository(Repository, abc.ABC):
     @abc.abstractmethod
     async def _read(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         """Run ``fn(tx, *args)`` as one read-only transaction."""
+
+    @abc.abstractmethod
+    async def _write_then_read(
+        self, write: Callable[[Tx], T], read: Callable[[Tx], U]
+    ) -> tuple[T, U]:
+        """Run ``write`` as a read-write transaction, then, once it has committed, ``read`` as
+        a read-only one: in one worker-thread call (each hop costs the event loop a thread
+        wake-up). ``read`` does not run if ``write`` raised."""
 
     async def ping(self) -> None:
         await self._read(q.ping)
@@ -108,6 +117,14 @@ class SqlRepository(Repository, abc.ABC):
         self, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
     ) -> tuple[Participant, bool]:
         return await self._write(q.add_participant, room_id, user_id, user_name, role, now)
+
+    async def admit_participant(
+        self, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
+    ) -> tuple[Participant, Standing]:
+        return await self._write_then_read(
+            lambda tx: q.add_participant(tx, room_id, user_id, user_name, role, now)[0],
+            lambda tx: q.get_standing(tx, room_id, user_id),
+        )
 
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         return await self._read(q.get_participant, room_id, user_id)

@@ -119,6 +119,21 @@ class Repository(Protocol):
             RoomFull: the room has ``max_participants`` participants already.
         """
 
+    async def admit_participant(
+        self, room_id: UUID, user_id: UUID, user_name: str, role: Role, now: datetime
+    ) -> tuple[Participant, Standing]:
+        """:meth:`add_participant`, then :meth:`get_standing` once the membership is stored:
+        a join's write and its check after it, in one call (one worker-thread hop, not two).
+
+        The read is a transaction of its own, begun after the write's commit: a ban stored
+        before it is seen, and one stored after it finds the membership stored and removes
+        it (as a ban removes the members it finds). One transaction would not do that on
+        PostgreSQL, where a ban's removal does not see a membership not yet committed.
+
+        Raises:
+            RoomNotFound, RoomEnded, RoomFull: as :meth:`add_participant`.
+        """
+
     async def get_participant(self, room_id: UUID, user_id: UUID) -> Participant | None:
         """Return the membership, or ``None``."""
 

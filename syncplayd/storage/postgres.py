@@ -64,6 +64,7 @@ from syncplayd.storage.errors import (
 )
 
 T = TypeVar("T")
+U = TypeVar("U")
 Ts = TypeVarTuple("Ts")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -271,6 +272,14 @@ class PostgresRepository(SqlRepository):
 
     async def _write(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         return await trio.to_thread.run_sync(lambda: self._run(fn, *args), limiter=self._limiter)
+
+    async def _write_then_read(
+        self, write: Callable[[Tx], T], read: Callable[[Tx], U]
+    ) -> tuple[T, U]:
+        def transactions() -> tuple[T, U]:
+            return self._run(write), self._run(read)
+
+        return await trio.to_thread.run_sync(transactions, limiter=self._limiter)
 
     async def _read(self, fn: Callable[[Tx, *Ts], T], *args: *Ts) -> T:
         # Same path: PostgreSQL's MVCC gives reads their snapshot without help.

@@ -50,6 +50,7 @@ from syncplayd.storage.errors import (
 )
 
 T = TypeVar("T")
+U = TypeVar("U")
 Ts = TypeVarTuple("Ts")
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -329,6 +330,25 @@ class SqliteRepository(SqlRepository):
 
         try:
             result = await trio.to_thread.run_sync(transaction, limiter=self._write_limiter)
+        except StorageUnavailable as exc:
+            self._write_failure = str(exc)
+            raise
+        self._write_failure = None
+        return result
+
+    async def _write_then_read(
+        self, write: Callable[[Tx], T], read: Callable[[Tx], U]
+    ) -> tuple[T, U]:
+        def transactions() -> tuple[T, U]:
+            self._check_open()
+            written = self._run(self._writer, "BEGIN IMMEDIATE", write, path=self._path)
+            # On the writer's connection, which this call holds: a reader's would be as good,
+            # since WAL shows every reader what has committed, but would need the other
+            # limiter too.
+            return written, self._run(self._writer, "BEGIN", read, path=self._path)
+
+        try:
+            result = await trio.to_thread.run_sync(transactions, limiter=self._write_limiter)
         except StorageUnavailable as exc:
             self._write_failure = str(exc)
             raise

@@ -104,6 +104,7 @@ class TimedRepository:
     set_item_duration = _timed(Repository.set_item_duration)
 
     add_participant = _timed(Repository.add_participant)
+    admit_participant = _timed(Repository.admit_participant)
     get_participant = _timed(Repository.get_participant)
     get_standing = _timed(Repository.get_standing)
     owner_names = _timed(Repository.owner_names)

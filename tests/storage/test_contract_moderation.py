@@ -19,6 +19,7 @@ from syncplayd.storage import (
     Role,
     RoomEnded,
     RoomFilters,
+    RoomFull,
     RoomNotFound,
     RoomUpdate,
     StorageError,
@@ -407,3 +408,35 @@ async def test_standing_reads_room_membership_and_restrictions_at_once(repo: Rep
 async def test_standing_in_a_room_that_does_not_exist(repo: Repository) -> None:
     standing = await repo.get_standing(uuid.uuid4(), uuid.uuid4())
     assert (standing.room, standing.participant, standing.restrictions) == (None, None, ())
+
+
+async def test_admit_stores_the_membership_then_reads_the_standing(repo: Repository) -> None:
+    """A join's write and its check after it: the standing read is the stored one, with the
+    new member counted and the restrictions stored before (the storage refuses nobody)."""
+    room = await repo.create_room(new_room())
+    user = uuid.uuid4()
+    ban = await repo.set_restriction(restriction(room.id, user, BAN))
+    member, standing = await repo.admit_participant(room.id, user, "Mallory", Role.MEMBER, at(2))
+    assert member == await repo.get_participant(room.id, user)
+    assert (member.user_name, member.role, member.joined_at) == ("Mallory", Role.MEMBER, at(2))
+    assert standing == await repo.get_standing(room.id, user)
+    assert standing.participant == member and standing.restrictions == (ban,)
+    assert standing.room is not None and standing.room.participant_count == 2
+    # A member again: unchanged but for the name, as add_participant.
+    again, standing = await repo.admit_participant(room.id, user, "Mal", Role.MODERATOR, at(3))
+    assert (again.user_name, again.role, again.joined_at) == ("Mal", Role.MEMBER, at(2))
+    assert standing.participant == again
+
+
+async def test_admit_refuses_as_add_participant_does(repo: Repository) -> None:
+    with pytest.raises(RoomNotFound):
+        await repo.admit_participant(uuid.uuid4(), uuid.uuid4(), "X", Role.MEMBER, at(1))
+    full = await repo.create_room(new_room(max_participants=1))  # the owner's seat
+    newcomer = uuid.uuid4()
+    with pytest.raises(RoomFull):
+        await repo.admit_participant(full.id, newcomer, "Third", Role.MEMBER, at(1))
+    assert await repo.get_participant(full.id, newcomer) is None
+    ended = await repo.create_room(new_room())
+    await repo.end_room(ended.id, at(1))
+    with pytest.raises(RoomEnded):
+        await repo.admit_participant(ended.id, newcomer, "Late", Role.MEMBER, at(2))
