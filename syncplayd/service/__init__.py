@@ -9,6 +9,7 @@ from syncplayd.service.moderation import Kick as Kick
 from syncplayd.service.moderation import Moderation as Moderation
 from syncplayd.service.moderation import Removal as Removal
 from syncplayd.service.queue import PlayQueue as PlayQueue
+from syncplayd.service.rooms import Admission as Admission
 from syncplayd.service.rooms import LiveRooms as LiveRooms
 from syncplayd.service.rooms import RoomChanges as RoomChanges
 from syncplayd.service.rooms import RoomQuery as RoomQuery

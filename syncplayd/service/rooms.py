@@ -48,7 +48,22 @@ from syncplayd.storage.records import (
     Room,
     RoomFilters,
     RoomUpdate,
+    Standing,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A join let in: the room, the membership (``muted`` set) and the standing last read.
+
+    ``standing`` is the read the join decided by, after the membership was stored for a
+    new member: the live room takes the joiner by it rather than reading it again, when
+    no moderation reached the room since before that read (``LiveRoom.attach``).
+    """
+
+    room: Room
+    participant: Participant
+    standing: Standing
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +494,27 @@ class RoomService:
         address: str | None = None,
         syncplay_password: str | None = None,
     ) -> tuple[Room, Participant]:
+        """Join a room: :meth:`admit`'s room and membership."""
+        admission = await self.admit(
+            principal,
+            room_id,
+            password=password,
+            invitation_code=invitation_code,
+            address=address,
+            syncplay_password=syncplay_password,
+        )
+        return admission.room, admission.participant
+
+    async def admit(
+        self,
+        principal: Principal,
+        room_id: UUID,
+        *,
+        password: str | None = None,
+        invitation_code: str | None = None,
+        address: str | None = None,
+        syncplay_password: str | None = None,
+    ) -> Admission:
         """Join a room, with its password or an invitation when it needs one.
 
         Joining again is harmless and returns the existing membership. A password
@@ -501,7 +537,7 @@ class RoomService:
         participant = standing.participant
         caller = _caller_of(principal, room, participant)
         if participant is not None:
-            return room, self.moderation.with_mute(standing, participant)
+            return Admission(room, self.moderation.with_mute(standing, participant), standing)
         invitation = None
         if invitation_code is not None:
             async with self._attempts.attempt(principal.user_id, address):
@@ -532,7 +568,8 @@ class RoomService:
                 await self._invitations.valid(principal, invitation.code, room_id)
                 raise ServiceError(410, "invitation-used-up", "the invitation has been used up")
         try:
-            participant, _ = await self._repo.add_participant(
+            # The membership, then the standing read again once it is stored (one call).
+            participant, after = await self._repo.admit_participant(
                 room_id, principal.user_id, principal.name, access.role_on_join(caller), self._now()
             )
         except (
@@ -547,7 +584,6 @@ class RoomService:
             if isinstance(exc, storage_errors.RoomEnded):
                 raise room_ended() from None
             raise not_found("room") from None
-        after = await self._repo.get_standing(room_id, principal.user_id)
         try:
             # Again, now that the membership is stored: a ban made since the first check
             # stored itself before removing members, so it is seen here, and the
@@ -557,7 +593,7 @@ class RoomService:
             await self._repo.remove_participant(room_id, principal.user_id)
             raise
         # A mute outlives a membership: someone who left muted comes back muted.
-        return _found(after.room), self.moderation.with_mute(after, participant)
+        return Admission(_found(after.room), self.moderation.with_mute(after, participant), after)
 
     async def leave(self, principal: Principal, room_id: UUID) -> None:
         """Leave a room the caller is a member of; their live sessions leave with them."""

@@ -49,7 +49,7 @@ class CountingRepository(MemoryRepository):
         super().__init__()
         self.writes: list[str] = []
         self.chat_down = False
-        self._standing_reads = 0
+        self.standing_reads = 0
         self._holds: dict[int, trio.Event] = {}
         #: Set when a held read is waiting.
         self.read_held = trio.Event()
@@ -59,7 +59,7 @@ class CountingRepository(MemoryRepository):
         it has read its answer, until the returned event is set (the answer may be stale
         by then)."""
         release = trio.Event()
-        self._holds[self._standing_reads + nth] = release
+        self._holds[self.standing_reads + nth] = release
         return release
 
     async def create_chat_message(self, message: ChatMessage) -> ChatMessage:
@@ -69,8 +69,8 @@ class CountingRepository(MemoryRepository):
 
     async def get_standing(self, room_id: UUID, user_id: UUID) -> Standing:
         found = await super().get_standing(room_id, user_id)
-        self._standing_reads += 1
-        release = self._holds.pop(self._standing_reads, None)
+        self.standing_reads += 1
+        release = self._holds.pop(self.standing_reads, None)
         if release is not None:
             self.read_held.set()
             await release.wait()
@@ -579,6 +579,18 @@ async def test_a_kick_that_lands_while_a_join_reads_the_standing_refuses_the_joi
     assert world.supervisor.sessions_by_user(world.room.id)[ben.user_id] == 0
 
 
+def _websocket_join(world: World, principal: Principal) -> FakeSocket:
+    """Start ``principal``'s join of the room over a WebSocket (the daemon's handshake)."""
+    settings = world.supervisor._deps.settings
+    state = AppState(settings, world.repo, world.service, "x" * 32, supervisor=world.supervisor)
+    socket = FakeSocket()
+    handshake = Handshake(state, socket, None, vouched=principal)
+    world.nursery.start_soon(handshake.run)
+    socket.to_server.send_nowait(json.dumps({"type": "hello", "protocol": 1}))
+    socket.to_server.send_nowait(json.dumps({"type": "join", "room_id": str(world.room.id)}))
+    return socket
+
+
 async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socket_stays(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -586,20 +598,16 @@ async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socke
     and the socket stays authenticated (it may join elsewhere), nothing crashes."""
     ben = await world.member("Ben")
     await world.live()  # live already: the ban reaches it
-    # Read 1 is the service's check at the join, read 2 the room's own.
-    release = world.repo.hold_standing_read(2)
-    settings = world.supervisor._deps.settings
-    state = AppState(settings, world.repo, world.service, "x" * 32, supervisor=world.supervisor)
-    socket = FakeSocket()
-    handshake = Handshake(state, socket, None, vouched=ben)
-    world.nursery.start_soon(handshake.run)
-    await socket.to_server.send(json.dumps({"type": "hello", "protocol": 1}))
-    await socket.to_server.send(json.dumps({"type": "join", "room_id": str(world.room.id)}))
+    # Read 1 is the service's check at the join; the ban reaching the room after it began
+    # makes the room read again.
+    release = world.repo.hold_standing_read(1)
+    socket = _websocket_join(world, ben)
     with trio.fail_after(5):
         await world.repo.read_held.wait()
     await world.service.moderation.ban(world.owner, world.room.id, ben.user_id)
     release.set()
     await trio.testing.wait_all_tasks_blocked()
+    assert world.repo.standing_reads == 2
     assert [m["type"] for m in socket.sent] == ["welcome", "error"]
     assert socket.sent[-1]["code"] == "banned"
     assert socket.close_code is None
@@ -608,6 +616,52 @@ async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socke
     await socket.to_server.send(json.dumps({"type": "ping", "id": 7, "t0": 0.0}))
     await trio.testing.wait_all_tasks_blocked()
     assert socket.sent[-1]["type"] == "pong"
+
+
+async def test_a_websocket_join_of_a_live_room_reads_the_standing_once_per_step(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The room takes the joiner by the standing the service read (nothing raced it): a
+    member's join reads it once, a newcomer's twice (before and after storing the
+    membership); only the join that starts the live room reads it again there."""
+    ada = await world.member("Ada")
+    first = _websocket_join(world, ada)
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(first.of_type("joined")) == 1
+    assert world.repo.standing_reads == 2  # the service's; the room's own, as it started
+    ben = await world.member("Ben")
+    member = _websocket_join(world, ben)
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(member.of_type("joined")) == 1
+    assert world.repo.standing_reads == 3
+    newcomer = _websocket_join(world, Principal(uuid4(), "Cy"))
+    await trio.testing.wait_all_tasks_blocked()
+    [joined] = newcomer.of_type("joined")
+    assert joined["you"]["user_name"] == "Cy"
+    assert world.repo.standing_reads == 5
+
+
+async def test_a_mute_that_lands_during_a_websocket_join_holds_from_the_first_frame(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Ben is muted while the service reads his standing (its answer: not muted). The mute
+    reaches the live room before it takes him, so the room reads again: he joins muted,
+    and everyone's list says so."""
+    ada = FakeSocket()
+    await world.connect("Ada", ada)
+    ben = await world.member("Ben")
+    release = world.repo.hold_standing_read(1)
+    socket = _websocket_join(world, ben)
+    with trio.fail_after(5):
+        await world.repo.read_held.wait()
+    await world.service.moderation.mute(world.owner, world.room.id, ben.user_id)
+    release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    [joined] = socket.of_type("joined")
+    assert joined["you"]["muted"] is True
+    await trio.sleep(1)  # the arrival goes out in the next presence window
+    [arrival] = [m for m in _presence(ada, "joined") if m["member"]["user_name"] == "Ben"]
+    assert arrival["member"]["muted"] is True
 
 
 # -- watch sessions: the queue, the end of an item, next, readiness ------------------------

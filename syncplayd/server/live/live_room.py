@@ -44,7 +44,7 @@ from syncplayd.server.metric_labels import message_type
 from syncplayd.server.metrics import Metrics
 from syncplayd.service import Removal, RoomService, ServiceError
 from syncplayd.storage.errors import StorageError
-from syncplayd.storage.records import NewEvent, Participant, Restriction, Role, Room
+from syncplayd.storage.records import NewEvent, Participant, Restriction, Role, Room, Standing
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,15 @@ class RoomDeps:
     clock: ServerClock
     on_membership: Callable[[UUID, UUID, bool], None]  # (room, user, connected)
     metrics: Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class StandingRead:
+    """A joiner's standing as read outside the room (the service's join), and the room's
+    :attr:`LiveRoom.moderation_count` taken before that read began."""
+
+    standing: Standing
+    count_before: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,13 @@ class LiveRoom:
         #: Bumped by every mute, role change and removal the service sends here, so that a
         #: join can tell whether one raced its read of the joiner's standing (``_standing``).
         self._moderation_changes = 0
+
+    @property
+    def moderation_count(self) -> int:
+        """How many moderation changes (mutes, role changes, removals) reached the room:
+        taken before a read of a joiner's standing, unchanged at ``attach`` when none can
+        have raced it."""
+        return self._moderation_changes
 
     def reconfigure(self, deps: RoomDeps) -> None:
         """Take new settings (SIGHUP): sync thresholds and the message rate."""
@@ -300,6 +316,7 @@ class LiveRoom:
         room: Room,
         recent_chat: list[protocol.ChatEntry],
         resume: str | None,
+        read: StandingRead | None = None,
     ) -> None:
         """Join a connection to the room; its reader then runs in the room (``connection.done``
         is set when it ends).
@@ -308,14 +325,16 @@ class LiveRoom:
 
         ``participant`` is the membership the service's join read; the room reads it
         again with the joiner's standing, and joins the user as it stands then (a role
-        changed meanwhile counts; a removal refuses the join).
+        changed meanwhile counts; a removal refuses the join). With ``read``, the standing
+        the service read, the room reads nothing when no moderation change reached it
+        since before that read: one database round trip less per join.
 
         Raises:
             ServiceError: ``room-ended``; ``banned``, or ``not-a-member`` when a ban, a
                 kick or a leave landed after the service let the user in (the join's
                 check and this attach are apart).
         """
-        participant, mute = await self._standing(participant.user_id)
+        participant, mute = await self._standing(participant.user_id, read)
         # No await from here to the Connect: no mute, role change or removal can slip in
         # between.
         if self._nursery is None or self.ended:
@@ -374,7 +393,9 @@ class LiveRoom:
         with log_context(room_id=str(self.room_id), user_id=user_id, session_id=session_id):
             self._nursery.start_soon(self._serve, connection)
 
-    async def _standing(self, user_id: UUID) -> tuple[Participant, Restriction | None]:
+    async def _standing(
+        self, user_id: UUID, read: StandingRead | None
+    ) -> tuple[Participant, Restriction | None]:
         """The joiner's membership as stored now, and their mute in force, if any.
 
         Read from storage, since the engine only knows the users it has sessions
@@ -383,16 +404,24 @@ class LiveRoom:
         joiner has no session yet, and would be lost; the change counter tells, and
         the read is repeated.
 
+        ``read`` stands for the first read when the counter has not moved since before
+        it: every change stored before it began is in it, and every change stored after
+        reaches the room after it began (the service tells the room once it has stored
+        one), so none reached the room, none is lost. Else the room reads anew.
+
         Raises:
             ServiceError: ``banned``; ``not-a-member`` when the membership is gone (a
                 kick, a ban or a leave since the service's join).
         """
         moderation = self._deps.service.moderation
-        for _ in range(STANDING_READS):
-            seen = self._moderation_changes
-            standing = await moderation.standing(self.room_id, user_id)
-            if self._moderation_changes == seen:
-                break
+        if read is not None and read.count_before == self._moderation_changes:
+            standing = read.standing
+        else:
+            for _ in range(STANDING_READS):
+                seen = self._moderation_changes
+                standing = await moderation.standing(self.room_id, user_id)
+                if self._moderation_changes == seen:
+                    break
         moderation.refuse_banned_by(standing)
         if standing.participant is None:
             raise ServiceError(

@@ -49,6 +49,7 @@ from syncplayd.server.live.connection import (
     WebSocketLike,
 )
 from syncplayd.server.live.direct_socket import DirectSocket, SocketClosed
+from syncplayd.server.live.live_room import StandingRead
 from syncplayd.server.live.messages import chat_entry
 from syncplayd.server.live.user_connections import Hold, TooManyConnections
 from syncplayd.server.process.front_door import Upgrade, take_upgrade
@@ -555,14 +556,19 @@ class Handshake:
         state = self._state
         supervisor = state.supervisor
         assert supervisor is not None  # noqa: S101 - checked before accept
+        # Taken before the service reads the joiner's standing: the room then need not
+        # read it again (``LiveRoom.attach``).
+        running = supervisor.running(room_id)
+        count_before = None if running is None else running.moderation_count
         try:
-            room, participant = await state.service.join(
+            admission = await state.service.admit(
                 principal,
                 room_id,
                 password=message.password,
                 invitation_code=message.invitation_code,
                 address=self._address,
             )
+            room, participant = admission.room, admission.participant
             recent = [chat_entry(m) for m in await state.service.recent_chat(room_id)]
             live = supervisor.running(room_id)
             if live is None:
@@ -570,6 +576,12 @@ class Handshake:
                 queue = await state.service.queue.get(principal, room_id)
                 live = await supervisor.live_room(room, queue)
                 del queue
+            # Another live room than the one counted (it ended and started again) has not
+            # counted what reached the first one: it reads the standing itself.
+            read = None
+            if live is running and count_before is not None:
+                read = StandingRead(admission.standing, count_before)
+            del admission, running
         except ServiceError as exc:
             await self._error(exc.code, exc.detail)
             return "refused"
@@ -597,10 +609,10 @@ class Handshake:
                 writer.start_soon(connection.run_writer)
             # Caught in here: out of the nursery it would come wrapped in an exception group.
             try:
-                await live.attach(connection, participant, room, recent, message.resume)
+                await live.attach(connection, participant, room, recent, message.resume, read)
                 # Kept in this frame for as long as the connection lasts otherwise: records
                 # read for the join, per member, for hours (docs/benchmarks.md: memory).
-                del room, participant, recent, live
+                del room, participant, recent, live, read
                 if self._on_kept is not None and isinstance(connection, DirectConnection):
                     # The room's reader task is all the connection needs from here: this
                     # task ends (one task per member, not two). No checkpoint lies between
