@@ -473,6 +473,8 @@ class JoinRun:
     rss_before_kib: int
     rss_after_kib: int
     wrong: list[dict[str, Any]] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # server, over the join phase
+    client_cpu_seconds: float = 0.0  # the load-client workers together, over the join phase
 
     @property
     def kib_per_member(self) -> float:
@@ -487,6 +489,8 @@ async def joins(server: Server, count: int, repeat: int, args: argparse.Namespac
     try:
         await trio.sleep(1.0)  # the room's creation settles before the baseline
         rss_before = vm_rss_kib(server.pid)
+        cpu_before = CpuSample.take(server.pid)
+        clients_before = [CpuSample.take(w.process.pid) for w in workers]
         with phase(args.phase_timeout + 60, f"joining {count} members"):
             answers = await gather(
                 [
@@ -501,6 +505,11 @@ async def joins(server: Server, count: int, repeat: int, args: argparse.Namespac
                     for worker, part in zip(workers, shares(members, len(workers)), strict=True)
                 ]
             )
+        cpu = cpu_before.until(CpuSample.take(server.pid))
+        client_cpu = sum(
+            before.until(CpuSample.take(w.process.pid))
+            for before, w in zip(clients_before, workers, strict=True)
+        )
         if any(answer["failed"] for answer in answers):
             errors = [error for answer in answers for error in answer["errors"]]
             raise RuntimeError(f"{server.kind}: members failed to join: {errors}")
@@ -527,6 +536,8 @@ async def joins(server: Server, count: int, repeat: int, args: argparse.Namespac
         rss_before_kib=rss_before,
         rss_after_kib=rss_after,
         wrong=[wrong for check in checks for wrong in check["wrong"]][:5],
+        cpu_seconds=cpu,
+        client_cpu_seconds=client_cpu,
     )
 
 
@@ -812,7 +823,10 @@ def main() -> None:
                     f"# repeat {repeat + 1}, join {count:>5}, {kind:>9}: {took}, "
                     f"{result.correct}/{count} views right, "
                     f"{result.kib_per_member:.1f} KiB per member (RSS "
-                    f"{result.rss_before_kib / 1024:.1f} -> {result.rss_after_kib / 1024:.1f} MiB)",
+                    f"{result.rss_before_kib / 1024:.1f} -> "
+                    f"{result.rss_after_kib / 1024:.1f} MiB); "
+                    f"CPU: server {result.cpu_seconds:.2f} s, "
+                    f"clients {result.client_cpu_seconds:.2f} s",
                     file=sys.stderr,
                     flush=True,
                 )
