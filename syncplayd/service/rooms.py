@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 from uuid import UUID, uuid4
 
 import trio
@@ -50,6 +50,15 @@ from syncplayd.storage.records import (
     RoomUpdate,
     Standing,
 )
+
+
+class JoinOptions(TypedDict, total=False):
+    """What a join may bring besides who and where (:meth:`RoomService.admit`)."""
+
+    password: str | None
+    invitation_code: str | None
+    address: str | None
+    syncplay_password: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,24 +494,10 @@ class RoomService:
 
     # -- membership --------------------------------------------------------------
     async def join(
-        self,
-        principal: Principal,
-        room_id: UUID,
-        *,
-        password: str | None = None,
-        invitation_code: str | None = None,
-        address: str | None = None,
-        syncplay_password: str | None = None,
+        self, principal: Principal, room_id: UUID, **given: Unpack[JoinOptions]
     ) -> tuple[Room, Participant]:
         """Join a room: :meth:`admit`'s room and membership."""
-        admission = await self.admit(
-            principal,
-            room_id,
-            password=password,
-            invitation_code=invitation_code,
-            address=address,
-            syncplay_password=syncplay_password,
-        )
+        admission = await self.admit(principal, room_id, **given)
         return admission.room, admission.participant
 
     async def admit(

@@ -328,13 +328,7 @@ class SqliteRepository(SqlRepository):
             self._check_open()
             return self._run(self._writer, "BEGIN IMMEDIATE", fn, *args, path=self._path)
 
-        try:
-            result = await trio.to_thread.run_sync(transaction, limiter=self._write_limiter)
-        except StorageUnavailable as exc:
-            self._write_failure = str(exc)
-            raise
-        self._write_failure = None
-        return result
+        return await self._on_writer(transaction)
 
     async def _write_then_read(
         self, write: Callable[[Tx], T], read: Callable[[Tx], U]
@@ -347,8 +341,13 @@ class SqliteRepository(SqlRepository):
             # limiter too.
             return written, self._run(self._writer, "BEGIN", read, path=self._path)
 
+        return await self._on_writer(transactions)
+
+    async def _on_writer(self, job: Callable[[], T]) -> T:
+        """Run ``job`` in a worker thread holding the writer's connection; a write that fails
+        for want of a usable database is remembered for :meth:`ping`."""
         try:
-            result = await trio.to_thread.run_sync(transactions, limiter=self._write_limiter)
+            result = await trio.to_thread.run_sync(job, limiter=self._write_limiter)
         except StorageUnavailable as exc:
             self._write_failure = str(exc)
             raise

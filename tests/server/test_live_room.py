@@ -8,7 +8,7 @@ the others, and ending a room tells every connection why before it stops.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -591,6 +591,24 @@ def _websocket_join(world: World, principal: Principal) -> FakeSocket:
     return socket
 
 
+async def _websocket_join_racing(
+    world: World,
+    principal: Principal,
+    moderate: Callable[[Principal, UUID, UUID], Awaitable[object]],
+) -> FakeSocket:
+    """``principal``'s WebSocket join, with the owner's ``moderate`` of them stored while the
+    service's read of their standing (the join's first) is on its way; returns once the
+    join has settled."""
+    release = world.repo.hold_standing_read(1)
+    socket = _websocket_join(world, principal)
+    with trio.fail_after(5):
+        await world.repo.read_held.wait()
+    await moderate(world.owner, world.room.id, principal.user_id)
+    release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    return socket
+
+
 async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socket_stays(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -598,15 +616,8 @@ async def test_a_ban_that_lands_during_a_websocket_join_is_refused_and_the_socke
     and the socket stays authenticated (it may join elsewhere), nothing crashes."""
     ben = await world.member("Ben")
     await world.live()  # live already: the ban reaches it
-    # Read 1 is the service's check at the join; the ban reaching the room after it began
-    # makes the room read again.
-    release = world.repo.hold_standing_read(1)
-    socket = _websocket_join(world, ben)
-    with trio.fail_after(5):
-        await world.repo.read_held.wait()
-    await world.service.moderation.ban(world.owner, world.room.id, ben.user_id)
-    release.set()
-    await trio.testing.wait_all_tasks_blocked()
+    # The ban reaching the room after the service's read began makes the room read again.
+    socket = await _websocket_join_racing(world, ben, world.service.moderation.ban)
     assert world.repo.standing_reads == 2
     assert [m["type"] for m in socket.sent] == ["welcome", "error"]
     assert socket.sent[-1]["code"] == "banned"
@@ -650,13 +661,7 @@ async def test_a_mute_that_lands_during_a_websocket_join_holds_from_the_first_fr
     ada = FakeSocket()
     await world.connect("Ada", ada)
     ben = await world.member("Ben")
-    release = world.repo.hold_standing_read(1)
-    socket = _websocket_join(world, ben)
-    with trio.fail_after(5):
-        await world.repo.read_held.wait()
-    await world.service.moderation.mute(world.owner, world.room.id, ben.user_id)
-    release.set()
-    await trio.testing.wait_all_tasks_blocked()
+    socket = await _websocket_join_racing(world, ben, world.service.moderation.mute)
     [joined] = socket.of_type("joined")
     assert joined["you"]["muted"] is True
     await trio.sleep(1)  # the arrival goes out in the next presence window
