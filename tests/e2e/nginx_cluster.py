@@ -27,7 +27,7 @@ from tests.e2e.nginx import run_nginx
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "nginx-cluster.conf"
 HTTP_MARK = "# --- http block ---"
 SERVER_MARK = "# --- server block of the media server's site ---"
-#: The headers that ``name_upstream`` adds to every answer: the node chosen, and the list.
+#: The header that ``name_upstream`` adds to every answer.
 UPSTREAM_HEADER = "X-Upstream"
 UPSTREAMS_HEADER = "X-Upstreams"
 # "    server 127.0.0.1:8751 max_fails=0;" inside the upstream block.
