@@ -27,9 +27,6 @@ from tests.e2e.nginx import run_nginx
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "nginx-cluster.conf"
 HTTP_MARK = "# --- http block ---"
 SERVER_MARK = "# --- server block of the media server's site ---"
-#: The header that ``name_upstream`` adds to every answer.
-UPSTREAM_HEADER = "X-Upstream"
-UPSTREAMS_HEADER = "X-Upstreams"
 # "    server 127.0.0.1:8751 max_fails=0;" inside the upstream block.
 _SERVER_LINE = re.compile(r"^(?P<indent>[ ]+)server (?P<address>\S+)(?P<params>(?: \S+)*);\n", re.M)
 
@@ -38,16 +35,12 @@ def example() -> str:
     return EXAMPLE.read_text(encoding="utf-8")
 
 
-def cluster_http_block(port: int, upstreams: Sequence[str], *, name_upstream: bool = False) -> str:
+def cluster_http_block(port: int, upstreams: Sequence[str]) -> str:
     """The example's http part and its locations in a server on ``port``, for nginx.conf.
 
     Args:
         port: Where nginx listens (127.0.0.1).
         upstreams: The nodes, ``HOST:PORT`` each, in place of the example's.
-        name_upstream: Every answer says which node nginx sent the request to (header
-            ``X-Upstream``, ``HOST:PORT``): what the proxy prefers for a room, for tests;
-            and the list it chose from (``X-Upstreams``, comma-separated), which tells
-            when a reload has taken effect.
     """
     text = example()
     assert text.count(HTTP_MARK) == 1 and text.count(SERVER_MARK) == 1, "the example moved"
@@ -62,10 +55,6 @@ def cluster_http_block(port: int, upstreams: Sequence[str], *, name_upstream: bo
     http_part = http_part[: lines[0].start()] + nodes + http_part[lines[-1].end() :]
     assert "location" in server_part and "location" not in http_part
     server = f"    server {{\n        listen 127.0.0.1:{port};\n"
-    if name_upstream:
-        # At the server level: the example's locations add no header, so they inherit it.
-        server += f"        add_header {UPSTREAM_HEADER} $upstream_addr always;\n"
-        server += f'        add_header {UPSTREAMS_HEADER} "{",".join(upstreams)}" always;\n'
     server += "".join(f"        {line}\n" if line else "\n" for line in server_part.splitlines())
     server += "    }\n"
     return "".join(f"    {line}\n" if line else "\n" for line in http_part.splitlines()) + server
@@ -73,16 +62,12 @@ def cluster_http_block(port: int, upstreams: Sequence[str], *, name_upstream: bo
 
 @contextmanager
 def run_nginx_cluster(
-    folder: Path, upstreams: Sequence[str], *, master: bool = False, name_upstream: bool = False
+    folder: Path, upstreams: Sequence[str], *, master: bool = False
 ) -> Iterator[str]:
     """nginx with the example's configuration in front of ``upstreams``; yields its base URL.
 
-    ``master``: reloadable (see ``run_nginx``); ``name_upstream``: see ``cluster_http_block``."""
-
-    def block(port: int) -> str:
-        return cluster_http_block(port, upstreams, name_upstream=name_upstream)
-
-    with run_nginx(folder, block, master=master) as base:
+    ``master``: reloadable (see ``run_nginx``)."""
+    with run_nginx(folder, lambda port: cluster_http_block(port, upstreams), master=master) as base:
         yield base
 
 
